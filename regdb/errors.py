@@ -1,0 +1,41 @@
+"""Domain errors. The domain knows nothing of HTTP; api/middlewares.py maps these to status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegdbError(Exception):
+    """Base class of every error regdb raises on purpose."""
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(RegdbError):
+    """The client sent something malformed or invalid (maps to 400)."""
+
+
+class InvalidQuery(InvalidInput):
+    """A filter, sort, projection or cursor is not acceptable (maps to 400)."""
+
+
+class NotFound(RegdbError):
+    """No entry with that id (maps to 404)."""
+
+
+class Conflict(RegdbError):
+    """The entry already exists (maps to 409)."""
+
+
+class PreconditionFailed(RegdbError):
+    """If-Match did not match the current ETag (maps to 412)."""
+
+
+class StorageUnavailable(RegdbError):
+    """Redis cannot be reached in time (maps to 503)."""
+
+    def __init__(self, message: str = "storage unavailable") -> None:
+        super().__init__(message)
