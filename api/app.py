@@ -1,0 +1,42 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aredis
+from aiohttp import web
+
+from api.keys import HEALTH_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
+from api.middlewares import error_middleware
+from api.routes import setup_routes
+from regdb.connections import async_redis
+from regdb.keys import Keys
+from regdb.monitor.service import HealthService
+from regdb.search import Searcher
+from regdb.settings import Settings
+from regdb.store import EntryStore
+
+
+def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.Application:
+    """Build the API. With `redis` given (tests), the caller owns that connection."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS_KEY] = settings
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        client = redis if redis is not None else async_redis(settings)
+        keys = Keys(settings.prefix)
+        app[REDIS_KEY] = client
+        app[STORE_KEY] = store = EntryStore(client, keys)
+        app[SEARCHER_KEY] = Searcher(store)
+        app[HEALTH_KEY] = HealthService(client, keys, settings)
+        yield
+        await app[HEALTH_KEY].close()
+        if redis is None:
+            await client.aclose()
+
+    app.cleanup_ctx.append(resources)
+    setup_routes(app)
+    return app

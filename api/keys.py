@@ -1,0 +1,17 @@
+"""Typed application keys: how handlers reach the resources that create_app sets up."""
+
+from __future__ import annotations
+
+import redis.asyncio as aredis
+from aiohttp import web
+
+from regdb.monitor.service import HealthService
+from regdb.search import Searcher
+from regdb.settings import Settings
+from regdb.store import EntryStore
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+REDIS_KEY = web.AppKey("redis", aredis.Redis)
+STORE_KEY = web.AppKey("store", EntryStore)
+SEARCHER_KEY = web.AppKey("searcher", Searcher)
+HEALTH_KEY = web.AppKey("health", HealthService)

@@ -1,0 +1,68 @@
+"""One middleware shapes every error: domain errors, aiohttp's own, and the unexpected."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.responses import error
+from regdb.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    RegdbError,
+    StorageUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[RegdbError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    StorageUnavailable: 503,
+}
+
+_HTTP_MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+
+
+def status_of(exc: RegdbError) -> int:
+    """HTTP status of a domain error (its nearest mapped base class)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the JSON envelope with the right status; never a traceback."""
+    try:
+        return await handler(request)
+    except RegdbError as exc:
+        status = status_of(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error(exc.message, status=status, details=exc.details, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _HTTP_MESSAGES.get(exc.status) or (exc.reason or "error").lower()
+        if exc.status == 405:
+            message = f"method {request.method} not allowed on {request.path}"
+        elif exc.status == 404:
+            message = f"no such endpoint: {request.method} {request.path}"
+        elif exc.status == 413:
+            message = f"request body too large (limit {request.app._client_max_size} bytes)"
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return error(message, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error("internal server error", status=500)

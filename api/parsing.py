@@ -1,0 +1,75 @@
+"""Reading request bodies and query strings into plain values, with client-friendly errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from regdb import defaults, jsonutil
+from regdb.errors import InvalidInput, InvalidQuery
+from regdb.search import QueryOptions
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    """The body as JSON. 415 for another content type, 400 for malformed JSON, 413 if huge."""
+    ctype = request.content_type
+    if request.body_exists and ctype not in ("application/json", "") and not ctype.endswith(
+        "+json"
+    ):
+        raise web.HTTPUnsupportedMediaType(
+            text=f"expected application/json, got {ctype}"
+        )
+    raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise InvalidInput("the request body is empty; send a JSON object")
+    if ctype == "" and request.body_exists:
+        raise web.HTTPUnsupportedMediaType(text="missing Content-Type: application/json")
+    try:
+        return jsonutil.loads(raw)
+    except jsonutil.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def query_options(request: web.Request) -> QueryOptions:
+    """Paging, sort and projection from the query string of POST /container_registries."""
+    q = request.query
+    unknown = sorted(set(q) - {"limit", "cursor", "sort", "fields", "plan"})
+    if unknown:
+        raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}")
+    limit = defaults.PAGE_LIMIT
+    if "limit" in q:
+        try:
+            limit = int(q["limit"])
+        except ValueError:
+            raise InvalidQuery("limit must be an integer") from None
+        if not 1 <= limit <= defaults.PAGE_LIMIT_MAX:
+            raise InvalidQuery(f"limit must be between 1 and {defaults.PAGE_LIMIT_MAX}")
+    fields = None
+    if q.get("fields"):
+        fields = [f.strip() for f in q["fields"].split(",") if f.strip()]
+        if len(fields) > 64 or any(len(f) > 256 or f.startswith("$") for f in fields):
+            raise InvalidQuery("fields must be up to 64 comma-separated paths")
+    plan = q.get("plan", "auto")
+    if plan not in ("auto", "scan"):
+        raise InvalidQuery("plan must be 'auto' or 'scan'")
+    return QueryOptions(
+        limit=limit,
+        cursor=q.get("cursor") or None,
+        sort=q.get("sort") or None,
+        fields=fields,
+        scan=plan == "scan",
+    )
+
+
+def if_match(request: web.Request) -> str | None:
+    """The revision named by If-Match (quotes and W/ stripped); None when absent or `*`."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')

@@ -1,0 +1,76 @@
+"""Request handlers: parse, call the domain, shape the answer. Nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.keys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
+from api.parsing import if_match, query_options, read_json
+from api.responses import ok
+from regdb.codec import etag
+from regdb.secrets import redact_entry
+
+
+async def create_registry(request: web.Request) -> web.Response:
+    """POST /container_registry"""
+    body = await read_json(request)
+    entry, rev = await request.app[STORE_KEY].create(body)
+    entry_id = entry["container_registry_id"]
+    await request.app[HEALTH_KEY].entry_changed(entry_id, url_or_auth_changed=True)
+    return ok(
+        {"message": "Container registry created", "id": entry_id},
+        status=201,
+        headers={"Location": f"/container_registry/{entry_id}", "ETag": etag(rev)},
+    )
+
+
+async def get_registry(request: web.Request) -> web.StreamResponse:
+    """GET /container_registry/{id}"""
+    entry, rev = await request.app[STORE_KEY].get(request.match_info["id"])
+    tag = etag(rev)
+    if request.headers.get("If-None-Match") == tag:
+        return web.Response(status=304, headers={"ETag": tag})
+    return ok(redact_entry(entry), headers={"ETag": tag})
+
+
+async def update_registry(request: web.Request) -> web.Response:
+    """PUT /container_registry/{id}"""
+    body = await read_json(request, allow_empty=True)
+    entry_id = request.match_info["id"]
+    store = request.app[STORE_KEY]
+    before, entry, rev, changed = await store.update(entry_id, body, if_match=if_match(request))
+    if changed:
+        probe_now = any(
+            before.get(f) != entry.get(f)
+            for f in ("container_registry_public_url", "container_registry_config")
+        )
+        await request.app[HEALTH_KEY].entry_changed(entry_id, url_or_auth_changed=probe_now)
+    return ok(
+        {"message": "Container registry updated", "container_registry": redact_entry(entry)},
+        headers={"ETag": etag(rev)},
+    )
+
+
+async def delete_registry(request: web.Request) -> web.Response:
+    """DELETE /container_registry/{id}"""
+    await request.app[STORE_KEY].delete(request.match_info["id"], if_match=if_match(request))
+    return ok({"message": "Container registry deleted"})
+
+
+async def query_registries(request: web.Request) -> web.Response:
+    """POST /container_registries"""
+    opts = query_options(request)
+    filt = await read_json(request, allow_empty=True)
+    page = await request.app[SEARCHER_KEY].search(filt, opts)
+    return ok(page.items, count=len(page.items), next_cursor=page.next_cursor)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is alive (no storage check)."""
+    return ok({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: Redis answers (503 otherwise)."""
+    await request.app[STORE_KEY].ping()
+    return ok({"status": "ready"})

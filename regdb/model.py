@@ -1,0 +1,265 @@
+"""The entry model: validation of what clients send, normalisation of what is stored.
+
+Validation is pydantic v2 with strict types (``"5"`` is not an integer, ``true`` is not a number).
+Errors come out as :class:`regdb.errors.InvalidInput` with one message per field.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import yarl
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from regdb import defaults, jsonutil
+from regdb.errors import InvalidInput
+
+ID_FIELD = "container_registry_id"
+READ_ONLY_FIELDS = ("created_at", "updated_at")
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+_ID_RE = re.compile(ID_PATTERN)
+_PREFIX_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$"
+)
+
+Tag = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+FREE_FORM_FIELDS = (
+    "container_registry_metadata",
+    "container_registry_config",
+    "container_registry_storage_info",
+)
+
+
+def new_id() -> str:
+    """A fresh entry id (UUID4)."""
+    return str(uuid.uuid4())
+
+
+def is_valid_id(value: str) -> bool:
+    """True when `value` is usable as an entry id (ids of dots only would read as paths)."""
+    return _ID_RE.match(value) is not None and value.strip(".") != ""
+
+
+def _check_id(value: str) -> str:
+    if value.strip(".") == "":
+        raise ValueError("must not consist of dots only")
+    return value
+
+
+EntryId = Annotated[StrictStr, StringConstraints(pattern=ID_PATTERN), AfterValidator(_check_id)]
+
+
+def now_rfc3339() -> str:
+    """Current UTC time as RFC 3339 with microseconds and a Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_json(value: Any, where: str, depth: int = 1) -> None:
+    """Free-form objects: bounded depth, no key Mongo paths could misread."""
+    if depth > defaults.MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {defaults.MAX_JSON_DEPTH} levels at {where}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not k or "." in k or k.startswith("$"):
+                raise ValueError(
+                    f"key {k!r} at {where} is not allowed (keys must be non-empty, "
+                    "contain no '.' and not start with '$')"
+                )
+            _check_json(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, float) and value != value:  # NaN cannot round-trip through JSON
+        raise ValueError(f"NaN is not allowed at {where}")
+
+
+class StorageInfo(BaseModel):
+    """Storage facts about a registry; the documented keys are typed, others are free."""
+
+    model_config = ConfigDict(extra="allow")
+
+    storage_type: Literal["s3", "object-store", "fs", "unknown"] | None = None
+    storage_size: Annotated[StrictInt, Field(ge=-1)] | None = Field(
+        default=None, description="In MB, -1 for unlimited"
+    )
+    memory_size: Annotated[StrictInt, Field(ge=-1)] | None = Field(
+        default=None, description="In MB, -1 if unknown or unlimited"
+    )
+    registry_type: Literal["aios", "external"] | None = Field(
+        default=None, description="`aios` for an internal registry, `external` for a third party"
+    )
+
+
+class EntryIn(BaseModel):
+    """A container registry entry as clients write it."""
+
+    model_config = ConfigDict(extra="forbid", title="ContainerRegistryInput")
+
+    container_registry_id: EntryId = Field(
+        default_factory=new_id,
+        description="Unique id, 1-128 of [A-Za-z0-9._-]; a UUID4 is generated when absent. "
+        "Immutable.",
+    )
+    container_registry_name: Annotated[
+        StrictStr, StringConstraints(min_length=1, max_length=253)
+    ] = Field(description="Human-readable name")
+    container_registry_public_url: StrictStr = Field(
+        description="Absolute http(s) URL of the registry; a path prefix is allowed "
+        "(its /v2/ endpoint is probed under it)",
+        examples=["http://10.13.21.22:32633"],
+    )
+    container_registry_image_prefix: StrictStr | None = Field(
+        default=None,
+        description="host[:port][/path] used to prefix images; defaults to the URL's host[:port]",
+    )
+    container_registry_tags: Annotated[list[Tag], Field(max_length=64)] = Field(
+        default_factory=list, description="Unique non-empty tags for search"
+    )
+    container_registry_metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form metadata (environment, owner, region...)"
+    )
+    container_registry_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Registry configuration. Credentials under `auth` (username/password or "
+        "token) and keys named like password/secret/token/access_key are write-only: stored "
+        "for the prober, shown as \"***\".",
+    )
+    container_registry_storage_info: StorageInfo = Field(default_factory=StorageInfo)
+
+    @field_validator("container_registry_public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            url = yarl.URL(v)
+        except (ValueError, TypeError):
+            raise ValueError("not a valid URL") from None
+        if url.scheme not in ("http", "https"):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if not url.host:
+            raise ValueError("must have a host")
+        if url.user is not None or url.password is not None:
+            raise ValueError(
+                "must not contain credentials; put them in container_registry_config.auth"
+            )
+        if url.query_string or url.fragment:
+            raise ValueError("must not have a query string or fragment")
+        try:
+            _ = url.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if len(v) > 2048:
+            raise ValueError("is longer than 2048 characters")
+        return v
+
+    @field_validator("container_registry_image_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and not _PREFIX_RE.match(v):
+            raise ValueError("must look like host[:port][/path], with no scheme")
+        return v
+
+    @field_validator("container_registry_tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for tag in v:
+            if tag in seen:
+                raise ValueError(f"duplicate tag {tag!r}")
+            seen.add(tag)
+        return v
+
+    @field_validator("container_registry_metadata", "container_registry_config")
+    @classmethod
+    def _free_form(cls, v: dict[str, Any], info: Any) -> dict[str, Any]:
+        _check_json(v, info.field_name)
+        return v
+
+    @model_validator(mode="after")
+    def _defaults_and_size(self) -> EntryIn:
+        if self.container_registry_image_prefix is None:
+            url = yarl.URL(self.container_registry_public_url)
+            host = f"[{url.host}]" if url.host and ":" in url.host else url.host
+            port = f":{url.explicit_port}" if url.explicit_port is not None else ""
+            self.container_registry_image_prefix = f"{host}{port}"
+        extra = self.container_registry_storage_info.model_extra or {}
+        _check_json(extra, "container_registry_storage_info")
+        size = sum(
+            len(jsonutil.dumps(x))
+            for x in (
+                self.container_registry_metadata,
+                self.container_registry_config,
+                self.container_registry_storage_info.model_dump(exclude_none=True),
+            )
+        )
+        if size > defaults.MAX_DOC_BYTES:
+            raise ValueError(
+                f"metadata, config and storage info together take {size} bytes, "
+                f"more than the {defaults.MAX_DOC_BYTES} allowed"
+            )
+        return self
+
+
+class Entry(EntryIn):
+    """An entry as stored and returned: the input plus server-managed timestamps."""
+
+    model_config = ConfigDict(extra="forbid", title="ContainerRegistry")
+
+    created_at: str = Field(description="RFC 3339 UTC, set by the server")
+    updated_at: str = Field(description="RFC 3339 UTC, set by the server")
+
+
+def _format_errors(err: ValidationError) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in e["loc"] if p != "__root__") or "entry"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        details.append({"field": loc, "message": msg})
+    text = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return f"invalid entry: {text}", details
+
+
+def validate_entry(data: Any, *, created_at: str, updated_at: str) -> dict[str, Any]:
+    """Validate client input and return the normalised entry dict that regdb stores.
+
+    Raises InvalidInput naming every bad field. `created_at`/`updated_at` in the input are
+    refused: they are the server's to set.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput("the entry must be a JSON object")
+    ro = [f for f in READ_ONLY_FIELDS if f in data]
+    if ro:
+        raise InvalidInput(
+            f"read-only field(s) set by the server: {', '.join(ro)}",
+            details=[{"field": f, "message": "read-only"} for f in ro],
+        )
+    try:
+        model = EntryIn.model_validate(data)
+    except ValidationError as err:
+        message, details = _format_errors(err)
+        raise InvalidInput(message, details=details) from None
+    out = model.model_dump(mode="json")
+    out["container_registry_storage_info"] = model.container_registry_storage_info.model_dump(
+        mode="json", exclude_none=True
+    )
+    out["created_at"] = created_at
+    out["updated_at"] = updated_at
+    return out

@@ -1,0 +1,115 @@
+"""The API's side of health monitoring: read the cache, ask for probes. No network I/O here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aredis
+
+from regdb import jsonutil
+from regdb.errors import NotFound
+from regdb.keys import Keys
+from regdb.settings import Settings
+from regdb.store import storage_errors
+
+UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+
+def unknown_health(entry_id: str, url: str | None) -> dict[str, Any]:
+    """What a registry that was never probed reports."""
+    return {
+        "status": "unknown",
+        "reachable": None,
+        "status_code": None,
+        "reason": "not probed yet",
+        "url": url,
+        "checked_at": None,
+        "container_registry_id": entry_id,
+    }
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+
+def mark_staleness(result: dict[str, Any], interval_s: float, now: float) -> dict[str, Any]:
+    """Add `stale: true/false`: older than twice the registry's probe interval is stale."""
+    checked = _parse_time(result.get("checked_at"))
+    out = dict(result)
+    out["stale"] = checked is None or now - checked > 2 * interval_s
+    return out
+
+
+def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]:
+    """Share of probes that found the registry usable (healthy or degraded) per window."""
+    out: dict[str, float | None] = {}
+    for name, span in UPTIME_WINDOWS.items():
+        inside = [h for h in history if (t := _parse_time(h.get("checked_at"))) is not None
+                  and now - t <= span and h.get("status") != "maintenance"]
+        good = sum(1 for h in inside if h.get("status") in ("healthy", "degraded"))
+        out[name] = round(good / len(inside), 4) if inside else None
+    return out
+
+
+class HealthService:
+    """Cached health for the API, and the hand-off of probe requests to the scheduler."""
+
+    def __init__(self, redis: aredis.Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+
+    async def close(self) -> None:
+        """Release resources (nothing held yet besides the shared Redis client)."""
+        await asyncio.sleep(0)
+
+    async def entry_changed(self, entry_id: str, *, url_or_auth_changed: bool) -> None:
+        """A created or changed entry: make it due now so the scheduler probes it at once."""
+        if not url_or_auth_changed:
+            return
+        async with storage_errors():
+            await self.redis.zadd(self.keys.due, {entry_id: 0})
+
+    async def _entry_basics(self, entry_id: str) -> tuple[str | None, float]:
+        async with storage_errors():
+            url_raw, cfg_raw = await self.redis.hmget(  # type: ignore[misc]
+                self.keys.entry(entry_id),
+                ["container_registry_public_url", "container_registry_config"],
+            )
+        if url_raw is None:
+            raise NotFound(f"No document found with id {entry_id!r}")
+        cfg = jsonutil.loads(cfg_raw) if cfg_raw else {}
+        interval = cfg.get("health_interval_s") if isinstance(cfg, dict) else None
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+            interval = self.settings.health_interval_s
+        return jsonutil.loads(url_raw), float(interval)
+
+    async def current(self, entry_id: str) -> dict[str, Any]:
+        """The latest cached result (or `unknown`), with `stale` set."""
+        url, interval = await self._entry_basics(entry_id)
+        async with storage_errors():
+            raw = await self.redis.get(self.keys.health(entry_id))
+        result = jsonutil.loads(raw) if raw else unknown_health(entry_id, url)
+        return mark_staleness(result, interval, time.time())
+
+    async def history(self, entry_id: str, limit: int) -> dict[str, Any]:
+        """The last `limit` results, newest first, and uptime ratios over 1 h / 24 h / 7 d."""
+        await self._entry_basics(entry_id)
+        async with storage_errors():
+            raws = await self.redis.lrange(  # type: ignore[misc]
+                self.keys.health_history(entry_id), 0, self.settings.history_keep - 1
+            )
+        items = [jsonutil.loads(r) for r in raws]
+        return {"uptime": uptime(items, time.time()), "results": items[:limit],
+                "total": len(items)}

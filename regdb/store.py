@@ -1,0 +1,183 @@
+"""The entry store: create, read, update and delete entries and their index sets in Redis.
+
+Every write is one Lua call that checks the revision it was computed from (see scripts.py);
+a writer that lost a race recomputes from the fresh entry. Writers in one process are also
+serialised per id, so contention between processes is the only thing that causes retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from regdb.codec import decode_entry, encode_entry
+from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
+from regdb.keys import Keys
+from regdb.model import ID_FIELD, is_valid_id, now_rfc3339, validate_entry
+from regdb.query.terms import entry_terms
+from regdb.scripts import WRITE_ENTRY
+from regdb.secrets import keep_masked_secrets
+from regdb.update import apply_update, normalise_update
+
+log = logging.getLogger(__name__)
+
+MAX_WRITE_ATTEMPTS = 100
+
+
+def created_score(created_at: str) -> int:
+    """Sorted-set score of a creation time: microseconds since the epoch (exact in a double)."""
+    dt = datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Turn Redis connection failures into StorageUnavailable (503)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        log.warning("redis unavailable: %s", exc.__class__.__name__)
+        raise StorageUnavailable() from exc
+
+
+class EntryStore:
+    """Entries and their indexes in one Redis database, under `keys.prefix`."""
+
+    def __init__(self, redis: aredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._write = redis.register_script(WRITE_ENTRY)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, entry_id: str) -> asyncio.Lock:
+        lock = self._locks.get(entry_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[entry_id] = lock
+        return lock
+
+    def _index_keys(self, terms: set[tuple[str, str]]) -> list[str]:
+        return [self.keys.index(path, enc) for path, enc in sorted(terms)]
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless Redis answers."""
+        async with storage_errors():
+            await self.redis.ping()
+
+    async def create(self, data: Any) -> tuple[dict[str, Any], str]:
+        """Validate and store a new entry; Conflict when the id exists. Returns (entry, rev)."""
+        now = now_rfc3339()
+        entry = validate_entry(data, created_at=now, updated_at=now)
+        rev = uuid.uuid4().hex[:16]
+        add = self._index_keys(entry_terms(entry))
+        entry_id = entry[ID_FIELD]
+        async with storage_errors():
+            res = await self._write(
+                keys=[self.keys.entry(entry_id), self.keys.ids, *add],
+                args=["create", "", entry_id, created_score(now), len(add), 0,
+                      *encode_entry(entry, rev)],
+            )
+        if res == 0:
+            raise Conflict(f"container registry {entry_id!r} already exists")
+        return entry, rev
+
+    async def get(self, entry_id: str) -> tuple[dict[str, Any], str]:
+        """(entry, rev) with secrets still in it: callers redact before returning it."""
+        if not is_valid_id(entry_id):
+            raise InvalidInput(f"invalid container registry id {entry_id!r}")
+        async with storage_errors():
+            raw = await self.redis.hgetall(self.keys.entry(entry_id))  # type: ignore[misc]
+        found = decode_entry(raw)
+        if found is None:
+            raise NotFound(f"No document found with id {entry_id!r}")
+        return found
+
+    async def get_many(self, entry_ids: list[str]) -> list[tuple[dict[str, Any], str] | None]:
+        """Entries in the order asked; None where one is gone."""
+        if not entry_ids:
+            return []
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in entry_ids:
+                pipe.hgetall(self.keys.entry(entry_id))
+            raws = await pipe.execute()
+        return [decode_entry(raw) for raw in raws]
+
+    async def update(
+        self, entry_id: str, body: Any, *, if_match: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
+        """Apply an update document. Returns (before, after, rev, changed)."""
+        ops = normalise_update(body)
+        async with self._lock(entry_id):
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                old, old_rev = await self.get(entry_id)
+                if if_match is not None and if_match != old_rev:
+                    raise PreconditionFailed(
+                        "the entry changed since that ETag was read (If-Match does not match)"
+                    )
+                candidate = apply_update(old, ops)
+                data = {k: v for k, v in candidate.items() if k not in ("created_at",
+                                                                          "updated_at")}
+                if "container_registry_config" in data:
+                    data["container_registry_config"] = keep_masked_secrets(
+                        data["container_registry_config"], old.get("container_registry_config")
+                    )
+                new = validate_entry(data, created_at=old["created_at"],
+                                     updated_at=old["updated_at"])
+                if new == old:
+                    return old, old, old_rev, False
+                new["updated_at"] = now_rfc3339()
+                rev = uuid.uuid4().hex[:16]
+                old_terms, new_terms = entry_terms(old), entry_terms(new)
+                add = self._index_keys(new_terms - old_terms)
+                rem = self._index_keys(old_terms - new_terms)
+                async with storage_errors():
+                    res = await self._write(
+                        keys=[self.keys.entry(entry_id), self.keys.ids, *add, *rem],
+                        args=["update", old_rev, entry_id, 0, len(add), len(rem),
+                              *encode_entry(new, rev)],
+                    )
+                if res == 1:
+                    return old, new, rev, True
+                if res == -1:
+                    raise NotFound(f"No document found with id {entry_id!r}")
+                log.debug("write conflict on %s, retrying", entry_id)
+            raise StorageUnavailable("too much contention on this entry, try again")
+
+    async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
+        """Remove an entry, its index memberships and its health records."""
+        async with self._lock(entry_id):
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                old, old_rev = await self.get(entry_id)
+                if if_match is not None and if_match != old_rev:
+                    raise PreconditionFailed(
+                        "the entry changed since that ETag was read (If-Match does not match)"
+                    )
+                rem = self._index_keys(entry_terms(old))
+                extra = [self.keys.health(entry_id), self.keys.health_history(entry_id)]
+                async with storage_errors():
+                    res = await self._write(
+                        keys=[self.keys.entry(entry_id), self.keys.ids, *rem, *extra],
+                        args=["delete", old_rev, entry_id, 0, 0, len(rem)],
+                    )
+                    if res == 1:
+                        pipe = self.redis.pipeline(transaction=False)
+                        pipe.zrem(self.keys.due, entry_id)
+                        pipe.srem(self.keys.queued, entry_id)
+                        await pipe.execute()
+                        return
+                if res == -1:
+                    raise NotFound(f"No document found with id {entry_id!r}")
+            raise StorageUnavailable("too much contention on this entry, try again")

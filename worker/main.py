@@ -1,0 +1,22 @@
+"""`regdb worker`: a real RQ worker on the health queue (probe batches, alert deliveries)."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Queue, Worker
+
+from regdb.connections import sync_redis
+from regdb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, *, burst: bool = False) -> bool:
+    """Work the queue until stopped (or, with burst, until it is empty)."""
+    conn = sync_redis(settings)
+    conn.ping()
+    queue = Queue(settings.queue_name, connection=conn)
+    worker = Worker([queue], connection=conn)
+    log.info("worker listening on queue %s", settings.queue_name)
+    return bool(worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level))
