@@ -1,0 +1,317 @@
+"""Classify what a probe observed into a health result. Pure: no I/O, no clock.
+
+The prober (:mod:`regdb.health.probe`) records a :class:`ProbeObservation`; this
+module turns it into the result dict stored for the registry.
+
+Definitions
+-----------
+* **reachable**: an HTTP response came back from the ``/v2/`` URL (after redirects).
+  Connection refused, DNS failure, timeout before the response, TLS handshake failure
+  and policy refusal are *not* reachable.
+* **OCI compliant**: ``/v2/`` answered ``200`` or ``401`` *and* either carried
+  ``Docker-Distribution-API-Version: registry/2.0`` or a JSON body. An HTML page,
+  a 404 or a 5xx is not compliant.
+
+Status and reason, first rule that matches wins
+-----------------------------------------------
+==============================================  =========  ======================
+observation                                     status     reason
+==============================================  =========  ======================
+target refused by policy                        unhealthy  ``refused``
+invalid URL in the entry                        unhealthy  ``invalid_url``
+DNS failure                                     unhealthy  ``dns_error``
+connection refused                              unhealthy  ``connection_refused``
+timeout (connect or response)                   unhealthy  ``timeout``
+TLS handshake / verification failure            unhealthy  ``tls_error``
+too many redirects                              unhealthy  ``too_many_redirects``
+other connection / protocol error               unhealthy  ``connection_error`` /
+                                                           ``protocol_error``
+5xx                                             unhealthy  ``server_error``
+404                                             unhealthy  ``not_found``
+any other non-compliant answer (HTML, 403, 3xx) unhealthy  ``not_oci``
+credentials supplied and not accepted           degraded   ``auth_failed``
+config says ``auth_required`` but /v2/          degraded   ``config_mismatch``
+answered 200 anonymously
+certificate already expired (insecure_tls)      degraded   ``tls_expired``
+certificate expires in < tls_expiry_warn_days   degraded   ``tls_expiring``
+probe took longer than latency_warn_ms          degraded   ``slow``
+401 with a challenge, no credentials supplied   healthy    ``auth_required``
+otherwise                                       healthy    ``ok``
+==============================================  =========  ======================
+
+A 401 without credentials is healthy: the registry is up and asks for auth, which is
+normal (also when the config says ``auth_required: true``). Every degradation that
+applies adds a warning, so ``warnings`` lists all of them while ``reason`` names the
+most important. ``insecure_tls`` adds the warning ``tls verification disabled`` but
+does not degrade on its own. ``latency_ms.total`` (the whole probe, auth steps
+included) is what ``latency_warn_ms`` is compared with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+__all__ = [
+    "AuthObservation",
+    "ClassifyConfig",
+    "ErrorKind",
+    "ProbeObservation",
+    "TLSObservation",
+    "classify",
+    "is_oci_compliant",
+    "rfc3339",
+]
+
+API_VERSION_V2: Final = "registry/2.0"
+
+
+class ErrorKind:
+    """Machine-friendly names of the ways the ``/v2/`` request itself can fail."""
+
+    REFUSED: Final = "refused"
+    INVALID_URL: Final = "invalid_url"
+    DNS: Final = "dns_error"
+    CONNECTION_REFUSED: Final = "connection_refused"
+    TIMEOUT: Final = "timeout"
+    TLS: Final = "tls_error"
+    TOO_MANY_REDIRECTS: Final = "too_many_redirects"
+    CONNECTION: Final = "connection_error"
+    PROTOCOL: Final = "protocol_error"
+    INTERNAL: Final = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyConfig:
+    """Thresholds and expectations from the settings and the entry's config."""
+
+    latency_warn_ms: float = 2000.0
+    tls_expiry_warn_days: int = 14
+    auth_required: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthObservation:
+    """What happened around authentication.
+
+    ``anonymous_status`` is the status of the first, credential-less ``/v2/`` answer.
+    ``scheme`` is the challenge the prober used or would use (``basic``/``bearer``);
+    ``challenge_present`` is whether the 401 carried a Basic or Bearer challenge.
+    ``attempted``: credentials were sent; ``verified``: the registry then answered 200.
+    ``error`` says why verification failed (never contains a credential).
+    """
+
+    anonymous_status: int | None = None
+    scheme: str | None = None
+    challenge_present: bool = False
+    credentials_supplied: bool = False
+    attempted: bool = False
+    verified: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TLSObservation:
+    """TLS facts of the final ``/v2/`` connection.
+
+    ``verified`` is None when the handshake did not happen (plain HTTP or no connection),
+    True when the chain and host name were verified, False when verification was
+    disabled (``verification_disabled``) or failed.
+    """
+
+    enabled: bool = False
+    verified: bool | None = None
+    verification_disabled: bool = False
+    not_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeObservation:
+    """Everything the I/O side saw while probing one registry."""
+
+    url: str
+    checked_at: datetime
+    total_ms: float
+    status_code: int | None = None
+    api_version: str | None = None
+    content_type: str | None = None
+    body_is_json: bool = False
+    body_prefix: bytes = b""
+    connect_ms: float | None = None
+    response_ms: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    auth: AuthObservation = field(default_factory=AuthObservation)
+    tls: TLSObservation = field(default_factory=TLSObservation)
+    redirects: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 UTC with a ``Z`` suffix (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def is_oci_compliant(status_code: int | None, api_version: str | None, body_is_json: bool) -> bool:
+    """``200``/``401`` on ``/v2/`` with the registry/2.0 header or a JSON body."""
+    if status_code not in (200, 401):
+        return False
+    header_ok = api_version is not None and api_version.strip().lower() == API_VERSION_V2
+    return header_ok or body_is_json
+
+
+def _days_left(not_after: datetime | None, now: datetime) -> int | None:
+    if not_after is None:
+        return None
+    if not_after.tzinfo is None:
+        not_after = not_after.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return math.floor((not_after - now).total_seconds() / 86400)
+
+
+_UNREACHABLE_MESSAGES: Final = {
+    ErrorKind.REFUSED: "target refused by policy",
+    ErrorKind.INVALID_URL: "invalid registry URL",
+    ErrorKind.DNS: "DNS resolution failed",
+    ErrorKind.CONNECTION_REFUSED: "connection refused",
+    ErrorKind.TIMEOUT: "timed out",
+    ErrorKind.TLS: "TLS error",
+    ErrorKind.TOO_MANY_REDIRECTS: "too many redirects",
+    ErrorKind.CONNECTION: "connection error",
+    ErrorKind.PROTOCOL: "protocol error",
+    ErrorKind.INTERNAL: "internal probe error",
+}
+
+
+def _error_text(kind: str, detail: str | None) -> str:
+    base = _UNREACHABLE_MESSAGES.get(kind, kind)
+    return f"{base}: {detail}" if detail else base
+
+
+def _auth_required(obs: ProbeObservation) -> bool | None:
+    anon = obs.auth.anonymous_status
+    if anon == 401:
+        return True
+    if anon is not None and 200 <= anon < 300:
+        return False
+    return None
+
+
+def _failure_verdict(obs: ProbeObservation) -> tuple[str, str] | None:
+    """(reason, error) when the probe is unhealthy, else None."""
+    if obs.error_kind is not None:
+        return obs.error_kind, _error_text(obs.error_kind, obs.error)
+    code = obs.status_code
+    if code is None:
+        return ErrorKind.INTERNAL, _error_text(ErrorKind.INTERNAL, obs.error)
+    if code >= 500:
+        return "server_error", f"server error: HTTP {code}"
+    if code == 404:
+        return "not_found", "HTTP 404 on /v2/: not a registry API endpoint"
+    if not is_oci_compliant(code, obs.api_version, obs.body_is_json):
+        ctype = obs.content_type or "no content type"
+        return "not_oci", f"not an OCI registry: HTTP {code}, {ctype}"
+    return None
+
+
+def _degradations(
+    obs: ProbeObservation, config: ClassifyConfig, days_left: int | None
+) -> list[tuple[str, str]]:
+    """Every (reason, warning) that applies, most important first."""
+    found: list[tuple[str, str]] = []
+    auth = obs.auth
+    if auth.credentials_supplied and auth.attempted and not auth.verified:
+        found.append(("auth_failed", f"authentication failed: {auth.error or 'rejected'}"))
+    elif auth.credentials_supplied and obs.status_code == 401 and not auth.verified:
+        found.append(("auth_failed", f"authentication failed: {auth.error or 'not attempted'}"))
+    if config.auth_required is True and auth.anonymous_status == 200:
+        found.append(
+            (
+                "config_mismatch",
+                "config mismatch: auth_required is set but /v2/ answered 200 anonymously",
+            )
+        )
+    if days_left is not None:
+        if days_left < 0:
+            found.append(("tls_expired", f"tls certificate expired {-days_left} days ago"))
+        elif days_left < config.tls_expiry_warn_days:
+            found.append(("tls_expiring", f"tls certificate expires in {days_left} days"))
+    if obs.total_ms > config.latency_warn_ms:
+        found.append(
+            ("slow", f"slow: {obs.total_ms:.0f} ms > latency_warn_ms {config.latency_warn_ms:g}")
+        )
+    return found
+
+
+def _auth_dict(obs: ProbeObservation) -> dict[str, Any]:
+    auth = obs.auth
+    return {
+        "required": _auth_required(obs),
+        "scheme": auth.scheme,
+        "credentials_supplied": auth.credentials_supplied,
+        "verified": auth.verified,
+        "error": auth.error,
+    }
+
+
+def _tls_dict(obs: ProbeObservation, days_left: int | None) -> dict[str, Any]:
+    tls = obs.tls
+    return {
+        "enabled": tls.enabled,
+        "verified": tls.verified,
+        "not_after": rfc3339(tls.not_after) if tls.not_after is not None else None,
+        "days_left": days_left,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> dict[str, Any]:
+    """The result dict for one probe (keys listed in the module docstring of probe.py)."""
+    config = config or ClassifyConfig()
+    days_left = _days_left(obs.tls.not_after, obs.checked_at)
+    warnings = list(obs.warnings)
+    if obs.tls.verification_disabled and "tls verification disabled" not in warnings:
+        warnings.append("tls verification disabled")
+
+    failure = _failure_verdict(obs)
+    compliant = is_oci_compliant(obs.status_code, obs.api_version, obs.body_is_json)
+    error: str | None
+    if failure is not None:
+        status, (reason, error) = "unhealthy", failure
+    else:
+        degradations = _degradations(obs, config, days_left)
+        warnings.extend(w for _, w in degradations if w not in warnings)
+        if degradations:
+            status, reason = "degraded", degradations[0][0]
+            error = degradations[0][1] if reason == "auth_failed" else None
+        else:
+            status, error = "healthy", None
+            reason = "auth_required" if obs.status_code == 401 else "ok"
+
+    return {
+        "status": status,
+        "reachable": obs.status_code is not None,
+        "status_code": obs.status_code,
+        "reason": reason,
+        "url": obs.url,
+        "api_version": obs.api_version,
+        "oci_compliant": compliant,
+        "auth": _auth_dict(obs),
+        "tls": _tls_dict(obs, days_left),
+        "latency_ms": {
+            "connect": _round(obs.connect_ms),
+            "response": _round(obs.response_ms),
+            "total": round(obs.total_ms, 3),
+        },
+        "checked_at": rfc3339(obs.checked_at),
+        "error": error,
+        "warnings": warnings,
+    }
