@@ -8,7 +8,7 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P h:<id>``              string: latest health result (JSON)
 - ``P hh:<id>``             list: recent health results, newest first
 - ``P due``                 sorted set: id -> time the next probe is due (s since epoch)
-- ``P queued``              set: ids with a probe job queued and not yet run
+- ``P queued``              sorted set: ids with a probe job queued, scored by enqueue time
 - ``P lock:scheduler``      string: the active scheduler's token, with an expiry
 - ``P hook:<id>``           string: one alert hook (JSON)
 - ``P hooks``               set: every alert hook id

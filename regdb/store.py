@@ -175,7 +175,7 @@ class EntryStore:
                     if res == 1:
                         pipe = self.redis.pipeline(transaction=False)
                         pipe.zrem(self.keys.due, entry_id)
-                        pipe.srem(self.keys.queued, entry_id)
+                        pipe.zrem(self.keys.queued, entry_id)
                         await pipe.execute()
                         return
                 if res == -1:
