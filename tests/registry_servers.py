@@ -334,7 +334,11 @@ class TokenIssuer:
         except ValueError:
             return None
         expected = self.users.get(username)
-        return username if expected is not None and secrets.compare_digest(expected, password) else None
+        return (
+            username
+            if expected is not None and secrets.compare_digest(expected, password)
+            else None
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.query.get("service") != TOKEN_SERVICE:

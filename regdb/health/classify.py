@@ -225,10 +225,12 @@ def _degradations(
     """Every (reason, warning) that applies, most important first."""
     found: list[tuple[str, str]] = []
     auth = obs.auth
-    if auth.credentials_supplied and auth.attempted and not auth.verified:
+    if (
+        auth.credentials_supplied
+        and not auth.verified
+        and (auth.attempted or obs.status_code == 401)
+    ):
         found.append(("auth_failed", f"authentication failed: {auth.error or 'rejected'}"))
-    elif auth.credentials_supplied and obs.status_code == 401 and not auth.verified:
-        found.append(("auth_failed", f"authentication failed: {auth.error or 'not attempted'}"))
     if config.auth_required is True and auth.anonymous_status == 200:
         found.append(
             (
