@@ -15,12 +15,14 @@ from regdb.errors import (
     PreconditionFailed,
     RegdbError,
     StorageUnavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[RegdbError], int] = {
     InvalidInput: 400,
+    UnsupportedMediaType: 415,
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,

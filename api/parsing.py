@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from regdb import defaults, jsonutil
-from regdb.errors import InvalidInput, InvalidQuery
+from regdb.errors import InvalidInput, InvalidQuery, UnsupportedMediaType
+from regdb.query.sort import parse_fields
 from regdb.search import QueryOptions
 
 
@@ -17,16 +18,14 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     if request.body_exists and ctype not in ("application/json", "") and not ctype.endswith(
         "+json"
     ):
-        raise web.HTTPUnsupportedMediaType(
-            text=f"expected application/json, got {ctype}"
-        )
+        raise UnsupportedMediaType(f"expected Content-Type application/json, got {ctype}")
     raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
     if not raw.strip():
         if allow_empty:
             return {}
         raise InvalidInput("the request body is empty; send a JSON object")
     if ctype == "" and request.body_exists:
-        raise web.HTTPUnsupportedMediaType(text="missing Content-Type: application/json")
+        raise UnsupportedMediaType("missing Content-Type: application/json")
     try:
         return jsonutil.loads(raw)
     except jsonutil.JSONDecodeError as exc:
@@ -47,11 +46,7 @@ def query_options(request: web.Request) -> QueryOptions:
             raise InvalidQuery("limit must be an integer") from None
         if not 1 <= limit <= defaults.PAGE_LIMIT_MAX:
             raise InvalidQuery(f"limit must be between 1 and {defaults.PAGE_LIMIT_MAX}")
-    fields = None
-    if q.get("fields"):
-        fields = [f.strip() for f in q["fields"].split(",") if f.strip()]
-        if len(fields) > 64 or any(len(f) > 256 or f.startswith("$") for f in fields):
-            raise InvalidQuery("fields must be up to 64 comma-separated paths")
+    fields = parse_fields(q.get("fields"))
     plan = q.get("plan", "auto")
     if plan not in ("auto", "scan"):
         raise InvalidQuery("plan must be 'auto' or 'scan'")

@@ -18,6 +18,10 @@ class InvalidInput(RegdbError):
     """The client sent something malformed or invalid (maps to 400)."""
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The body is not JSON (maps to 415)."""
+
+
 class InvalidQuery(InvalidInput):
     """A filter, sort, projection or cursor is not acceptable (maps to 400)."""
 

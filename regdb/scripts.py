@@ -36,3 +36,47 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if mode == 'create' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
 return 1
 """
+
+# Record one probe outcome, unless the entry was deleted meanwhile (then clean up after it).
+# KEYS: entry, health, history, due, queued, then one index key per health status (the last
+#       one is the new status's).
+# ARGV: id, state JSON, history item JSON, history length to keep, next due time.
+# The due time is left alone when it is 0: the entry changed during the probe and must be
+# probed again at once.
+RECORD_HEALTH = """
+local id = ARGV[1]
+local nstatus = #KEYS - 5
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], id)
+  for i = 6, #KEYS do redis.call('SREM', KEYS[i], id) end
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+local cur = redis.call('ZSCORE', KEYS[4], id)
+if (not cur) or tonumber(cur) ~= 0 then redis.call('ZADD', KEYS[4], ARGV[5], id) end
+redis.call('ZREM', KEYS[5], id)
+for i = 6, #KEYS - 1 do redis.call('SREM', KEYS[i], id) end
+redis.call('SADD', KEYS[#KEYS], id)
+return 1
+"""
+
+# Scheduler leadership: take the lock if free, or extend it if it is ours. Returns 1 if leader.
+# KEYS: lock. ARGV: token, ttl ms.
+LEAD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Give the lock up if it is still ours. KEYS: lock. ARGV: token.
+RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -8,14 +8,14 @@ filter can never be used to guess a secret.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import binascii
-
 from regdb import defaults, jsonutil
+from regdb.codec import decode_entry
 from regdb.errors import InvalidQuery
 from regdb.model import ID_FIELD
 from regdb.query.match import compile_filter
@@ -25,7 +25,6 @@ from regdb.query.validate import validate_filter
 from regdb.secrets import redact_entry
 from regdb.store import EntryStore, storage_errors
 
-DEFAULT_SORT = [("created_at", 1)]
 HEALTH_FIELD = "health"
 
 
@@ -98,7 +97,7 @@ class Searcher:
         assert isinstance(filt, dict)
         if not 1 <= opts.limit <= defaults.PAGE_LIMIT_MAX:
             raise InvalidQuery(f"limit must be between 1 and {defaults.PAGE_LIMIT_MAX}")
-        sort = parse_sort(opts.sort) if opts.sort else DEFAULT_SORT
+        sort = parse_sort(opts.sort)
         sort_spec = ",".join(("-" if d < 0 else "") + p for p, d in sort)
         after = _decode_cursor(opts.cursor, sort_spec) if opts.cursor else None
         matcher = compile_filter(filt)
@@ -154,8 +153,6 @@ class Searcher:
         res = await pipe.execute()
         out: list[dict[str, Any] | None] = []
         step = 2 if with_health else 1
-        from regdb.codec import decode_entry
-
         for i in range(0, len(res), step):
             found = decode_entry(res[i])
             if found is None:
@@ -277,7 +274,7 @@ class Searcher:
             matches.extend(d for d in docs if d is not None and matcher(d))
 
         def key_of(doc: dict[str, Any]) -> tuple[Any, ...]:
-            return tuple(_tuplify(sort_key(doc, path)) for path, _ in sort) + (
+            return tuple(_tuplify(sort_key(doc, path, d)) for path, d in sort) + (
                 doc[ID_FIELD],
             )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from regdb import jsonutil
 from tests.conftest import SEED_ENTRY
 
 Client = TestClient[Any, Any]
@@ -92,7 +94,8 @@ async def test_huge_body_413(seeded: Client, sync_r: redis.Redis) -> None:
     big = copy.deepcopy(SEED_ENTRY)
     big["container_registry_id"] = "big"
     big["container_registry_metadata"] = {"blob": "x" * (2 * 1024 * 1024)}
-    resp = await seeded.post("/container_registry", json=big)
+    resp = await seeded.post("/container_registry", data=io.BytesIO(jsonutil.dumps(big)),
+                             headers={"Content-Type": "application/json"})
     await _expect_error(resp, 413, "too large")
     assert _snapshot(sync_r) == before
 

@@ -73,9 +73,15 @@ async def test_update_forms(client: Client) -> None:
                             json={"$set": {"container_registry_name": "updated-name",
                                            "container_registry_metadata.owner": "x"},
                                   "$addToSet": {"container_registry_tags": {"$each": ["gpu", "ai"]}},
-                                  "$pull": {"container_registry_tags": "training"},
                                   "$unset": {"container_registry_metadata.region": ""}})
     assert resp.status == 200
+    # two operators on one path conflict, as in MongoDB
+    both = await client.put(f"/container_registry/{rid}",
+                            json={"$addToSet": {"container_registry_tags": "a"},
+                                  "$pull": {"container_registry_tags": "training"}})
+    assert both.status == 400 and "conflict" in (await both.json())["error"]
+    resp = await client.put(f"/container_registry/{rid}",
+                            json={"$pull": {"container_registry_tags": "training"}})
     data = (await resp.json())["data"]
     assert data["message"] == "Container registry updated"
     e = data["container_registry"]

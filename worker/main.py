@@ -7,6 +7,7 @@ import logging
 from rq import Queue, Worker
 
 from regdb.connections import sync_redis
+from regdb.context import configure
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ def run(settings: Settings, *, burst: bool = False) -> bool:
     """Work the queue until stopped (or, with burst, until it is empty)."""
     conn = sync_redis(settings)
     conn.ping()
+    configure(settings, conn)
     queue = Queue(settings.queue_name, connection=conn)
     worker = Worker([queue], connection=conn)
     log.info("worker listening on queue %s", settings.queue_name)

@@ -1,0 +1,164 @@
+"""RQ jobs of the health monitor. Importable module-level functions with primitive arguments.
+
+``probe_batch`` probes many registries concurrently in one job (probing is I/O bound), then
+records each outcome atomically and hands alert events to the alert dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rq import Queue
+
+from regdb import jsonutil
+from regdb.codec import decode_entry
+from regdb.context import JobContext, current
+from regdb.health.policy import ProbePolicy
+from regdb.health.probe import ProbeSettings, probe_many
+from regdb.monitor.policy import alert_policy, in_maintenance, interval_s
+from regdb.monitor.transitions import advance
+from regdb.query.terms import encode_scalar
+from regdb.scripts import RECORD_HEALTH
+from regdb.secrets import redact_entry
+from regdb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
+HISTORY_FIELDS = ("checked_at", "status", "probe_status", "reachable", "status_code", "reason",
+                  "error", "consecutive_failures")
+
+
+def probe_settings(settings: Settings) -> ProbeSettings:
+    """The prober's settings from regdb's."""
+    return ProbeSettings(
+        connect_timeout_s=settings.probe_connect_timeout_s,
+        total_timeout_s=settings.probe_total_timeout_s,
+        tls_expiry_warn_days=settings.tls_expiry_warn_days,
+        policy=ProbePolicy(
+            allow_private=settings.probe_allow_private,
+            allow_loopback=settings.probe_allow_loopback,
+            allow_link_local=settings.probe_allow_link_local,
+        ),
+    )
+
+
+def status_index_keys(ctx: JobContext) -> list[str]:
+    """Index sets behind `{"health.status": ...}` queries, one per status."""
+    return [ctx.keys.index("health.status", str(encode_scalar(s))) for s in STATUSES]
+
+
+def history_item(state: dict[str, Any]) -> dict[str, Any]:
+    """The compact record kept in a registry's history list."""
+    item = {k: state.get(k) for k in HISTORY_FIELDS}
+    latency = state.get("latency_ms")
+    item["latency_ms"] = latency.get("total") if isinstance(latency, dict) else latency
+    return item
+
+
+def probe_batch(entry_ids: list[str]) -> dict[str, int]:
+    """Probe these registries now and record the results. Returns counts by status."""
+    ctx = current()
+    r, keys, settings = ctx.redis, ctx.keys, ctx.settings
+    pipe = r.pipeline(transaction=False)
+    for entry_id in entry_ids:
+        pipe.hgetall(keys.entry(entry_id))
+        pipe.get(keys.health(entry_id))
+    raw = pipe.execute()
+    entries: list[dict[str, Any]] = []
+    previous: list[dict[str, Any] | None] = []
+    gone = []
+    for i, entry_id in enumerate(entry_ids):
+        found = decode_entry(raw[2 * i])
+        if found is None:
+            gone.append(entry_id)
+            continue
+        entries.append(found[0])
+        previous.append(jsonutil.loads(raw[2 * i + 1]) if raw[2 * i + 1] else None)
+    if gone:
+        cleanup = r.pipeline(transaction=False)
+        for entry_id in gone:
+            cleanup.zrem(keys.queued, entry_id)
+            cleanup.zrem(keys.due, entry_id)
+        cleanup.execute()
+    now = datetime.now(UTC)
+    results = asyncio.run(
+        probe_many(entries, probe_settings(settings), concurrency=settings.probe_concurrency,
+                   now=now)
+    )
+    record = r.register_script(RECORD_HEALTH)
+    status_keys = status_index_keys(ctx)
+    counts: dict[str, int] = {}
+    alerts: list[Alerting] = []
+    writes = r.pipeline(transaction=False)
+    for entry, prev, result in zip(entries, previous, results, strict=True):
+        config = entry.get("container_registry_config")
+        outcome = advance(prev, result, alert_policy(config, settings),
+                          in_maintenance=in_maintenance(config, now))
+        state = outcome.state
+        state["interval_s"] = interval_s(config, settings)
+        entry_id = entry["container_registry_id"]
+        new_key = ctx.keys.index("health.status", str(encode_scalar(state["status"])))
+        record(
+            keys=[keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id),
+                  keys.due, keys.queued, *status_keys, new_key],
+            args=[entry_id, jsonutil.dumps(state), jsonutil.dumps(history_item(state)),
+                  settings.history_keep, time.time() + state["interval_s"]],
+            client=writes,
+        )
+        counts[state["status"]] = counts.get(state["status"], 0) + 1
+        if outcome.events:
+            alerts.append(Alerting(entry, prev or {}, state, outcome.events, outcome.resend))
+    writes.execute()
+    if alerts:
+        _send_alerts(ctx, alerts)
+    log.info("probed %d registries: %s", len(entries), counts)
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Alerting:
+    """A registry whose probe outcome calls for alerts."""
+
+    entry: dict[str, Any]
+    previous: dict[str, Any]
+    state: dict[str, Any]
+    events: list[str]
+    resend: bool
+
+
+def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
+    from regdb.alerts.deliver import dispatch  # noqa: PLC0415
+    from regdb.alerts.payload import Event  # noqa: PLC0415
+
+    queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
+    for a in alerts:
+        entry, prev, state = a.entry, a.previous, a.state
+        doc = redact_entry(entry)
+        doc = {**doc, "health": state}
+        evs = [
+            Event(
+                type=name,
+                registry={
+                    "container_registry_id": entry["container_registry_id"],
+                    "container_registry_name": entry.get("container_registry_name"),
+                    "container_registry_public_url": entry.get("container_registry_public_url"),
+                },
+                old_status=prev.get("effective_status", prev.get("status", "unknown")),
+                new_status=state["effective_status"],
+                error=state.get("error"),
+                checked_at=state.get("checked_at"),
+                since=state.get("since"),
+                tls=state.get("tls"),
+                resend=a.resend,
+            )
+            for name in a.events
+        ]
+        sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc)
+        log.info("registry %s: %s -> %d deliveries queued", entry["container_registry_id"],
+                 ",".join(a.events), sent)

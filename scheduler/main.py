@@ -1,0 +1,160 @@
+"""`regdb scheduler`: keeps every registry's health fresh by enqueueing due probes.
+
+Several schedulers may run; a Redis lock with an expiry makes exactly one of them active, and
+another takes over within two health intervals when the active one dies. The scheduler only
+enqueues: the RQ workers do the probing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+from apscheduler.schedulers.blocking import BlockingScheduler
+from rq import Queue
+
+from regdb.connections import sync_redis
+from regdb.keys import Keys
+from regdb.monitor.jobs import probe_batch
+from regdb.scripts import LEAD, RESIGN
+from regdb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DUE_PER_TICK = 20000
+"""Upper bound of registries enqueued in one tick (the rest wait for the next)."""
+
+
+def tick_seconds(settings: Settings) -> float:
+    """How often the scheduler looks for due registries."""
+    return min(1.0, settings.health_interval_s / 4)
+
+
+def lock_ttl_seconds(settings: Settings) -> float:
+    """Leadership lock lifetime: long enough to survive a slow tick, short enough that a
+    successor takes over within two intervals."""
+    tick = tick_seconds(settings)
+    return max(3 * tick, min(2 * settings.health_interval_s - tick, 30.0))
+
+
+def stuck_after_seconds(settings: Settings) -> float:
+    """A queued probe not recorded after this long is assumed lost and enqueued again."""
+    return 3 * settings.probe_total_timeout_s + 2 * settings.health_interval_s + 60
+
+
+@dataclass
+class Scheduler:
+    """One scheduler instance; `tick` is the whole cycle, callable with a controlled clock."""
+
+    settings: Settings
+    conn: redis.Redis
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    last_reconcile: float = 0.0
+    leading: bool = False
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.prefix)
+        self.queue = Queue(self.settings.queue_name, connection=self.conn)
+        self._lead = self.conn.register_script(LEAD)
+        self._resign = self.conn.register_script(RESIGN)
+
+    def lead(self) -> bool:
+        """Take or renew leadership; True while this instance is the active one."""
+        ttl_ms = int(lock_ttl_seconds(self.settings) * 1000)
+        now_leading = bool(self._lead(keys=[self.keys.scheduler_lock], args=[self.token, ttl_ms]))
+        if now_leading != self.leading:
+            log.info("scheduler %s %s", self.token[:8],
+                     "is now active" if now_leading else "is on standby")
+            if now_leading:
+                self.last_reconcile = 0.0
+        self.leading = now_leading
+        return now_leading
+
+    def resign(self) -> None:
+        """Release the lock on a clean stop so a standby takes over at once."""
+        self._resign(keys=[self.keys.scheduler_lock], args=[self.token])
+        self.leading = False
+
+    def reconcile(self, now: float) -> None:
+        """Every entry has a due time and nothing else does (entries created while no
+        scheduler ran, or deleted while their probe was queued)."""
+        ids = {m for m in self.conn.zrange(self.keys.ids, 0, -1)}  # type: ignore[union-attr]
+        due = {m for m in self.conn.zrange(self.keys.due, 0, -1)}  # type: ignore[union-attr]
+        pipe = self.conn.pipeline(transaction=False)
+        missing = ids - due
+        if missing:
+            pipe.zadd(self.keys.due, dict.fromkeys(missing, 0), nx=True)
+        for stray in due - ids:
+            pipe.zrem(self.keys.due, stray)
+        pipe.execute()
+        self.last_reconcile = now
+
+    def tick(self, now: float | None = None) -> int:
+        """Enqueue the due registries not already queued; returns how many were enqueued."""
+        now = time.time() if now is None else now
+        if not self.lead():
+            return 0
+        if now - self.last_reconcile >= self.settings.health_interval_s:
+            self.reconcile(now)
+        due = self.conn.zrangebyscore(self.keys.due, "-inf", now, start=0,
+                                      num=MAX_DUE_PER_TICK)
+        if not due:
+            return 0
+        queued = self.conn.zmscore(self.keys.queued, due)  # type: ignore[arg-type]
+        stuck = now - stuck_after_seconds(self.settings)
+        todo = [i.decode() for i, q in zip(due, queued, strict=True) if q is None or q < stuck]
+        size = self.settings.probe_batch_size
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
+            pipe = self.conn.pipeline(transaction=True)
+            pipe.zadd(self.keys.queued, dict.fromkeys(batch, now))
+            # Leave 0 behind: a due time of 0 means "changed, probe again when recorded".
+            pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
+            pipe.execute()
+            self.queue.enqueue(
+                probe_batch, batch,
+                job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
+                result_ttl=300, failure_ttl=3600,
+                description=f"probe {len(batch)} registries",
+            )
+        if todo:
+            log.info("enqueued %d due registries", len(todo))
+        return len(todo)
+
+    def safe_tick(self) -> None:
+        """tick() for the scheduler loop: a Redis outage is logged, not fatal."""
+        try:
+            self.tick()
+        except redis.RedisError as exc:
+            self.leading = False
+            log.warning("scheduler tick failed: %s", exc.__class__.__name__)
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, ticking every `tick_seconds`."""
+    conn = sync_redis(settings)
+    conn.ping()
+    sched = Scheduler(settings, conn)
+    aps = BlockingScheduler(timezone="UTC")
+    aps.add_job(sched.safe_tick, "interval", seconds=tick_seconds(settings), max_instances=1,
+                coalesce=True, id="tick", next_run_time=datetime.now(UTC))
+
+    def stop(signum: int, frame: object) -> None:
+        aps.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("scheduler %s started (interval %ss)", sched.token[:8], settings.health_interval_s)
+    try:
+        aps.start()
+    finally:
+        try:
+            sched.resign()
+        except redis.RedisError:
+            pass
+        log.info("scheduler %s stopped", sched.token[:8])
