@@ -123,6 +123,7 @@ class RegistryProcess:
         *,
         auth: dict[str, Any] | None = None,
         tls: dict[str, str] | None = None,
+        prefix: str | None = None,
     ) -> RegistryProcess:
         binary = registry_binary()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,8 @@ class RegistryProcess:
         }
         if tls is not None:
             http["tls"] = tls
+        if prefix is not None:
+            http["prefix"] = prefix
         config: dict[str, Any] = {
             "version": "0.1",
             "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -371,6 +374,14 @@ TOKEN_PASSWORD = "token-user-s3cret-pass"
 @pytest.fixture(scope="module")
 def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     server = RegistryProcess.start(tmp_path_factory.mktemp("registry-open"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def prefixed_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry served under ``/mirror/`` (Distribution's ``http.prefix``)."""
+    server = RegistryProcess.start(tmp_path_factory.mktemp("registry-prefix"), prefix="/mirror/")
     yield server
     server.stop()
 

@@ -38,6 +38,7 @@ exception kinds, and the result is finally scrubbed of every configured secret.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import socket
@@ -123,7 +124,8 @@ class Credentials:
         return self.username is not None and self.password is not None
 
     def basic_header(self) -> str:
-        return aiohttp.BasicAuth(self.username or "", self.password or "").encode()
+        raw = f"{self.username or ''}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
 
     def secrets(self) -> list[str]:
         values = [self.password, self.token]
