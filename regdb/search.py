@@ -278,7 +278,7 @@ class Searcher:
                 doc[ID_FIELD],
             )
 
-        directions = [d for _, d in sort] + [sort[0][1]]
+        directions = [d for _, d in sort] + [1]  # ties: ascending id
 
         def compare(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
             for x, y, d in zip(a, b, directions, strict=True):

@@ -1,0 +1,157 @@
+"""Queries through the API: planning, paging with cursors, order, projection, health filter."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+Client = TestClient[Any, Any]
+
+TAGS = ["ai", "training", "internal", "gpu", "eu", "us", "fast-pull", "cpu"]
+
+
+def make(i: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "container_registry_id": f"r{i:03d}",
+        "container_registry_name": f"registry-{rng.randint(0, 30):02d}",
+        "container_registry_public_url": f"http://10.0.{i // 250}.{i % 250}:5000",
+        "container_registry_tags": rng.sample(TAGS, rng.randint(0, 4)),
+        "container_registry_metadata": {
+            "owner": rng.choice(["mlops", "data", "infra"]),
+            "tier": rng.choice([1, 2, 3]),
+            "zones": rng.sample(["a", "b", "c"], rng.randint(0, 3)),
+        },
+        "container_registry_storage_info": {"storage_type": rng.choice(["s3", "fs"]),
+                                            "storage_size": rng.choice([-1, 100, 5000])},
+    }
+
+
+@pytest.fixture
+async def loaded(client: Client) -> tuple[Client, list[dict[str, Any]]]:
+    rng = random.Random(7)
+    entries = [make(i, rng) for i in range(120)]
+    for e in entries:
+        assert (await client.post("/container_registry", json=e)).status == 201
+    return client, entries
+
+
+async def _all_pages(client: Client, filt: dict[str, Any], qs: str = "") -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    for _ in range(200):
+        url = f"/container_registries?limit=7{qs}" + (f"&cursor={cursor}" if cursor else "")
+        resp = await client.post(url, json=filt)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert body["count"] == len(body["data"])
+        ids.extend(e["container_registry_id"] for e in body["data"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids
+    raise AssertionError("pagination did not end")
+
+
+FILTERS = [
+    {},
+    {"container_registry_tags": {"$in": ["ai", "gpu"]}},
+    {"container_registry_tags": "eu"},
+    {"container_registry_tags": {"$all": ["ai", "eu"]}},
+    {"container_registry_metadata.owner": "mlops", "container_registry_metadata.tier": 2},
+    {"container_registry_metadata.zones": "b"},
+    {"container_registry_metadata.tier": {"$gte": 2}},
+    {"$or": [{"container_registry_tags": "cpu"}, {"container_registry_metadata.owner": "data"}]},
+    {"container_registry_name": {"$regex": "^registry-1"}},
+    {"container_registry_tags": {"$size": 0}},
+    {"container_registry_storage_info.storage_type": "s3",
+     "container_registry_tags": {"$nin": ["ai"]}},
+]
+
+
+@pytest.mark.parametrize("filt", FILTERS)
+async def test_index_and_scan_agree_with_python(loaded: tuple[Client, list[dict[str, Any]]],
+                                                filt: dict[str, Any]) -> None:
+    from regdb.query.match import matches
+
+    client, entries = loaded
+    expected = [e["container_registry_id"] for e in entries if matches(filt, e)]
+    assert await _all_pages(client, filt) == expected
+    assert await _all_pages(client, filt, "&plan=scan") == expected
+
+
+async def test_sorted_pages(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    client, entries = loaded
+    by_name = sorted(entries, key=lambda e: (e["container_registry_name"],
+                                             e["container_registry_id"]))
+    got = await _all_pages(client, {}, "&sort=container_registry_name")
+    assert got == [e["container_registry_id"] for e in by_name]
+    newest = await _all_pages(client, {"container_registry_tags": "ai"}, "&sort=-created_at")
+    oldest = await _all_pages(client, {"container_registry_tags": "ai"})
+    assert newest == list(reversed(oldest))
+    multi = await _all_pages(client, {}, "&sort=-container_registry_metadata.tier,"
+                                         "container_registry_name")
+    expect = sorted(entries, key=lambda e: (-e["container_registry_metadata"]["tier"],
+                                            e["container_registry_name"],
+                                            e["container_registry_id"]))
+    assert multi == [e["container_registry_id"] for e in expect]
+
+
+async def test_cursor_stable_under_inserts_and_deletes(
+    loaded: tuple[Client, list[dict[str, Any]]],
+) -> None:
+    client, entries = loaded
+    first = await (await client.post("/container_registries?limit=10", json={})).json()
+    seen = [e["container_registry_id"] for e in first["data"]]
+    # delete an entry already seen and one not yet seen, add a new one
+    await client.delete(f"/container_registry/{seen[0]}")
+    await client.delete("/container_registry/r050")
+    new = make(999, random.Random(1))
+    await client.post("/container_registry", json=new)
+    rest: list[str] = []
+    cursor = first["next_cursor"]
+    while cursor:
+        body = await (await client.post(f"/container_registries?limit=25&cursor={cursor}",
+                                        json={})).json()
+        rest.extend(e["container_registry_id"] for e in body["data"])
+        cursor = body["next_cursor"]
+    expected = [e["container_registry_id"] for e in entries[10:] if
+                e["container_registry_id"] != "r050"] + ["r999"]
+    assert rest == expected
+    assert not set(rest) & set(seen)
+
+
+async def test_cursor_of_other_sort_rejected(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    client, _ = loaded
+    body = await (await client.post("/container_registries?limit=5", json={})).json()
+    resp = await client.post(f"/container_registries?limit=5&sort=container_registry_name"
+                             f"&cursor={body['next_cursor']}", json={})
+    assert resp.status == 400
+
+
+async def test_projection(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    client, entries = loaded
+    body = await (await client.post(
+        "/container_registries?limit=3&fields=container_registry_name,container_registry_metadata.owner",
+        json={})).json()
+    assert body["data"][0] == {
+        "container_registry_id": entries[0]["container_registry_id"],
+        "container_registry_name": entries[0]["container_registry_name"],
+        "container_registry_metadata": {"owner": entries[0]["container_registry_metadata"]["owner"]},
+    }
+
+
+async def test_empty_body_lists_all(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    client, entries = loaded
+    resp = await client.post("/container_registries?limit=1000")
+    body = await resp.json()
+    assert resp.status == 200 and body["count"] == len(entries) and body["next_cursor"] is None
+
+
+async def test_health_status_filter(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    client, entries = loaded
+    # nothing probed yet: every registry is unknown, none healthy
+    unknown = await _all_pages(client, {"health.status": "unknown"}, "&plan=scan")
+    assert len(unknown) == len(entries)
+    assert await _all_pages(client, {"health.status": "healthy"}) == []
