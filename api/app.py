@@ -20,9 +20,7 @@ from regdb.store import EntryStore
 
 def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.Application:
     """Build the API. With `redis` given (tests), the caller owns that connection."""
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -34,20 +34,28 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 ID_PARAM = {
-    "name": "id", "in": "path", "required": True,
+    "name": "id",
+    "in": "path",
+    "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
 }
-IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
-            "schema": {"type": "string"},
-            "description": "ETag from a previous read; the write fails with 412 if stale"}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "ETag from a previous read; the write fails with 412 if stale",
+}
 
 UPDATE_SCHEMA = {
     "type": "object",
-    "description": "`{\"$set\": {...}}`, `{\"$unset\": {...}}`, `{\"$addToSet\": {path: v | "
-    "{\"$each\": [...]}}}`, `{\"$pull\": {path: v | {\"$in\": [...]}}}`, any mix, or a plain "
+    "description": '`{"$set": {...}}`, `{"$unset": {...}}`, `{"$addToSet": {path: v | '
+    '{"$each": [...]}}}`, `{"$pull": {path: v | {"$in": [...]}}}`, any mix, or a plain '
     "partial entry (treated as $set). Paths may be dotted.",
-    "examples": [{"$set": {"container_registry_name": "updated-name"}},
-                 {"$addToSet": {"container_registry_tags": {"$each": ["gpu", "eu"]}}}],
+    "examples": [
+        {"$set": {"container_registry_name": "updated-name"}},
+        {"$addToSet": {"container_registry_tags": {"$each": ["gpu", "eu"]}}},
+    ],
 }
 FILTER_SCHEMA = {
     "type": "object",
@@ -62,17 +70,22 @@ FILTER_SCHEMA = {
 def openapi_spec() -> dict[str, Any]:
     """The whole document (computed once)."""
     entry_in = EntryIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    entry = Entry.model_json_schema(ref_template="#/components/schemas/{model}",
-                                    mode="serialization")
+    entry = Entry.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
     schemas: dict[str, Any] = {}
     for s in (entry_in, entry):
         schemas.update(s.pop("$defs", {}))
     schemas["ContainerRegistryInput"] = entry_in
     schemas["ContainerRegistry"] = entry
     schemas["Error"] = {
-        "type": "object", "required": ["success", "error"],
-        "properties": {"success": {"const": False}, "error": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "object"}}},
+        "type": "object",
+        "required": ["success", "error"],
+        "properties": {
+            "success": {"const": False},
+            "error": {"type": "string"},
+            "details": {"type": "array", "items": {"type": "object"}},
+        },
     }
     schemas["Health"] = {
         "type": "object",
@@ -81,7 +94,8 @@ def openapi_spec() -> dict[str, Any]:
             "status": {"enum": ["healthy", "degraded", "unhealthy", "unknown", "maintenance"]},
             "reachable": {"type": ["boolean", "null"]},
             "status_code": {"type": ["integer", "null"]},
-            "reason": {"type": ["string", "null"]}, "url": {"type": ["string", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "url": {"type": ["string", "null"]},
             "stale": {"type": "boolean"},
         },
         "additionalProperties": True,
@@ -89,80 +103,180 @@ def openapi_spec() -> dict[str, Any]:
     entry_ref = {"$ref": "#/components/schemas/ContainerRegistry"}
     msg = {"type": "object", "properties": {"message": {"type": "string"}}}
     paths: dict[str, Any] = {
-        "/container_registry": {"post": {
-            "summary": "Onboard a registry (never probes it first)",
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/ContainerRegistryInput"}}}},
-            "responses": {
-                "201": _json(_ok({"type": "object", "properties": {
-                    "message": {"const": "Container registry created"},
-                    "id": {"type": "string"}}}), "Created; Location and ETag headers set"),
-                **_errors(400, 409, 413, 415, 503)},
-        }},
+        "/container_registry": {
+            "post": {
+                "summary": "Onboard a registry (never probes it first)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ContainerRegistryInput"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        _ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "message": {"const": "Container registry created"},
+                                    "id": {"type": "string"},
+                                },
+                            }
+                        ),
+                        "Created; Location and ETag headers set",
+                    ),
+                    **_errors(400, 409, 413, 415, 503),
+                },
+            }
+        },
         "/container_registry/{id}": {
             "parameters": [ID_PARAM],
-            "get": {"summary": "Read one entry (credentials shown as ***)",
-                    "responses": {"200": _json(_ok(entry_ref), "The entry; ETag header set"),
-                                  "304": {"description": "If-None-Match matched"},
-                                  **_errors(400, 404, 503)}},
-            "put": {"summary": "Update an entry (validated as a whole; no upsert)",
-                    "parameters": [IF_MATCH],
-                    "requestBody": {"required": True, "content": {
-                        "application/json": {"schema": UPDATE_SCHEMA}}},
-                    "responses": {"200": _json(_ok({"type": "object", "properties": {
-                        "message": {"const": "Container registry updated"},
-                        "container_registry": entry_ref}}), "Updated (or unchanged)"),
-                        **_errors(400, 404, 412, 413, 415, 503)}},
-            "delete": {"summary": "Delete an entry", "parameters": [IF_MATCH],
-                       "responses": {"200": _json(_ok(msg), "Deleted"),
-                                     **_errors(400, 404, 412, 503)}},
+            "get": {
+                "summary": "Read one entry (credentials shown as ***)",
+                "responses": {
+                    "200": _json(_ok(entry_ref), "The entry; ETag header set"),
+                    "304": {"description": "If-None-Match matched"},
+                    **_errors(400, 404, 503),
+                },
+            },
+            "put": {
+                "summary": "Update an entry (validated as a whole; no upsert)",
+                "parameters": [IF_MATCH],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": UPDATE_SCHEMA}},
+                },
+                "responses": {
+                    "200": _json(
+                        _ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "message": {"const": "Container registry updated"},
+                                    "container_registry": entry_ref,
+                                },
+                            }
+                        ),
+                        "Updated (or unchanged)",
+                    ),
+                    **_errors(400, 404, 412, 413, 415, 503),
+                },
+            },
+            "delete": {
+                "summary": "Delete an entry",
+                "parameters": [IF_MATCH],
+                "responses": {"200": _json(_ok(msg), "Deleted"), **_errors(400, 404, 412, 503)},
+            },
         },
-        "/container_registries": {"post": {
-            "summary": "Query entries with a MongoDB-style filter",
-            "parameters": [
-                {"name": "limit", "in": "query", "schema": {
-                    "type": "integer", "minimum": 1, "maximum": defaults.PAGE_LIMIT_MAX,
-                    "default": defaults.PAGE_LIMIT}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                 "description": "next_cursor of the previous page"},
-                {"name": "sort", "in": "query", "schema": {"type": "string"},
-                 "description": "Comma-separated paths, `-` for descending; default created_at"},
-                {"name": "fields", "in": "query", "schema": {"type": "string"},
-                 "description": "Comma-separated paths to return (projection)"},
-                {"name": "plan", "in": "query", "schema": {"enum": ["auto", "scan"]},
-                 "description": "`scan` ignores the indexes (diagnostics)"},
-            ],
-            "requestBody": {"required": False, "content": {
-                "application/json": {"schema": FILTER_SCHEMA}}},
-            "responses": {"200": _json(_ok({"type": "array", "items": entry_ref},
-                                           count={"type": "integer"},
-                                           next_cursor={"type": ["string", "null"]}),
-                                       "One page of matching entries"),
-                          **_errors(400, 413, 415, 503)},
-        }},
-        "/check_container_health/{id}": {"parameters": [ID_PARAM], "get": {
-            "summary": "Cached health of a registry (no network I/O)",
-            "responses": {"200": _json(_ok({"$ref": "#/components/schemas/Health"}),
-                                       "Latest result"), **_errors(400, 404, 503)}}},
-        "/check_container_health/{id}/history": {"parameters": [ID_PARAM], "get": {
-            "summary": "Recent results and uptime ratios over 1h/24h/7d",
-            "responses": {"200": _json(_ok({"type": "object"}), "History"),
-                          **_errors(400, 404, 503)}}},
-        "/healthz": {"get": {"summary": "Process alive",
-                             "responses": {"200": _json(_ok(msg), "Alive")}}},
-        "/readyz": {"get": {"summary": "Storage reachable",
-                            "responses": {"200": _json(_ok(msg), "Ready"), **_errors(503)}}},
-        "/openapi.json": {"get": {"summary": "This document",
-                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-        "/docs": {"get": {"summary": "Human-readable API docs",
-                          "responses": {"200": {"description": "HTML"}}}},
+        "/container_registries": {
+            "post": {
+                "summary": "Query entries with a MongoDB-style filter",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": defaults.PAGE_LIMIT_MAX,
+                            "default": defaults.PAGE_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "next_cursor of the previous page",
+                    },
+                    {
+                        "name": "sort",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "Comma-separated paths, `-` descending; default created_at",
+                    },
+                    {
+                        "name": "fields",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "Comma-separated paths to return (projection)",
+                    },
+                    {
+                        "name": "plan",
+                        "in": "query",
+                        "schema": {"enum": ["auto", "scan"]},
+                        "description": "`scan` ignores the indexes (diagnostics)",
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": FILTER_SCHEMA}},
+                },
+                "responses": {
+                    "200": _json(
+                        _ok(
+                            {"type": "array", "items": entry_ref},
+                            count={"type": "integer"},
+                            next_cursor={"type": ["string", "null"]},
+                        ),
+                        "One page of matching entries",
+                    ),
+                    **_errors(400, 413, 415, 503),
+                },
+            }
+        },
+        "/check_container_health/{id}": {
+            "parameters": [ID_PARAM],
+            "get": {
+                "summary": "Cached health of a registry (no network I/O)",
+                "responses": {
+                    "200": _json(_ok({"$ref": "#/components/schemas/Health"}), "Latest result"),
+                    **_errors(400, 404, 503),
+                },
+            },
+        },
+        "/check_container_health/{id}/history": {
+            "parameters": [ID_PARAM],
+            "get": {
+                "summary": "Recent results and uptime ratios over 1h/24h/7d",
+                "responses": {
+                    "200": _json(_ok({"type": "object"}), "History"),
+                    **_errors(400, 404, 503),
+                },
+            },
+        },
+        "/healthz": {
+            "get": {"summary": "Process alive", "responses": {"200": _json(_ok(msg), "Alive")}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Storage reachable",
+                "responses": {"200": _json(_ok(msg), "Ready"), **_errors(503)},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1"}},
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "Human-readable API docs",
+                "responses": {"200": {"description": "HTML"}},
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "regdb", "version": "0.1.0",
-                 "description": "The container registry DB of AIOS: a catalog of OCI "
-                 "registries and their health. Every answer is `{\"success\": true, \"data\": "
-                 "...}` or `{\"success\": false, \"error\": \"...\"}`."},
+        "info": {
+            "title": "regdb",
+            "version": "0.1.0",
+            "description": "The container registry DB of AIOS: a catalog of OCI "
+            'registries and their health. Every answer is `{"success": true, "data": '
+            '...}` or `{"success": false, "error": "..."}`.',
+        },
         "paths": paths,
         "components": {"schemas": schemas},
     }

@@ -15,8 +15,10 @@ from regdb.search import QueryOptions
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     """The body as JSON. 415 for another content type, 400 for malformed JSON, 413 if huge."""
     ctype = request.content_type
-    if request.body_exists and ctype not in ("application/json", "") and not ctype.endswith(
-        "+json"
+    if (
+        request.body_exists
+        and ctype not in ("application/json", "")
+        and not ctype.endswith("+json")
     ):
         raise UnsupportedMediaType(f"expected Content-Type application/json, got {ctype}")
     raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size

@@ -12,19 +12,23 @@ from regdb import jsonutil
 JSON = "application/json"
 
 
-def ok(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None,
-       **extra: Any) -> web.Response:
+def ok(
+    data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any
+) -> web.Response:
     """`{"success": true, "data": ...}` plus any extra top-level keys (count, next_cursor)."""
     body = {"success": True, "data": data, **extra}
-    return web.Response(body=jsonutil.dumps(body), status=status, content_type=JSON,
-                        headers=headers)
+    return web.Response(
+        body=jsonutil.dumps(body), status=status, content_type=JSON, headers=headers
+    )
 
 
-def error(message: str, *, status: int, details: Any = None,
-          headers: Mapping[str, str] | None = None) -> web.Response:
+def error(
+    message: str, *, status: int, details: Any = None, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """`{"success": false, "error": "..."}` (with `details` when there are field errors)."""
     body: dict[str, Any] = {"success": False, "error": message}
     if details is not None:
         body["details"] = details
-    return web.Response(body=jsonutil.dumps(body), status=status, content_type=JSON,
-                        headers=headers)
+    return web.Response(
+        body=jsonutil.dumps(body), status=status, content_type=JSON, headers=headers
+    )

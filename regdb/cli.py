@@ -35,15 +35,18 @@ def _need_redis(settings: Settings, role: str) -> None:
 
 
 def _run_api(settings: Settings) -> None:
-    import uvloop  # noqa: PLC0415
-    from aiohttp import web  # noqa: PLC0415
+    import uvloop
+    from aiohttp import web
 
-    from api.app import create_app  # noqa: PLC0415
+    from api.app import create_app
 
     uvloop.install() if sys.version_info < (3, 12) else None
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port,
-        print=lambda msg: log.info("%s", msg.strip()), access_log=None,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda msg: log.info("%s", msg.strip()),
+        access_log=None,
     )
 
 
@@ -56,7 +59,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     """An RQ worker that runs probe and alert-delivery jobs."""
     _need_redis(settings, "worker")
-    from worker.main import run  # noqa: PLC0415
+    from worker.main import run
 
     run(settings, burst=args.burst)
 
@@ -64,14 +67,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> None:
     """The APScheduler process that enqueues due probes (one active at a time)."""
     _need_redis(settings, "scheduler")
-    from scheduler.main import run  # noqa: PLC0415
+    from scheduler.main import run
 
     run(settings)
 
 
 def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
     """Check (and with --repair, rebuild) the index sets against the entries."""
-    from regdb.fsck import main as fsck_main  # noqa: PLC0415
+    from regdb.fsck import main as fsck_main
 
     embedded = None
     if settings.redis_url is None:
@@ -98,8 +101,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings = settings.replace(redis_url=embedded.start())
         except EmbeddedRedisError as exc:
             sys.exit(f"regdb serve: {exc}")
-        log.info("using embedded Redis at %s (data in %s)", settings.redis_url,
-                 settings.data_dir.resolve())
+        log.info(
+            "using embedded Redis at %s (data in %s)",
+            settings.redis_url,
+            settings.data_dir.resolve(),
+        )
     assert settings.redis_url is not None
     env = dict(os.environ, REDIS_URL=settings.redis_url)
     children = {role: _spawn(role, env) for role in CHILD_ROLES}
@@ -114,7 +120,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGCHLD, lambda s, f: None)
     try:
-        import threading  # noqa: PLC0415
+        import threading
 
         def watch() -> None:
             while not stopping:
@@ -147,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", help="bind address (default 127.0.0.1, env HOST)")
         p.add_argument("--port", type=int, help="port (default 8000, env PORT)")
         if name == "serve":
-            p.add_argument("--data-dir", type=Path,
-                           help="embedded Redis data directory (default ./data)")
+            p.add_argument(
+                "--data-dir", type=Path, help="embedded Redis data directory (default ./data)"
+            )
         p.set_defaults(func=func)
     p = sub.add_parser("worker", help=(cmd_worker.__doc__ or "").strip())
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from regdb import jsonutil
@@ -21,7 +22,7 @@ def encode_entry(entry: dict[str, Any], rev: str) -> list[bytes | str]:
     return out
 
 
-def decode_entry(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], str] | None:
+def decode_entry(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], str] | None:
     """(entry, rev) from HGETALL's answer, or None for a missing hash."""
     if not raw:
         return None

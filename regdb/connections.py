@@ -30,4 +30,4 @@ def async_redis(settings: Settings) -> aredis.Redis:
 def sync_redis(settings: Settings) -> redis.Redis:
     """Client for the worker, the scheduler and command-line tools (RQ is synchronous)."""
     assert settings.redis_url is not None, "REDIS_URL must be resolved before connecting"
-    return redis.Redis.from_url(settings.redis_url, **_common(settings))  # type: ignore[arg-type]
+    return redis.Redis.from_url(settings.redis_url, **_common(settings))

@@ -31,8 +31,9 @@ _current: JobContext | None = None
 def configure(settings: Settings, conn: redis.Redis | None = None) -> JobContext:
     """Set the context of this process (the worker calls it before working)."""
     global _current
-    _current = JobContext(settings, conn if conn is not None else sync_redis(settings),
-                          Keys(settings.prefix))
+    _current = JobContext(
+        settings, conn if conn is not None else sync_redis(settings), Keys(settings.prefix)
+    )
     return _current
 
 

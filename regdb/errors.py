@@ -1,4 +1,4 @@
-"""Domain errors. The domain knows nothing of HTTP; api/middlewares.py maps these to status codes."""
+"""Domain errors. The domain knows nothing of HTTP: api/middlewares.py maps them to statuses."""
 
 from __future__ import annotations
 

@@ -35,8 +35,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.stray or self.ids_missing or self.ids_stray
-                    or self.unreadable)
+        return not (
+            self.missing or self.stray or self.ids_missing or self.ids_stray or self.unreadable
+        )
 
 
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
@@ -48,7 +49,7 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
         try:
-            found = decode_entry(r.hgetall(key))  # type: ignore[arg-type]
+            found = decode_entry(r.hgetall(key))
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -89,15 +90,15 @@ def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
     for entry_id in report.ids_missing:
         raw = r.hget(keys.entry(entry_id), "created_at")
         if raw is not None:
-            from regdb import jsonutil  # noqa: PLC0415
+            from regdb import jsonutil
 
-            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw))})  # type: ignore[arg-type]
+            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw))})
     pipe.execute()
 
 
 def main(settings: Settings, *, repair: bool = False) -> int:
     """Run fsck and print a summary with rich; exit code 0 when consistent (or repaired)."""
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     console = Console()
     r = sync_redis(settings)
@@ -121,4 +122,3 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         return 0 if after.ok else 1
     console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")
     return 1
-

@@ -137,7 +137,7 @@ class EntryIn(BaseModel):
         default_factory=dict,
         description="Registry configuration. Credentials under `auth` (username/password or "
         "token) and keys named like password/secret/token/access_key are write-only: stored "
-        "for the prober, shown as \"***\".",
+        'for the prober, shown as "***".',
     )
     container_registry_storage_info: StorageInfo = Field(default_factory=StorageInfo)
 

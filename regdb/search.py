@@ -12,7 +12,7 @@ import binascii
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from regdb import defaults, jsonutil
 from regdb.codec import decode_entry
@@ -71,6 +71,11 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
+def _pairs(raw: Any) -> list[tuple[int, bytes]]:
+    """(score, id) pairs from a WITHSCORES answer."""
+    return [(int(score), member) for member, score in raw]
+
+
 def _uses_health(filt: Any) -> bool:
     """True when a filter mentions a health.* path (then health is joined in)."""
     if isinstance(filt, dict):
@@ -110,8 +115,7 @@ class Searcher:
                     expr, matcher, opts.limit, sort[0][1], after, with_health
                 )
             else:
-                items, nxt = await self._sorted(expr, matcher, opts.limit, sort, after,
-                                                with_health)
+                items, nxt = await self._sorted(expr, matcher, opts.limit, sort, after, with_health)
         cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
         if opts.fields:
             items = [project(doc, opts.fields) for doc in items]
@@ -122,13 +126,15 @@ class Searcher:
     async def _eval(self, expr: IndexExpr) -> set[bytes]:
         """Ids an index expression selects (a superset of the matches)."""
         if isinstance(expr, Term):
-            return set(await self.redis.smembers(self.keys.index(expr.path, expr.encoded)))  # type: ignore[misc]
+            return cast(
+                set[bytes], await self.redis.smembers(self.keys.index(expr.path, expr.encoded))
+            )
         children = list(expr.children)
         terms = [c for c in children if isinstance(c, Term)]
         others = [c for c in children if not isinstance(c, Term)]
         keys = [self.keys.index(t.path, t.encoded) for t in terms]
         if isinstance(expr, Inter):
-            result: set[bytes] | None = set(await self.redis.sinter(keys)) if keys else None  # type: ignore[misc]
+            result = cast(set[bytes], await self.redis.sinter(keys)) if keys else None
             for child in others:
                 if result is not None and not result:
                     return result
@@ -136,14 +142,12 @@ class Searcher:
                 result = sub if result is None else result & sub
             return result or set()
         assert isinstance(expr, Union)
-        out: set[bytes] = set(await self.redis.sunion(keys)) if keys else set()  # type: ignore[misc]
+        out = cast(set[bytes], await self.redis.sunion(keys)) if keys else set()
         for child in others:
             out |= await self._eval(child)
         return out
 
-    async def _load(
-        self, ids: list[bytes], with_health: bool
-    ) -> list[dict[str, Any] | None]:
+    async def _load(self, ids: list[bytes], with_health: bool) -> list[dict[str, Any] | None]:
         """Redacted entries (with health joined when asked); None for vanished ids."""
         pipe = self.redis.pipeline(transaction=False)
         for raw_id in ids:
@@ -161,9 +165,9 @@ class Searcher:
             doc = redact_entry(found[0])
             if with_health:
                 doc = dict(doc)
-                doc[HEALTH_FIELD] = jsonutil.loads(res[i + 1]) if res[i + 1] else {
-                    "status": "unknown"
-                }
+                doc[HEALTH_FIELD] = (
+                    jsonutil.loads(res[i + 1]) if res[i + 1] else {"status": "unknown"}
+                )
             out.append(doc)
         return out
 
@@ -203,7 +207,7 @@ class Searcher:
                 raw = await self.redis.zrevrangebyscore(
                     self.keys.ids, hi, "-inf", start=0, num=defaults.SCAN_BATCH, withscores=True
                 )
-            batch = [(int(s), m) for m, s in raw]
+            batch = _pairs(raw)
             fresh = [p for p in batch if beyond(p)]
             if fresh:
                 yield fresh
@@ -211,11 +215,11 @@ class Searcher:
                 return
             last = batch[-1]
             if bound == last[0] and not fresh:
-                # A whole batch shares one score: step past it by member order.
-                after_key = last
-                raw_all = await self.redis.zrangebyscore(self.keys.ids, last[0], last[0],
-                                                         withscores=True)
-                same = sorted(((int(s), m) for m, s in raw_all), reverse=direction < 0)
+                # A whole batch shares one score: take all of that score, then step past it.
+                raw_all = await self.redis.zrangebyscore(
+                    self.keys.ids, last[0], last[0], withscores=True
+                )
+                same = sorted(_pairs(raw_all), reverse=direction < 0)
                 rest = [p for p in same if beyond(p)]
                 if rest:
                     yield rest
@@ -239,7 +243,7 @@ class Searcher:
             need = limit + 1 - len(found)
             # Fetch a little more than needed: most candidates of an indexed query match.
             chunk = batch if expr is None else batch[: max(need * 2, 16)]
-            rest = batch[len(chunk):]
+            rest = batch[len(chunk) :]
             while chunk:
                 docs = await self._load([i for _, i in chunk], with_health)
                 for pair, doc in zip(chunk, docs, strict=True):
@@ -274,11 +278,9 @@ class Searcher:
             matches.extend(d for d in docs if d is not None and matcher(d))
 
         def key_of(doc: dict[str, Any]) -> tuple[Any, ...]:
-            return tuple(_tuplify(sort_key(doc, path, d)) for path, d in sort) + (
-                doc[ID_FIELD],
-            )
+            return (*(_tuplify(sort_key(doc, path, d)) for path, d in sort), doc[ID_FIELD])
 
-        directions = [d for _, d in sort] + [1]  # ties: ascending id
+        directions = [*(d for _, d in sort), 1]  # ties: ascending id
 
         def compare(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
             for x, y, d in zip(a, b, directions, strict=True):
@@ -286,8 +288,10 @@ class Searcher:
                     return (-1 if x < y else 1) * d
             return 0
 
-        keyed = sorted(((key_of(d), d) for d in matches),
-                       key=functools.cmp_to_key(lambda p, q: compare(p[0], q[0])))
+        keyed = sorted(
+            ((key_of(d), d) for d in matches),
+            key=functools.cmp_to_key(lambda p, q: compare(p[0], q[0])),  # type: ignore[index]
+        )
         if after is not None:
             cur = _tuplify(after)
             keyed = [p for p in keyed if compare(p[0], cur) > 0]

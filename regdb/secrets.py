@@ -12,8 +12,9 @@ from typing import Any
 
 MASK = "***"
 CONFIG_FIELD = "container_registry_config"
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|access[_-]?key|private[_-]?key|credential",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|access[_-]?key|private[_-]?key|credential", re.IGNORECASE
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -32,9 +33,7 @@ def _mask(value: Any) -> Any:
 def redact_config(config: Any) -> Any:
     """Copy of a config object with every secret value masked (structure kept)."""
     if isinstance(config, dict):
-        return {
-            k: (_mask(v) if is_secret_key(k) else redact_config(v)) for k, v in config.items()
-        }
+        return {k: (_mask(v) if is_secret_key(k) else redact_config(v)) for k, v in config.items()}
     if isinstance(config, list):
         return [redact_config(v) for v in config]
     return config

@@ -68,9 +68,7 @@ class Settings:
             ),
             health_interval_s=_int(e, "HEALTH_INTERVAL", defaults.HEALTH_INTERVAL_S, 1, 86400),
             failure_threshold=_int(e, "FAILURE_THRESHOLD", defaults.FAILURE_THRESHOLD, 1, 100),
-            probe_concurrency=_int(
-                e, "PROBE_CONCURRENCY", defaults.PROBE_CONCURRENCY, 1, 10000
-            ),
+            probe_concurrency=_int(e, "PROBE_CONCURRENCY", defaults.PROBE_CONCURRENCY, 1, 10000),
             probe_batch_size=_int(e, "PROBE_BATCH_SIZE", defaults.PROBE_BATCH_SIZE, 1, 100000),
             probe_connect_timeout_s=_float(
                 e, "PROBE_CONNECT_TIMEOUT", defaults.PROBE_CONNECT_TIMEOUT_S, 0.01, 120

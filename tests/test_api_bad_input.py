@@ -52,39 +52,84 @@ CREATE_CASES = [
     ('"just a string"', "application/json", 400, "JSON object"),
     ("", "application/json", 400, "empty"),
     ('{"container_registry_name": "x"}', "application/json", 400, "container_registry_public_url"),
-    ('{"container_registry_name": 5, "container_registry_public_url": "http://h"}',
-     "application/json", 400, "container_registry_name"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", "extra": 1}',
-     "application/json", 400, "extra: unknown field"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"created_at": "2020-01-01T00:00:00Z"}', "application/json", 400, "read-only"),
-    ('{"container_registry_id": "bad id!", "container_registry_name": "x", '
-     '"container_registry_public_url": "http://h"}', "application/json", 400,
-     "container_registry_id"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"container_registry_tags": ["a", "a"]}', "application/json", 400, "duplicate tag"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"container_registry_storage_info": {"storage_type": "floppy"}}', "application/json", 400,
-     "storage_type"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"container_registry_storage_info": {"memory_size": -2}}', "application/json", 400,
-     "memory_size"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"container_registry_image_prefix": "http://h/x"}', "application/json", 400, "image_prefix"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h"}',
-     "text/plain", 415, "application/json"),
-    ('{"container_registry_name": "x", "container_registry_public_url": "http://h", '
-     '"container_registry_metadata": ' + '{"a":' * 9 + "1" + "}" * 9 + "}",
-     "application/json", 400, "nested deeper"),
+    (
+        '{"container_registry_name": 5, "container_registry_public_url": "http://h"}',
+        "application/json",
+        400,
+        "container_registry_name",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", "extra": 1}',
+        "application/json",
+        400,
+        "extra: unknown field",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"created_at": "2020-01-01T00:00:00Z"}',
+        "application/json",
+        400,
+        "read-only",
+    ),
+    (
+        '{"container_registry_id": "bad id!", "container_registry_name": "x", '
+        '"container_registry_public_url": "http://h"}',
+        "application/json",
+        400,
+        "container_registry_id",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"container_registry_tags": ["a", "a"]}',
+        "application/json",
+        400,
+        "duplicate tag",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"container_registry_storage_info": {"storage_type": "floppy"}}',
+        "application/json",
+        400,
+        "storage_type",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"container_registry_storage_info": {"memory_size": -2}}',
+        "application/json",
+        400,
+        "memory_size",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"container_registry_image_prefix": "http://h/x"}',
+        "application/json",
+        400,
+        "image_prefix",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h"}',
+        "text/plain",
+        415,
+        "application/json",
+    ),
+    (
+        '{"container_registry_name": "x", "container_registry_public_url": "http://h", '
+        '"container_registry_metadata": ' + '{"a":' * 9 + "1" + "}" * 9 + "}",
+        "application/json",
+        400,
+        "nested deeper",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "ctype", "status", "needle"), CREATE_CASES)
-async def test_create_rejects(seeded: Client, sync_r: redis.Redis, body: str, ctype: str,
-                              status: int, needle: str) -> None:
+async def test_create_rejects(
+    seeded: Client, sync_r: redis.Redis, body: str, ctype: str, status: int, needle: str
+) -> None:
     before = _snapshot(sync_r)
-    resp = await seeded.post("/container_registry", data=body.encode(),
-                             headers={"Content-Type": ctype})
+    resp = await seeded.post(
+        "/container_registry", data=body.encode(), headers={"Content-Type": ctype}
+    )
     await _expect_error(resp, status, needle)
     assert _snapshot(sync_r) == before
 
@@ -94,8 +139,11 @@ async def test_huge_body_413(seeded: Client, sync_r: redis.Redis) -> None:
     big = copy.deepcopy(SEED_ENTRY)
     big["container_registry_id"] = "big"
     big["container_registry_metadata"] = {"blob": "x" * (2 * 1024 * 1024)}
-    resp = await seeded.post("/container_registry", data=io.BytesIO(jsonutil.dumps(big)),
-                             headers={"Content-Type": "application/json"})
+    resp = await seeded.post(
+        "/container_registry",
+        data=io.BytesIO(jsonutil.dumps(big)),
+        headers={"Content-Type": "application/json"},
+    )
     await _expect_error(resp, 413, "too large")
     assert _snapshot(sync_r) == before
 
@@ -133,8 +181,7 @@ async def test_query_limits(seeded: Client) -> None:
     await _expect_error(await seeded.post("/container_registries", json=many), 400)
     long_re = {"container_registry_name": {"$regex": "a" * 5000}}
     await _expect_error(await seeded.post("/container_registries", json=long_re), 400)
-    for qs in ("limit=0", "limit=5000", "limit=abc", "cursor=garbage!!", "bogus=1",
-               "plan=magic"):
+    for qs in ("limit=0", "limit=5000", "limit=abc", "cursor=garbage!!", "bogus=1", "plan=magic"):
         await _expect_error(await seeded.post(f"/container_registries?{qs}", json={}), 400)
 
 
@@ -154,8 +201,9 @@ async def test_pathological_regex_does_not_hang(seeded: Client) -> None:
         ("POST", "/container_registry/x", 405),
     ],
 )
-async def test_unknown_routes_and_methods(seeded: Client, method: str, path: str,
-                                          status: int) -> None:
+async def test_unknown_routes_and_methods(
+    seeded: Client, method: str, path: str, status: int
+) -> None:
     body = await _expect_error(await seeded.request(method, path), status)
     assert body["error"]
 
@@ -170,10 +218,14 @@ async def test_bad_ids(seeded: Client, bad_id: str) -> None:
 async def test_put_bad_bodies(seeded: Client, sync_r: redis.Redis) -> None:
     rid = SEED_ENTRY["container_registry_id"]
     before = _snapshot(sync_r)
-    for raw, ctype, status in (("{bad", "application/json", 400), ("[]", "application/json", 400),
-                               ('{"$inc": {"x": 1}}', "application/json", 400),
-                               ('{"container_registry_name": "x"}', "text/xml", 415)):
-        resp = await seeded.put(f"/container_registry/{rid}", data=raw.encode(),
-                                headers={"Content-Type": ctype})
+    for raw, ctype, status in (
+        ("{bad", "application/json", 400),
+        ("[]", "application/json", 400),
+        ('{"$inc": {"x": 1}}', "application/json", 400),
+        ('{"container_registry_name": "x"}', "text/xml", 415),
+    ):
+        resp = await seeded.put(
+            f"/container_registry/{rid}", data=raw.encode(), headers={"Content-Type": ctype}
+        )
         await _expect_error(resp, status)
     assert _snapshot(sync_r) == before

@@ -23,8 +23,13 @@ async def test_create_get_roundtrip(client: Client) -> None:
     resp = await client.post("/container_registry", json=SEED_ENTRY)
     assert resp.status == 201
     body = await resp.json()
-    assert body == {"success": True, "data": {"message": "Container registry created",
-                                              "id": SEED_ENTRY["container_registry_id"]}}
+    assert body == {
+        "success": True,
+        "data": {
+            "message": "Container registry created",
+            "id": SEED_ENTRY["container_registry_id"],
+        },
+    }
     assert resp.headers["Location"] == f"/container_registry/{SEED_ENTRY['container_registry_id']}"
     etag = resp.headers["ETag"]
     got = await client.get(resp.headers["Location"])
@@ -39,8 +44,13 @@ async def test_create_get_roundtrip(client: Client) -> None:
 
 
 async def test_generated_id_and_default_prefix(client: Client) -> None:
-    resp = await client.post("/container_registry", json={
-        "container_registry_name": "hub", "container_registry_public_url": "https://reg.example:5443/mirror"})
+    resp = await client.post(
+        "/container_registry",
+        json={
+            "container_registry_name": "hub",
+            "container_registry_public_url": "https://reg.example:5443/mirror",
+        },
+    )
     assert resp.status == 201
     new_id = (await resp.json())["data"]["id"]
     assert len(new_id) == 36
@@ -56,7 +66,9 @@ async def test_duplicate_id_conflict(client: Client) -> None:
     assert resp.status == 409
     body = await resp.json()
     assert body["success"] is False and "already exists" in body["error"]
-    got = await (await client.get(f"/container_registry/{SEED_ENTRY['container_registry_id']}")).json()
+    got = await (
+        await client.get(f"/container_registry/{SEED_ENTRY['container_registry_id']}")
+    ).json()
     assert got["data"]["container_registry_name"] == "internal-ai-registry"
 
 
@@ -69,19 +81,30 @@ async def test_get_unknown_404(client: Client) -> None:
 async def test_update_forms(client: Client) -> None:
     rid = SEED_ENTRY["container_registry_id"]
     await client.post("/container_registry", json=SEED_ENTRY)
-    resp = await client.put(f"/container_registry/{rid}",
-                            json={"$set": {"container_registry_name": "updated-name",
-                                           "container_registry_metadata.owner": "x"},
-                                  "$addToSet": {"container_registry_tags": {"$each": ["gpu", "ai"]}},
-                                  "$unset": {"container_registry_metadata.region": ""}})
+    resp = await client.put(
+        f"/container_registry/{rid}",
+        json={
+            "$set": {
+                "container_registry_name": "updated-name",
+                "container_registry_metadata.owner": "x",
+            },
+            "$addToSet": {"container_registry_tags": {"$each": ["gpu", "ai"]}},
+            "$unset": {"container_registry_metadata.region": ""},
+        },
+    )
     assert resp.status == 200
     # two operators on one path conflict, as in MongoDB
-    both = await client.put(f"/container_registry/{rid}",
-                            json={"$addToSet": {"container_registry_tags": "a"},
-                                  "$pull": {"container_registry_tags": "training"}})
+    both = await client.put(
+        f"/container_registry/{rid}",
+        json={
+            "$addToSet": {"container_registry_tags": "a"},
+            "$pull": {"container_registry_tags": "training"},
+        },
+    )
     assert both.status == 400 and "conflict" in (await both.json())["error"]
-    resp = await client.put(f"/container_registry/{rid}",
-                            json={"$pull": {"container_registry_tags": "training"}})
+    resp = await client.put(
+        f"/container_registry/{rid}", json={"$pull": {"container_registry_tags": "training"}}
+    )
     data = (await resp.json())["data"]
     assert data["message"] == "Container registry updated"
     e = data["container_registry"]
@@ -101,8 +124,10 @@ async def test_update_forms(client: Client) -> None:
 async def test_update_noop_is_200_and_keeps_etag(client: Client) -> None:
     rid = SEED_ENTRY["container_registry_id"]
     created = await client.post("/container_registry", json=SEED_ENTRY)
-    resp = await client.put(f"/container_registry/{rid}",
-                            json={"$set": {"container_registry_name": "internal-ai-registry"}})
+    resp = await client.put(
+        f"/container_registry/{rid}",
+        json={"$set": {"container_registry_name": "internal-ai-registry"}},
+    )
     assert resp.status == 200
     assert resp.headers["ETag"] == created.headers["ETag"]
 
@@ -135,11 +160,17 @@ async def test_if_match(client: Client) -> None:
     rid = SEED_ENTRY["container_registry_id"]
     created = await client.post("/container_registry", json=SEED_ENTRY)
     etag = created.headers["ETag"]
-    ok = await client.put(f"/container_registry/{rid}", json={"container_registry_name": "a"},
-                          headers={"If-Match": etag})
+    ok = await client.put(
+        f"/container_registry/{rid}",
+        json={"container_registry_name": "a"},
+        headers={"If-Match": etag},
+    )
     assert ok.status == 200 and ok.headers["ETag"] != etag
-    stale = await client.put(f"/container_registry/{rid}", json={"container_registry_name": "b"},
-                             headers={"If-Match": etag})
+    stale = await client.put(
+        f"/container_registry/{rid}",
+        json={"container_registry_name": "b"},
+        headers={"If-Match": etag},
+    )
     assert stale.status == 412
     got = await (await client.get(f"/container_registry/{rid}")).json()
     assert got["data"]["container_registry_name"] == "a"
@@ -165,28 +196,40 @@ async def test_delete(client: Client, sync_r: redis.Redis) -> None:
 
 async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> None:
     rid = "secret-reg"
-    e = entry(container_registry_id=rid, container_registry_config={
-        "auth": {"username": "bob", "password": "hunter2"},
-        "api_token": "tok-123", "mirror": {"secret_key": "s3cr3t", "region": "eu"}})
+    e = entry(
+        container_registry_id=rid,
+        container_registry_config={
+            "auth": {"username": "bob", "password": "hunter2"},
+            "api_token": "tok-123",
+            "mirror": {"secret_key": "s3cr3t", "region": "eu"},
+        },
+    )
     assert (await client.post("/container_registry", json=e)).status == 201
     raw = await (await client.get(f"/container_registry/{rid}")).text()
     for secret in ("hunter2", "tok-123", "s3cr3t", "bob"):
         assert secret not in raw
     cfg = (await (await client.get(f"/container_registry/{rid}")).json())["data"][
-        "container_registry_config"]
-    assert cfg == {"auth": {"username": "***", "password": "***"}, "api_token": "***",
-                   "mirror": {"secret_key": "***", "region": "eu"}}
+        "container_registry_config"
+    ]
+    assert cfg == {
+        "auth": {"username": "***", "password": "***"},
+        "api_token": "***",
+        "mirror": {"secret_key": "***", "region": "eu"},
+    }
     # stored for the prober
     assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
     # PUT back what GET returned: the mask must not overwrite the stored secret
-    resp = await client.put(f"/container_registry/{rid}",
-                            json={"$set": {"container_registry_config": cfg}})
+    resp = await client.put(
+        f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}
+    )
     assert resp.status == 200 and "hunter2" not in await resp.text()
     assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
     # queries cannot be used as an oracle for a secret value
-    for filt in ({"container_registry_config.auth.password": "hunter2"},
-                 {"container_registry_config.auth.password": {"$regex": "^h"}},
-                 {"container_registry_config.api_token": "tok-123"}):
+    for filt in (
+        {"container_registry_config.auth.password": "hunter2"},
+        {"container_registry_config.auth.password": {"$regex": "^h"}},
+        {"container_registry_config.api_token": "tok-123"},
+    ):
         res = await client.post("/container_registries", json=filt)
         assert res.status in (200, 400)
         if res.status == 200:
@@ -213,10 +256,16 @@ async def test_probes_and_docs(client: Client) -> None:
     assert (await client.get("/readyz")).status == 200
     spec = await (await client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
-    for path in ("/container_registry", "/container_registry/{id}", "/container_registries",
-                 "/check_container_health/{id}"):
+    for path in (
+        "/container_registry",
+        "/container_registry/{id}",
+        "/container_registries",
+        "/check_container_health/{id}",
+    ):
         assert path in spec["paths"]
-    assert "container_registry_name" in spec["components"]["schemas"]["ContainerRegistryInput"][
-        "properties"]
+    assert (
+        "container_registry_name"
+        in spec["components"]["schemas"]["ContainerRegistryInput"]["properties"]
+    )
     page = await client.get("/docs")
     assert page.status == 200 and "POST /container_registries" in await page.text()

@@ -24,8 +24,10 @@ def make(i: int, rng: random.Random) -> dict[str, Any]:
             "tier": rng.choice([1, 2, 3]),
             "zones": rng.sample(["a", "b", "c"], rng.randint(0, 3)),
         },
-        "container_registry_storage_info": {"storage_type": rng.choice(["s3", "fs"]),
-                                            "storage_size": rng.choice([-1, 100, 5000])},
+        "container_registry_storage_info": {
+            "storage_type": rng.choice(["s3", "fs"]),
+            "storage_size": rng.choice([-1, 100, 5000]),
+        },
     }
 
 
@@ -65,14 +67,17 @@ FILTERS = [
     {"$or": [{"container_registry_tags": "cpu"}, {"container_registry_metadata.owner": "data"}]},
     {"container_registry_name": {"$regex": "^registry-1"}},
     {"container_registry_tags": {"$size": 0}},
-    {"container_registry_storage_info.storage_type": "s3",
-     "container_registry_tags": {"$nin": ["ai"]}},
+    {
+        "container_registry_storage_info.storage_type": "s3",
+        "container_registry_tags": {"$nin": ["ai"]},
+    },
 ]
 
 
 @pytest.mark.parametrize("filt", FILTERS)
-async def test_index_and_scan_agree_with_python(loaded: tuple[Client, list[dict[str, Any]]],
-                                                filt: dict[str, Any]) -> None:
+async def test_index_and_scan_agree_with_python(
+    loaded: tuple[Client, list[dict[str, Any]]], filt: dict[str, Any]
+) -> None:
     from regdb.query.match import matches
 
     client, entries = loaded
@@ -83,18 +88,25 @@ async def test_index_and_scan_agree_with_python(loaded: tuple[Client, list[dict[
 
 async def test_sorted_pages(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     client, entries = loaded
-    by_name = sorted(entries, key=lambda e: (e["container_registry_name"],
-                                             e["container_registry_id"]))
+    by_name = sorted(
+        entries, key=lambda e: (e["container_registry_name"], e["container_registry_id"])
+    )
     got = await _all_pages(client, {}, "&sort=container_registry_name")
     assert got == [e["container_registry_id"] for e in by_name]
     newest = await _all_pages(client, {"container_registry_tags": "ai"}, "&sort=-created_at")
     oldest = await _all_pages(client, {"container_registry_tags": "ai"})
     assert newest == list(reversed(oldest))
-    multi = await _all_pages(client, {}, "&sort=-container_registry_metadata.tier,"
-                                         "container_registry_name")
-    expect = sorted(entries, key=lambda e: (-e["container_registry_metadata"]["tier"],
-                                            e["container_registry_name"],
-                                            e["container_registry_id"]))
+    multi = await _all_pages(
+        client, {}, "&sort=-container_registry_metadata.tier,container_registry_name"
+    )
+    expect = sorted(
+        entries,
+        key=lambda e: (
+            -e["container_registry_metadata"]["tier"],
+            e["container_registry_name"],
+            e["container_registry_id"],
+        ),
+    )
     assert multi == [e["container_registry_id"] for e in expect]
 
 
@@ -112,12 +124,14 @@ async def test_cursor_stable_under_inserts_and_deletes(
     rest: list[str] = []
     cursor = first["next_cursor"]
     while cursor:
-        body = await (await client.post(f"/container_registries?limit=25&cursor={cursor}",
-                                        json={})).json()
+        body = await (
+            await client.post(f"/container_registries?limit=25&cursor={cursor}", json={})
+        ).json()
         rest.extend(e["container_registry_id"] for e in body["data"])
         cursor = body["next_cursor"]
-    expected = [e["container_registry_id"] for e in entries[10:] if
-                e["container_registry_id"] != "r050"] + ["r999"]
+    expected = [
+        e["container_registry_id"] for e in entries[10:] if e["container_registry_id"] != "r050"
+    ] + ["r999"]
     assert rest == expected
     assert not set(rest) & set(seen)
 
@@ -125,20 +139,27 @@ async def test_cursor_stable_under_inserts_and_deletes(
 async def test_cursor_of_other_sort_rejected(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     client, _ = loaded
     body = await (await client.post("/container_registries?limit=5", json={})).json()
-    resp = await client.post(f"/container_registries?limit=5&sort=container_registry_name"
-                             f"&cursor={body['next_cursor']}", json={})
+    resp = await client.post(
+        f"/container_registries?limit=5&sort=container_registry_name&cursor={body['next_cursor']}",
+        json={},
+    )
     assert resp.status == 400
 
 
 async def test_projection(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     client, entries = loaded
-    body = await (await client.post(
-        "/container_registries?limit=3&fields=container_registry_name,container_registry_metadata.owner",
-        json={})).json()
+    body = await (
+        await client.post(
+            "/container_registries?limit=3&fields=container_registry_name,container_registry_metadata.owner",
+            json={},
+        )
+    ).json()
     assert body["data"][0] == {
         "container_registry_id": entries[0]["container_registry_id"],
         "container_registry_name": entries[0]["container_registry_name"],
-        "container_registry_metadata": {"owner": entries[0]["container_registry_metadata"]["owner"]},
+        "container_registry_metadata": {
+            "owner": entries[0]["container_registry_metadata"]["owner"]
+        },
     }
 
 

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.timeout(90)
 
 def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -41,8 +45,18 @@ class Serve:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "regdb.cli", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)], env=self.env)
+            [
+                sys.executable,
+                "-m",
+                "regdb.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "regdb serve exited early"
@@ -65,8 +79,9 @@ class Serve:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(HEALTH_INTERVAL="1", FAILURE_THRESHOLD="2", PROBE_TOTAL_TIMEOUT="2",
-               LOG_LEVEL="WARNING")
+    env.update(
+        HEALTH_INTERVAL="1", FAILURE_THRESHOLD="2", PROBE_TOTAL_TIMEOUT="2", LOG_LEVEL="WARNING"
+    )
     s = Serve(tmp_path / "data", env)
     yield s
     if s.proc is not None:
@@ -75,8 +90,9 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
 
 def _children_of(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
     return [int(x) for x in out.split()]
 
 
@@ -102,8 +118,10 @@ def test_entries_survive_restart_and_monitor_runs(serve: Serve) -> None:
     assert health["reachable"] is False and health["consecutive_failures"] >= 2
     assert serve.stop() == 0
     for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status").read_text().lower(), f"child {pid} left running"
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        ), f"child {pid} left running"
     serve.start()
     status, body = _call(serve.port, "GET", f"/container_registry/{rid}")
     assert status == 200 and body["data"]["container_registry_name"] == "internal-ai-registry"

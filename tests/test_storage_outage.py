@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,11 +31,12 @@ async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> No
         assert (await client.post("/container_registry", json=SEED_ENTRY)).status == 201
         rid = SEED_ENTRY["container_registry_id"]
         own_redis.stop()
-        for method, path, body in (("GET", f"/container_registry/{rid}", None),
-                                   ("POST", "/container_registries", {}),
-                                   ("POST", "/container_registry", {**SEED_ENTRY,
-                                                                    "container_registry_id": "x"}),
-                                   ("GET", "/readyz", None)):
+        for method, path, body in (
+            ("GET", f"/container_registry/{rid}", None),
+            ("POST", "/container_registries", {}),
+            ("POST", "/container_registry", {**SEED_ENTRY, "container_registry_id": "x"}),
+            ("GET", "/readyz", None),
+        ):
             started = time.monotonic()
             resp = await client.request(method, path, json=body)
             elapsed = time.monotonic() - started
@@ -48,7 +50,7 @@ async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> No
             resp = await client.get(f"/container_registry/{rid}")
             if resp.status == 200:
                 break
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         assert resp.status == 200
         assert (await resp.json())["data"]["container_registry_name"] == "internal-ai-registry"
         assert (await client.get("/readyz")).status == 200

@@ -36,8 +36,12 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
         elif op == "set":
             body = {"$set": {"container_registry_tags": rng.sample(tags, rng.randint(0, 3))}}
         else:
-            body = {"$set": {"container_registry_metadata.owner": f"o{i % 7}",
-                             "container_registry_name": f"name-{i % 5}"}}
+            body = {
+                "$set": {
+                    "container_registry_metadata.owner": f"o{i % 7}",
+                    "container_registry_name": f"name-{i % 5}",
+                }
+            }
         await store.update(rid, body)
 
     await asyncio.gather(*(one(i) for i in range(200)))

@@ -30,8 +30,16 @@ from regdb.settings import Settings
 log = logging.getLogger(__name__)
 
 STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
-HISTORY_FIELDS = ("checked_at", "status", "probe_status", "reachable", "status_code", "reason",
-                  "error", "consecutive_failures")
+HISTORY_FIELDS = (
+    "checked_at",
+    "status",
+    "probe_status",
+    "reachable",
+    "status_code",
+    "reason",
+    "error",
+    "consecutive_failures",
+)
 
 
 def probe_settings(settings: Settings) -> ProbeSettings:
@@ -88,8 +96,9 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         cleanup.execute()
     now = datetime.now(UTC)
     results = asyncio.run(
-        probe_many(entries, probe_settings(settings), concurrency=settings.probe_concurrency,
-                   now=now)
+        probe_many(
+            entries, probe_settings(settings), concurrency=settings.probe_concurrency, now=now
+        )
     )
     record = r.register_script(RECORD_HEALTH)
     status_keys = status_index_keys(ctx)
@@ -98,17 +107,30 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     writes = r.pipeline(transaction=False)
     for entry, prev, result in zip(entries, previous, results, strict=True):
         config = entry.get("container_registry_config")
-        outcome = advance(prev, result, alert_policy(config, settings),
-                          in_maintenance=in_maintenance(config, now))
+        outcome = advance(
+            prev, result, alert_policy(config, settings), in_maintenance=in_maintenance(config, now)
+        )
         state = outcome.state
         state["interval_s"] = interval_s(config, settings)
         entry_id = entry["container_registry_id"]
         new_key = ctx.keys.index("health.status", str(encode_scalar(state["status"])))
         record(
-            keys=[keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id),
-                  keys.due, keys.queued, *status_keys, new_key],
-            args=[entry_id, jsonutil.dumps(state), jsonutil.dumps(history_item(state)),
-                  settings.history_keep, time.time() + state["interval_s"]],
+            keys=[
+                keys.entry(entry_id),
+                keys.health(entry_id),
+                keys.health_history(entry_id),
+                keys.due,
+                keys.queued,
+                *status_keys,
+                new_key,
+            ],
+            args=[
+                entry_id,
+                jsonutil.dumps(state),
+                jsonutil.dumps(history_item(state)),
+                settings.history_keep,
+                time.time() + state["interval_s"],
+            ],
             client=writes,
         )
         counts[state["status"]] = counts.get(state["status"], 0) + 1
@@ -133,32 +155,31 @@ class Alerting:
 
 
 def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
-    from regdb.alerts.deliver import dispatch  # noqa: PLC0415
-    from regdb.alerts.payload import Event  # noqa: PLC0415
+    from regdb.alerts.deliver import dispatch
+    from regdb.alerts.payload import Event
 
     queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
     for a in alerts:
         entry, prev, state = a.entry, a.previous, a.state
         doc = redact_entry(entry)
         doc = {**doc, "health": state}
-        evs = [
-            Event(
-                type=name,
-                registry={
-                    "container_registry_id": entry["container_registry_id"],
-                    "container_registry_name": entry.get("container_registry_name"),
-                    "container_registry_public_url": entry.get("container_registry_public_url"),
-                },
-                old_status=prev.get("effective_status", prev.get("status", "unknown")),
-                new_status=state["effective_status"],
-                error=state.get("error"),
-                checked_at=state.get("checked_at"),
-                since=state.get("since"),
-                tls=state.get("tls"),
-                resend=a.resend,
-            )
-            for name in a.events
-        ]
+        facts = {
+            "container_registry_id": entry["container_registry_id"],
+            "container_registry_name": entry.get("container_registry_name"),
+            "container_registry_public_url": entry.get("container_registry_public_url"),
+            "old_status": prev.get("effective_status", prev.get("status", "unknown")),
+            "new_status": state["effective_status"],
+            "reason": state.get("reason"),
+            "error": state.get("error"),
+            "checked_at": state.get("checked_at"),
+            "since": state.get("since"),
+            "tls": state.get("tls"),
+        }
+        evs = [Event(type=name, registry=facts, resend=a.resend) for name in a.events]
         sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc)
-        log.info("registry %s: %s -> %d deliveries queued", entry["container_registry_id"],
-                 ",".join(a.events), sent)
+        log.info(
+            "registry %s: %s -> %d deliveries queued",
+            entry["container_registry_id"],
+            ",".join(a.events),
+            sent,
+        )

@@ -28,8 +28,9 @@ def alert_policy(config: Any, settings: Settings) -> Policy:
     return Policy(
         failure_threshold=_int(cfg, "failure_threshold", settings.failure_threshold, 1, 100),
         resend_every=_int(cfg, "resend_every", 0, 0, 100000),
-        tls_expiry_warn_days=_int(cfg, "tls_expiry_warn_days", settings.tls_expiry_warn_days,
-                                  0, 3650),
+        tls_expiry_warn_days=_int(
+            cfg, "tls_expiry_warn_days", settings.tls_expiry_warn_days, 0, 3650
+        ),
     )
 
 

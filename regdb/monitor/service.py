@@ -55,8 +55,13 @@ def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]
     """Share of probes that found the registry usable (healthy or degraded) per window."""
     out: dict[str, float | None] = {}
     for name, span in UPTIME_WINDOWS.items():
-        inside = [h for h in history if (t := _parse_time(h.get("checked_at"))) is not None
-                  and now - t <= span and h.get("status") != "maintenance"]
+        inside = [
+            h
+            for h in history
+            if (t := _parse_time(h.get("checked_at"))) is not None
+            and now - t <= span
+            and h.get("status") != "maintenance"
+        ]
         good = sum(1 for h in inside if h.get("status") in ("healthy", "degraded"))
         out[name] = round(good / len(inside), 4) if inside else None
     return out
@@ -83,7 +88,7 @@ class HealthService:
 
     async def _entry_basics(self, entry_id: str) -> tuple[str | None, float]:
         async with storage_errors():
-            url_raw, cfg_raw = await self.redis.hmget(  # type: ignore[misc]
+            url_raw, cfg_raw = await self.redis.hmget(
                 self.keys.entry(entry_id),
                 ["container_registry_public_url", "container_registry_config"],
             )
@@ -107,9 +112,8 @@ class HealthService:
         """The last `limit` results, newest first, and uptime ratios over 1 h / 24 h / 7 d."""
         await self._entry_basics(entry_id)
         async with storage_errors():
-            raws = await self.redis.lrange(  # type: ignore[misc]
+            raws = await self.redis.lrange(
                 self.keys.health_history(entry_id), 0, self.settings.history_keep - 1
             )
         items = [jsonutil.loads(r) for r in raws]
-        return {"uptime": uptime(items, time.time()), "results": items[:limit],
-                "total": len(items)}
+        return {"uptime": uptime(items, time.time()), "results": items[:limit], "total": len(items)}

@@ -84,7 +84,8 @@ def advance(
     tls = probe.get("tls") or {}
     days_left = tls.get("days_left")
     expiring = (
-        isinstance(days_left, int) and days_left <= policy.tls_expiry_warn_days
+        isinstance(days_left, int)
+        and days_left <= policy.tls_expiry_warn_days
         and tls.get("not_after") is not None
     )
 
@@ -93,9 +94,11 @@ def advance(
             if alerted != UNHEALTHY:
                 events.append("registry.unhealthy")
                 alerted = UNHEALTHY
-            elif policy.resend_every > 0 and (
-                failures - policy.failure_threshold
-            ) % policy.resend_every == 0 and failures > policy.failure_threshold:
+            elif (
+                policy.resend_every > 0
+                and (failures - policy.failure_threshold) % policy.resend_every == 0
+                and failures > policy.failure_threshold
+            ):
                 events.append("registry.unhealthy")
                 resend = True
         elif effective == "degraded":
