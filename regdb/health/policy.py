@@ -208,7 +208,7 @@ class PolicyResolver(AbstractResolver):
             )
         reason = check_addresses((r["host"] for r in results), self.policy)
         if reason is not None:
-            logger.info("policy refused a resolved host: %s", reason)
+            logger.debug("policy refused a resolved host: %s", reason)
             raise TargetRefused(reason)
         if len(self._cache) >= self._max_entries:
             self._cache.clear()

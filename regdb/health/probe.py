@@ -18,15 +18,22 @@ What one probe does
 2. On ``401`` with credentials in the entry config: parse the ``WWW-Authenticate``
    challenges. Bearer: ``GET realm?service=..&scope=..`` with Basic credentials (or the
    configured ``token`` as Bearer), take ``token``/``access_token`` from the JSON answer
-   and retry ``/v2/`` with it. Basic: retry ``/v2/`` with the credentials.
+   and retry ``/v2/`` with it. Basic: retry ``/v2/`` with the credentials. Bearer is
+   preferred when both are offered. ``verified`` is true only when ``/v2/`` then says 200.
    ``Authorization`` is only ever sent to the origin (scheme, host, port) it is meant
    for: a redirect to another origin drops it, and Basic credentials are not sent to an
    ``http`` token realm of an ``https`` registry.
-3. TLS: verified by default; ``ca_bundle`` (PEM) adds trusted CAs; ``insecure_tls``
-   turns verification off (warning ``tls verification disabled``). The peer certificate's
-   notAfter is read either way.
+3. TLS: verified by default; ``ca_bundle`` (PEM) adds trusted CAs to the system ones;
+   ``insecure_tls`` turns verification off (warning ``tls verification disabled``). The
+   peer certificate's notAfter is read either way. SSL contexts are cached per
+   (insecure, bundle) and passed per request, so one connector serves every registry.
 4. At most 64 KiB of any body is read. Every exception becomes a classified result;
-   none propagates (cancellation excepted).
+   none propagates (cancellation excepted). The whole probe is bounded by the total
+   timeout (each request gets what is left of it; connects by the connect timeout).
+5. ``latency_ms``: ``connect`` is the TCP+TLS connection setup of the first ``/v2/``
+   request (None when a kept-alive connection of the shared pool was reused),
+   ``response`` the time from sending it to its response headers, ``total`` the whole
+   probe including redirects and auth steps.
 
 The result dict (see :mod:`regdb.health.classify` for the rules) has exactly the keys
 ``status, reachable, status_code, reason, url, api_version, oci_compliant, auth, tls,
@@ -773,8 +780,7 @@ class Prober:
     # ---------------------------------------------------------------- entry points
 
     async def _run(self, target: _Target, rec: _Recorder, deadline: float) -> None:
-        if self._session is None:
-            raise RuntimeError("Prober is not open")
+        self.open()  # no-op when already open; a Prober used without `async with` still works
         is_https = target.v2_url.scheme == "https"
         rec.tls_enabled = is_https
         rec.verification_disabled = is_https and target.insecure_tls
