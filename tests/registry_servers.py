@@ -198,8 +198,11 @@ class SeenRequest:
 class ThreadedServer:
     """Serve an aiohttp app on 127.0.0.1 from a private thread + loop; records requests."""
 
-    def __init__(self, app: web.Application, *, ssl_context: Any = None) -> None:
+    def __init__(
+        self, app: web.Application, *, ssl_context: Any = None, host: str = "127.0.0.1"
+    ) -> None:
         self.app = app
+        self.host = host
         self.seen: list[SeenRequest] = []
         self.port = 0
         self._ssl = ssl_context
@@ -221,7 +224,8 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self._ssl else 'http'}://{host}:{self.port}"
 
     def start(self) -> ThreadedServer:
         self._thread = threading.Thread(target=self._main, name="test-aiohttp", daemon=True)
@@ -254,7 +258,7 @@ class ThreadedServer:
     async def _setup(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
+        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self._ssl)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

@@ -7,12 +7,14 @@ import base64
 import json
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 
 from regdb.health.policy import PolicyResolver, ProbePolicy
@@ -23,6 +25,7 @@ from regdb.health.probe import (
     probe_many,
     registry_v2_url,
 )
+from tests import registry_servers
 from tests.registry_servers import (
     BASIC_PASSWORD,
     BASIC_USER,
@@ -458,7 +461,7 @@ async def test_loopback_denied_by_policy_is_refused(open_registry: RegistryProce
         assert result["error"].startswith("target refused by policy: loopback address")
 
 
-async def test_redirect_to_refused_target_is_refused(peers: ThreadedServer) -> None:
+async def test_redirect_to_refused_target_is_refused(connect_log: list[str]) -> None:
     """A loopback peer redirecting to the metadata service must not be followed."""
     app = web.Application()
 
@@ -473,6 +476,7 @@ async def test_redirect_to_refused_target_is_refused(peers: ThreadedServer) -> N
         server.stop()
     assert (result["status"], result["reason"]) == ("unhealthy", "refused")
     assert "metadata" in result["error"]
+    assert set(connect_log) == {"127.0.0.1"}
 
 
 @pytest.fixture
@@ -673,3 +677,119 @@ async def test_shared_prober_reuses_connections(open_registry: RegistryProcess) 
     assert first["latency_ms"]["connect"] is not None
     assert second["latency_ms"]["connect"] is None  # kept-alive connection reused
     assert second["status"] == "healthy"
+
+
+# --------------------------------------------------------------------------- more edges
+
+
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+async def test_ipv6_loopback_registry() -> None:
+    app = web.Application()
+    app.router.add_get("/v2/", v2_with_basic)
+    server = ThreadedServer(app, host="::1").start()
+    try:
+        result = await probe_entry(entry(f"http://[::1]:{server.port}"))
+    finally:
+        server.stop()
+    assert (result["status"], result["reason"]) == ("healthy", "auth_required")
+    assert result["url"] == f"http://[::1]:{server.port}/v2/"
+
+
+async def test_https_registry_with_plain_http_realm_gets_no_credentials(
+    other_origin: ThreadedServer,
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+
+    async def bearer(_r: web.Request) -> web.Response:
+        return web.json_response(
+            {"errors": [{"code": "UNAUTHORIZED"}]},
+            status=401,
+            headers={
+                **V2_HEADERS,
+                "WWW-Authenticate": f'Bearer realm="{other_origin.url}/token",service="s"',
+            },
+        )
+
+    app = web.Application()
+    app.router.add_get("/v2/", bearer)
+    server = ThreadedServer(app, ssl_context=server_ctx).start()
+    before = len(other_origin.seen)
+    try:
+        result = await probe_entry(
+            entry(
+                server.url,
+                ca_bundle=ca.cert_pem.bytes().decode(),
+                auth={"username": PEER_USER, "password": PEER_PASSWORD},
+            )
+        )
+    finally:
+        server.stop()
+    assert len(other_origin.seen) == before  # the http realm was never contacted
+    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
+    assert "plain http" in result["auth"]["error"]
+    assert result["tls"]["verified"] is True
+
+
+@pytest.fixture
+async def connect_log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the address of every socket connection made from the test loop."""
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    original = loop.sock_connect
+
+    async def recording(sock: socket.socket, address: Any) -> None:
+        seen.append(str(address[0]))
+        if address[0] not in ("127.0.0.1", "::1"):
+            raise AssertionError("connection outside loopback")
+        await original(sock, address)
+
+    monkeypatch.setattr(loop, "sock_connect", recording)
+    return seen
+
+
+async def test_token_realm_refused_by_policy(connect_log: list[str]) -> None:
+    """A 401 pointing its token realm at the metadata service: the realm is never contacted."""
+
+    async def bearer(_r: web.Request) -> web.Response:
+        return web.json_response(
+            {"errors": [{"code": "UNAUTHORIZED"}]},
+            status=401,
+            headers={**V2_HEADERS, "WWW-Authenticate": 'Bearer realm="http://169.254.169.254/t"'},
+        )
+
+    app = web.Application()
+    app.router.add_get("/v2/", bearer)
+    server = ThreadedServer(app).start()
+    try:
+        result = await probe_entry(
+            entry(server.url, auth={"username": PEER_USER, "password": PEER_PASSWORD})
+        )
+    finally:
+        server.stop()
+    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
+    assert "refused" in result["auth"]["error"]
+    assert "metadata" in result["auth"]["error"]
+    assert set(connect_log) == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "fail"), ("", "skip")])
+def test_missing_registry_binary_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: str
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda *_a, **_kw: None)
+    monkeypatch.setattr("os.access", lambda *_a, **_kw: False)
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises(expected, match="apt-get install docker-registry"):
+        registry_servers.registry_binary()
