@@ -18,8 +18,18 @@ def _entry_id(request: web.Request) -> str:
 
 
 async def check_health(request: web.Request) -> web.Response:
-    """GET /check_container_health/{id}"""
-    return ok(await request.app[HEALTH_KEY].current(_entry_id(request)))
+    """GET /check_container_health/{id}; with ?refresh=true, probe now and wait a little."""
+    refresh = request.query.get("refresh", "false").lower()
+    if refresh not in ("true", "false", "1", "0"):
+        raise InvalidQuery("refresh must be true or false")
+    service = request.app[HEALTH_KEY]
+    if refresh in ("true", "1"):
+        result, job_id = await service.refresh(_entry_id(request))
+        if result is None:
+            return ok({"message": "probe queued, not finished yet", "job_id": job_id},
+                      status=202)
+        return ok(result)
+    return ok(await service.current(_entry_id(request)))
 
 
 async def history(request: web.Request) -> web.Response:

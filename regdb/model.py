@@ -88,6 +88,57 @@ def _check_json(value: Any, where: str, depth: int = 1) -> None:
         raise ValueError(f"NaN is not allowed at {where}")
 
 
+_INT_KNOBS = {
+    "health_interval_s": (1, 86400),
+    "failure_threshold": (1, 100),
+    "resend_every": (0, 100000),
+    "tls_expiry_warn_days": (0, 3650),
+}
+_NUMBER_KNOBS = {
+    "timeout_connect_s": (0.01, 120.0),
+    "timeout_total_s": (0.01, 600.0),
+    "latency_warn_ms": (1.0, 600000.0),
+}
+_BOOL_KNOBS = ("insecure_tls", "auth_required")
+
+
+def _check_config_knobs(cfg: dict[str, Any]) -> None:
+    """The config keys the health monitor reads must have usable values."""
+    for key, (lo, hi) in _INT_KNOBS.items():
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
+            raise ValueError(f"{key} must be an integer from {lo} to {hi}")
+    for key, (flo, fhi) in _NUMBER_KNOBS.items():
+        v = cfg.get(key)
+        if v is not None and (
+            not isinstance(v, int | float) or isinstance(v, bool) or not flo <= v <= fhi
+        ):
+            raise ValueError(f"{key} must be a number from {flo} to {fhi}")
+    for key in _BOOL_KNOBS:
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise ValueError(f"{key} must be true or false")
+    if "ca_bundle" in cfg and not (
+        isinstance(cfg["ca_bundle"], str) and "BEGIN CERTIFICATE" in cfg["ca_bundle"]
+    ):
+        raise ValueError("ca_bundle must be PEM text with at least one certificate")
+    auth = cfg.get("auth")
+    if auth is not None:
+        if not isinstance(auth, dict) or not all(isinstance(v, str) for v in auth.values()):
+            raise ValueError("auth must be an object of strings (username/password or token)")
+        if not ({"username", "password"} <= set(auth) or "token" in auth):
+            raise ValueError("auth needs username and password, or token")
+    m = cfg.get("maintenance")
+    if m is not None and not isinstance(m, bool):
+        if not isinstance(m, dict) or set(m) - {"until", "reason", "enabled"}:
+            raise ValueError("maintenance must be true/false or {until, reason}")
+        until = m.get("until")
+        if until is not None:
+            try:
+                datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError("maintenance.until must be an RFC 3339 time") from None
+
+
 class StorageInfo(BaseModel):
     """Storage facts about a registry; the documented keys are typed, others are free."""
 
@@ -187,6 +238,8 @@ class EntryIn(BaseModel):
     @classmethod
     def _free_form(cls, v: dict[str, Any], info: Any) -> dict[str, Any]:
         _check_json(v, info.field_name)
+        if info.field_name == "container_registry_config":
+            _check_config_knobs(v)
         return v
 
     @model_validator(mode="after")

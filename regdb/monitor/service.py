@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
+from rq import Queue
 
 from regdb import jsonutil
 from regdb.errors import NotFound
+from regdb.connections import sync_redis
 from regdb.keys import Keys
+from regdb.monitor.jobs import probe_batch
 from regdb.settings import Settings
 from regdb.store import storage_errors
 
@@ -74,10 +77,43 @@ class HealthService:
         self.redis = redis
         self.keys = keys
         self.settings = settings
+        self._queue: Queue | None = None
+
+    @property
+    def queue(self) -> Queue:
+        """The RQ queue (RQ is synchronous: call it through asyncio.to_thread)."""
+        if self._queue is None:
+            self._queue = Queue(self.settings.queue_name, connection=sync_redis(self.settings))
+        return self._queue
 
     async def close(self) -> None:
-        """Release resources (nothing held yet besides the shared Redis client)."""
-        await asyncio.sleep(0)
+        """Close the synchronous connection RQ used, if any."""
+        if self._queue is not None:
+            await asyncio.to_thread(self._queue.connection.close)
+
+    def _enqueue_now(self, entry_id: str) -> str:
+        conn = self.queue.connection
+        conn.zadd(self.keys.queued, {entry_id: time.time()})
+        job = self.queue.enqueue(
+            probe_batch, [entry_id], at_front=True, result_ttl=300, failure_ttl=3600,
+            job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
+            description=f"refresh {entry_id}",
+        )
+        return str(job.id)
+
+    async def refresh(self, entry_id: str) -> tuple[dict[str, Any] | None, str]:
+        """Probe now; wait up to REFRESH_WAIT for the result. Returns (result or None, job id)."""
+        await self._entry_basics(entry_id)
+        async with storage_errors():
+            before = await self.redis.get(self.keys.health(entry_id))
+            job_id = await asyncio.to_thread(self._enqueue_now, entry_id)
+            deadline = time.monotonic() + self.settings.refresh_wait_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                now_raw = await self.redis.get(self.keys.health(entry_id))
+                if now_raw is not None and now_raw != before:
+                    return await self.current(entry_id), job_id
+        return None, job_id
 
     async def entry_changed(self, entry_id: str, *, url_or_auth_changed: bool) -> None:
         """A created or changed entry: make it due now so the scheduler probes it at once."""
