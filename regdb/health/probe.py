@@ -31,7 +31,8 @@ What one probe does
    none propagates (cancellation excepted). The whole probe is bounded by the total
    timeout (each request gets what is left of it; connects by the connect timeout).
 5. ``latency_ms``: ``connect`` is the TCP+TLS connection setup of the first ``/v2/``
-   request (None when a kept-alive connection of the shared pool was reused),
+   request (None when a kept-alive connection of the shared pool was reused; idle
+   connections are kept only ``keepalive_timeout_s``, 1 s, so normally it is set),
    ``response`` the time from sending it to its response headers, ``total`` the whole
    probe including redirects and auth steps.
 
@@ -513,6 +514,11 @@ class Prober:
     ``limit`` caps the connector's simultaneous connections (0 = no cap; callers bound
     concurrency themselves, as :func:`probe_many` does). ``resolver`` replaces the
     :class:`~regdb.health.policy.PolicyResolver` (it must enforce the policy itself).
+    ``keepalive_timeout_s`` is short on purpose: the requests of one probe (anonymous,
+    token, authenticated) share a connection, but idle connections to a fleet of
+    thousands of registries do not pile up (aiohttp does not count idle ones against
+    ``limit``), and the next probe of a registry connects afresh (connect time, current
+    certificate).
     """
 
     def __init__(
@@ -521,9 +527,11 @@ class Prober:
         *,
         limit: int = 0,
         resolver: AbstractResolver | None = None,
+        keepalive_timeout_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self._limit = limit
+        self._keepalive_timeout_s = keepalive_timeout_s
         self._resolver = resolver or PolicyResolver(settings.policy)
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
@@ -546,6 +554,7 @@ class Prober:
             limit_per_host=0,
             resolver=self._resolver,
             ttl_dns_cache=10,
+            keepalive_timeout=self._keepalive_timeout_s,
             enable_cleanup_closed=False,
         )
         self._session = aiohttp.ClientSession(
