@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import time
 import uuid
@@ -41,7 +42,7 @@ def lock_ttl_seconds(settings: Settings) -> float:
     """Leadership lock lifetime: long enough to survive a slow tick, short enough that a
     successor takes over within two intervals."""
     tick = tick_seconds(settings)
-    return max(3 * tick, min(2 * settings.health_interval_s - tick, 30.0))
+    return max(3 * tick, min(2 * settings.health_interval_s - 2 * tick, 30.0))
 
 
 def stuck_after_seconds(settings: Settings) -> float:
@@ -55,7 +56,8 @@ class Scheduler:
 
     settings: Settings
     conn: redis.Redis
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str = field(default_factory=lambda: f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    """Names the holder of the lock: operators can see which process is active."""
     last_reconcile: float = 0.0
     leading: bool = False
 
@@ -72,7 +74,7 @@ class Scheduler:
         if now_leading != self.leading:
             log.info(
                 "scheduler %s %s",
-                self.token[:8],
+                self.token,
                 "is now active" if now_leading else "is on standby",
             )
             if now_leading:
@@ -165,10 +167,10 @@ def run(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("scheduler %s started (interval %ss)", sched.token[:8], settings.health_interval_s)
+    log.info("scheduler %s started (interval %ss)", sched.token, settings.health_interval_s)
     try:
         aps.start()
     finally:
         with contextlib.suppress(redis.RedisError):
             sched.resign()
-        log.info("scheduler %s stopped", sched.token[:8])
+        log.info("scheduler %s stopped", sched.token)

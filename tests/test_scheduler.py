@@ -1,0 +1,104 @@
+"""Scheduler: due registries are enqueued once, exactly one scheduler is active, a standby
+takes over when the active one dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import redis
+import redis.asyncio as aredis
+from rq import Queue
+
+from regdb.keys import Keys
+from regdb.settings import Settings
+from regdb.store import EntryStore
+from scheduler.main import Scheduler, lock_ttl_seconds
+from tests.conftest import SEED_ENTRY
+
+
+async def _create(settings: Settings, n: int) -> list[str]:
+    assert settings.redis_url
+    r = aredis.Redis.from_url(settings.redis_url)
+    store = EntryStore(r, Keys(settings.prefix))
+    ids = []
+    for i in range(n):
+        entry, _ = await store.create({**SEED_ENTRY, "container_registry_id": f"s{i}"})
+        ids.append(entry["container_registry_id"])
+    await r.aclose()
+    return ids
+
+
+async def test_due_enqueued_once_and_reconciled(settings: Settings, sync_r: redis.Redis) -> None:
+    settings = settings.replace(health_interval_s=10, probe_batch_size=3)
+    ids = await _create(settings, 7)
+    sched = Scheduler(settings, sync_r)
+    now = time.time()
+    # entries created without the API have no due time yet: reconcile gives them one
+    assert sched.tick(now=now) == 7
+    queue = Queue(settings.queue_name, connection=sync_r)
+    assert queue.count == 3  # batches of 3, 3, 1
+    assert sorted(a for job in queue.jobs for a in job.args[0]) == sorted(ids)
+    # still queued: nothing new, even when due again
+    assert sched.tick(now=now + 100) == 0
+    # a lost job (never recorded) is enqueued again once it is clearly stuck
+    assert sched.tick(now=now + 10_000) == 7
+    # a deleted entry leaves the schedule at the next reconcile
+    sync_r.zrem(sched.keys.ids, "s0")
+    sched.reconcile(now + 20_000)
+    assert sync_r.zscore(sched.keys.due, "s0") is None
+
+
+def test_exactly_one_leader_and_takeover(settings: Settings, sync_r: redis.Redis) -> None:
+    settings = settings.replace(health_interval_s=1)
+    a, b = Scheduler(settings, sync_r), Scheduler(settings, sync_r)
+    assert a.lead() is True
+    assert b.lead() is False
+    assert a.lead() is True  # renewing keeps it
+    ttl = lock_ttl_seconds(settings)
+    assert ttl < 2 * settings.health_interval_s
+    # a dies (stops renewing): b takes over within two intervals
+    started = time.monotonic()
+    while not b.lead():
+        assert time.monotonic() - started < 2 * settings.health_interval_s + 0.5
+        time.sleep(0.05)
+    assert a.lead() is False
+    # a clean stop hands over at once
+    b.resign()
+    assert a.lead() is True
+
+
+def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Redis) -> None:
+    assert settings.redis_url
+    env = dict(os.environ, REDIS_URL=settings.redis_url, REGDB_PREFIX=settings.prefix,
+               HEALTH_INTERVAL="1", LOG_LEVEL="WARNING")
+    procs = [subprocess.Popen([sys.executable, "-m", "regdb.cli", "scheduler"], env=env)
+             for _ in range(2)]
+    lock = Keys(settings.prefix).scheduler_lock
+    try:
+        deadline = time.monotonic() + 20
+        while sync_r.get(lock) is None:
+            assert time.monotonic() < deadline, "no scheduler became active"
+            time.sleep(0.05)
+        first = sync_r.get(lock)
+        assert first is not None
+        time.sleep(1.5)
+        assert sync_r.get(lock) == first, "leadership must not flap while the leader lives"
+        leader_pid = int(first.decode().split("-")[0])
+        leader = next(p for p in procs if p.pid == leader_pid)
+        leader.send_signal(signal.SIGKILL)  # no clean resign: the lock must expire
+        leader.wait()
+        t0 = time.monotonic()
+        while sync_r.get(lock) in (None, first):
+            assert time.monotonic() - t0 < 2 * 1, "the standby did not take over in 2 intervals"
+            time.sleep(0.05)
+        survivor = next(p for p in procs if p.pid != leader_pid)
+        assert int(sync_r.get(lock).decode().split("-")[0]) == survivor.pid
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
