@@ -148,6 +148,9 @@ class Scheduler:
 
 def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, ticking every `tick_seconds`."""
+    if settings.log_level != "DEBUG":
+        # APScheduler logs every tick at INFO: once a second is noise, not information.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     conn = sync_redis(settings)
     conn.ping()
     sched = Scheduler(settings, conn)
