@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
@@ -40,7 +39,7 @@ def _run_api(settings: Settings) -> None:
 
     from api.app import create_app
 
-    uvloop.install() if sys.version_info < (3, 12) else None
+    uvloop.install()  # a faster event loop: about 1.5x the requests/s of asyncio's own
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -88,8 +87,46 @@ def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(code)
 
 
-def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "regdb.cli", role], env=env)
+class Children:
+    """The worker and scheduler child processes of `regdb serve`, restarted if they die."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def _spawn(self, role: str) -> None:
+        # Own session: a Ctrl-C in the terminal reaches only `serve`, which stops them in order.
+        self.procs[role] = subprocess.Popen(
+            [sys.executable, "-m", "regdb.cli", role], env=self.env, start_new_session=True
+        )
+
+    def start(self) -> None:
+        for role in CHILD_ROLES:
+            self._spawn(role)
+        threading.Thread(target=self._watch, daemon=True, name="children").start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            with self._lock:
+                for role, proc in list(self.procs.items()):
+                    if proc.poll() is not None and not self.stopping.is_set():
+                        log.warning("%s exited with %s; restarting it", role, proc.returncode)
+                        self._spawn(role)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self._lock:
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in self.procs.values():
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -107,38 +144,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.resolve(),
         )
     assert settings.redis_url is not None
-    env = dict(os.environ, REDIS_URL=settings.redis_url)
-    children = {role: _spawn(role, env) for role in CHILD_ROLES}
-    stopping = False
-
-    def restart_dead(signum: int = 0, frame: object = None) -> None:
-        for role, proc in list(children.items()):
-            if not stopping and proc.poll() is not None:
-                log.warning("%s exited with %s; restarting it", role, proc.returncode)
-                time.sleep(0.5)
-                children[role] = _spawn(role, env)
-
-    signal.signal(signal.SIGCHLD, lambda s, f: None)
+    children = Children(dict(os.environ, REDIS_URL=settings.redis_url))
     try:
-        import threading
-
-        def watch() -> None:
-            while not stopping:
-                restart_dead()
-                time.sleep(1)
-
-        threading.Thread(target=watch, daemon=True, name="children").start()
+        children.start()
         _run_api(settings)
     finally:
-        stopping = True
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in children.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        children.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
