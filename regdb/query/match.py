@@ -29,8 +29,12 @@ REGEX_TIMEOUT: Final = 0.05
 """Seconds one regex search may take before the query is refused as too expensive."""
 
 LOGICAL_OPERATORS: Final = frozenset({"$and", "$or", "$nor"})
-_REGEX_FLAGS: Final = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL,
-                       "x": regex.VERBOSE}
+_REGEX_FLAGS: Final = {
+    "i": regex.IGNORECASE,
+    "m": regex.MULTILINE,
+    "s": regex.DOTALL,
+    "x": regex.VERBOSE,
+}
 
 # BSON canonical type ranks (bsontypes.h canonicalizeBSONType), smallest first.
 RANK_NULL: Final = 5
@@ -288,7 +292,10 @@ def _in_single(values: list[Any]) -> Single:
 
 
 _COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le,
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
 }
 
 
@@ -437,8 +444,14 @@ def path_values(doc: Doc, path: str, *, include_arrays: bool = True) -> list[Any
     return out
 
 
-def _collect_object(obj: Mapping[str, Any], parts: tuple[str, ...], offsets: tuple[int, ...],
-                    i: int, include_arrays: bool, out: list[Any]) -> None:
+def _collect_object(
+    obj: Mapping[str, Any],
+    parts: tuple[str, ...],
+    offsets: tuple[int, ...],
+    i: int,
+    include_arrays: bool,
+    out: list[Any],
+) -> None:
     while True:
         value = obj.get(parts[i], MISSING)
         i += 1
@@ -461,8 +474,14 @@ def _collect_object(obj: Mapping[str, Any], parts: tuple[str, ...], offsets: tup
         obj = value
 
 
-def _collect_array(arr: list[Any], parts: tuple[str, ...], offsets: tuple[int, ...], i: int,
-                   include_arrays: bool, out: list[Any]) -> None:
+def _collect_array(
+    arr: list[Any],
+    parts: tuple[str, ...],
+    offsets: tuple[int, ...],
+    i: int,
+    include_arrays: bool,
+    out: list[Any],
+) -> None:
     offset = offsets[i]
     at_leaf = i + 1 == len(parts)
     for index, el in enumerate(arr):

@@ -22,8 +22,12 @@ ID_FIELD: Final = "container_registry_id"
 _EMPTY_ARRAY_KEY: Final = (0,)  # below null's (5,)
 
 
-def parse_sort(spec: str | None, limits: QueryLimits = DEFAULT_LIMITS, *,
-               forbidden_path: PathCheck | None = None) -> list[tuple[str, int]]:
+def parse_sort(
+    spec: str | None,
+    limits: QueryLimits = DEFAULT_LIMITS,
+    *,
+    forbidden_path: PathCheck | None = None,
+) -> list[tuple[str, int]]:
     """Parse ``"a,-b.c"`` into ``[("a", 1), ("b.c", -1)]``; ``None``/empty gives created_at."""
     if spec is None or not spec.strip():
         return list(DEFAULT_SORT)
@@ -62,8 +66,9 @@ def _value_key(value: Any) -> tuple[Any, ...]:
     return bson_key(None if value is MISSING else value)
 
 
-def sort_docs(docs: Iterable[Mapping[str, Any]], spec: list[tuple[str, int]],
-              *, tiebreak: bool = True) -> list[Mapping[str, Any]]:
+def sort_docs(
+    docs: Iterable[Mapping[str, Any]], spec: list[tuple[str, int]], *, tiebreak: bool = True
+) -> list[Mapping[str, Any]]:
     """Documents in MongoDB order for ``spec``; ties broken by ascending id when ``tiebreak``."""
     ordered = list(docs)
     keys = list(spec)
@@ -78,8 +83,12 @@ def _key_for(path: str, direction: int) -> Callable[[Mapping[str, Any]], tuple[A
     return lambda doc: sort_key(doc, path, direction)
 
 
-def parse_fields(spec: str | None, limits: QueryLimits = DEFAULT_LIMITS, *,
-                 forbidden_path: PathCheck | None = None) -> list[str] | None:
+def parse_fields(
+    spec: str | None,
+    limits: QueryLimits = DEFAULT_LIMITS,
+    *,
+    forbidden_path: PathCheck | None = None,
+) -> list[str] | None:
     """Parse a comma-separated projection; ``None``/empty means the whole document."""
     if spec is None or not spec.strip():
         return None

@@ -6,13 +6,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-INDEXED_PATHS: Final = frozenset({
-    "container_registry_tags",
-    "container_registry_name",
-    "container_registry_public_url",
-    "container_registry_image_prefix",
-    "health.status",
-})
+INDEXED_PATHS: Final = frozenset(
+    {
+        "container_registry_tags",
+        "container_registry_name",
+        "container_registry_public_url",
+        "container_registry_image_prefix",
+        "health.status",
+    }
+)
 INDEXED_PREFIXES: Final = ("container_registry_metadata.", "container_registry_storage_info.")
 
 _DIGITS: Final = re.compile(r"[0-9]+")

@@ -21,10 +21,25 @@ from regdb.query.match import (
 
 PathCheck = Callable[[str], bool]
 
-FIELD_OPERATORS: Final = frozenset({
-    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$all", "$exists", "$size",
-    "$regex", "$options", "$elemMatch", "$not",
-})
+FIELD_OPERATORS: Final = frozenset(
+    {
+        "$eq",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$in",
+        "$nin",
+        "$all",
+        "$exists",
+        "$size",
+        "$regex",
+        "$options",
+        "$elemMatch",
+        "$not",
+    }
+)
 SUPPORTED_OPERATORS: Final = FIELD_OPERATORS | LOGICAL_OPERATORS
 REGEX_OPTIONS: Final = frozenset("imsx")
 
@@ -49,8 +64,9 @@ class QueryLimits:
 DEFAULT_LIMITS: Final = QueryLimits()
 
 
-def validate_filter(filt: object, limits: QueryLimits = DEFAULT_LIMITS, *,
-                    forbidden_path: PathCheck | None = None) -> None:
+def validate_filter(
+    filt: object, limits: QueryLimits = DEFAULT_LIMITS, *, forbidden_path: PathCheck | None = None
+) -> None:
     """Raise ``InvalidQuery`` unless ``filt`` is a supported, affordable filter.
 
     ``forbidden_path(path)`` is asked about every full dotted path used (``$elemMatch``
@@ -63,8 +79,9 @@ def validate_filter(filt: object, limits: QueryLimits = DEFAULT_LIMITS, *,
     _Checker(limits, forbidden_path).query(filt, "", 1)
 
 
-def validate_path(path: object, limits: QueryLimits = DEFAULT_LIMITS, *,
-                  forbidden_path: PathCheck | None = None) -> str:
+def validate_path(
+    path: object, limits: QueryLimits = DEFAULT_LIMITS, *, forbidden_path: PathCheck | None = None
+) -> str:
     """Check one dotted field path (filters, sort keys, projections) and return it."""
     if not isinstance(path, str) or not path:
         raise InvalidQuery("field path must be a non-empty string")
@@ -134,7 +151,7 @@ def _unbounded_quantifier_at(pattern: str, i: int) -> bool:
     end = pattern.find("}", i)
     if end < 0:
         return False
-    body = pattern[i + 1:end]
+    body = pattern[i + 1 : end]
     low, comma, high = body.partition(",")
     if not low.isdigit() or (high and not high.isdigit()):
         return False
@@ -167,8 +184,10 @@ class _Checker:
             if key in LOGICAL_OPERATORS:
                 self.logical(key, value, prefix, depth)
             elif key in FIELD_OPERATORS:
-                raise InvalidQuery(f"operator '{key}' must be applied to a field, "
-                                   "not used at the top level of a query")
+                raise InvalidQuery(
+                    f"operator '{key}' must be applied to a field, "
+                    "not used at the top level of a query"
+                )
             elif key.startswith("$"):
                 raise InvalidQuery(f"unsupported operator '{key}'")
             else:
@@ -200,14 +219,15 @@ class _Checker:
             if not isinstance(name, str) or not name.startswith("$"):
                 raise InvalidQuery(f"cannot mix operators and field names (at '{path}')")
             if name in LOGICAL_OPERATORS:
-                raise InvalidQuery(f"operator '{name}' is only allowed at the top level of a "
-                                   f"query, not on a field (at '{path}')")
+                raise InvalidQuery(
+                    f"operator '{name}' is only allowed at the top level of a "
+                    f"query, not on a field (at '{path}')"
+                )
             if name not in FIELD_OPERATORS:
                 raise InvalidQuery(f"unsupported operator '{name}'")
             self.operator(name, arg, ops, path, depth)
 
-    def operator(self, name: str, arg: Any, ops: Mapping[Any, Any], path: str,
-                 depth: int) -> None:
+    def operator(self, name: str, arg: Any, ops: Mapping[Any, Any], path: str, depth: int) -> None:
         if name in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte"):
             self.literal(arg, path, top=False)
         elif name in ("$in", "$nin", "$all"):
@@ -226,8 +246,10 @@ class _Checker:
             self.elem_match(arg, path, depth)
         else:  # $not
             if not is_operator_object(arg):
-                raise InvalidQuery(f"$not needs an operator object such as "
-                                   f"{{'$regex': ...}} or {{'$gt': ...}} (at '{path}')")
+                raise InvalidQuery(
+                    f"$not needs an operator object such as "
+                    f"{{'$regex': ...}} or {{'$gt': ...}} (at '{path}')"
+                )
             self.depth(depth + 1)
             self.operators(arg, path, depth + 1)
 
@@ -235,8 +257,9 @@ class _Checker:
         if not isinstance(arg, list):
             raise InvalidQuery(f"{name} needs an array (at '{path}')")
         if len(arg) > self.limits.max_in:
-            raise InvalidQuery(f"{name} has too many elements (max {self.limits.max_in}) "
-                               f"(at '{path}')")
+            raise InvalidQuery(
+                f"{name} has too many elements (max {self.limits.max_in}) (at '{path}')"
+            )
         for item in arg:
             if name == "$all" and isinstance(item, Mapping) and "$elemMatch" in item:
                 raise InvalidQuery(f"$all with $elemMatch is not supported (at '{path}')")
@@ -248,14 +271,14 @@ class _Checker:
         if not isinstance(pattern, str):
             raise InvalidQuery(f"$regex needs a string (at '{path}')")
         if len(pattern) > self.limits.max_regex_len:
-            raise InvalidQuery(f"$regex too long (max {self.limits.max_regex_len}) "
-                               f"(at '{path}')")
+            raise InvalidQuery(f"$regex too long (max {self.limits.max_regex_len}) (at '{path}')")
         if "\x00" in pattern:
             raise InvalidQuery(f"$regex cannot contain a NUL character (at '{path}')")
         self.options(options, path)
         if has_catastrophic_nesting(pattern):
-            raise InvalidQuery(f"regex too expensive: nested repetition in {pattern!r} "
-                               f"(at '{path}')")
+            raise InvalidQuery(
+                f"regex too expensive: nested repetition in {pattern!r} (at '{path}')"
+            )
         try:
             compile_regex(pattern, options)
         except InvalidQuery as exc:
@@ -266,8 +289,9 @@ class _Checker:
             raise InvalidQuery(f"$options needs a string (at '{path}')")
         for flag in options:
             if flag not in REGEX_OPTIONS:
-                raise InvalidQuery(f"unsupported $options flag '{flag}' (allowed: imsx) "
-                                   f"(at '{path}')")
+                raise InvalidQuery(
+                    f"unsupported $options flag '{flag}' (allowed: imsx) (at '{path}')"
+                )
 
     def elem_match(self, arg: Any, path: str, depth: int) -> None:
         if not isinstance(arg, Mapping):
@@ -276,22 +300,25 @@ class _Checker:
         keys = [str(key) for key in arg]
         if is_elem_match_value_form(arg):
             if any(not key.startswith("$") for key in keys):
-                raise InvalidQuery(f"cannot mix operators and field names in $elemMatch "
-                                   f"(at '{path}')")
+                raise InvalidQuery(
+                    f"cannot mix operators and field names in $elemMatch (at '{path}')"
+                )
             self.operators(arg, path, depth + 1)
             return
         for key in keys:
             if key.startswith("$") and key not in LOGICAL_OPERATORS:
                 if key in FIELD_OPERATORS:
-                    raise InvalidQuery(f"cannot mix operators and field names in $elemMatch "
-                                       f"(at '{path}')")
+                    raise InvalidQuery(
+                        f"cannot mix operators and field names in $elemMatch (at '{path}')"
+                    )
                 raise InvalidQuery(f"unsupported operator '{key}'")
         self.query(arg, path, depth + 1)
 
     def literal(self, value: Any, path: str, *, top: bool, level: int = 1) -> None:
         if level > self.limits.max_depth:
-            raise InvalidQuery(f"value nested too deeply (max depth {self.limits.max_depth}) "
-                               f"(at '{path}')")
+            raise InvalidQuery(
+                f"value nested too deeply (max depth {self.limits.max_depth}) (at '{path}')"
+            )
         if value is None or isinstance(value, bool | int | str):
             return
         if isinstance(value, float):
@@ -300,8 +327,7 @@ class _Checker:
             return
         if isinstance(value, list):
             if len(value) > self.limits.max_in:
-                raise InvalidQuery(f"array value too long (max {self.limits.max_in}) "
-                                   f"(at '{path}')")
+                raise InvalidQuery(f"array value too long (max {self.limits.max_in}) (at '{path}')")
             for item in value:
                 self.literal(item, path, top=False, level=level + 1)
             return
@@ -311,10 +337,11 @@ class _Checker:
                     raise InvalidQuery(f"object keys must be strings (at '{path}')")
                 if key.startswith("$"):
                     if top and key in SUPPORTED_OPERATORS:
-                        raise InvalidQuery(f"cannot mix operators and field names "
-                                           f"(at '{path}')")
-                    raise InvalidQuery(f"field names inside a value cannot start with '$' "
-                                       f"(found '{key}' at '{path}')")
+                        raise InvalidQuery(f"cannot mix operators and field names (at '{path}')")
+                    raise InvalidQuery(
+                        f"field names inside a value cannot start with '$' "
+                        f"(found '{key}' at '{path}')"
+                    )
                 self.literal(item, path, top=False, level=level + 1)
             return
         raise InvalidQuery(f"unsupported value type '{type(value).__name__}' (at '{path}')")
