@@ -1,0 +1,276 @@
+"""Delivering events to alert hooks: the RQ job, one HTTP attempt, and ``dispatch``.
+
+``dispatch`` (called by the health monitor) enqueues one :func:`deliver` job per interested
+hook and event. The job POSTs the signed body once, logs the attempt in the hook's delivery
+list and raises on failure, so RQ retries it (``Retry(max=4, interval=[2, 10, 30, 120])``;
+the intervals need a worker running with its scheduler). Hook URLs are user input: the
+connection goes through the prober's target policy (no cloud metadata, no redirects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import aiohttp
+import redis
+import yarl
+from rq import Queue, Retry, get_current_job
+from rq.job import Job
+
+from regdb.alerts.model import TEST_EVENT
+from regdb.alerts.payload import DEFAULT_SOURCE, Event, render
+from regdb.alerts.store import load_hook, load_hooks, record_attempt
+from regdb.context import current
+from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, parse_ip
+from regdb.keys import Keys
+from regdb.model import now_rfc3339
+from regdb.query.match import compile_filter
+from regdb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S: Final = 5.0
+"""Time budget of one POST (connect, send, answer)."""
+RETRY_MAX: Final = 4
+RETRY_INTERVALS: Final = (2, 10, 30, 120)
+JOB_TIMEOUT_S: Final = 30
+FAILURE_TTL_S: Final = 7 * 86400
+MAX_RESPONSE_BYTES: Final = 64 * 1024
+"""How much of a receiver's answer is read (and thrown away) before closing."""
+
+
+class DeliveryFailed(Exception):
+    """A delivery attempt did not get a 2xx; raised from the job so that RQ retries it."""
+
+
+def retry_policy() -> Retry:
+    """RQ retry policy of a delivery job."""
+    return Retry(max=RETRY_MAX, interval=list(RETRY_INTERVALS))
+
+
+def policy_of(settings: Settings) -> ProbePolicy:
+    """Which addresses hooks may be delivered to: the prober's policy."""
+    return ProbePolicy(
+        allow_private=settings.probe_allow_private,
+        allow_loopback=settings.probe_allow_loopback,
+        allow_link_local=settings.probe_allow_link_local,
+    )
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of a URL: what may be logged (paths and queries may hold tokens)."""
+    u = yarl.URL(url)
+    return f"{u.scheme}://{u.host}:{u.port}"
+
+
+def _find_refusal(exc: BaseException) -> str | None:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, TargetRefused):
+            return cur.reason
+        os_error = getattr(cur, "os_error", None)
+        if isinstance(os_error, TargetRefused):
+            return os_error.reason
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def describe_error(exc: BaseException, timeout_s: float) -> str:
+    """A short, safe description of a failed POST (never the text of a foreign exception)."""
+    refusal = _find_refusal(exc)
+    if refusal is not None:
+        return f"refused by target policy: {refusal}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate verification failed"
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host name could not be resolved"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"connection error ({type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return f"connection error ({type(exc).__name__})"
+    return f"internal error ({type(exc).__name__})"
+
+
+async def _post(
+    url: str, body: bytes, headers: Mapping[str, str], policy: ProbePolicy, timeout_s: float
+) -> int:
+    host = yarl.URL(url).host or ""
+    literal = parse_ip(host)
+    if literal is not None:
+        reason = policy.check_addresses([literal])
+        if reason is not None:
+            raise TargetRefused(reason)
+    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), force_close=True, limit=1)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        session.post(url, data=body, headers=dict(headers), allow_redirects=False) as resp,
+    ):
+        await resp.content.read(MAX_RESPONSE_BYTES)
+        return resp.status
+
+
+def send(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    policy: ProbePolicy,
+    timeout_s: float = TIMEOUT_S,
+) -> tuple[int | None, str | None, float]:
+    """POST once (blocking; no running event loop in this thread).
+
+    Returns (status code or None, error or None, duration in ms). A non-2xx is an error.
+    """
+    start = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    try:
+        status = asyncio.run(_post(url, body, headers, policy, timeout_s))
+    except Exception as exc:
+        error = describe_error(exc, timeout_s)
+    duration_ms = round((time.perf_counter() - start) * 1000, 3)
+    if status is not None and not 200 <= status < 300:
+        error = f"HTTP {status}"
+        if 300 <= status < 400:
+            error += " (redirects are not followed)"
+    return status, error, duration_ms
+
+
+def attempt_delivery(
+    conn: redis.Redis,
+    keys: Keys,
+    hook: Mapping[str, Any],
+    event: Event,
+    *,
+    delivery_id: str,
+    attempt: int,
+    policy: ProbePolicy,
+    timeout_s: float = TIMEOUT_S,
+    source: str = DEFAULT_SOURCE,
+) -> dict[str, Any]:
+    """Render, sign and POST `event` to `hook` once; log and return the attempt record."""
+    body, headers = render(hook, event, delivery_id=delivery_id, source=source)
+    at = now_rfc3339()
+    status, error, duration_ms = send(str(hook["url"]), body, headers, policy=policy,
+                                      timeout_s=timeout_s)
+    record = {
+        "event_id": event.id,
+        "delivery_id": delivery_id,
+        "type": event.type,
+        "attempt": attempt,
+        "at": at,
+        "status_code": status,
+        "ok": error is None,
+        "error": error,
+        "duration_ms": duration_ms,
+    }
+    record_attempt(conn, keys, str(hook["id"]), record)
+    if error is None:
+        log.info("alert hook %s: %s delivered to %s (attempt %d, HTTP %s, %.0f ms)",
+                 hook["id"], event.type, _origin(str(hook["url"])), attempt, status, duration_ms)
+    else:
+        log.warning("alert hook %s: %s to %s failed (attempt %d): %s", hook["id"], event.type,
+                    _origin(str(hook["url"])), attempt, error)
+    return record
+
+
+def _attempt_number(job: Job | None) -> int:
+    if job is None or job.retries_left is None:
+        return 1
+    retry_max = int(job.meta.get("retry_max", RETRY_MAX))
+    return max(1, retry_max - job.retries_left + 1)
+
+
+def deliver(hook_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """RQ job: deliver `event` (an Event.to_dict()) to hook `hook_id` once.
+
+    Returns the attempt record; raises DeliveryFailed on a non-2xx or a connection error so
+    RQ retries. A deleted hook, or a disabled one (except for test events), is skipped.
+    """
+    ctx = current()
+    ev = Event.from_dict(event)
+    hook = load_hook(ctx.redis, ctx.keys, hook_id)
+    if hook is None:
+        log.info("alert hook %s: deleted, %s event %s skipped", hook_id, ev.type, ev.id)
+        return {"skipped": "hook deleted", "event_id": ev.id}
+    if not hook.get("enabled", True) and ev.type != TEST_EVENT:
+        log.info("alert hook %s: disabled, %s event %s skipped", hook_id, ev.type, ev.id)
+        return {"skipped": "hook disabled", "event_id": ev.id}
+    job = get_current_job()
+    record = attempt_delivery(
+        ctx.redis, ctx.keys, hook, ev,
+        delivery_id=job.id if job is not None else str(uuid.uuid4()),
+        attempt=_attempt_number(job),
+        policy=policy_of(ctx.settings),
+    )
+    if not record["ok"]:
+        raise DeliveryFailed(f"alert hook {hook_id}: {record['error']}")
+    return record
+
+
+def enqueue_delivery(queue: Queue, hook_id: str, event: Event, *, retry: bool = True) -> Job:
+    """Put one delivery job on `queue` (with the retry policy unless `retry` is False)."""
+    return queue.enqueue(
+        deliver,
+        hook_id,
+        event.to_dict(),
+        retry=retry_policy() if retry else None,
+        meta={"retry_max": RETRY_MAX if retry else 0},
+        job_timeout=JOB_TIMEOUT_S,
+        failure_ttl=FAILURE_TTL_S,
+        description=f"alert {event.type} {event.id} -> hook {hook_id}",
+    )
+
+
+def _matches(hook: Mapping[str, Any], registry_doc: Mapping[str, Any]) -> bool:
+    try:
+        return bool(compile_filter(hook.get("filter") or {})(registry_doc))
+    except Exception as exc:
+        log.warning("alert hook %s: filter could not be evaluated (%s), skipped",
+                    hook.get("id"), type(exc).__name__)
+        return False
+
+
+def dispatch(
+    conn: redis.Redis,
+    keys: Keys,
+    queue: Queue,
+    events: Sequence[Event],
+    registry_doc: Mapping[str, Any],
+) -> int:
+    """Enqueue a delivery of each event to every enabled hook that wants it; return how many.
+
+    A hook wants an event when it subscribes to its type and its filter matches
+    `registry_doc`: the registry's redacted catalog entry with its health under ``health``.
+    """
+    if not events:
+        return 0
+    count = 0
+    for hook in load_hooks(conn, keys):
+        if not hook.get("enabled", True):
+            continue
+        wanted = [e for e in events if e.type in hook.get("events", ())]
+        if not wanted or not _matches(hook, registry_doc):
+            continue
+        for event in wanted:
+            enqueue_delivery(queue, str(hook["id"]), event)
+            count += 1
+    if count:
+        log.info("alerts: %d deliveries enqueued for registry %s", count,
+                 registry_doc.get("container_registry_id"))
+    return count

@@ -1,0 +1,166 @@
+"""Alert hooks and their delivery logs in Redis.
+
+- ``keys.hook(id)``             string: the hook as JSON, secret included (never returned as is)
+- ``keys.hooks``                set: every hook id
+- ``keys.hook_deliveries(id)``  list: the latest DELIVERIES_KEEP attempts, newest first
+
+The API uses :class:`HookStore` (asyncio); RQ jobs use the synchronous functions below.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import redis
+import redis.asyncio as aredis
+
+from regdb import jsonutil
+from regdb.alerts.model import is_hook_id, merge_update, new_hook_id, validate_hook
+from regdb.errors import InvalidInput, NotFound
+from regdb.keys import Keys
+from regdb.model import now_rfc3339
+from regdb.store import storage_errors
+
+log = logging.getLogger(__name__)
+
+DELIVERIES_KEEP: Final = 200
+"""Delivery attempts kept per hook."""
+MAX_HOOKS: Final = 1000
+"""Most hooks one catalog may have (every health change is matched against all of them)."""
+
+# Log an attempt only while the hook exists, so a delivery racing a DELETE leaves no orphan.
+_RECORD_ATTEMPT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
+
+def _not_found(hook_id: str) -> NotFound:
+    return NotFound(f"No alert hook found with id {hook_id!r}")
+
+
+def _ids(members: Any) -> list[str]:
+    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+def _sorted(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(hooks, key=lambda h: (str(h.get("created_at", "")), str(h.get("id", ""))))
+
+
+class HookStore:
+    """CRUD of alert hooks for the API. Returned hooks still hold their secret: redact them."""
+
+    def __init__(self, redis: aredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def create(self, data: Any) -> dict[str, Any]:
+        """Validate and store a new hook; returns it as stored."""
+        now = now_rfc3339()
+        hook = validate_hook(data, hook_id=new_hook_id(), created_at=now, updated_at=now)
+        async with storage_errors():
+            if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
+                raise InvalidInput(f"too many alert hooks (at most {MAX_HOOKS})")
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook), nx=True)
+            pipe.sadd(self.keys.hooks, hook["id"])
+            await pipe.execute()
+        log.info("alert hook %s created", hook["id"])
+        return hook
+
+    async def get(self, hook_id: str) -> dict[str, Any]:
+        """The stored hook (secret included); NotFound when there is none."""
+        if not is_hook_id(hook_id):
+            raise _not_found(hook_id)
+        async with storage_errors():
+            raw = await self.redis.get(self.keys.hook(hook_id))
+        if raw is None:
+            raise _not_found(hook_id)
+        hook: dict[str, Any] = jsonutil.loads(raw)
+        return hook
+
+    async def list_hooks(self) -> list[dict[str, Any]]:
+        """Every hook, oldest first."""
+        async with storage_errors():
+            ids = _ids(await self.redis.smembers(self.keys.hooks))
+            raws = await self.redis.mget([self.keys.hook(i) for i in ids]) if ids else []
+        return _sorted([jsonutil.loads(r) for r in raws if r is not None])
+
+    async def replace(self, hook_id: str, body: Any) -> dict[str, Any]:
+        """Apply a full or partial hook (see merge_update), validated as a whole."""
+        old = await self.get(hook_id)
+        data = merge_update(old, body)
+        hook = validate_hook(data, hook_id=hook_id, created_at=old["created_at"],
+                             updated_at=now_rfc3339())
+        async with storage_errors():
+            done = await self.redis.set(self.keys.hook(hook_id), jsonutil.dumps(hook), xx=True)
+        if not done:
+            raise _not_found(hook_id)
+        log.info("alert hook %s updated", hook_id)
+        return hook
+
+    async def delete(self, hook_id: str) -> None:
+        """Remove a hook and its delivery log."""
+        if not is_hook_id(hook_id):
+            raise _not_found(hook_id)
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(self.keys.hook(hook_id))
+            pipe.srem(self.keys.hooks, hook_id)
+            pipe.delete(self.keys.hook_deliveries(hook_id))
+            removed, _, _ = await pipe.execute()
+        if not removed:
+            raise _not_found(hook_id)
+        log.info("alert hook %s deleted", hook_id)
+
+    async def deliveries(self, hook_id: str, limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` delivery attempts of a hook, newest first."""
+        if not is_hook_id(hook_id):
+            raise _not_found(hook_id)
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.hook(hook_id))
+            pipe.lrange(self.keys.hook_deliveries(hook_id), 0, limit - 1)
+            exists, raws = await pipe.execute()
+        if not exists:
+            raise _not_found(hook_id)
+        return [jsonutil.loads(r) for r in raws]
+
+
+# ------------------------------------------------------------------------- synchronous (jobs)
+
+
+def load_hooks(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every stored hook (secrets included), oldest first."""
+    ids = _ids(conn.smembers(keys.hooks))
+    if not ids:
+        return []
+    raws: list[bytes | None] = conn.mget([keys.hook(i) for i in ids])  # type: ignore[assignment]
+    return _sorted([jsonutil.loads(r) for r in raws if r is not None])
+
+
+def load_hook(conn: redis.Redis, keys: Keys, hook_id: str) -> dict[str, Any] | None:
+    """One stored hook (secret included), or None when it does not exist."""
+    if not is_hook_id(hook_id):
+        return None
+    raw: bytes | None = conn.get(keys.hook(hook_id))  # type: ignore[assignment]
+    if raw is None:
+        return None
+    hook: dict[str, Any] = jsonutil.loads(raw)
+    return hook
+
+
+def record_attempt(
+    conn: redis.Redis, keys: Keys, hook_id: str, attempt: Mapping[str, Any]
+) -> bool:
+    """Log one delivery attempt (newest first, the last DELIVERIES_KEEP kept).
+
+    False (nothing logged) when the hook was deleted meanwhile.
+    """
+    done = conn.eval(_RECORD_ATTEMPT, 2, keys.hook(hook_id), keys.hook_deliveries(hook_id),
+                     jsonutil.dumps(dict(attempt)), DELIVERIES_KEEP)
+    return bool(done)
