@@ -269,3 +269,38 @@ async def test_probes_and_docs(client: Client) -> None:
     )
     page = await client.get("/docs")
     assert page.status == 200 and "POST /container_registries" in await page.text()
+
+
+async def test_changes_that_need_a_probe_are_due_at_once(
+    client: Client, sync_r: redis.Redis
+) -> None:
+    rid = SEED_ENTRY["container_registry_id"]
+    await client.post("/container_registry", json=SEED_ENTRY)
+    assert sync_r.zscore("regdb-test:due", rid) == 0  # new: probe at once
+    sync_r.zadd("regdb-test:due", {rid: 12345})
+    await client.put(f"/container_registry/{rid}", json={"container_registry_name": "n2"})
+    assert sync_r.zscore("regdb-test:due", rid) == 12345  # a rename needs no probe
+    await client.put(
+        f"/container_registry/{rid}",
+        json={"$set": {"container_registry_config.auth": {"token": "t"}}},
+    )
+    assert sync_r.zscore("regdb-test:due", rid) == 0  # new credentials: probe at once
+    sync_r.zadd("regdb-test:due", {rid: 12345})
+    await client.put(
+        f"/container_registry/{rid}", json={"container_registry_public_url": "http://127.0.0.1:9"}
+    )
+    assert sync_r.zscore("regdb-test:due", rid) == 0
+
+
+async def test_refresh_without_worker_answers_202(client: Client) -> None:
+    from api.keys import HEALTH_KEY
+
+    rid = SEED_ENTRY["container_registry_id"]
+    await client.post("/container_registry", json=SEED_ENTRY)
+    service = client.app[HEALTH_KEY]  # type: ignore[index]
+    service.settings = service.settings.replace(refresh_wait_s=0.3)
+    resp = await client.get(f"/check_container_health/{rid}?refresh=true")
+    assert resp.status == 202
+    data = (await resp.json())["data"]
+    assert data["job_id"] and "queued" in data["message"]
+    assert (await client.get(f"/check_container_health/{rid}?refresh=maybe")).status == 400

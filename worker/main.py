@@ -21,4 +21,6 @@ def run(settings: Settings, *, burst: bool = False) -> bool:
     queue = Queue(settings.queue_name, connection=conn)
     worker = Worker([queue], connection=conn)
     log.info("worker listening on queue %s", settings.queue_name)
-    return bool(worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level))
+    # with_scheduler: RQ's own scheduler moves retried jobs (alert deliveries with backoff)
+    # back onto the queue when their time comes; RQ makes one worker at a time do it.
+    return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
