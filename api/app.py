@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aredis
 from aiohttp import web
 
-from api.keys import HEALTH_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
+from api.keys import HEALTH_KEY, QUEUE_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
 from api.middlewares import error_middleware
 from api.routes import setup_routes
 from regdb.connections import async_redis
 from regdb.keys import Keys
 from regdb.monitor.service import HealthService
+from regdb.queueing import LazyQueue
 from regdb.search import Searcher
 from regdb.settings import Settings
 from regdb.store import EntryStore
@@ -29,9 +31,10 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[REDIS_KEY] = client
         app[STORE_KEY] = store = EntryStore(client, keys)
         app[SEARCHER_KEY] = Searcher(store)
-        app[HEALTH_KEY] = HealthService(client, keys, settings)
+        app[QUEUE_KEY] = queue = LazyQueue(settings)
+        app[HEALTH_KEY] = HealthService(client, keys, settings, queue)
         yield
-        await app[HEALTH_KEY].close()
+        await asyncio.to_thread(queue.close)
         if redis is None:
             await client.aclose()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +12,7 @@ import redis
 from aiohttp import web
 from rq import Queue
 
-from api.keys import REDIS_KEY, SETTINGS_KEY
+from api.keys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
 from api.openapi import ERROR, add_paths
 from api.parsing import read_json
 from api.responses import ok
@@ -21,9 +20,9 @@ from regdb.alerts.deliver import attempt_delivery, enqueue_delivery, policy_of
 from regdb.alerts.model import Hook, HookIn, public_hook
 from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import DELIVERIES_KEEP, HookStore
-from regdb.connections import sync_redis
 from regdb.errors import InvalidInput
 from regdb.keys import Keys
+from regdb.queueing import LazyQueue
 from regdb.settings import Settings
 from regdb.store import storage_errors
 
@@ -33,36 +32,21 @@ DELIVERIES_DEFAULT_LIMIT = 50
 
 
 class HookService:
-    """What the hook handlers share: the store, and (created on first use) the RQ queue."""
+    """What the hook handlers share: the store, and the API's RQ queue."""
 
-    def __init__(self, store: HookStore, settings: Settings) -> None:
+    def __init__(self, store: HookStore, settings: Settings, queue: LazyQueue) -> None:
         self.store = store
         self.settings = settings
         self.keys = store.keys
-        self._lock = threading.Lock()
-        self._conn: redis.Redis | None = None
-        self._queue: Queue | None = None
+        self._queue = queue
 
     def sync_conn(self) -> redis.Redis:
         """The sync Redis client of RQ and inline deliveries (blocking: call in a thread)."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = sync_redis(self.settings)
-            return self._conn
+        return self._queue.conn()
 
     def queue(self) -> Queue:
         """The RQ queue deliveries go through (blocking: call in a thread)."""
-        conn = self.sync_conn()
-        with self._lock:
-            if self._queue is None:
-                self._queue = Queue(self.settings.queue_name, connection=conn)
-            return self._queue
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = self._queue = None
+        return self._queue.queue()
 
 
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
@@ -84,8 +68,7 @@ def _flag(request: web.Request, name: str) -> bool:
 async def create_hook(request: web.Request) -> web.Response:
     """POST /alert_hooks"""
     hook = await _service(request).store.create(await read_json(request))
-    return ok(public_hook(hook), status=201,
-              headers={"Location": f"/alert_hooks/{hook['id']}"})
+    return ok(public_hook(hook), status=201, headers={"Location": f"/alert_hooks/{hook['id']}"})
 
 
 async def list_hooks(request: web.Request) -> web.Response:
@@ -135,15 +118,22 @@ async def send_test(request: web.Request) -> web.Response:
         async with storage_errors():
             conn = await asyncio.to_thread(svc.sync_conn)
             record = await asyncio.to_thread(
-                attempt_delivery, conn, svc.keys, hook, event,
-                delivery_id=str(uuid.uuid4()), attempt=1, policy=policy_of(svc.settings),
+                attempt_delivery,
+                conn,
+                svc.keys,
+                hook,
+                event,
+                delivery_id=str(uuid.uuid4()),
+                attempt=1,
+                policy=policy_of(svc.settings),
             )
         return ok(record)
     async with storage_errors():
         queue = await asyncio.to_thread(svc.queue)
         job = await asyncio.to_thread(enqueue_delivery, queue, hook["id"], event, retry=False)
-    return ok({"message": "Test delivery queued", "job_id": job.id, "event_id": event.id},
-              status=202)
+    return ok(
+        {"message": "Test delivery queued", "job_id": job.id, "event_id": event.id}, status=202
+    )
 
 
 def _openapi() -> dict[str, Any]:
@@ -155,74 +145,139 @@ def _openapi() -> dict[str, Any]:
         return {"type": "object", "required": ["success", "data"], "properties": props}
 
     def errors(*codes: int) -> dict[str, Any]:
-        text = {400: "Invalid input (fields, filter, id or query parameter)",
-                404: "No alert hook with that id", 413: "Request body too large",
-                415: "Content-Type is not application/json",
-                503: "Storage unavailable (Redis cannot be reached)"}
+        text = {
+            400: "Invalid input (fields, filter, id or query parameter)",
+            404: "No alert hook with that id",
+            413: "Request body too large",
+            415: "Content-Type is not application/json",
+            503: "Storage unavailable (Redis cannot be reached)",
+        }
         return {str(c): body(ERROR, text[c]) for c in codes}
 
     hook_in = HookIn.model_json_schema()
     hook_in.pop("title", None)
     hook = Hook.model_json_schema(mode="serialization")
-    hook["properties"]["secret"] = {"enum": ["***", None],
-                                    "description": "\"***\" when a secret is set"}
-    attempt = {"type": "object", "properties": {
-        "event_id": {"type": "string"}, "delivery_id": {"type": "string"},
-        "type": {"type": "string"}, "attempt": {"type": "integer"},
-        "at": {"type": "string"}, "status_code": {"type": ["integer", "null"]},
-        "ok": {"type": "boolean"}, "error": {"type": ["string", "null"]},
-        "duration_ms": {"type": "number"}}}
-    param = {"name": "id", "in": "path", "required": True,
-             "schema": {"type": "string", "format": "uuid"}}
+    hook["properties"]["secret"] = {
+        "enum": ["***", None],
+        "description": '"***" when a secret is set',
+    }
+    attempt = {
+        "type": "object",
+        "properties": {
+            "event_id": {"type": "string"},
+            "delivery_id": {"type": "string"},
+            "type": {"type": "string"},
+            "attempt": {"type": "integer"},
+            "at": {"type": "string"},
+            "status_code": {"type": ["integer", "null"]},
+            "ok": {"type": "boolean"},
+            "error": {"type": ["string", "null"]},
+            "duration_ms": {"type": "number"},
+        },
+    }
+    param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
     req = {"required": True, "content": {"application/json": {"schema": hook_in}}}
     return {
         "/alert_hooks": {
-            "post": {"summary": "Create an alert hook (webhook fired on health changes)",
-                     "requestBody": req,
-                     "responses": {"201": body(env(hook), "Created; Location header set"),
-                                   **errors(400, 413, 415, 503)}},
-            "get": {"summary": "List alert hooks (secrets shown as ***)",
-                    "responses": {"200": body(env({"type": "array", "items": hook},
-                                                  count={"type": "integer"}), "Every hook"),
-                                  **errors(503)}},
+            "post": {
+                "summary": "Create an alert hook (webhook fired on health changes)",
+                "requestBody": req,
+                "responses": {
+                    "201": body(env(hook), "Created; Location header set"),
+                    **errors(400, 413, 415, 503),
+                },
+            },
+            "get": {
+                "summary": "List alert hooks (secrets shown as ***)",
+                "responses": {
+                    "200": body(
+                        env({"type": "array", "items": hook}, count={"type": "integer"}),
+                        "Every hook",
+                    ),
+                    **errors(503),
+                },
+            },
         },
         "/alert_hooks/{id}": {
             "parameters": [param],
-            "get": {"summary": "Read an alert hook",
-                    "responses": {"200": body(env(hook), "The hook"), **errors(404, 503)}},
-            "put": {"summary": "Replace or partially update a hook (validated as a whole; "
-                    "the secret is kept when omitted or sent as \"***\", removed when null)",
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "object"}}}},
-                    "responses": {"200": body(env(hook), "Updated"),
-                                  **errors(400, 404, 413, 415, 503)}},
-            "delete": {"summary": "Delete an alert hook and its delivery log",
-                       "responses": {"200": body(env({"type": "object"}), "Deleted"),
-                                     **errors(404, 503)}},
+            "get": {
+                "summary": "Read an alert hook",
+                "responses": {"200": body(env(hook), "The hook"), **errors(404, 503)},
+            },
+            "put": {
+                "summary": "Replace or partially update a hook (validated as a whole; "
+                'the secret is kept when omitted or sent as "***", removed when null)',
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {"200": body(env(hook), "Updated"), **errors(400, 404, 413, 415, 503)},
+            },
+            "delete": {
+                "summary": "Delete an alert hook and its delivery log",
+                "responses": {"200": body(env({"type": "object"}), "Deleted"), **errors(404, 503)},
+            },
         },
         "/alert_hooks/{id}/deliveries": {
             "parameters": [param],
-            "get": {"summary": "Recent delivery attempts, newest first",
-                    "parameters": [{"name": "limit", "in": "query", "schema": {
-                        "type": "integer", "minimum": 1, "maximum": DELIVERIES_KEEP,
-                        "default": DELIVERIES_DEFAULT_LIMIT}}],
-                    "responses": {"200": body(env({"type": "array", "items": attempt},
-                                                  count={"type": "integer"}), "Attempts"),
-                                  **errors(400, 404, 503)}},
+            "get": {
+                "summary": "Recent delivery attempts, newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": DELIVERIES_KEEP,
+                            "default": DELIVERIES_DEFAULT_LIMIT,
+                        },
+                    }
+                ],
+                "responses": {
+                    "200": body(
+                        env({"type": "array", "items": attempt}, count={"type": "integer"}),
+                        "Attempts",
+                    ),
+                    **errors(400, 404, 503),
+                },
+            },
         },
         "/alert_hooks/{id}/test": {
             "parameters": [param],
-            "post": {"summary": "Send a test event (type io.regdb.test) to the hook",
-                     "parameters": [{"name": "wait", "in": "query",
-                                     "schema": {"type": "boolean", "default": False},
-                                     "description": "Deliver now and answer with the attempt "
-                                     "(200) instead of queueing it (202)"}],
-                     "responses": {
-                         "200": body(env(attempt), "Delivered inline (see `ok`)"),
-                         "202": body(env({"type": "object", "properties": {
-                             "job_id": {"type": "string"}, "event_id": {"type": "string"}}}),
-                             "Queued"),
-                         **errors(400, 404, 503)}},
+            "post": {
+                "summary": "Send a test event (type io.regdb.test) to the hook",
+                "parameters": [
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "schema": {"type": "boolean", "default": False},
+                        "description": "Deliver now and answer with the attempt "
+                        "(200) instead of queueing it (202)",
+                    }
+                ],
+                "responses": {
+                    "200": body(env(attempt), "Delivered inline (see `ok`)"),
+                    "202": body(
+                        env(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "job_id": {"type": "string"},
+                                    "event_id": {"type": "string"},
+                                },
+                            }
+                        ),
+                        "Queued",
+                    ),
+                    **errors(400, 404, 503),
+                },
+            },
         },
     }
 
@@ -232,10 +287,10 @@ def setup_hook_routes(app: web.Application) -> None:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS_KEY]
-        svc = HookService(HookStore(app[REDIS_KEY], Keys(settings.prefix)), settings)
-        app[HOOKS_KEY] = svc
+        app[HOOKS_KEY] = HookService(
+            HookStore(app[REDIS_KEY], Keys(settings.prefix)), settings, app[QUEUE_KEY]
+        )
         yield
-        await asyncio.to_thread(svc.close)
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/alert_hooks", create_hook)

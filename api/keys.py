@@ -6,6 +6,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from regdb.monitor.service import HealthService
+from regdb.queueing import LazyQueue
 from regdb.search import Searcher
 from regdb.settings import Settings
 from regdb.store import EntryStore
@@ -15,3 +16,4 @@ REDIS_KEY = web.AppKey("redis", aredis.Redis)
 STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
+QUEUE_KEY = web.AppKey("queue", LazyQueue)

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
-from rq import Queue
 
 from regdb import jsonutil
 from regdb.errors import NotFound
-from regdb.connections import sync_redis
 from regdb.keys import Keys
 from regdb.monitor.jobs import probe_batch
+from regdb.queueing import LazyQueue
 from regdb.settings import Settings
 from regdb.store import storage_errors
 
@@ -73,29 +72,23 @@ def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]
 class HealthService:
     """Cached health for the API, and the hand-off of probe requests to the scheduler."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(
+        self, redis: aredis.Redis, keys: Keys, settings: Settings, queue: LazyQueue
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._queue: Queue | None = None
-
-    @property
-    def queue(self) -> Queue:
-        """The RQ queue (RQ is synchronous: call it through asyncio.to_thread)."""
-        if self._queue is None:
-            self._queue = Queue(self.settings.queue_name, connection=sync_redis(self.settings))
-        return self._queue
-
-    async def close(self) -> None:
-        """Close the synchronous connection RQ used, if any."""
-        if self._queue is not None:
-            await asyncio.to_thread(self._queue.connection.close)
+        self.queue = queue
 
     def _enqueue_now(self, entry_id: str) -> str:
-        conn = self.queue.connection
-        conn.zadd(self.keys.queued, {entry_id: time.time()})
-        job = self.queue.enqueue(
-            probe_batch, [entry_id], at_front=True, result_ttl=300, failure_ttl=3600,
+        queue = self.queue.queue()
+        queue.connection.zadd(self.keys.queued, {entry_id: time.time()})
+        job = queue.enqueue(
+            probe_batch,
+            [entry_id],
+            at_front=True,
+            result_ttl=300,
+            failure_ttl=3600,
             job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
             description=f"refresh {entry_id}",
         )
