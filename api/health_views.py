@@ -26,8 +26,7 @@ async def check_health(request: web.Request) -> web.Response:
     if refresh in ("true", "1"):
         result, job_id = await service.refresh(_entry_id(request))
         if result is None:
-            return ok({"message": "probe queued, not finished yet", "job_id": job_id},
-                      status=202)
+            return ok({"message": "probe queued, not finished yet", "job_id": job_id}, status=202)
         return ok(result)
     return ok(await service.current(_entry_id(request)))
 

@@ -116,8 +116,12 @@ def queue(settings: Settings, sync_r: redis.Redis) -> Queue:
 def put_hook(conn: redis.Redis, keys: Keys, **fields: Any) -> dict[str, Any]:
     """Store a hook the way the API does (validated), straight into Redis."""
     now = now_rfc3339()
-    h = validate_hook({"events": ["registry.unhealthy"], **fields}, hook_id=new_hook_id(),
-                      created_at=now, updated_at=now)
+    h = validate_hook(
+        {"events": ["registry.unhealthy"], **fields},
+        hook_id=new_hook_id(),
+        created_at=now,
+        updated_at=now,
+    )
     conn.set(keys.hook(h["id"]), jsonutil.dumps(h))
     conn.sadd(keys.hooks, h["id"])
     return h
@@ -137,14 +141,22 @@ DOC: dict[str, Any] = {
     "container_registry_public_url": "https://registry.example.com",
     "container_registry_tags": ["prod", "ai"],
     "container_registry_config": {"auth": {"username": "bot", "password": "***"}},
-    "health": {"status": "unhealthy", "reason": "timeout",
-               "checked_at": "2030-01-01T00:00:00.000000Z"},
+    "health": {
+        "status": "unhealthy",
+        "reason": "timeout",
+        "checked_at": "2030-01-01T00:00:00.000000Z",
+    },
 }
 
 
 def unhealthy_event() -> Event:
-    return registry_event("registry.unhealthy", DOC, DOC["health"], old_status="healthy",
-                          since="2030-01-01T00:00:00.000000Z")
+    return registry_event(
+        "registry.unhealthy",
+        DOC,
+        DOC["health"],
+        old_status="healthy",
+        since="2030-01-01T00:00:00.000000Z",
+    )
 
 
 def job_ids_by_hook(queue: Queue) -> dict[str, list[str]]:
@@ -224,9 +236,7 @@ def test_failure_without_retries_left_fails_the_job(
     assert rec["ok"] is False and rec["status_code"] == 500
 
 
-def test_slack_format(
-    receiver: Receiver, queue: Queue, sync_r: redis.Redis, keys: Keys
-) -> None:
+def test_slack_format(receiver: Receiver, queue: Queue, sync_r: redis.Redis, keys: Keys) -> None:
     put_hook(sync_r, keys, url=receiver.url("ok"), secret=SECRET, format="slack")
     assert dispatch(sync_r, keys, queue, [unhealthy_event()], DOC) == 1
     work(queue, sync_r)
@@ -242,8 +252,9 @@ def test_dispatch_honours_events_filter_and_enabled(
     queue: Queue, sync_r: redis.Redis, keys: Keys
 ) -> None:
     url = "http://127.0.0.1:9/hook"
-    everything = put_hook(sync_r, keys, url=url,
-                          events=["registry.unhealthy", "registry.recovered"])
+    everything = put_hook(
+        sync_r, keys, url=url, events=["registry.unhealthy", "registry.recovered"]
+    )
     prod = put_hook(sync_r, keys, url=url, filter={"container_registry_tags": "prod"})
     by_health = put_hook(sync_r, keys, url=url, filter={"health.status": "unhealthy"})
     put_hook(sync_r, keys, url=url, filter={"container_registry_tags": "dev"})
@@ -261,8 +272,7 @@ def test_dispatch_honours_events_filter_and_enabled(
     assert dispatch(sync_r, keys, queue, [], DOC) == 0
     assert dispatch(sync_r, keys, queue, [degraded], DOC) == 0
     jobs = queue.jobs
-    assert all(j.retries_left == RETRY_MAX and j.retry_intervals == [2, 10, 30, 120]
-               for j in jobs)
+    assert all(j.retries_left == RETRY_MAX and j.retry_intervals == [2, 10, 30, 120] for j in jobs)
 
 
 def test_deleted_and_disabled_hooks_are_skipped(
@@ -286,18 +296,19 @@ def test_deleted_and_disabled_hooks_are_skipped(
 
 def test_send_errors_are_short_and_safe(receiver: Receiver) -> None:
     policy = ProbePolicy()
-    status, error, _ = send(f"http://127.0.0.1:{free_port()}/x?token=abc", b"{}", {},
-                            policy=policy, timeout_s=2)
+    status, error, _ = send(
+        f"http://127.0.0.1:{free_port()}/x?token=abc", b"{}", {}, policy=policy, timeout_s=2
+    )
     assert status is None and error == "connection refused"
     status, error, ms = send(receiver.url("slow"), b"{}", {}, policy=policy, timeout_s=0.3)
     assert status is None and error == "no answer within 0.3 s" and ms < 1500
     status, error, _ = send(receiver.url("redirect"), b"{}", {}, policy=policy)
     assert status == 302 and error is not None and "redirect" in error
-    status, error, _ = send(receiver.url("ok"), b"{}", {}, policy=ProbePolicy(
-        allow_loopback=False))
+    status, error, _ = send(receiver.url("ok"), b"{}", {}, policy=ProbePolicy(allow_loopback=False))
     assert status is None and error is not None and error.startswith("refused by target policy")
-    status, error, _ = send("http://169.254.169.254/latest", b"{}", {},
-                            policy=ProbePolicy(allow_link_local=True))
+    status, error, _ = send(
+        "http://169.254.169.254/latest", b"{}", {}, policy=ProbePolicy(allow_link_local=True)
+    )
     assert status is None and error is not None and "metadata" in error
 
 
@@ -319,8 +330,10 @@ def test_deliveries_list_is_trimmed(sync_r: redis.Redis, keys: Keys) -> None:
 async def test_test_wait_end_to_end_and_deliveries_endpoint(
     client: Client, receiver: Receiver
 ) -> None:
-    resp = await client.post("/alert_hooks", json={
-        "url": receiver.url("ok"), "events": ["registry.unhealthy"], "secret": SECRET})
+    resp = await client.post(
+        "/alert_hooks",
+        json={"url": receiver.url("ok"), "events": ["registry.unhealthy"], "secret": SECRET},
+    )
     hook_id = (await resp.json())["data"]["id"]
 
     resp = await client.post(f"/alert_hooks/{hook_id}/test?wait=true")
@@ -341,8 +354,16 @@ async def test_test_wait_end_to_end_and_deliveries_endpoint(
     body = await resp.json()
     assert body["count"] == 2
     assert [d["ok"] for d in body["data"]] == [False, True]
-    assert set(body["data"][0]) >= {"event_id", "type", "attempt", "at", "status_code", "ok",
-                                    "error", "duration_ms"}
+    assert set(body["data"][0]) >= {
+        "event_id",
+        "type",
+        "attempt",
+        "at",
+        "status_code",
+        "ok",
+        "error",
+        "duration_ms",
+    }
     assert SECRET not in await resp.text()
     resp = await client.get(f"/alert_hooks/{hook_id}/deliveries?limit=1")
     assert (await resp.json())["count"] == 1

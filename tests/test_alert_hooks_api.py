@@ -81,8 +81,9 @@ async def test_secret_stored_but_never_returned(client: Client, sync_r: redis.Re
 
 
 async def test_defaults(client: Client) -> None:
-    resp = await client.post("/alert_hooks", json={"url": "http://127.0.0.1:9/x",
-                                                    "events": ["registry.degraded"]})
+    resp = await client.post(
+        "/alert_hooks", json={"url": "http://127.0.0.1:9/x", "events": ["registry.degraded"]}
+    )
     assert resp.status == 201
     data = (await resp.json())["data"]
     assert data["filter"] == {} and data["format"] == "cloudevents"
@@ -117,16 +118,22 @@ async def test_validation_errors(client: Client) -> None:
         assert field in [d["field"] for d in out["details"]], (body, out)
         assert SECRET not in await resp.text()
     for raw in (b"[]", b"{", b""):
-        resp = await client.post("/alert_hooks", data=raw,
-                                 headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/alert_hooks", data=raw, headers={"Content-Type": "application/json"}
+        )
         assert resp.status == 400
     assert (await (await client.get("/alert_hooks")).json())["count"] == 0
 
 
 async def test_unknown_ids(client: Client) -> None:
     for hook_id in (str(uuid.uuid4()), "not-a-uuid", "..", "x" * 300):
-        for method, path in (("GET", ""), ("PUT", ""), ("DELETE", ""),
-                             ("GET", "/deliveries"), ("POST", "/test")):
+        for method, path in (
+            ("GET", ""),
+            ("PUT", ""),
+            ("DELETE", ""),
+            ("GET", "/deliveries"),
+            ("POST", "/test"),
+        ):
             kwargs: dict[str, Any] = {"json": {"enabled": False}} if method == "PUT" else {}
             resp = await client.request(method, f"/alert_hooks/{hook_id}{path}", **kwargs)
             assert resp.status == 404, (method, path, hook_id)
@@ -135,8 +142,9 @@ async def test_unknown_ids(client: Client) -> None:
 
 async def test_put_partial_keeps_secret(client: Client, sync_r: redis.Redis) -> None:
     data = await create(client)
-    resp = await client.put(f"/alert_hooks/{data['id']}",
-                            json={"enabled": False, "events": ["registry.degraded"]})
+    resp = await client.put(
+        f"/alert_hooks/{data['id']}", json={"enabled": False, "events": ["registry.degraded"]}
+    )
     assert resp.status == 200, await resp.text()
     new = (await resp.json())["data"]
     assert new["enabled"] is False and new["events"] == ["registry.degraded"]
@@ -162,8 +170,9 @@ async def test_put_full_replace_changes_and_clears_secret(
     client: Client, sync_r: redis.Redis
 ) -> None:
     data = await create(client)
-    resp = await client.put(f"/alert_hooks/{data['id']}",
-                            json=hook(secret="new-secret", format="slack"))
+    resp = await client.put(
+        f"/alert_hooks/{data['id']}", json=hook(secret="new-secret", format="slack")
+    )
     assert resp.status == 200
     raw = sync_r.get(f"regdb-test:hook:{data['id']}")
     assert raw is not None and b"new-secret" in raw and SECRET.encode() not in raw
@@ -177,8 +186,14 @@ async def test_put_full_replace_changes_and_clears_secret(
 
 async def test_put_validates_whole(client: Client) -> None:
     data = await create(client)
-    bodies: list[Any] = [{"events": []}, {"url": "nope"}, {"filter": {"$bogus": 1}},
-                         {"id": str(uuid.uuid4())}, {"unknown": 1}, [1, 2]]
+    bodies: list[Any] = [
+        {"events": []},
+        {"url": "nope"},
+        {"filter": {"$bogus": 1}},
+        {"id": str(uuid.uuid4())},
+        {"unknown": 1},
+        [1, 2],
+    ]
     for body in bodies:
         resp = await client.put(f"/alert_hooks/{data['id']}", json=body)
         assert resp.status == 400, body
@@ -214,6 +229,10 @@ async def test_test_endpoint_queues_a_job(
 
 async def test_openapi_documents_hooks(client: Client) -> None:
     spec = await (await client.get("/openapi.json")).json()
-    for path in ("/alert_hooks", "/alert_hooks/{id}", "/alert_hooks/{id}/deliveries",
-                 "/alert_hooks/{id}/test"):
+    for path in (
+        "/alert_hooks",
+        "/alert_hooks/{id}",
+        "/alert_hooks/{id}/deliveries",
+        "/alert_hooks/{id}/test",
+    ):
         assert path in spec["paths"]

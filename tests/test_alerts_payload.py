@@ -32,15 +32,25 @@ HEALTH = {
     "reason": "connection_refused",
     "error": None,
     "checked_at": "2030-01-02T03:04:05.000000Z",
-    "tls": {"enabled": True, "verified": True, "not_after": "2030-02-01T00:00:00Z",
-            "days_left": 30, "chain": ["x"]},
+    "tls": {
+        "enabled": True,
+        "verified": True,
+        "not_after": "2030-02-01T00:00:00Z",
+        "days_left": 30,
+        "chain": ["x"],
+    },
     "auth": {"credentials_supplied": True},
 }
 
 
 def unhealthy() -> Event:
-    return registry_event("registry.unhealthy", ENTRY, HEALTH, old_status="healthy",
-                          since="2030-01-02T03:00:00.000000Z")
+    return registry_event(
+        "registry.unhealthy",
+        ENTRY,
+        HEALTH,
+        old_status="healthy",
+        since="2030-01-02T03:00:00.000000Z",
+    )
 
 
 def test_cloudevent_shape() -> None:
@@ -59,16 +69,26 @@ def test_cloudevent_shape() -> None:
     assert (data["old_status"], data["new_status"]) == ("healthy", "unhealthy")
     assert data["since"] == "2030-01-02T03:00:00.000000Z"
     assert data["checked_at"] == HEALTH["checked_at"]
-    assert data["tls"] == {"enabled": True, "verified": True,
-                           "not_after": "2030-02-01T00:00:00Z", "days_left": 30}
+    assert data["tls"] == {
+        "enabled": True,
+        "verified": True,
+        "not_after": "2030-02-01T00:00:00Z",
+        "days_left": 30,
+    }
     assert data["resend"] is False and data["event"] == "registry.unhealthy"
     json.dumps(doc)  # plain JSON
 
 
 def test_event_keeps_only_allowed_fields_and_round_trips() -> None:
-    ev = Event("registry.degraded", {"container_registry_id": "r",
-                                     "container_registry_config": {"password": "p"},
-                                     "tls": "bogus"}, resend=True)
+    ev = Event(
+        "registry.degraded",
+        {
+            "container_registry_id": "r",
+            "container_registry_config": {"password": "p"},
+            "tls": "bogus",
+        },
+        resend=True,
+    )
     assert "container_registry_config" not in ev.registry
     assert ev.registry["tls"] is None
     again = Event.from_dict(json.loads(json.dumps(ev.to_dict())))
@@ -76,8 +96,12 @@ def test_event_keeps_only_allowed_fields_and_round_trips() -> None:
 
 
 def test_no_secrets_anywhere() -> None:
-    hook = {"id": "h", "url": "https://hooks.example.com/x", "format": "cloudevents",
-            "secret": "s3cr3t-value"}
+    hook = {
+        "id": "h",
+        "url": "https://hooks.example.com/x",
+        "format": "cloudevents",
+        "secret": "s3cr3t-value",
+    }
     for fmt in ("cloudevents", "slack"):
         body, headers = render({**hook, "format": fmt}, unhealthy(), delivery_id="d")
         for blob in (body.decode(), json.dumps(headers)):
@@ -105,8 +129,9 @@ def test_signature_verifiable() -> None:
 
 
 def test_unsigned_without_secret() -> None:
-    body, headers = render({"id": "h", "format": "slack", "secret": None}, unhealthy(),
-                           delivery_id="d")
+    body, headers = render(
+        {"id": "h", "format": "slack", "secret": None}, unhealthy(), delivery_id="d"
+    )
     assert "X-Regdb-Signature" not in headers
     assert headers["Content-Type"] == "application/json"
     assert set(json.loads(body)) == {"text"}
@@ -133,8 +158,11 @@ def test_slack_text(event_type: str, words: list[str]) -> None:
 
 
 def test_slack_escapes_and_reminder() -> None:
-    ev = Event("registry.unhealthy", {"container_registry_name": "<b>&evil</b>",
-                                      "error": "x < y"}, resend=True)
+    ev = Event(
+        "registry.unhealthy",
+        {"container_registry_name": "<b>&evil</b>", "error": "x < y"},
+        resend=True,
+    )
     text = slack(ev)["text"]
     assert "[reminder]" in text
     assert "&lt;b&gt;&amp;evil&lt;/b&gt;" in text and "<b>" not in text

@@ -34,8 +34,9 @@ SECRET = "hook-secret-xyz"
 
 def call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
             return resp.status, json.loads(resp.read())
@@ -67,9 +68,13 @@ class Receiver:
 
 @pytest.fixture
 def mon_settings(settings: Settings) -> Settings:
-    return settings.replace(health_interval_s=1, failure_threshold=2,
-                            probe_connect_timeout_s=1.0, probe_total_timeout_s=2.0,
-                            refresh_wait_s=10.0)
+    return settings.replace(
+        health_interval_s=1,
+        failure_threshold=2,
+        probe_connect_timeout_s=1.0,
+        probe_total_timeout_s=2.0,
+        refresh_wait_s=10.0,
+    )
 
 
 @pytest.fixture
@@ -81,27 +86,44 @@ def api_base(mon_settings: Settings, sync_r: redis.Redis) -> Iterator[str]:
 
 
 def restart(reg: RegistryProcess) -> None:
-    reg.process = subprocess.Popen([registry_binary(), "serve", str(reg.workdir / "config.yml")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   cwd=reg.workdir)
+    reg.process = subprocess.Popen(
+        [registry_binary(), "serve", str(reg.workdir / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=reg.workdir,
+    )
     assert wait_for_port(reg.port, timeout_s=10)
 
 
-def test_down_alert_and_recovery(tmp_path: Path, mon_settings: Settings, sync_r: redis.Redis,
-                                 api_base: str) -> None:
+def test_down_alert_and_recovery(
+    tmp_path: Path, mon_settings: Settings, sync_r: redis.Redis, api_base: str
+) -> None:
     reg = RegistryProcess.start(tmp_path / "registry")
     receiver = Receiver()
     try:
-        status, hook = call(api_base, "POST", "/alert_hooks", {
-            "url": receiver.server.url + "/hook", "secret": SECRET,
-            "events": ["registry.unhealthy", "registry.recovered", "registry.degraded"],
-            "filter": {"container_registry_tags": "watched"}})
+        status, hook = call(
+            api_base,
+            "POST",
+            "/alert_hooks",
+            {
+                "url": receiver.server.url + "/hook",
+                "secret": SECRET,
+                "events": ["registry.unhealthy", "registry.recovered", "registry.degraded"],
+                "filter": {"container_registry_tags": "watched"},
+            },
+        )
         assert status == 201, hook
-        watched = {**SEED_ENTRY, "container_registry_public_url": reg.url,
-                   "container_registry_tags": ["watched"],
-                   "container_registry_config": {"auth": {"token": "tok-secret-1"}}}
-        ignored = {**watched, "container_registry_id": "ignored",
-                   "container_registry_tags": ["other"]}
+        watched = {
+            **SEED_ENTRY,
+            "container_registry_public_url": reg.url,
+            "container_registry_tags": ["watched"],
+            "container_registry_config": {"auth": {"token": "tok-secret-1"}},
+        }
+        ignored = {
+            **watched,
+            "container_registry_id": "ignored",
+            "container_registry_tags": ["other"],
+        }
         assert call(api_base, "POST", "/container_registry", watched)[0] == 201
         assert call(api_base, "POST", "/container_registry", ignored)[0] == 201
         rid = watched["container_registry_id"]
@@ -121,8 +143,9 @@ def test_down_alert_and_recovery(tmp_path: Path, mon_settings: Settings, sync_r:
         assert health["api_version"] == "registry/2.0" and health["stale"] is False
         assert "tok-secret-1" not in json.dumps(health)
         _, listed = call(api_base, "POST", "/container_registries", {"health.status": "healthy"})
-        assert sorted(e["container_registry_id"] for e in listed["data"]) == sorted([rid,
-                                                                                     "ignored"])
+        assert sorted(e["container_registry_id"] for e in listed["data"]) == sorted(
+            [rid, "ignored"]
+        )
 
         reg.stop()
         health = cycle()
@@ -142,8 +165,10 @@ def test_down_alert_and_recovery(tmp_path: Path, mon_settings: Settings, sync_r:
         health = cycle()
         assert health["status"] == "healthy" and health["consecutive_failures"] == 0
         events = receiver.events()
-        assert [e["type"] for e in events] == ["io.regdb.registry.unhealthy",
-                                               "io.regdb.registry.recovered"]
+        assert [e["type"] for e in events] == [
+            "io.regdb.registry.unhealthy",
+            "io.regdb.registry.recovered",
+        ]
         _, deliveries = call(api_base, "GET", f"/alert_hooks/{hook['data']['id']}/deliveries")
         assert len(deliveries["data"]) == 2 and all(d["ok"] for d in deliveries["data"])
 
@@ -156,12 +181,16 @@ def test_down_alert_and_recovery(tmp_path: Path, mon_settings: Settings, sync_r:
         receiver.server.stop()
 
 
-def test_refresh_and_maintenance(tmp_path: Path, mon_settings: Settings, sync_r: redis.Redis,
-                                 api_base: str) -> None:
+def test_refresh_and_maintenance(
+    tmp_path: Path, mon_settings: Settings, sync_r: redis.Redis, api_base: str
+) -> None:
     reg = RegistryProcess.start(tmp_path / "registry")
     try:
-        entry = {**SEED_ENTRY, "container_registry_public_url": reg.url,
-                 "container_registry_config": {"maintenance": True}}
+        entry = {
+            **SEED_ENTRY,
+            "container_registry_public_url": reg.url,
+            "container_registry_config": {"maintenance": True},
+        }
         assert call(api_base, "POST", "/container_registry", entry)[0] == 201
         rid = entry["container_registry_id"]
         result: dict[str, Any] = {}
@@ -182,8 +211,15 @@ def test_refresh_and_maintenance(tmp_path: Path, mon_settings: Settings, sync_r:
         assert body["data"]["status"] == "maintenance"
         assert body["data"]["probe_status"] == "healthy"
         # out of maintenance: the next refresh shows the real status
-        assert call(api_base, "PUT", f"/container_registry/{rid}",
-                    {"$unset": {"container_registry_config.maintenance": ""}})[0] == 200
+        assert (
+            call(
+                api_base,
+                "PUT",
+                f"/container_registry/{rid}",
+                {"$unset": {"container_registry_config.maintenance": ""}},
+            )[0]
+            == 200
+        )
         asker = threading.Thread(target=ask)
         asker.start()
         deadline = time.monotonic() + 15

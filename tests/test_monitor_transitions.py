@@ -12,18 +12,25 @@ from regdb.monitor.transitions import Policy, advance
 
 
 def probe(status: str, t: int, **extra: Any) -> dict[str, Any]:
-    return {"status": status, "checked_at": f"2026-11-28T00:00:{t:02d}.000000Z",
-            "reachable": status != "unhealthy", "warnings": [], **extra}
+    return {
+        "status": status,
+        "checked_at": f"2026-11-28T00:00:{t:02d}.000000Z",
+        "reachable": status != "unhealthy",
+        "warnings": [],
+        **extra,
+    }
 
 
-def run(statuses: list[str], policy: Policy | None = None,
-        maintenance: list[bool] | None = None) -> list[tuple[str, list[str]]]:
+def run(
+    statuses: list[str], policy: Policy | None = None, maintenance: list[bool] | None = None
+) -> list[tuple[str, list[str]]]:
     state: dict[str, Any] | None = None
     out = []
     for i, s in enumerate(statuses):
         m = maintenance[i] if maintenance else False
-        outcome = advance(state, probe(s, i), policy or Policy(failure_threshold=3),
-                          in_maintenance=m)
+        outcome = advance(
+            state, probe(s, i), policy or Policy(failure_threshold=3), in_maintenance=m
+        )
         state = outcome.state
         out.append((state["status"], outcome.events))
     return out
@@ -33,29 +40,70 @@ def run(statuses: list[str], policy: Policy | None = None,
     ("statuses", "expected"),
     [
         # threshold: unhealthy only at the third consecutive failure
-        (["healthy", "unhealthy", "unhealthy", "unhealthy"],
-         [("healthy", []), ("healthy", []), ("healthy", []),
-          ("unhealthy", ["registry.unhealthy"])]),
+        (
+            ["healthy", "unhealthy", "unhealthy", "unhealthy"],
+            [
+                ("healthy", []),
+                ("healthy", []),
+                ("healthy", []),
+                ("unhealthy", ["registry.unhealthy"]),
+            ],
+        ),
         # a good probe in between resets the count
-        (["healthy", "unhealthy", "unhealthy", "healthy", "unhealthy", "unhealthy"],
-         [("healthy", []), ("healthy", []), ("healthy", []), ("healthy", []), ("healthy", []),
-          ("healthy", [])]),
+        (
+            ["healthy", "unhealthy", "unhealthy", "healthy", "unhealthy", "unhealthy"],
+            [
+                ("healthy", []),
+                ("healthy", []),
+                ("healthy", []),
+                ("healthy", []),
+                ("healthy", []),
+                ("healthy", []),
+            ],
+        ),
         # one good probe recovers
-        (["unhealthy"] * 3 + ["healthy", "healthy"],
-         [("unknown", []), ("unknown", []), ("unhealthy", ["registry.unhealthy"]),
-          ("healthy", ["registry.recovered"]), ("healthy", [])]),
+        (
+            ["unhealthy"] * 3 + ["healthy", "healthy"],
+            [
+                ("unknown", []),
+                ("unknown", []),
+                ("unhealthy", ["registry.unhealthy"]),
+                ("healthy", ["registry.recovered"]),
+                ("healthy", []),
+            ],
+        ),
         # staying down does not repeat the alert without resend_every
-        (["unhealthy"] * 6,
-         [("unknown", []), ("unknown", []), ("unhealthy", ["registry.unhealthy"]),
-          ("unhealthy", []), ("unhealthy", []), ("unhealthy", [])]),
+        (
+            ["unhealthy"] * 6,
+            [
+                ("unknown", []),
+                ("unknown", []),
+                ("unhealthy", ["registry.unhealthy"]),
+                ("unhealthy", []),
+                ("unhealthy", []),
+                ("unhealthy", []),
+            ],
+        ),
         # degraded alerts once, recovery from degraded too
-        (["healthy", "degraded", "degraded", "healthy"],
-         [("healthy", []), ("degraded", ["registry.degraded"]), ("degraded", []),
-          ("healthy", ["registry.recovered"])]),
+        (
+            ["healthy", "degraded", "degraded", "healthy"],
+            [
+                ("healthy", []),
+                ("degraded", ["registry.degraded"]),
+                ("degraded", []),
+                ("healthy", ["registry.recovered"]),
+            ],
+        ),
         # unhealthy straight to degraded: recovered from down, but now degraded
-        (["unhealthy"] * 3 + ["degraded"],
-         [("unknown", []), ("unknown", []), ("unhealthy", ["registry.unhealthy"]),
-          ("degraded", ["registry.recovered", "registry.degraded"])]),
+        (
+            ["unhealthy"] * 3 + ["degraded"],
+            [
+                ("unknown", []),
+                ("unknown", []),
+                ("unhealthy", ["registry.unhealthy"]),
+                ("degraded", ["registry.recovered", "registry.degraded"]),
+            ],
+        ),
         # the first good probe of a new registry alerts nothing
         (["healthy"], [("healthy", [])]),
     ],
@@ -71,10 +119,17 @@ def test_resend_every() -> None:
 
 
 def test_maintenance_silences_and_shows() -> None:
-    got = run(["healthy", "unhealthy", "unhealthy", "unhealthy", "unhealthy"],
-              maintenance=[False, True, True, True, False])
-    assert [s for s, _ in got] == ["healthy", "maintenance", "maintenance", "maintenance",
-                                   "unhealthy"]
+    got = run(
+        ["healthy", "unhealthy", "unhealthy", "unhealthy", "unhealthy"],
+        maintenance=[False, True, True, True, False],
+    )
+    assert [s for s, _ in got] == [
+        "healthy",
+        "maintenance",
+        "maintenance",
+        "maintenance",
+        "unhealthy",
+    ]
     assert [ev for _, ev in got][:4] == [[], [], [], []]
     # leaving maintenance while still down: the pending alert fires now
     assert got[4] == ("unhealthy", ["registry.unhealthy"])
@@ -83,8 +138,9 @@ def test_maintenance_silences_and_shows() -> None:
 def test_failure_counts_and_last_ok() -> None:
     state = advance(None, probe("healthy", 1), Policy(), in_maintenance=False).state
     assert state["last_ok_at"].endswith("01.000000Z") and state["consecutive_failures"] == 0
-    state = advance(state, probe("unhealthy", 2, error="refused"), Policy(),
-                    in_maintenance=False).state
+    state = advance(
+        state, probe("unhealthy", 2, error="refused"), Policy(), in_maintenance=False
+    ).state
     assert state["consecutive_failures"] == 1
     assert state["last_ok_at"].endswith("01.000000Z")
     assert state["probe_status"] == "unhealthy" and state["status"] == "healthy"

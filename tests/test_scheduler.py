@@ -73,10 +73,17 @@ def test_exactly_one_leader_and_takeover(settings: Settings, sync_r: redis.Redis
 
 def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Redis) -> None:
     assert settings.redis_url
-    env = dict(os.environ, REDIS_URL=settings.redis_url, REGDB_PREFIX=settings.prefix,
-               HEALTH_INTERVAL="1", LOG_LEVEL="WARNING")
-    procs = [subprocess.Popen([sys.executable, "-m", "regdb.cli", "scheduler"], env=env)
-             for _ in range(2)]
+    env = dict(
+        os.environ,
+        REDIS_URL=settings.redis_url,
+        REGDB_PREFIX=settings.prefix,
+        HEALTH_INTERVAL="1",
+        LOG_LEVEL="WARNING",
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "regdb.cli", "scheduler"], env=env)
+        for _ in range(2)
+    ]
     lock = Keys(settings.prefix).scheduler_lock
     try:
         deadline = time.monotonic() + 20

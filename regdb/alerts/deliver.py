@@ -166,8 +166,9 @@ def attempt_delivery(
     """Render, sign and POST `event` to `hook` once; log and return the attempt record."""
     body, headers = render(hook, event, delivery_id=delivery_id, source=source)
     at = now_rfc3339()
-    status, error, duration_ms = send(str(hook["url"]), body, headers, policy=policy,
-                                      timeout_s=timeout_s)
+    status, error, duration_ms = send(
+        str(hook["url"]), body, headers, policy=policy, timeout_s=timeout_s
+    )
     record = {
         "event_id": event.id,
         "delivery_id": delivery_id,
@@ -181,11 +182,24 @@ def attempt_delivery(
     }
     record_attempt(conn, keys, str(hook["id"]), record)
     if error is None:
-        log.info("alert hook %s: %s delivered to %s (attempt %d, HTTP %s, %.0f ms)",
-                 hook["id"], event.type, _origin(str(hook["url"])), attempt, status, duration_ms)
+        log.info(
+            "alert hook %s: %s delivered to %s (attempt %d, HTTP %s, %.0f ms)",
+            hook["id"],
+            event.type,
+            _origin(str(hook["url"])),
+            attempt,
+            status,
+            duration_ms,
+        )
     else:
-        log.warning("alert hook %s: %s to %s failed (attempt %d): %s", hook["id"], event.type,
-                    _origin(str(hook["url"])), attempt, error)
+        log.warning(
+            "alert hook %s: %s to %s failed (attempt %d): %s",
+            hook["id"],
+            event.type,
+            _origin(str(hook["url"])),
+            attempt,
+            error,
+        )
     return record
 
 
@@ -213,7 +227,10 @@ def deliver(hook_id: str, event: dict[str, Any]) -> dict[str, Any]:
         return {"skipped": "hook disabled", "event_id": ev.id}
     job = get_current_job()
     record = attempt_delivery(
-        ctx.redis, ctx.keys, hook, ev,
+        ctx.redis,
+        ctx.keys,
+        hook,
+        ev,
         delivery_id=job.id if job is not None else str(uuid.uuid4()),
         attempt=_attempt_number(job),
         policy=policy_of(ctx.settings),
@@ -241,8 +258,11 @@ def _matches(hook: Mapping[str, Any], registry_doc: Mapping[str, Any]) -> bool:
     try:
         return bool(compile_filter(hook.get("filter") or {})(registry_doc))
     except Exception as exc:
-        log.warning("alert hook %s: filter could not be evaluated (%s), skipped",
-                    hook.get("id"), type(exc).__name__)
+        log.warning(
+            "alert hook %s: filter could not be evaluated (%s), skipped",
+            hook.get("id"),
+            type(exc).__name__,
+        )
         return False
 
 
@@ -271,6 +291,9 @@ def dispatch(
             enqueue_delivery(queue, str(hook["id"]), event)
             count += 1
     if count:
-        log.info("alerts: %d deliveries enqueued for registry %s", count,
-                 registry_doc.get("container_registry_id"))
+        log.info(
+            "alerts: %d deliveries enqueued for registry %s",
+            count,
+            registry_doc.get("container_registry_id"),
+        )
     return count

@@ -67,7 +67,7 @@ class HookIn(BaseModel):
     secret: Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)] | None = Field(
         default=None,
         description="Write-only HMAC key: each delivery carries "
-        "`X-Regdb-Signature: sha256=<hex HMAC-SHA256 of the body>`. Shown as \"***\".",
+        '`X-Regdb-Signature: sha256=<hex HMAC-SHA256 of the body>`. Shown as "***".',
     )
     filter: dict[str, Any] = Field(
         default_factory=dict,
@@ -77,7 +77,7 @@ class HookIn(BaseModel):
     )
     format: Literal["cloudevents", "slack"] = Field(
         default="cloudevents",
-        description="`cloudevents` (CloudEvents 1.0 structured JSON) or `slack` ({\"text\": ...})",
+        description='`cloudevents` (CloudEvents 1.0 structured JSON) or `slack` ({"text": ...})',
     )
     description: Annotated[StrictStr, StringConstraints(max_length=1024)] | None = None
     enabled: StrictBool = True
@@ -158,9 +158,7 @@ def _format_errors(err: ValidationError) -> tuple[str, list[dict[str, str]]]:
     return f"invalid alert hook: {text}", details
 
 
-def validate_hook(
-    data: Any, *, hook_id: str, created_at: str, updated_at: str
-) -> dict[str, Any]:
+def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) -> dict[str, Any]:
     """Validate client input; return the hook as stored (secret included).
 
     Raises InvalidInput naming every bad field (the filter is checked by the query engine).
@@ -176,8 +174,8 @@ def validate_hook(
         )
     if data.get("secret") == MASK:
         raise InvalidInput(
-            "secret: \"***\" is the mask, not a secret",
-            details=[{"field": "secret", "message": "\"***\" is the mask, not a secret"}],
+            'secret: "***" is the mask, not a secret',
+            details=[{"field": "secret", "message": '"***" is the mask, not a secret'}],
         )
     try:
         model = HookIn.model_validate(data)

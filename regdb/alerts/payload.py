@@ -89,8 +89,13 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (the argument of the RQ delivery job)."""
-        return {"type": self.type, "registry": dict(self.registry), "resend": self.resend,
-                "id": self.id, "time": self.time}
+        return {
+            "type": self.type,
+            "registry": dict(self.registry),
+            "resend": self.resend,
+            "id": self.id,
+            "time": self.time,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
@@ -100,8 +105,12 @@ class Event:
             kwargs["id"] = str(data["id"])
         if data.get("time"):
             kwargs["time"] = str(data["time"])
-        return cls(type=str(data["type"]), registry=dict(data.get("registry") or {}),
-                   resend=bool(data.get("resend", False)), **kwargs)
+        return cls(
+            type=str(data["type"]),
+            registry=dict(data.get("registry") or {}),
+            resend=bool(data.get("resend", False)),
+            **kwargs,
+        )
 
 
 def registry_event(

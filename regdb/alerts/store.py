@@ -94,8 +94,9 @@ class HookStore:
         """Apply a full or partial hook (see merge_update), validated as a whole."""
         old = await self.get(hook_id)
         data = merge_update(old, body)
-        hook = validate_hook(data, hook_id=hook_id, created_at=old["created_at"],
-                             updated_at=now_rfc3339())
+        hook = validate_hook(
+            data, hook_id=hook_id, created_at=old["created_at"], updated_at=now_rfc3339()
+        )
         async with storage_errors():
             done = await self.redis.set(self.keys.hook(hook_id), jsonutil.dumps(hook), xx=True)
         if not done:
@@ -154,13 +155,17 @@ def load_hook(conn: redis.Redis, keys: Keys, hook_id: str) -> dict[str, Any] | N
     return hook
 
 
-def record_attempt(
-    conn: redis.Redis, keys: Keys, hook_id: str, attempt: Mapping[str, Any]
-) -> bool:
+def record_attempt(conn: redis.Redis, keys: Keys, hook_id: str, attempt: Mapping[str, Any]) -> bool:
     """Log one delivery attempt (newest first, the last DELIVERIES_KEEP kept).
 
     False (nothing logged) when the hook was deleted meanwhile.
     """
-    done = conn.eval(_RECORD_ATTEMPT, 2, keys.hook(hook_id), keys.hook_deliveries(hook_id),
-                     jsonutil.dumps(dict(attempt)), DELIVERIES_KEEP)
+    done = conn.eval(
+        _RECORD_ATTEMPT,
+        2,
+        keys.hook(hook_id),
+        keys.hook_deliveries(hook_id),
+        jsonutil.dumps(dict(attempt)),
+        DELIVERIES_KEEP,
+    )
     return bool(done)
