@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.connections import sync_redis
 from regdb.keys import Keys
@@ -40,6 +41,17 @@ class Report:
         )
 
 
+def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
+    raw = r.get(keys.health(entry_id))
+    if raw is None:
+        return "unknown"
+    try:
+        status = jsonutil.loads(raw).get("status")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return status if isinstance(status, str) else "unknown"
+
+
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
     """Compare every index set and the ids set with what the entries imply."""
     report = Report()
@@ -60,6 +72,7 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         created[entry_id] = created_score(entry["created_at"])
         for path, enc in entry_terms(entry):
             expected[keys.index(path, enc)].add(entry_id)
+        expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(entry_id)
     seen_keys: set[str] = set()
     for raw_key in r.scan_iter(match=keys.index_pattern, count=batch):
         key = raw_key.decode()

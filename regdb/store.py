@@ -79,7 +79,8 @@ class EntryStore:
         now = now_rfc3339()
         entry = validate_entry(data, created_at=now, updated_at=now)
         rev = uuid.uuid4().hex[:16]
-        add = self._index_keys(entry_terms(entry))
+        # A new entry is unknown to the monitor: it sits in that health.status index set.
+        add = [*self._index_keys(entry_terms(entry)), self.keys.health_status_index("unknown")]
         entry_id = entry[ID_FIELD]
         async with storage_errors():
             res = await self._write(
@@ -177,7 +178,7 @@ class EntryStore:
                     raise PreconditionFailed(
                         "the entry changed since that ETag was read (If-Match does not match)"
                     )
-                rem = self._index_keys(entry_terms(old))
+                rem = [*self._index_keys(entry_terms(old)), *self.keys.health_status_indexes]
                 extra = [self.keys.health(entry_id), self.keys.health_history(entry_id)]
                 async with storage_errors():
                     res = await self._write(

@@ -173,6 +173,7 @@ async def test_empty_body_lists_all(loaded: tuple[Client, list[dict[str, Any]]])
 async def test_health_status_filter(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     client, entries = loaded
     # nothing probed yet: every registry is unknown, none healthy
-    unknown = await _all_pages(client, {"health.status": "unknown"}, "&plan=scan")
-    assert len(unknown) == len(entries)
+    unknown = await _all_pages(client, {"health.status": "unknown"})
+    assert unknown == [e["container_registry_id"] for e in entries]
+    assert await _all_pages(client, {"health.status": "unknown"}, "&plan=scan") == unknown
     assert await _all_pages(client, {"health.status": "healthy"}) == []

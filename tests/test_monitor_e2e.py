@@ -22,6 +22,8 @@ from rq import Queue, SimpleWorker
 
 from api.app import create_app
 from regdb.context import configure
+from regdb.fsck import check
+from regdb.keys import Keys
 from regdb.settings import Settings
 from scheduler.main import Scheduler
 from tests.conftest import SEED_ENTRY
@@ -176,6 +178,10 @@ def test_down_alert_and_recovery(
         statuses = [h["status"] for h in hist["data"]["results"]]
         assert statuses == ["healthy", "unhealthy", "healthy", "healthy"]
         assert 0 < hist["data"]["uptime"]["1h"] < 1
+        # the health.status index sets followed every change
+        assert check(sync_r, Keys(mon_settings.prefix)).ok
+        assert call(api_base, "DELETE", "/container_registry/ignored")[0] == 200
+        assert check(sync_r, Keys(mon_settings.prefix)).ok
     finally:
         reg.stop()
         receiver.server.stop()

@@ -22,14 +22,12 @@ from regdb.health.policy import ProbePolicy
 from regdb.health.probe import ProbeSettings, probe_many
 from regdb.monitor.policy import alert_policy, in_maintenance, interval_s
 from regdb.monitor.transitions import advance
-from regdb.query.terms import encode_scalar
 from regdb.scripts import RECORD_HEALTH
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
 HISTORY_FIELDS = (
     "checked_at",
     "status",
@@ -54,11 +52,6 @@ def probe_settings(settings: Settings) -> ProbeSettings:
             allow_link_local=settings.probe_allow_link_local,
         ),
     )
-
-
-def status_index_keys(ctx: JobContext) -> list[str]:
-    """Index sets behind `{"health.status": ...}` queries, one per status."""
-    return [ctx.keys.index("health.status", str(encode_scalar(s))) for s in STATUSES]
 
 
 def history_item(state: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +94,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         )
     )
     record = r.register_script(RECORD_HEALTH)
-    status_keys = status_index_keys(ctx)
+    status_keys = keys.health_status_indexes
     counts: dict[str, int] = {}
     alerts: list[Alerting] = []
     writes = r.pipeline(transaction=False)
@@ -113,7 +106,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         state = outcome.state
         state["interval_s"] = interval_s(config, settings)
         entry_id = entry["container_registry_id"]
-        new_key = ctx.keys.index("health.status", str(encode_scalar(state["status"])))
+        new_key = keys.health_status_index(state["status"])
         record(
             keys=[
                 keys.entry(entry_id),
