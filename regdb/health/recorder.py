@@ -1,0 +1,85 @@
+"""Notes taken while one probe runs, frozen into a :class:`ProbeObservation` at the end.
+
+The probe steps (:mod:`regdb.health.probe`, :mod:`regdb.health.auth`) write what they
+saw into a :class:`Recorder`; :meth:`Recorder.observation` hands it to
+:func:`regdb.health.classify.classify` as plain values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from regdb.health.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
+from regdb.health.errors import error_kind
+from regdb.health.tls import cert_not_after
+from regdb.health.transport import Answer
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Mutable notes taken while probing; frozen into a ProbeObservation at the end."""
+
+    def __init__(self, target_url: str) -> None:
+        self.url = target_url
+        self.phase = "main"
+        self.main: Answer | None = None
+        self.final: Answer | None = None
+        self.error_kind: str | None = None
+        self.error: str | None = None
+        self.scheme: str | None = None
+        self.challenge_present = False
+        self.credentials_supplied = False
+        self.attempted = False
+        self.verified = False
+        self.auth_error: str | None = None
+        self.tls_enabled = False
+        self.tls_verified: bool | None = None
+        self.verification_disabled = False
+        self.warnings: list[str] = []
+
+    def fail(self, exc: BaseException, total_s: float) -> None:
+        """Note the exception that ended the probe (or its auth step, which is not fatal)."""
+        kind, detail = error_kind(exc, total_s)
+        if self.phase == "auth":
+            text = kind if detail is None else f"{kind}: {detail}"
+            self.auth_error = self.auth_error or f"authentication step failed ({text})"
+            return
+        self.error_kind, self.error = kind, detail
+        if kind == ErrorKind.TLS:
+            self.tls_verified = False
+
+    def observation(self, checked_at: datetime, total_ms: float) -> ProbeObservation:
+        final = self.final or self.main
+        main = self.main
+        return ProbeObservation(
+            url=self.url,
+            checked_at=checked_at,
+            total_ms=total_ms,
+            status_code=final.status if final else None,
+            api_version=final.api_version if final else None,
+            content_type=final.content_type if final else None,
+            body_is_json=final.json() is not None if final else False,
+            body_prefix=final.body[:512] if final else b"",
+            connect_ms=main.connect_ms if main else None,
+            response_ms=main.response_ms if main else None,
+            error_kind=self.error_kind,
+            error=self.error,
+            auth=AuthObservation(
+                anonymous_status=main.status if main else None,
+                scheme=self.scheme,
+                challenge_present=self.challenge_present,
+                credentials_supplied=self.credentials_supplied,
+                attempted=self.attempted,
+                verified=self.verified,
+                error=self.auth_error,
+            ),
+            tls=TLSObservation(
+                enabled=self.tls_enabled,
+                verified=self.tls_verified,
+                verification_disabled=self.verification_disabled,
+                not_after=cert_not_after(main.peer_cert_der if main else None),
+            ),
+            redirects=tuple(str(u) for u in (main.redirects if main else [])),
+            warnings=tuple(self.warnings),
+        )

@@ -1,0 +1,253 @@
+"""HTTP for the prober: one aiohttp session, connect-time tracing, redirects done by hand.
+
+:class:`Transport` owns the session and its connector. Before every hop the target host
+is checked against the :class:`~regdb.health.policy.ProbePolicy` (IP literals here, names
+by the policy resolver, which hands the connector only checked addresses). Redirects are
+followed here rather than by aiohttp so that each hop is checked and ``Authorization``
+is only ever sent to the origin (scheme, host, port) it was meant for. At most
+``max_body_bytes`` of a body is read.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Final
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
+
+from regdb import jsonutil
+from regdb.health.errors import BadRedirect, Refused, TooManyRedirects
+from regdb.health.policy import ProbePolicy, parse_ip
+from regdb.health.tls import PeerCertResponse
+
+__all__ = ["Answer", "Call", "Transport"]
+
+_REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
+
+
+class _Timing:
+    """Per-request trace context: when the connection creation started and ended."""
+
+    __slots__ = ("conn_end", "conn_start")
+
+    def __init__(self) -> None:
+        self.conn_start: float | None = None
+        self.conn_end: float | None = None
+
+    @property
+    def connect_ms(self) -> float | None:
+        if self.conn_start is None or self.conn_end is None:
+            return None
+        return (self.conn_end - self.conn_start) * 1000.0
+
+
+async def _on_conn_start(
+    _session: aiohttp.ClientSession, ctx: SimpleNamespace, _params: object
+) -> None:
+    timing = ctx.trace_request_ctx
+    if isinstance(timing, _Timing):
+        timing.conn_start = time.perf_counter()
+
+
+async def _on_conn_end(
+    _session: aiohttp.ClientSession, ctx: SimpleNamespace, _params: object
+) -> None:
+    timing = ctx.trace_request_ctx
+    if isinstance(timing, _Timing):
+        timing.conn_end = time.perf_counter()
+
+
+@dataclass(slots=True)
+class Answer:
+    """One response, read (at most ``max_body_bytes`` of the body) and closed."""
+
+    url: URL
+    status: int
+    api_version: str | None
+    content_type: str | None
+    www_authenticate: list[str]
+    body: bytes
+    truncated: bool
+    peer_cert_der: bytes | None
+    connect_ms: float | None
+    response_ms: float
+    location: str | None = None
+    redirects: list[URL] = field(default_factory=list)
+
+    def json(self) -> Any:
+        if self.truncated or not self.body.strip():
+            return None
+        try:
+            return jsonutil.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Per-probe request parameters shared by every request of that probe."""
+
+    ssl_ctx: ssl.SSLContext
+    deadline: float
+    connect_s: float
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, (url.host or "").lower(), url.port)
+
+
+class Transport:
+    """The prober's aiohttp session; :meth:`open` creates it, :meth:`close` closes it."""
+
+    def __init__(
+        self,
+        *,
+        policy: ProbePolicy,
+        resolver: AbstractResolver,
+        user_agent: str,
+        max_body_bytes: int,
+        max_redirects: int,
+        limit: int,
+        keepalive_timeout_s: float,
+    ) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._user_agent = user_agent
+        self._max_body_bytes = max_body_bytes
+        self._max_redirects = max_redirects
+        self._limit = limit
+        self._keepalive_timeout_s = keepalive_timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def open(self) -> None:
+        if self._session is not None:
+            return
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_start.append(_on_conn_start)
+        trace.on_connection_create_end.append(_on_conn_end)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            resolver=self._resolver,
+            ttl_dns_cache=10,
+            keepalive_timeout=self._keepalive_timeout_s,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trace_configs=[trace],
+            response_class=PeerCertResponse,
+            trust_env=False,
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _check_target(self, url: URL) -> None:
+        host = url.raw_host or ""
+        literal = parse_ip(host)
+        if literal is not None:
+            reason = self._policy.check_addresses([literal])
+            if reason is not None:
+                raise Refused(reason)
+            return
+        await self._resolver.resolve(host, url.port or 0, family=socket.AF_UNSPEC)
+
+    async def _get_once(self, url: URL, headers: Mapping[str, str], call: Call) -> Answer:
+        if self._session is None:
+            raise RuntimeError("Prober is not open")
+        remaining = call.deadline - time.perf_counter()
+        if remaining <= 0:
+            raise TimeoutError
+        timeout = aiohttp.ClientTimeout(
+            total=remaining, sock_connect=min(call.connect_s, remaining)
+        )
+        timing = _Timing()
+        started = time.perf_counter()
+        async with self._session.get(
+            url,
+            headers=headers,
+            allow_redirects=False,
+            ssl=call.ssl_ctx if url.scheme == "https" else True,
+            timeout=timeout,
+            trace_request_ctx=timing,
+        ) as resp:
+            response_ms = (time.perf_counter() - started) * 1000.0
+            connect_ms = timing.connect_ms
+            if connect_ms is not None:
+                response_ms = max(response_ms - connect_ms, 0.0)
+            limit = self._max_body_bytes
+            body = bytearray()
+            while len(body) < limit:
+                chunk = await resp.content.read(limit - len(body))
+                if not chunk:
+                    break
+                body += chunk
+            truncated = len(body) >= limit and not resp.content.at_eof()
+            return Answer(
+                url=url,
+                status=resp.status,
+                api_version=resp.headers.get("Docker-Distribution-API-Version"),
+                content_type=resp.headers.get("Content-Type"),
+                www_authenticate=resp.headers.getall("WWW-Authenticate", []),
+                body=bytes(body),
+                truncated=truncated,
+                peer_cert_der=getattr(resp, "peer_cert_der", None),
+                connect_ms=connect_ms,
+                response_ms=response_ms,
+                location=resp.headers.get("Location"),
+            )
+
+    async def fetch(
+        self,
+        url: URL,
+        call: Call,
+        *,
+        authorization: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> Answer:
+        """GET ``url`` following redirects; Authorization only to ``url``'s own origin.
+
+        A downgrade from https to http on the way is noted in ``warnings`` when given.
+        """
+        auth_origin = _origin(url)
+        redirects: list[URL] = []
+        first: Answer | None = None
+        while True:
+            await self._check_target(url)
+            headers = {}
+            if authorization is not None and _origin(url) == auth_origin:
+                headers["Authorization"] = authorization
+            answer = await self._get_once(url, headers, call)
+            first = first or answer
+            location = answer.location if answer.status in _REDIRECT_CODES else None
+            if not location:
+                answer.redirects = redirects
+                if first is not answer:  # timings of the first hop describe the registry
+                    answer.connect_ms = first.connect_ms
+                    answer.response_ms = first.response_ms
+                return answer
+            if len(redirects) >= self._max_redirects:
+                raise TooManyRedirects(f"more than {self._max_redirects} redirects")
+            try:
+                next_url = url.join(URL(location)).with_user(None).with_fragment(None)
+            except (TypeError, ValueError) as exc:
+                raise BadRedirect("redirect with an invalid Location") from exc
+            if next_url.scheme not in ("http", "https") or not next_url.raw_host:
+                raise BadRedirect("redirect to a non-http(s) URL")
+            if warnings is not None and url.scheme == "https" and next_url.scheme == "http":
+                warnings.append("redirected from https to http")
+            redirects.append(next_url)
+            url = next_url
