@@ -577,7 +577,7 @@ def _foreign(table: dict[int, tuple[int, float]]) -> dict[int, float]:
     ours: dict[int, bool] = {}
 
     def is_ours(pid: int) -> bool:
-        seen = []
+        seen: list[int] = []
         while pid not in ours:
             if pid == me:
                 ours[pid] = True
