@@ -22,6 +22,13 @@ def ok(
     )
 
 
+def ok_raw(data_json: bytes, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The envelope around data that is already JSON (entries assembled by Redis)."""
+    return web.Response(
+        body=b'{"success":true,"data":' + data_json + b"}", content_type=JSON, headers=headers
+    )
+
+
 def error(
     message: str, *, status: int, details: Any = None, headers: Mapping[str, str] | None = None
 ) -> web.Response:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api.keys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.parsing import if_match, query_options, read_json
-from api.responses import ok
+from api.responses import ok, ok_raw
 from regdb.codec import etag
 from regdb.secrets import redact_entry
 
@@ -26,11 +26,11 @@ async def create_registry(request: web.Request) -> web.Response:
 
 async def get_registry(request: web.Request) -> web.StreamResponse:
     """GET /container_registry/{id}"""
-    entry, rev = await request.app[STORE_KEY].get(request.match_info["id"])
+    doc, rev = await request.app[STORE_KEY].get_public_json(request.match_info["id"])
     tag = etag(rev)
     if request.headers.get("If-None-Match") == tag:
         return web.Response(status=304, headers={"ETag": tag})
-    return ok(redact_entry(entry), headers={"ETag": tag})
+    return ok_raw(doc, headers={"ETag": tag})
 
 
 async def update_registry(request: web.Request) -> web.Response:

@@ -6,9 +6,10 @@ Errors come out as :class:`regdb.errors.InvalidInput` with one message per field
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import yarl
@@ -66,7 +67,26 @@ EntryId = Annotated[StrictStr, StringConstraints(pattern=ID_PATTERN), AfterValid
 
 def now_rfc3339() -> str:
     """Current UTC time as RFC 3339 with microseconds and a Z."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(datetime.now(UTC))
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC datetime as RFC 3339 with microseconds and a Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch (exact in a double, so usable as a sorted-set score)."""
+    return (moment - _EPOCH) // _US
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_url(value: str) -> yarl.URL:
+    return yarl.URL(value)
 
 
 def _check_json(value: Any, where: str, depth: int = 1) -> None:
@@ -196,7 +216,7 @@ class EntryIn(BaseModel):
     @classmethod
     def _url(cls, v: str) -> str:
         try:
-            url = yarl.URL(v)
+            url = _parse_url(v)
         except (ValueError, TypeError):
             raise ValueError("not a valid URL") from None
         if url.scheme not in ("http", "https"):
@@ -245,7 +265,7 @@ class EntryIn(BaseModel):
     @model_validator(mode="after")
     def _defaults_and_size(self) -> EntryIn:
         if self.container_registry_image_prefix is None:
-            url = yarl.URL(self.container_registry_public_url)
+            url = _parse_url(self.container_registry_public_url)
             host = f"[{url.host}]" if url.host and ":" in url.host else url.host
             port = f":{url.explicit_port}" if url.explicit_port is not None else ""
             self.container_registry_image_prefix = f"{host}{port}"

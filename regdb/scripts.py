@@ -80,3 +80,31 @@ RESIGN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# The public JSON of entries, assembled in Redis from their JSON-encoded fields: fields whose
+# name starts with '_' stay inside (secrets), except the revision. Field names are regdb's own
+# identifiers, safe inside JSON quotes. KEYS: entry keys. Returns one JSON array, null for a
+# missing entry.
+READ_PUBLIC = """
+local out = {}
+for i = 1, #KEYS do
+  local kv = redis.call('HGETALL', KEYS[i])
+  if #kv == 0 then
+    out[i] = 'null'
+  else
+    local parts = {}
+    local rev = ''
+    for j = 1, #kv, 2 do
+      local f = kv[j]
+      if f == '_rev' then
+        rev = kv[j + 1]
+      elseif string.sub(f, 1, 1) ~= '_' then
+        parts[#parts + 1] = '"' .. f .. '":' .. kv[j + 1]
+      end
+    end
+    parts[#parts + 1] = '"_rev":"' .. rev .. '"'
+    out[i] = '{' .. table.concat(parts, ',') .. '}'
+  end
+end
+return '[' .. table.concat(out, ',') .. ']'
+"""

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from regdb import defaults, jsonutil
-from regdb.codec import decode_entry
 from regdb.errors import InvalidQuery
+from regdb.keys import ENTRY_REV_FIELD
 from regdb.model import ID_FIELD
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
 from regdb.query.validate import validate_filter
-from regdb.secrets import redact_entry
 from regdb.store import EntryStore, storage_errors
 
 HEALTH_FIELD = "health"
@@ -148,28 +147,22 @@ class Searcher:
         return out
 
     async def _load(self, ids: list[bytes], with_health: bool) -> list[dict[str, Any] | None]:
-        """Redacted entries (with health joined when asked); None for vanished ids."""
-        pipe = self.redis.pipeline(transaction=False)
-        for raw_id in ids:
-            pipe.hgetall(self.keys.entry(raw_id.decode()))
-            if with_health:
-                pipe.get(self.keys.health(raw_id.decode()))
-        res = await pipe.execute()
-        out: list[dict[str, Any] | None] = []
-        step = 2 if with_health else 1
-        for i in range(0, len(res), step):
-            found = decode_entry(res[i])
-            if found is None:
-                out.append(None)
+        """Public entries (with health joined when asked); None for vanished ids."""
+        str_ids = [i.decode() for i in ids]
+        docs: list[dict[str, Any] | None] = jsonutil.loads(await self.store.public_json(str_ids))
+        healths: list[bytes | None] = []
+        if with_health:
+            healths = cast(
+                list[bytes | None], await self.redis.mget([self.keys.health(i) for i in str_ids])
+            )
+        for n, doc in enumerate(docs):
+            if doc is None:
                 continue
-            doc = redact_entry(found[0])
+            del doc[ENTRY_REV_FIELD]
             if with_health:
-                doc = dict(doc)
-                doc[HEALTH_FIELD] = (
-                    jsonutil.loads(res[i + 1]) if res[i + 1] else {"status": "unknown"}
-                )
-            out.append(doc)
-        return out
+                raw = healths[n]
+                doc[HEALTH_FIELD] = jsonutil.loads(raw) if raw else {"status": "unknown"}
+        return docs
 
     # -- default order: creation time, from the ids sorted set ---------------------------
 

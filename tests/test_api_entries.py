@@ -217,13 +217,15 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
         "mirror": {"secret_key": "***", "region": "eu"},
     }
     # stored for the prober
-    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
+    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
+    # the public field is stored redacted: reads never handle the secret
+    assert b"hunter2" not in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
     # PUT back what GET returned: the mask must not overwrite the stored secret
     resp = await client.put(
         f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}
     )
     assert resp.status == 200 and "hunter2" not in await resp.text()
-    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
+    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
     # queries cannot be used as an oracle for a secret value
     for filt in (
         {"container_registry_config.auth.password": "hunter2"},
