@@ -346,7 +346,7 @@ DEVIATIONS = [
 def _mongomock_matches(filt: dict[str, Any], doc: dict[str, Any]) -> bool:
     coll = mongomock.MongoClient().db.c
     coll.insert_one(copy.deepcopy(doc))
-    return coll.count_documents(copy.deepcopy(filt)) == 1
+    return bool(coll.count_documents(copy.deepcopy(filt)) == 1)
 
 
 @pytest.mark.parametrize(("filt", "doc", "mongodb"), DEVIATIONS)
@@ -395,7 +395,7 @@ def test_path_values_follow_mongodb_path_tests(
 
 def test_compiled_filter_is_reusable_across_documents() -> None:
     pred = compile_filter({T: {"$in": ["ai", "gpu"]}, "health.status": {"$ne": "down"}})
-    docs = [
+    docs: list[dict[str, Any]] = [
         {T: ["ai"], "health": {"status": "healthy"}},
         {T: ["gpu"], "health": {"status": "down"}},
         {T: "gpu"},

@@ -96,7 +96,11 @@ def test_ascending_follows_bson_type_order() -> None:
 
 
 def test_arrays_sort_by_min_ascending_and_max_descending() -> None:
-    docs = [{ID: "wide", "v": [1, 9]}, {ID: "mid", "v": 5}, {ID: "narrow", "v": [4, 6]}]
+    docs: list[dict[str, Any]] = [
+        {ID: "wide", "v": [1, 9]},
+        {ID: "mid", "v": 5},
+        {ID: "narrow", "v": [4, 6]},
+    ]
     assert _ids(sort_docs(docs, [("v", 1)])) == ["wide", "narrow", "mid"]
     assert _ids(sort_docs(docs, [("v", -1)])) == ["wide", "narrow", "mid"]
     docs.append({ID: "low", "v": [0, 5.5]})
@@ -105,13 +109,18 @@ def test_arrays_sort_by_min_ascending_and_max_descending() -> None:
 
 
 def test_descending_puts_empty_arrays_last() -> None:
-    docs = [{ID: "e", "v": []}, {ID: "n", "v": None}, {ID: "one", "v": 1}, {ID: "m"}]
+    docs: list[dict[str, Any]] = [
+        {ID: "e", "v": []},
+        {ID: "n", "v": None},
+        {ID: "one", "v": 1},
+        {ID: "m"},
+    ]
     assert _ids(sort_docs(docs, [("v", -1)])) == ["one", "m", "n", "e"]
     assert _ids(sort_docs(docs, [("v", 1)])) == ["e", "m", "n", "one"]
 
 
 def test_dotted_sort_paths_traverse_arrays_of_objects() -> None:
-    docs = [
+    docs: list[dict[str, Any]] = [
         {ID: "a", "z": [{"n": 3}, {"n": 10}]},
         {ID: "b", "z": [{"n": 5}]},
         {ID: "c", "z": {"n": 4}},
@@ -122,12 +131,14 @@ def test_dotted_sort_paths_traverse_arrays_of_objects() -> None:
 
 
 def test_numbers_mix_ints_and_floats() -> None:
-    docs = [{ID: str(i), "v": v} for i, v in enumerate([3, 2.5, -1, 10**20, 2.0, 2])]
+    docs: list[dict[str, Any]] = [
+        {ID: str(i), "v": v} for i, v in enumerate([3, 2.5, -1, 10**20, 2.0, 2])
+    ]
     assert [d["v"] for d in sort_docs(docs, [("v", 1)])] == [-1, 2.0, 2, 2.5, 3, 10**20]
 
 
 def test_multi_key_sort_and_id_tiebreak() -> None:
-    docs = [
+    docs: list[dict[str, Any]] = [
         {ID: "4", "env": "prod", "created_at": "2026-01-02"},
         {ID: "3", "env": "dev", "created_at": "2026-01-01"},
         {ID: "2", "env": "prod", "created_at": "2026-01-01"},

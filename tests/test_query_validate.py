@@ -48,7 +48,7 @@ def test_valid_filters_pass(filt: dict[str, Any]) -> None:
     validate_filter(filt)
 
 
-INVALID = [
+INVALID: list[tuple[Any, str]] = [
     # not an object
     (None, "filter must be a JSON object"),
     ([{"a": 1}], "filter must be a JSON object"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -44,6 +45,7 @@ def encode_scalar(value: object) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def is_indexed_path(path: str) -> bool:
     """True when equality on ``path`` can be answered from the index."""
     if path in INDEXED_PATHS:
