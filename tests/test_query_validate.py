@@ -11,6 +11,7 @@ from regdb.errors import InvalidQuery
 from regdb.query.validate import (
     DEFAULT_LIMITS,
     QueryLimits,
+    forbid_paths,
     has_catastrophic_nesting,
     validate_filter,
     validate_path,
@@ -249,10 +250,7 @@ def test_max_path_len() -> None:
 # -- forbidden paths -------------------------------------------------------------------------
 
 SECRET = "container_registry_config.auth.password"
-
-
-def _forbidden(path: str) -> bool:
-    return path in (SECRET, "container_registry_config.auth", "container_registry_config")
+_forbidden = forbid_paths(SECRET, "container_registry_config.auth.username")
 
 
 @pytest.mark.parametrize(
@@ -269,6 +267,11 @@ def _forbidden(path: str) -> bool:
         {"container_registry_config": {"$elemMatch": {"auth.password": "p"}}},
         {"container_registry_config.auth": {"$elemMatch": {"password": {"$regex": "^a"}}}},
         {"container_registry_config": {"$elemMatch": {"$or": [{"auth.password": "p"}]}}},
+        {"container_registry_config.auth.0.password": "p"},
+        {"container_registry_config.0.auth.password": "p"},
+        {"container_registry_config.auth.username": {"$in": ["u"]}},
+        {"container_registry_config.auth": {"$gt": {"password": "m"}}},
+        {"container_registry_config": {"$exists": True}},
     ],
     ids=repr,
 )
@@ -293,23 +296,46 @@ def test_elem_match_sub_paths_are_prefixed() -> None:
         return False
 
     validate_filter({"a": {"$elemMatch": {"b.c": 1, "$or": [{"d": 2}]}}}, forbidden_path=record)
-    # every prefix of every full path: "a", then "a.b.c", then "a.d" (from the $or)
-    assert seen == ["a", "a", "a.b", "a.b.c", "a", "a.d"]
+    # the full path of every condition: "a", then "a.b.c", then "a.d" (inside the $or)
+    assert seen == ["a", "a.b.c", "a.d"]
 
 
-def test_allowed_paths_pass_with_a_forbidden_hook() -> None:
-    validate_filter(
-        {"container_registry_config.auth_required": True, "container_registry_tags": "ai"},
-        forbidden_path=lambda p: p.startswith("container_registry_config.auth."),
-    )
+@pytest.mark.parametrize(
+    "filt",
+    [
+        {"container_registry_config.auth_required": True},
+        {"container_registry_config.auth_type": "basic"},
+        {"container_registry_config.authx.password": "p"},
+        {"container_registry_tags": "ai", "container_registry_metadata.password": "p"},
+    ],
+    ids=repr,
+)
+def test_siblings_of_secrets_stay_queryable(filt: dict[str, Any]) -> None:
+    validate_filter(filt, forbidden_path=_forbidden)
+
+
+def test_forbid_paths() -> None:
+    check = forbid_paths("a.b.c")
+    assert [
+        check(p) for p in ["a", "a.b", "a.b.c", "a.b.c.d", "a.1.b.c", "a.b.cd", "a.x", "b"]
+    ] == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_validate_path() -> None:
     assert validate_path("a.b") == "a.b"
     with pytest.raises(InvalidQuery, match="non-empty string"):
         validate_path(5)
-    with pytest.raises(InvalidQuery, match="cannot be queried"):
-        validate_path("x.y", forbidden_path=lambda p: p == "x")
+    with pytest.raises(InvalidQuery, match=r"field 'x\.y' cannot be queried"):
+        validate_path("x.y", forbidden_path=lambda p: p == "x.y")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,10 @@ match missing fields. Comparisons never cross BSON type brackets, and ``True != 
 
 Documents are JSON-decoded values (``dict``/``list``/scalars). Object equality is BSON
 equality: key order matters, as in MongoDB (``{"a": 1, "b": 2} != {"b": 2, "a": 1}``).
+
+Where mongomock (the test oracle) differs from MongoDB, this module follows MongoDB; each such
+case is listed in ``tests/test_query_match.py::DEVIATIONS``. Regexes use the ``regex`` module,
+whose syntax is close to MongoDB's PCRE but not identical (e.g. ``\Z``, Unicode classes).
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ def is_elem_match_value_form(arg: Mapping[str, Any]) -> bool:
 
 
 def compile_regex(pattern: str, options: str = "") -> regex.Pattern[str]:
-    """Compile a ``$regex``/``$options`` pair with the ``regex`` module (PCRE-like syntax)."""
+    """Compile a ``$regex``/``$options`` pair (flags ``imsx``) with the ``regex`` module."""
     flags = regex.V0
     for flag in options:
         if flag not in _REGEX_FLAGS:

@@ -70,9 +70,9 @@ def validate_filter(
     """Raise ``InvalidQuery`` unless ``filt`` is a supported, affordable filter.
 
     ``forbidden_path(path)`` is asked about every full dotted path used (``$elemMatch``
-    sub-paths are prefixed with the array's path) and every prefix of it; a field whose
-    ancestor object can be compared as a whole (``{"config": {...}}``) is the callback's to
-    refuse too.
+    sub-paths are prefixed with the array's path). A secret can also be probed through its
+    ancestors (``{"config.auth": {"$gt": {...}}}``), descendants and array positions:
+    ``forbid_paths(secret, ...)`` builds a callback that refuses all of these.
     """
     if not isinstance(filt, Mapping):
         raise InvalidQuery("filter must be a JSON object")
@@ -94,14 +94,32 @@ def validate_path(
             raise InvalidQuery(f"field path '{path}' has a component starting with '$'")
         if "\x00" in part:
             raise InvalidQuery("field path contains a NUL character")
-    if forbidden_path is not None and _is_forbidden(path, forbidden_path):
+    if forbidden_path is not None and forbidden_path(path):
         raise InvalidQuery(f"field '{path}' cannot be queried")
     return path
 
 
-def _is_forbidden(path: str, forbidden_path: PathCheck) -> bool:
-    parts = path.split(".")
-    return any(forbidden_path(".".join(parts[:n])) for n in range(1, len(parts) + 1))
+def forbid_paths(*secrets: str) -> PathCheck:
+    """Callback for ``forbidden_path`` refusing each secret, what lies under it, its ancestors.
+
+    Array positions are ignored (``auth.0.password`` is ``auth.password``), so a secret cannot
+    be reached positionally either. Siblings stay queryable (``config.auth_required``).
+    """
+    wanted = [tuple(secret.split(".")) for secret in secrets]
+
+    def forbidden(path: str) -> bool:
+        parts = tuple(part for part in path.split(".") if not _is_position(part))
+        for secret in wanted:
+            common = min(len(parts), len(secret))
+            if parts[:common] == secret[:common]:
+                return True
+        return False
+
+    return forbidden
+
+
+def _is_position(part: str) -> bool:
+    return part.isascii() and part.isdigit()
 
 
 def has_catastrophic_nesting(pattern: str) -> bool:
