@@ -12,7 +12,7 @@ equality: key order matters, as in MongoDB (``{"a": 1, "b": 2} != {"b": 2, "a": 
 
 Where mongomock (the test oracle) differs from MongoDB, this module follows MongoDB; each such
 case is listed in ``tests/test_query_match.py::DEVIATIONS``. Regexes use the ``regex`` module,
-whose syntax is close to MongoDB's PCRE but not identical (e.g. ``\Z``, Unicode classes).
+whose syntax is close to MongoDB's PCRE but not identical (e.g. ``\\Z``, Unicode classes).
 """
 
 from __future__ import annotations
