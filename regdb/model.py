@@ -6,13 +6,11 @@ Errors come out as :class:`regdb.errors.InvalidInput` with one message per field
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import yarl
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +26,7 @@ from pydantic import (
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput
+from regdb.validation import check_http_url, check_unique, parse_url
 
 ID_FIELD = "container_registry_id"
 READ_ONLY_FIELDS = ("created_at", "updated_at")
@@ -82,11 +81,6 @@ def epoch_us(moment: datetime) -> int:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_url(value: str) -> yarl.URL:
-    return yarl.URL(value)
 
 
 def _check_json(value: Any, where: str, depth: int = 1) -> None:
@@ -215,27 +209,9 @@ class EntryIn(BaseModel):
     @field_validator("container_registry_public_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        try:
-            url = _parse_url(v)
-        except (ValueError, TypeError):
-            raise ValueError("not a valid URL") from None
-        if url.scheme not in ("http", "https"):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        if not url.host:
-            raise ValueError("must have a host")
-        if url.user is not None or url.password is not None:
-            raise ValueError(
-                "must not contain credentials; put them in container_registry_config.auth"
-            )
-        if url.query_string or url.fragment:
-            raise ValueError("must not have a query string or fragment")
-        try:
-            _ = url.port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        if len(v) > 2048:
-            raise ValueError("is longer than 2048 characters")
-        return v
+        return check_http_url(
+            v, credentials_hint="put them in container_registry_config.auth", allow_query=False
+        )
 
     @field_validator("container_registry_image_prefix")
     @classmethod
@@ -247,12 +223,7 @@ class EntryIn(BaseModel):
     @field_validator("container_registry_tags")
     @classmethod
     def _tags(cls, v: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for tag in v:
-            if tag in seen:
-                raise ValueError(f"duplicate tag {tag!r}")
-            seen.add(tag)
-        return v
+        return check_unique(v, "tag")
 
     @field_validator("container_registry_metadata", "container_registry_config")
     @classmethod
@@ -265,7 +236,7 @@ class EntryIn(BaseModel):
     @model_validator(mode="after")
     def _defaults_and_size(self) -> EntryIn:
         if self.container_registry_image_prefix is None:
-            url = _parse_url(self.container_registry_public_url)
+            url = parse_url(self.container_registry_public_url)
             host = f"[{url.host}]" if url.host and ":" in url.host else url.host
             port = f":{url.explicit_port}" if url.explicit_port is not None else ""
             self.container_registry_image_prefix = f"{host}{port}"

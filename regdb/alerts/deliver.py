@@ -27,6 +27,7 @@ from regdb.alerts.model import TEST_EVENT
 from regdb.alerts.payload import DEFAULT_SOURCE, Event, render
 from regdb.alerts.store import load_hook, load_hooks, record_attempt
 from regdb.context import current
+from regdb.health.errors import find_refusal
 from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, parse_ip
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
@@ -56,11 +57,7 @@ def retry_policy() -> Retry:
 
 def policy_of(settings: Settings) -> ProbePolicy:
     """Which addresses hooks may be delivered to: the prober's policy."""
-    return ProbePolicy(
-        allow_private=settings.probe_allow_private,
-        allow_loopback=settings.probe_allow_loopback,
-        allow_link_local=settings.probe_allow_link_local,
-    )
+    return ProbePolicy.from_settings(settings)
 
 
 def _origin(url: str) -> str:
@@ -69,23 +66,9 @@ def _origin(url: str) -> str:
     return f"{u.scheme}://{u.host}:{u.port}"
 
 
-def _find_refusal(exc: BaseException) -> str | None:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, TargetRefused):
-            return cur.reason
-        os_error = getattr(cur, "os_error", None)
-        if isinstance(os_error, TargetRefused):
-            return os_error.reason
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def describe_error(exc: BaseException, timeout_s: float) -> str:
     """A short, safe description of a failed POST (never the text of a foreign exception)."""
-    refusal = _find_refusal(exc)
+    refusal = find_refusal(exc)
     if refusal is not None:
         return f"refused by target policy: {refusal}"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-import yarl
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 from regdb import jsonutil
 from regdb.errors import InvalidInput, InvalidQuery
 from regdb.query.validate import validate_filter
+from regdb.validation import check_http_url, check_unique
 
 EVENT_TYPES: Final = (
     "registry.unhealthy",
@@ -40,7 +40,6 @@ FORMATS: Final = ("cloudevents", "slack")
 MASK: Final = "***"
 READ_ONLY_FIELDS: Final = ("id", "created_at", "updated_at", "has_secret")
 MAX_FILTER_BYTES: Final = 16 * 1024
-MAX_URL_LEN: Final = 2048
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 EventType = Literal[
@@ -85,35 +84,14 @@ class HookIn(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if len(v) > MAX_URL_LEN:
-            raise ValueError(f"is longer than {MAX_URL_LEN} characters")
-        try:
-            url = yarl.URL(v)
-        except (ValueError, TypeError):
-            raise ValueError("not a valid URL") from None
-        if url.scheme not in ("http", "https"):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        if not url.host:
-            raise ValueError("must have a host")
-        if url.user is not None or url.password is not None:
-            raise ValueError("must not contain credentials; use `secret` to sign deliveries")
-        if url.fragment:
-            raise ValueError("must not have a fragment")
-        try:
-            _ = url.port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return v
+        return check_http_url(
+            v, credentials_hint="use `secret` to sign deliveries", allow_query=True
+        )
 
     @field_validator("events")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for name in v:
-            if name in seen:
-                raise ValueError(f"duplicate event {name!r}")
-            seen.add(name)
-        return v
+        return check_unique(v, "event")
 
     @field_validator("filter")
     @classmethod

@@ -50,7 +50,7 @@ class BadCABundle(Exception):
     """The entry's ``ca_bundle`` is not a PEM bundle."""
 
 
-def _find_refusal(exc: BaseException) -> str | None:
+def find_refusal(exc: BaseException) -> str | None:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -66,7 +66,7 @@ def _find_refusal(exc: BaseException) -> str | None:
 
 def error_kind(exc: BaseException, total_s: float) -> tuple[str, str | None]:
     """Map an exception to (error kind, safe detail). Never uses str(exc) of foreign errors."""
-    refusal = _find_refusal(exc)
+    refusal = find_refusal(exc)
     if refusal is not None:
         return ErrorKind.REFUSED, refusal
     if isinstance(exc, BadEntry):

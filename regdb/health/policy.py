@@ -40,9 +40,12 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+if TYPE_CHECKING:
+    from regdb.settings import Settings
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -78,6 +81,15 @@ class ProbePolicy:
     allow_loopback: bool = True
     allow_link_local: bool = False
     denied_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProbePolicy:
+        """The operator's policy (PROBE_ALLOW_* settings)."""
+        return cls(
+            allow_private=settings.probe_allow_private,
+            allow_loopback=settings.probe_allow_loopback,
+            allow_link_local=settings.probe_allow_link_local,
+        )
 
     def check_addresses(self, addrs: Iterable[str | IPAddress]) -> str | None:
         return check_addresses(addrs, self)

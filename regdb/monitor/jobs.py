@@ -46,11 +46,7 @@ def probe_settings(settings: Settings) -> ProbeSettings:
         connect_timeout_s=settings.probe_connect_timeout_s,
         total_timeout_s=settings.probe_total_timeout_s,
         tls_expiry_warn_days=settings.tls_expiry_warn_days,
-        policy=ProbePolicy(
-            allow_private=settings.probe_allow_private,
-            allow_loopback=settings.probe_allow_loopback,
-            allow_link_local=settings.probe_allow_link_local,
-        ),
+        policy=ProbePolicy.from_settings(settings),
     )
 
 
