@@ -134,6 +134,25 @@ class EntryStore:
         cut = raw.rfind(_REV_MARK)
         return raw[1:cut] + b"}", raw[cut + len(_REV_MARK) : -3].decode()
 
+    async def _current(self, entry_id: str, if_match: str | None) -> tuple[dict[str, Any], str]:
+        """The entry a write starts from, after checking If-Match against it."""
+        old, old_rev = await self.get(entry_id)
+        if if_match is not None and if_match != old_rev:
+            raise PreconditionFailed(
+                "the entry changed since that ETag was read (If-Match does not match)"
+            )
+        return old, old_rev
+
+    async def _apply(self, entry_id: str, keys: list[str], args: list[Any]) -> bool:
+        """Run the write script: True when applied, False when another writer came first."""
+        async with storage_errors():
+            res = await self._write(keys=keys, args=args)
+        if res == -1:
+            raise NotFound(f"No document found with id {entry_id!r}")
+        if res == 0:
+            log.debug("write conflict on %s, retrying", entry_id)
+        return bool(res == 1)
+
     async def update(
         self, entry_id: str, body: Any, *, if_match: str | None = None
     ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
@@ -141,11 +160,7 @@ class EntryStore:
         ops = normalise_update(body)
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
-                old, old_rev = await self.get(entry_id)
-                if if_match is not None and if_match != old_rev:
-                    raise PreconditionFailed(
-                        "the entry changed since that ETag was read (If-Match does not match)"
-                    )
+                old, old_rev = await self._current(entry_id, if_match)
                 candidate = apply_update(old, ops)
                 data = {k: v for k, v in candidate.items() if k not in ("created_at", "updated_at")}
                 if "container_registry_config" in data:
@@ -162,48 +177,25 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                async with storage_errors():
-                    res = await self._write(
-                        keys=[self.keys.entry(entry_id), self.keys.ids, *add, *rem],
-                        args=[
-                            "update",
-                            old_rev,
-                            entry_id,
-                            0,
-                            len(add),
-                            len(rem),
-                            *encode_entry(new, rev),
-                        ],
-                    )
-                if res == 1:
+                keys = [self.keys.entry(entry_id), self.keys.ids, *add, *rem]
+                args = ["update", old_rev, entry_id, 0, len(add), len(rem), *encode_entry(new, rev)]
+                if await self._apply(entry_id, keys, args):
                     return old, new, rev, True
-                if res == -1:
-                    raise NotFound(f"No document found with id {entry_id!r}")
-                log.debug("write conflict on %s, retrying", entry_id)
             raise StorageUnavailable("too much contention on this entry, try again")
 
     async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
         """Remove an entry, its index memberships and its health records."""
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
-                old, old_rev = await self.get(entry_id)
-                if if_match is not None and if_match != old_rev:
-                    raise PreconditionFailed(
-                        "the entry changed since that ETag was read (If-Match does not match)"
-                    )
+                old, old_rev = await self._current(entry_id, if_match)
                 rem = [*self._index_keys(entry_terms(old)), *self.keys.health_status_indexes]
                 extra = [self.keys.health(entry_id), self.keys.health_history(entry_id)]
-                async with storage_errors():
-                    res = await self._write(
-                        keys=[self.keys.entry(entry_id), self.keys.ids, *rem, *extra],
-                        args=["delete", old_rev, entry_id, 0, 0, len(rem)],
-                    )
-                    if res == 1:
+                keys = [self.keys.entry(entry_id), self.keys.ids, *rem, *extra]
+                if await self._apply(entry_id, keys, ["delete", old_rev, entry_id, 0, 0, len(rem)]):
+                    async with storage_errors():
                         pipe = self.redis.pipeline(transaction=False)
                         pipe.zrem(self.keys.due, entry_id)
                         pipe.zrem(self.keys.queued, entry_id)
                         await pipe.execute()
-                        return
-                if res == -1:
-                    raise NotFound(f"No document found with id {entry_id!r}")
+                    return
             raise StorageUnavailable("too much contention on this entry, try again")
