@@ -53,9 +53,9 @@ from bench._common import (
     fmt,
     free_port,
     load_entries,
+    measure_quietly,
     proc_cpu_s,
     quiesce,
-    run_load,
     wait_for_quiet_machine,
     wait_http_ok,
     workdir,
@@ -296,12 +296,17 @@ def _run(
     random.Random(3).shuffle(mix)
     servers = [fleet.pid, api.pid, *([embedded.proc.pid] if embedded.proc else [])]
     console.print("  load: fleet raw capacity ...")
-    quiesce(servers)
-    capacity = run_load(
+    quiet: dict[str, Any] = {
+        "servers": servers,
+        "console": console,
+        "wait_s": min(args.wait_idle, 300.0),
+    }
+    capacity = measure_quietly(
         Workload("fleet /r/{n}/v2/ mix (no slow)", fleet_url + "/", paths=mix[:20_000]),
         connections=args.connections,
         duration_s=args.fleet_duration,
         tmpdir=tmp,
+        **quiet,
     )
 
     # (3a) reference: health reads with nothing else running.
@@ -309,15 +314,16 @@ def _run(
     health_paths = [f"/check_container_health/{i}" for i in random.Random(5).sample(ids, k=n)]
     health_paths = health_paths[:20_000]
     console.print("  load: GET /check_container_health idle ...")
-    quiesce(servers)
-    idle = run_load(
+    idle = measure_quietly(
         Workload("GET /check_container_health/{id} idle", api_url + "/", paths=health_paths),
         connections=args.health_connections,
         duration_s=3.0,
         tmpdir=tmp,
+        **quiet,
     )
 
     # (2) + (3b): one worker refreshes everything while the API is read.
+    wait_for_quiet_machine(console, min(args.wait_idle, 300.0))
     quiesce(servers)
     keys = Keys(settings.prefix)
     queue = Queue(settings.queue_name, connection=conn)
