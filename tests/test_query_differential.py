@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import mongomock
 from hypothesis import HealthCheck, given, settings
@@ -59,7 +59,27 @@ def json_values(max_leaves: int) -> st.SearchStrategy[Any]:
     return st.recursive(scalars, extend, max_leaves=max_leaves)
 
 
+META = "container_registry_metadata"
+STORAGE = "container_registry_storage_info"
 _ABSENT = object()
+# An array of objects in the metadata, as in ``"zones": [{"env": "prod"}, {"k": [2, 3]}]``, for
+# dotted paths and $elemMatch to bite on. Zone objects have no numeric keys (see the exclusion
+# about positions below) and hold scalars or arrays of scalars.
+ZONES = st.lists(
+    st.dictionaries(
+        st.sampled_from(["env", "k"]),
+        st.one_of(scalars, scalars, st.lists(scalars, max_size=2)),
+        max_size=2,
+    ).map(_sorted_dict),
+    max_size=3,
+)
+
+
+def _with_zones(meta_zones: tuple[dict[str, Any], Any]) -> dict[str, Any]:
+    meta, zones = meta_zones
+    if zones is not _ABSENT:
+        meta = {**meta, "zones": zones}
+    return _sorted_dict(meta)
 
 
 def _present_mostly(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -77,9 +97,12 @@ def entries() -> st.SearchStrategy[dict[str, Any]]:
                 st.one_of(tag_lists, tag_lists, st.just([]), scalars)
             ),
             "container_registry_metadata": _present_mostly(
-                st.dictionaries(
-                    st.sampled_from(KEYS), json_values(max_leaves=6), min_size=1, max_size=3
-                ).map(_sorted_dict)
+                st.tuples(
+                    st.dictionaries(
+                        st.sampled_from(KEYS), json_values(max_leaves=6), min_size=1, max_size=3
+                    ),
+                    _present_mostly(ZONES),
+                ).map(_with_zones)
             ),
             "container_registry_storage_info": _present_mostly(
                 st.fixed_dictionaries(
@@ -104,52 +127,67 @@ def _drop_absent(d: dict[str, Any]) -> dict[str, Any]:
 # Each group of paths draws operands mostly from the values entries hold there, so filters
 # select some entries and not others.
 #
-# Exclusion: positional components (``a.0``) are used only on tags, whose elements are never
-# arrays or objects, because mongomock handles positions differently from MongoDB in two ways
-# (MongoDB's own tests: src/mongo/db/matcher/path_test.cpp, ArrayIndex2 and ArrayIndex3):
-# it expands an array found at a position (``{"a.1": 2}`` matches ``a: [5, [2, 4]]``; MongoDB
-# compares the whole inner array), and it ignores object elements that have the numeric key
-# (``{"a.1": 4}`` does not match ``a: [5, {"1": 4}]`` in mongomock; it does in MongoDB).
+# Exclusion: positional components (``a.0``) are used only on tags and zones, whose elements
+# are never arrays nor objects with numeric keys, because mongomock handles positions
+# differently from MongoDB in two ways (MongoDB's own tests: src/mongo/db/matcher/path_test.cpp,
+# ArrayIndex2 and ArrayIndex3): it expands an array found at a position (``{"a.1": 2}``
+# matches ``a: [5, [2, 4]]``; MongoDB compares the whole inner array), and it ignores object
+# elements that have the numeric key (``{"a.1": 4}`` does not match ``a: [5, {"1": 4}]`` in
+# mongomock; it does in MongoDB).
 
-META = "container_registry_metadata"
-STORAGE = "container_registry_storage_info"
-# Exclusion: mongomock's $size also counts an object's keys and treats a truthy scalar as size
-# 1; MongoDB's $size "matches any array with the number of elements specified" and nothing else
-# (https://www.mongodb.com/docs/manual/reference/operator/query/size/). $size is generated
-# only on paths that never hold objects (``sizes=True`` below), never with size 1.
-GROUPS: list[tuple[list[str], st.SearchStrategy[Any], bool]] = [
-    (
+
+class Group(NamedTuple):
+    """Paths that hold the same kind of values, and what may be generated for them."""
+
+    paths: list[str]
+    values: st.SearchStrategy[Any]
+    # Exclusion: mongomock's $size also counts an object's keys and treats a truthy scalar as
+    # size 1; MongoDB's $size "matches any array with the number of elements specified" and
+    # nothing else (https://www.mongodb.com/docs/manual/reference/operator/query/size/). $size
+    # is generated only where paths never hold objects (``sizes``), and never with size 1.
+    sizes: bool
+    # Exclusion: per-element $elemMatch (``{$elemMatch: {$lt: true}}``) only where arrays never
+    # hold arrays (``flat``): mongomock traverses an inner array there, so ``[[false]]``
+    # matches; MongoDB tests each element as a whole (ElemMatchValueMatchExpression uses
+    # matchesSingleElement), and an array is not less than ``true``.
+    flat: bool
+
+
+GROUPS: list[Group] = [
+    Group([f"{META}.zones"], st.one_of(scalars, ZONES), sizes=True, flat=True),
+    Group(
+        [f"{META}.zones.env", f"{META}.zones.k", f"{META}.zones.1.env", f"{META}.zones.0"],
+        st.one_of(scalars, st.lists(scalars, max_size=2)),
+        sizes=False,
+        flat=True,
+    ),
+    Group(
         ["container_registry_tags", "container_registry_tags.0", "container_registry_tags.1"],
         st.one_of(st.sampled_from(TAGS), st.lists(st.sampled_from(TAGS), max_size=2)),
-        True,
+        sizes=True,
+        flat=True,
     ),
-    (["container_registry_name"], st.sampled_from(NAMES), True),
-    (["created_at"], st.sampled_from(DATES), True),
-    (["health.status"], st.sampled_from(STATUSES), True),
-    (["health"], st.sampled_from(STATUSES), False),
-    (
+    Group(["container_registry_name"], st.sampled_from(NAMES), sizes=True, flat=True),
+    Group(["created_at"], st.sampled_from(DATES), sizes=True, flat=True),
+    Group(["health.status"], st.sampled_from(STATUSES), sizes=True, flat=True),
+    Group(["health"], st.sampled_from(STATUSES), sizes=False, flat=True),
+    Group(
         [f"{STORAGE}.storage_size", f"{STORAGE}.memory_size", f"{STORAGE}.storage_type"],
         st.sampled_from([*STORAGE_NUMBERS, *STORAGE_TYPES]),
-        True,
+        sizes=True,
+        flat=True,
     ),
-    (
-        [
-            META,
-            f"{META}.env",
-            f"{META}.k",
-            f"{META}.0",
-            f"{META}.k.env",
-            f"{META}.env.k",
-            f"{META}.k.k.k",
-            f"{META}.env.0.k",
-        ],
+    Group(
+        [META, *(f"{META}.{p}" for p in ["env", "k", "0", "k.env", "env.k", "k.k.k"])],
         json_values(max_leaves=3),
-        False,
+        sizes=False,
+        flat=False,
     ),
-    (
+    Group(
         ["missing", "missing.k", "container_registry_name.env", f"{STORAGE}.storage_size.k"],
         json_values(max_leaves=2),
-        True,
+        sizes=True,
+        flat=True,
     ),
 ]
 # Exclusion: where a dotted path runs through a scalar or an array of scalars
@@ -185,6 +223,8 @@ def _no_null(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return values.filter(lambda v: v is not None)
 
 
+ZONE_FIELDS_GROUP = 1  # zone fields: scalars or arrays of scalars
+TAGS_GROUP = 2
 ELEMENT = len(GROUPS)  # pseudo-group: paths relative to an array element ($elemMatch)
 ELEMENT_PATHS = ["env", "k", "0", "k.env"]
 
@@ -192,12 +232,19 @@ ELEMENT_PATHS = ["env", "k", "0", "k.env"]
 def _group_values(group: int) -> st.SearchStrategy[Any]:
     if group == ELEMENT:
         return json_values(max_leaves=2)
-    return st.one_of(GROUPS[group][1], GROUPS[group][1], GROUPS[group][1], scalars)
+    values = GROUPS[group].values
+    return st.one_of(values, values, values, scalars)
 
 
 @functools.cache
 def operator_objects(
-    group: int, depth: int, safe: bool, sizes: bool, options: bool = True, negatives: bool = True
+    group: int,
+    depth: int,
+    safe: bool,
+    sizes: bool,
+    options: bool = True,
+    negatives: bool = True,
+    nots: bool = True,
 ) -> st.SearchStrategy[Any]:
     """Operator objects valid for regdb, such as ``{"$gt": 1, "$ne": 2}``."""
     values = _group_values(group) if safe else _no_null(_group_values(group))
@@ -221,7 +268,14 @@ def operator_objects(
         # mongomock's ``$all: [null]`` misses documents without the field, which MongoDB
         # matches ($all is an $and of equalities, and ``{f: null}`` matches a missing f).
         st.builds(lambda vs: {"$all": vs}, st.lists(_no_null(in_values), min_size=1, max_size=3)),
-        st.builds(lambda b: {"$exists": b}, st.booleans() if negatives else st.just(True)),
+        # Exclusion: ``$exists: false`` only on safe paths. Through arrays of objects mongomock
+        # matches when any element lacks the field, where MongoDB's ``$exists: false`` matches
+        # only when no element has it; and where a path reaches nothing mongomock also fails an
+        # operator object holding ``$exists: false`` next to other operators.
+        st.builds(
+            lambda b: {"$exists": b},
+            st.booleans() if negatives and safe else st.just(True),
+        ),
         st.builds(
             lambda r, o: {"$regex": r, **({"$options": o} if o else {})},
             st.sampled_from(REGEXES),
@@ -233,27 +287,27 @@ def operator_objects(
         single.append(st.builds(lambda vs: {"$nin": vs}, st.lists(in_values, max_size=3)))
     if sizes:
         single.append(st.builds(lambda n: {"$size": n}, st.sampled_from([0, 2, 3])))
-    if depth > 0 and safe and negatives:
+    if depth > 0 and safe and negatives and nots:
         # Exclusion: mongomock raises "unknown operator: $options" for
         # ``{$not: {$regex: r, $options: o}}``, which MongoDB accepts; $not gets no $options.
         inner = operator_objects(group, depth - 1, safe, sizes, options=False)
         single.append(inner.map(lambda o: {"$not": o}))
     if depth > 0:
-        # Array elements may be objects, so no $size inside $elemMatch.
-        elem_ops = operator_objects(group, depth - 1, True, False)
-        elem_body = st.one_of(elem_ops, element_queries(depth - 1))
-        single.append(elem_body.map(lambda o: {"$elemMatch": o}))
-    merged = st.lists(st.one_of(single), min_size=1, max_size=2).map(_merge)
-    # Exclusion: where an unsafe path reaches nothing, mongomock fails an operator object
-    # holding ``$exists: false`` next to other operators (it special-cases only the lone
-    # ``{$exists: false}``); MongoDB ANDs the operators, each true on a missing field.
-    return merged if safe else merged.map(_lone_exists_false)
+        single.append(element_queries(depth - 1).map(lambda o: {"$elemMatch": o}))
+    if depth > 0 and group != ELEMENT and GROUPS[group].flat:
+        single.append(_elem_match_values(group, depth - 1))
+    return st.lists(st.one_of(single), min_size=1, max_size=2).map(_merge)
 
 
-def _lone_exists_false(ops: dict[str, Any]) -> dict[str, Any]:
-    if ops.get("$exists", True) is False and len(ops) > 1:
-        return {k: v for k, v in ops.items() if k != "$exists"}
-    return ops
+def _elem_match_values(group: int, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Per-element ``$elemMatch`` (``{$elemMatch: {$gt: 1}}``).
+
+    Array elements may be objects, so no $size inside. Exclusion: no $not inside: mongomock
+    treats ``$not`` there as a logical operator whose result (a generator) is always true;
+    MongoDB negates the element test.
+    """
+    body = operator_objects(group, depth, True, False, nots=False)
+    return body.map(lambda o: {"$elemMatch": o})
 
 
 def _conditions(
@@ -270,13 +324,24 @@ def _conditions(
 @functools.cache
 def field_conditions(depth: int) -> st.SearchStrategy[tuple[str, Any]]:
     choices = []
-    for group, (group_paths, _, sizes) in enumerate(GROUPS):
+    for group, (group_paths, _, sizes, _flat) in enumerate(GROUPS):
         for safe in (True, False):
             chosen = [p for p in group_paths if _safe(p) == safe]
             if chosen:
                 cond = _conditions(group, depth, safe, sizes)
                 choices.append(st.tuples(st.sampled_from(chosen), cond))
-    return st.one_of(choices)
+    # $elemMatch on the arrays entries do hold: zones (objects) and tags (strings).
+    zones = st.tuples(
+        st.just(f"{META}.zones"),
+        st.one_of(
+            element_queries(max(depth - 1, 0)).map(lambda b: {"$elemMatch": b}),
+            _elem_match_values(ZONE_FIELDS_GROUP, max(depth - 1, 0)),
+        ),
+    )
+    tags = st.tuples(
+        st.just("container_registry_tags"), _elem_match_values(TAGS_GROUP, max(depth - 1, 0))
+    )
+    return st.one_of(zones, tags, *choices)
 
 
 def _combine(
@@ -301,15 +366,14 @@ def queries(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 def element_queries(depth: int) -> st.SearchStrategy[dict[str, Any]]:
     """Query-form $elemMatch bodies, over paths inside array elements.
 
-    Exclusion: no negations ($ne, $nin, $not, $exists: false, $nor). mongomock runs the
-    sub-query on scalar elements too, where every field is missing so negations match; MongoDB
-    only considers elements that are objects (or arrays) for a query-form $elemMatch.
+    Exclusions: no negations ($ne, $nin, $not, $exists: false, $nor) and no null operands.
+    mongomock runs the sub-query on scalar elements too, where every field is missing so
+    negations match, and on an inner array as a list of documents, where nothing is found so
+    ``{"k": null}`` fails. MongoDB only considers elements that are objects or arrays, and sees
+    an array as an object keyed "0", "1", ... (where ``k`` is missing, so null matches).
     """
-    safe = [p for p in ELEMENT_PATHS if "." not in p]
-    unsafe = [p for p in ELEMENT_PATHS if "." in p]
-    fields = st.one_of(
-        st.tuples(st.sampled_from(safe), _conditions(ELEMENT, depth, True, False, False)),
-        st.tuples(st.sampled_from(unsafe), _conditions(ELEMENT, depth, False, False, False)),
+    fields = st.tuples(
+        st.sampled_from(ELEMENT_PATHS), _conditions(ELEMENT, depth, False, False, False)
     )
     return _combine(fields, depth, element_queries, ["$and", "$or"])
 

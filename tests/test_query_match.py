@@ -339,7 +339,17 @@ DEVIATIONS = [
     pytest.param(
         {"a": {"$elemMatch": {"b": 1}}}, {"a": [[{"b": 1}]]}, False, id="elem-inner-array"
     ),
+    pytest.param(
+        {"a.b": {"$exists": False}}, {"a": [{"b": 1}, {}]}, False, id="exists-false-array"
+    ),
     pytest.param({"a": {"$elemMatch": {}}}, {"a": [5]}, False, id="elem-empty-scalars"),
+    pytest.param({"a": {"$elemMatch": {"$not": {"$gt": 5}}}}, {"a": [10]}, False, id="elem-not"),
+    pytest.param(
+        {"a": {"$elemMatch": {"$lt": True}}}, {"a": [[False]]}, False, id="elem-inner-value"
+    ),
+    pytest.param(
+        {"a": {"$elemMatch": {"b": None}}}, {"a": [[1]]}, True, id="elem-inner-array-null"
+    ),
 ]
 
 
