@@ -676,7 +676,7 @@ def measure_quietly(
     console: Any,
     wait_s: float,
     warmup_s: float = 0.0,
-    attempts: int = 3,
+    attempts: int = 2,
 ) -> LoadResult:
     """run_load on a quiet machine: wait for other people's processes to leave the CPUs and
     for the servers to finish earlier work, warm up, measure; if other processes still took
