@@ -28,7 +28,7 @@ HEALTH_INTERVAL_S = 60
 """Seconds between two health probes of a registry (HEALTH_INTERVAL)."""
 FAILURE_THRESHOLD = 3
 """Consecutive failed probes before a registry is declared unhealthy."""
-PROBE_CONCURRENCY = 200
+PROBE_CONCURRENCY = 500
 """Probes in flight at once inside one worker job."""
 PROBE_BATCH_SIZE = 500
 """Registries probed by one RQ job."""

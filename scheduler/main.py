@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import time
@@ -19,7 +20,7 @@ from typing import cast
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
-from rq import Queue
+from rq import Queue, Worker
 
 from regdb.connections import sync_redis
 from regdb.keys import Keys
@@ -31,6 +32,25 @@ log = logging.getLogger(__name__)
 
 MAX_DUE_PER_TICK = 20000
 """Upper bound of registries enqueued in one tick (the rest wait for the next)."""
+
+
+MAX_BATCH = 20000
+"""Largest number of registries in one probe job."""
+
+
+def batch_size(due: int, workers: int, settings: Settings) -> int:
+    """Registries per job: PROBE_BATCH_SIZE, or more when few workers share many due ones.
+
+    A job lasts as long as its slowest probe (up to the total timeout), so many small jobs on
+    one worker pay that wait again and again; one job per worker pays it once per cycle.
+    """
+    per_worker = math.ceil(due / max(1, workers))
+    return max(settings.probe_batch_size, min(per_worker, MAX_BATCH))
+
+
+def job_timeout_seconds(size: int, settings: Settings) -> int:
+    """RQ's hard limit for a probe job of `size` registries (at a pessimistic 100 probes/s)."""
+    return int(60 + 2 * settings.probe_total_timeout_s + size / 100)
 
 
 def tick_seconds(settings: Settings) -> float:
@@ -117,7 +137,7 @@ class Scheduler:
         queued = self.conn.zmscore(self.keys.queued, due)  # type: ignore[arg-type]
         stuck = now - stuck_after_seconds(self.settings)
         todo = [i.decode() for i, q in zip(due, queued, strict=True) if q is None or q < stuck]
-        size = self.settings.probe_batch_size
+        size = batch_size(len(todo), Worker.count(queue=self.queue), self.settings)
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]
             pipe = self.conn.pipeline(transaction=True)
@@ -128,7 +148,7 @@ class Scheduler:
             self.queue.enqueue(
                 probe_batch,
                 batch,
-                job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
+                job_timeout=job_timeout_seconds(len(batch), self.settings),
                 result_ttl=300,
                 failure_ttl=3600,
                 description=f"probe {len(batch)} registries",

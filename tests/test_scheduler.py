@@ -40,7 +40,7 @@ async def test_due_enqueued_once_and_reconciled(settings: Settings, sync_r: redi
     # entries created without the API have no due time yet: reconcile gives them one
     assert sched.tick(now=now) == 7
     queue = Queue(settings.queue_name, connection=sync_r)
-    assert queue.count == 3  # batches of 3, 3, 1
+    assert queue.count == 1  # no worker registered: one job takes them all (batch_size)
     assert sorted(a for job in queue.jobs for a in job.args[0]) == sorted(ids)
     # still queued: nothing new, even when due again
     assert sched.tick(now=now + 100) == 0
@@ -109,3 +109,15 @@ def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Red
             if p.poll() is None:
                 p.terminate()
                 p.wait(10)
+
+
+def test_batch_size_grows_when_workers_are_few(settings: Settings) -> None:
+    from scheduler.main import MAX_BATCH, batch_size
+
+    s = settings.replace(probe_batch_size=500)
+    assert batch_size(10, 1, s) == 500
+    assert batch_size(10_000, 1, s) == 10_000
+    assert batch_size(10_000, 4, s) == 2_500
+    assert batch_size(10_000, 100, s) == 500
+    assert batch_size(10_000_000, 1, s) == MAX_BATCH
+    assert batch_size(10_000, 0, s) == 10_000

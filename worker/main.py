@@ -6,6 +6,9 @@ import logging
 
 from rq import Queue, Worker
 
+# Imported here, before RQ forks a work horse per job, so that no job pays for these imports.
+import regdb.alerts.deliver
+import regdb.monitor.jobs  # noqa: F401
 from regdb.connections import sync_redis
 from regdb.context import configure
 from regdb.settings import Settings
