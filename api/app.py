@@ -12,6 +12,7 @@ from api.keys import HEALTH_KEY, QUEUE_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KE
 from api.middlewares import error_middleware
 from api.routes import setup_routes
 from regdb.connections import async_redis
+from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.monitor.service import HealthService
 from regdb.queueing import LazyQueue
@@ -29,12 +30,15 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         client = redis if redis is not None else async_redis(settings)
         keys = Keys(settings.prefix)
         app[REDIS_KEY] = client
-        app[STORE_KEY] = store = EntryStore(client, keys)
+        assert settings.redis_url is not None
+        fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueue(settings)
         app[HEALTH_KEY] = HealthService(client, keys, settings, queue)
         yield
         await asyncio.to_thread(queue.close)
+        fast.close()
         if redis is None:
             await client.aclose()
 

@@ -22,9 +22,19 @@ def _common(settings: Settings) -> dict[str, object]:
 
 
 def async_redis(settings: Settings) -> aredis.Redis:
-    """Client for the API (bytes in, bytes out: orjson decodes bytes directly)."""
+    """Client for the API (bytes in, bytes out: orjson decodes bytes directly).
+
+    A blocking pool: past `redis_max_connections` requests wait their turn (up to the Redis
+    timeout) instead of failing at once, so a burst of clients queues rather than gets 503s.
+    """
     assert settings.redis_url is not None, "REDIS_URL must be resolved before connecting"
-    return aredis.Redis.from_url(settings.redis_url, **_common(settings))  # type: ignore[arg-type]
+    pool = aredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,
+        **_common(settings),
+    )
+    return aredis.Redis(connection_pool=pool)
 
 
 def sync_redis(settings: Settings) -> redis.Redis:

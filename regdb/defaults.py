@@ -12,6 +12,8 @@ DATA_DIR = "./data"
 """Where the embedded redis-server keeps its append-only file."""
 REDIS_TIMEOUT_S = 2.0
 """Socket timeout for Redis calls: a dead store answers 503 within about this long."""
+REDIS_MAX_CONNECTIONS = 64
+"""Redis connections one API process opens at most; more concurrent requests wait for one."""
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted; bigger bodies get 413."""
 MAX_DOC_BYTES = 64 * 1024

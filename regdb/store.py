@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
+from regdb.fastread import FastReader
 from regdb.keys import ENTRY_REV_FIELD, Keys
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
@@ -53,9 +54,11 @@ async def storage_errors() -> AsyncIterator[None]:
 class EntryStore:
     """Entries and their indexes in one Redis database, under `keys.prefix`."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aredis.Redis, keys: Keys, *, fast: FastReader | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.fast = fast
+        """Optional multiplexed connection for the public read script (the API's hot path)."""
         self._write = redis.register_script(WRITE_ENTRY)
         self._read_public = redis.register_script(READ_PUBLIC)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -119,8 +122,12 @@ class EntryStore:
         """
         if not entry_ids:
             return b"[]"
+        keys = [self.keys.entry(i) for i in entry_ids]
         async with storage_errors():
-            raw = await self._read_public(keys=[self.keys.entry(i) for i in entry_ids])
+            if self.fast is not None:
+                raw = await self.fast.evalsha(self._read_public.sha, READ_PUBLIC, keys)
+            else:
+                raw = await self._read_public(keys=keys)
         return bytes(raw)
 
     async def get_public_json(self, entry_id: str) -> tuple[bytes, str]:

@@ -77,3 +77,15 @@ async def test_fsck_detects_and_repairs(settings: Settings, sync_r: redis.Redis)
     apply_repair(sync_r, keys, report)
     assert check(sync_r, keys).ok
     await client.aclose()
+
+
+async def test_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings) -> None:
+    from regdb.connections import async_redis
+
+    client = async_redis(settings.replace(redis_max_connections=4))
+    store = EntryStore(client, Keys(settings.prefix))
+    results = await asyncio.gather(
+        *(store.create({**SEED_ENTRY, "container_registry_id": f"b{i}"}) for i in range(200))
+    )
+    assert len({entry["container_registry_id"] for entry, _ in results}) == 200
+    await client.aclose()
