@@ -34,7 +34,7 @@ def async_redis(settings: Settings) -> aredis.Redis:
         timeout=settings.redis_timeout_s,
         **_common(settings),
     )
-    return aredis.Redis(connection_pool=pool)
+    return aredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def sync_redis(settings: Settings) -> redis.Redis:

@@ -138,6 +138,10 @@ class FastReader:
         finally:
             timer.cancel()
 
+    async def call(self, *command: Any) -> Any:
+        """One read-only command, answered raw (bulk strings as bytes, as RESP2 gives them)."""
+        return await self._call(await self._conn(), command)
+
     async def evalsha(self, sha: str, script: str, keys: list[str]) -> Any:
         """EVALSHA, loading the script once if Redis does not know it (after a restart)."""
         proto = await self._conn()

@@ -12,7 +12,7 @@ import binascii
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
@@ -21,6 +21,7 @@ from regdb.model import ID_FIELD
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
+from regdb.query.terms import encode_scalar
 from regdb.query.validate import validate_filter
 from regdb.store import EntryStore, storage_errors
 
@@ -70,6 +71,46 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
+# Fields whose values are a scalar or a flat list of scalars: their index sets hold exactly
+# the entries an equality matches. (Free-form metadata may nest arrays, so it is re-checked.)
+_EXACT_PATHS = frozenset(
+    {
+        "container_registry_tags",
+        "container_registry_name",
+        "container_registry_public_url",
+        "container_registry_image_prefix",
+        "health.status",
+    }
+)
+
+
+def index_is_exact(filt: dict[str, Any]) -> bool:
+    """True when the index sets alone answer the filter: every clause is an equality, `$in`
+    or `$all` of scalars on a field whose index is exact. Then the matcher has nothing to add.
+    """
+    if not filt:
+        return False
+    for path, cond in filt.items():
+        if path not in _EXACT_PATHS:
+            return False
+        if encode_scalar(cond) is not None:
+            continue
+        if not isinstance(cond, dict) or len(cond) != 1:
+            return False
+        ((op, arg),) = cond.items()
+        if op == "$eq" and encode_scalar(arg) is not None:
+            continue
+        if (
+            op in ("$in", "$all")
+            and isinstance(arg, list)
+            and arg
+            and all(encode_scalar(a) is not None for a in arg)
+        ):
+            continue
+        return False
+    return True
+
+
 def _pairs(raw: Any) -> list[tuple[int, bytes]]:
     """(score, id) pairs from a WITHSCORES answer."""
     return [(int(score), member) for member, score in raw]
@@ -85,6 +126,10 @@ def _uses_health(filt: Any) -> bool:
     if isinstance(filt, list):
         return any(_uses_health(v) for v in filt)
     return False
+
+
+def _always(doc: Mapping[str, Any]) -> bool:
+    return True
 
 
 class Searcher:
@@ -105,6 +150,8 @@ class Searcher:
         sort_spec = ",".join(("-" if d < 0 else "") + p for p, d in sort)
         after = _decode_cursor(opts.cursor, sort_spec) if opts.cursor else None
         matcher = compile_filter(filt)
+        if not opts.scan and index_is_exact(filt):
+            matcher = _always
         with_health = _uses_health(filt)
         expr = None if opts.scan else plan(filt)
         plan_name = "scan" if expr is None else "index"
@@ -125,15 +172,14 @@ class Searcher:
     async def _eval(self, expr: IndexExpr) -> set[bytes]:
         """Ids an index expression selects (a superset of the matches)."""
         if isinstance(expr, Term):
-            return cast(
-                set[bytes], await self.redis.smembers(self.keys.index(expr.path, expr.encoded))
-            )
+            key = self.keys.index(expr.path, expr.encoded)
+            return set(await self.store.read("SMEMBERS", key))
         children = list(expr.children)
         terms = [c for c in children if isinstance(c, Term)]
         others = [c for c in children if not isinstance(c, Term)]
         keys = [self.keys.index(t.path, t.encoded) for t in terms]
         if isinstance(expr, Inter):
-            result = cast(set[bytes], await self.redis.sinter(keys)) if keys else None
+            result = set(await self.store.read("SINTER", *keys)) if keys else None
             for child in others:
                 if result is not None and not result:
                     return result
@@ -141,7 +187,7 @@ class Searcher:
                 result = sub if result is None else result & sub
             return result or set()
         assert isinstance(expr, Union)
-        out = cast(set[bytes], await self.redis.sunion(keys)) if keys else set()
+        out: set[bytes] = set(await self.store.read("SUNION", *keys)) if keys else set()
         for child in others:
             out |= await self._eval(child)
         return out
@@ -152,9 +198,7 @@ class Searcher:
         docs: list[dict[str, Any] | None] = jsonutil.loads(await self.store.public_json(str_ids))
         healths: list[bytes | None] = []
         if with_health:
-            healths = cast(
-                list[bytes | None], await self.redis.mget([self.keys.health(i) for i in str_ids])
-            )
+            healths = await self.store.read("MGET", *[self.keys.health(i) for i in str_ids])
         for n, doc in enumerate(docs):
             if doc is None:
                 continue
@@ -181,8 +225,8 @@ class Searcher:
             ids = list(await self._eval(expr))
             if not ids:
                 return
-            scores = await self.redis.zmscore(self.keys.ids, ids)  # type: ignore[arg-type]
-            pairs = [(int(s), i) for s, i in zip(scores, ids, strict=True) if s is not None]
+            scores = await self.store.read("ZMSCORE", self.keys.ids, *ids)
+            pairs = [(int(float(s)), i) for s, i in zip(scores, ids, strict=True) if s is not None]
             pairs.sort(reverse=direction < 0)
             pairs = [p for p in pairs if beyond(p)]
             for start in range(0, len(pairs), defaults.SCAN_BATCH):
@@ -235,7 +279,8 @@ class Searcher:
         async for batch in self._ordered_ids(expr, direction, after):
             need = limit + 1 - len(found)
             # Fetch a little more than needed: most candidates of an indexed query match.
-            chunk = batch if expr is None else batch[: max(need * 2, 16)]
+            # Index candidates nearly always match: load just what the page needs first.
+            chunk = batch if expr is None else batch[:need]
             rest = batch[len(chunk) :]
             while chunk:
                 docs = await self._load([i for _, i in chunk], with_health)

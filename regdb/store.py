@@ -115,6 +115,13 @@ class EntryStore:
             raise NotFound(f"No document found with id {entry_id!r}")
         return found
 
+    async def read(self, *command: Any) -> Any:
+        """A read-only command on the fast connection when there is one (raw RESP2 answer)."""
+        async with storage_errors():
+            if self.fast is not None:
+                return await self.fast.call(*command)
+            return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
     async def public_json(self, entry_ids: list[str]) -> bytes:
         """The public entries as one JSON array (null where one is gone), each with `_rev`.
 

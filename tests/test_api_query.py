@@ -177,3 +177,26 @@ async def test_health_status_filter(loaded: tuple[Client, list[dict[str, Any]]])
     assert unknown == [e["container_registry_id"] for e in entries]
     assert await _all_pages(client, {"health.status": "unknown"}, "&plan=scan") == unknown
     assert await _all_pages(client, {"health.status": "healthy"}) == []
+
+
+@pytest.mark.parametrize(
+    ("filt", "exact"),
+    [
+        ({"container_registry_tags": "ai"}, True),
+        ({"container_registry_tags": {"$in": ["ai", "gpu"]}}, True),
+        ({"container_registry_tags": {"$all": ["ai", "gpu"]}, "health.status": "healthy"}, True),
+        ({"container_registry_name": {"$eq": "x"}}, True),
+        ({}, False),
+        ({"container_registry_tags": {"$in": []}}, False),
+        ({"container_registry_tags": {"$in": [None]}}, False),
+        ({"container_registry_tags": {"$in": ["a"], "$nin": ["b"]}}, False),
+        ({"container_registry_metadata.owner": "x"}, False),
+        ({"container_registry_tags": {"$ne": "ai"}}, False),
+        ({"$or": [{"container_registry_tags": "ai"}]}, False),
+        ({"container_registry_tags": ["ai", "gpu"]}, False),
+    ],
+)
+def test_index_is_exact(filt: dict[str, Any], exact: bool) -> None:
+    from regdb.search import index_is_exact
+
+    assert index_is_exact(filt) is exact

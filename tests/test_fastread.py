@@ -69,6 +69,8 @@ async def test_silent_server_times_out_then_reconnects() -> None:
     reader.close()
     for writer in writers:
         writer.close()
+        await writer.wait_closed()
+    writers.clear()
     server.close()
     await server.wait_closed()
 
