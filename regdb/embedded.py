@@ -111,6 +111,10 @@ class EmbeddedRedis:
             "everysec",
             "--save",
             "",
+            # Entries are hashes of a dozen JSON fields, a few longer than 64 bytes; a higher
+            # limit keeps them in the compact encoding (see README: production Redis).
+            "--hash-max-ziplist-value",
+            "8192",
             "--daemonize",
             "no",
             "--protected-mode",
