@@ -16,7 +16,6 @@ async def create_registry(request: web.Request) -> web.Response:
     body = await read_json(request)
     entry, rev = await request.app[STORE_KEY].create(body)
     entry_id = entry["container_registry_id"]
-    await request.app[HEALTH_KEY].entry_changed(entry_id, url_or_auth_changed=True)
     return ok(
         {"message": "Container registry created", "id": entry_id},
         status=201,

@@ -237,7 +237,8 @@ class EntryIn(BaseModel):
     def _defaults_and_size(self) -> EntryIn:
         if self.container_registry_image_prefix is None:
             url = parse_url(self.container_registry_public_url)
-            host = f"[{url.host}]" if url.host and ":" in url.host else url.host
+            raw = url.raw_host or ""  # image prefixes are ASCII: keep the punycode form
+            host = f"[{raw}]" if ":" in raw else raw
             port = f":{url.explicit_port}" if url.explicit_port is not None else ""
             self.container_registry_image_prefix = f"{host}{port}"
         extra = self.container_registry_storage_info.model_extra or {}

@@ -8,7 +8,8 @@ writers can never leave an index pointing at the wrong entry.
 from __future__ import annotations
 
 # KEYS: entry, ids, then nadd index keys to add the id to, then nrem to remove it from,
-#       then (delete only) extra keys to drop with the entry.
+#       then extra keys: on delete, keys to drop with the entry; on create, the sorted set of
+#       due probes (a new entry is due at once).
 # ARGV: mode ('create'|'update'|'delete'), expected rev, id, score, nadd, nrem,
 #       then field/value pairs for the hash (create/update).
 # Returns 1 done, 0 conflict (exists on create, revision changed otherwise), -1 not found.
@@ -33,7 +34,10 @@ if mode == 'delete' then
 end
 if mode == 'update' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-if mode == 'create' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+if mode == 'create' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  for i = 3 + nadd, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
+end
 return 1
 """
 

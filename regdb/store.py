@@ -79,7 +79,10 @@ class EntryStore:
             await self.redis.ping()
 
     async def create(self, data: Any) -> tuple[dict[str, Any], str]:
-        """Validate and store a new entry; Conflict when the id exists. Returns (entry, rev)."""
+        """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
+
+        Returns (entry, rev).
+        """
         moment = datetime.now(UTC)
         now = rfc3339(moment)
         entry = validate_entry(data, created_at=now, updated_at=now)
@@ -89,7 +92,7 @@ class EntryStore:
         entry_id = entry[ID_FIELD]
         async with storage_errors():
             res = await self._write(
-                keys=[self.keys.entry(entry_id), self.keys.ids, *add],
+                keys=[self.keys.entry(entry_id), self.keys.ids, *add, self.keys.due],
                 args=[
                     "create",
                     "",

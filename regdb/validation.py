@@ -25,7 +25,7 @@ def check_http_url(value: str, *, credentials_hint: str, allow_query: bool) -> s
         raise ValueError("not a valid URL") from None
     if url.scheme not in ("http", "https"):
         raise ValueError("must be an absolute http:// or https:// URL")
-    if not url.host:
+    if not url.raw_host:  # raw: no IDNA decoding needed to know there is a host
         raise ValueError("must have a host")
     if url.user is not None or url.password is not None:
         raise ValueError(f"must not contain credentials; {credentials_hint}")
