@@ -13,7 +13,7 @@ from aiohttp import web
 from rq import Queue
 
 from api.keys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
-from api.openapi import ERROR, add_paths
+from api.openapi import add_paths, error_responses, json_body, ok_schema
 from api.parsing import read_json
 from api.responses import ok
 from regdb.alerts.deliver import attempt_delivery, enqueue_delivery, policy_of
@@ -137,22 +137,16 @@ async def send_test(request: web.Request) -> web.Response:
 
 
 def _openapi() -> dict[str, Any]:
-    def body(schema: dict[str, Any], description: str) -> dict[str, Any]:
-        return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-    def env(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        props = {"success": {"const": True}, "data": data, **extra}
-        return {"type": "object", "required": ["success", "data"], "properties": props}
+    body, env = json_body, ok_schema
 
     def errors(*codes: int) -> dict[str, Any]:
-        text = {
-            400: "Invalid input (fields, filter, id or query parameter)",
-            404: "No alert hook with that id",
-            413: "Request body too large",
-            415: "Content-Type is not application/json",
-            503: "Storage unavailable (Redis cannot be reached)",
-        }
-        return {str(c): body(ERROR, text[c]) for c in codes}
+        return error_responses(
+            *codes,
+            texts={
+                400: "Invalid input (fields, filter, id or query parameter)",
+                404: "No alert hook with that id",
+            },
+        )
 
     hook_in = HookIn.model_json_schema()
     hook_in.pop("title", None)

@@ -11,16 +11,19 @@ from regdb.model import Entry, EntryIn
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _ok(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def ok_schema(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Schema of the success envelope around `data` (plus extra top-level keys)."""
     props: dict[str, Any] = {"success": {"const": True}, "data": data, **extra}
     return {"type": "object", "required": ["success", "data"], "properties": props}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A JSON response (or body) object with a description."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
+def error_responses(*codes: int, texts: dict[int, str] | None = None) -> dict[str, Any]:
+    """The error envelope under each status code; `texts` overrides the descriptions."""
     text = {
         400: "Invalid input: malformed JSON, invalid fields, bad filter or id",
         404: "No entry with that id",
@@ -30,7 +33,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "Content-Type is not application/json",
         503: "Storage unavailable (Redis cannot be reached)",
     }
-    return {str(c): _json(ERROR, text[c]) for c in codes}
+    text.update(texts or {})
+    return {str(c): json_body(ERROR, text[c]) for c in codes}
 
 
 ID_PARAM = {
@@ -115,8 +119,8 @@ def openapi_spec() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "201": _json(
-                        _ok(
+                    "201": json_body(
+                        ok_schema(
                             {
                                 "type": "object",
                                 "properties": {
@@ -127,7 +131,7 @@ def openapi_spec() -> dict[str, Any]:
                         ),
                         "Created; Location and ETag headers set",
                     ),
-                    **_errors(400, 409, 413, 415, 503),
+                    **error_responses(400, 409, 413, 415, 503),
                 },
             }
         },
@@ -136,9 +140,9 @@ def openapi_spec() -> dict[str, Any]:
             "get": {
                 "summary": "Read one entry (credentials shown as ***)",
                 "responses": {
-                    "200": _json(_ok(entry_ref), "The entry; ETag header set"),
+                    "200": json_body(ok_schema(entry_ref), "The entry; ETag header set"),
                     "304": {"description": "If-None-Match matched"},
-                    **_errors(400, 404, 503),
+                    **error_responses(400, 404, 503),
                 },
             },
             "put": {
@@ -149,8 +153,8 @@ def openapi_spec() -> dict[str, Any]:
                     "content": {"application/json": {"schema": UPDATE_SCHEMA}},
                 },
                 "responses": {
-                    "200": _json(
-                        _ok(
+                    "200": json_body(
+                        ok_schema(
                             {
                                 "type": "object",
                                 "properties": {
@@ -161,13 +165,16 @@ def openapi_spec() -> dict[str, Any]:
                         ),
                         "Updated (or unchanged)",
                     ),
-                    **_errors(400, 404, 412, 413, 415, 503),
+                    **error_responses(400, 404, 412, 413, 415, 503),
                 },
             },
             "delete": {
                 "summary": "Delete an entry",
                 "parameters": [IF_MATCH],
-                "responses": {"200": _json(_ok(msg), "Deleted"), **_errors(400, 404, 412, 503)},
+                "responses": {
+                    "200": json_body(ok_schema(msg), "Deleted"),
+                    **error_responses(400, 404, 412, 503),
+                },
             },
         },
         "/container_registries": {
@@ -214,15 +221,15 @@ def openapi_spec() -> dict[str, Any]:
                     "content": {"application/json": {"schema": FILTER_SCHEMA}},
                 },
                 "responses": {
-                    "200": _json(
-                        _ok(
+                    "200": json_body(
+                        ok_schema(
                             {"type": "array", "items": entry_ref},
                             count={"type": "integer"},
                             next_cursor={"type": ["string", "null"]},
                         ),
                         "One page of matching entries",
                     ),
-                    **_errors(400, 413, 415, 503),
+                    **error_responses(400, 413, 415, 503),
                 },
             }
         },
@@ -231,8 +238,10 @@ def openapi_spec() -> dict[str, Any]:
             "get": {
                 "summary": "Cached health of a registry (no network I/O)",
                 "responses": {
-                    "200": _json(_ok({"$ref": "#/components/schemas/Health"}), "Latest result"),
-                    **_errors(400, 404, 503),
+                    "200": json_body(
+                        ok_schema({"$ref": "#/components/schemas/Health"}), "Latest result"
+                    ),
+                    **error_responses(400, 404, 503),
                 },
             },
         },
@@ -241,18 +250,21 @@ def openapi_spec() -> dict[str, Any]:
             "get": {
                 "summary": "Recent results and uptime ratios over 1h/24h/7d",
                 "responses": {
-                    "200": _json(_ok({"type": "object"}), "History"),
-                    **_errors(400, 404, 503),
+                    "200": json_body(ok_schema({"type": "object"}), "History"),
+                    **error_responses(400, 404, 503),
                 },
             },
         },
         "/healthz": {
-            "get": {"summary": "Process alive", "responses": {"200": _json(_ok(msg), "Alive")}}
+            "get": {
+                "summary": "Process alive",
+                "responses": {"200": json_body(ok_schema(msg), "Alive")},
+            }
         },
         "/readyz": {
             "get": {
                 "summary": "Storage reachable",
-                "responses": {"200": _json(_ok(msg), "Ready"), **_errors(503)},
+                "responses": {"200": json_body(ok_schema(msg), "Ready"), **error_responses(503)},
             }
         },
         "/openapi.json": {

@@ -7,6 +7,7 @@ Python aiohttp client run in a separate process produces the same numbers.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -42,6 +43,23 @@ RESULTS = BENCH / "results"
 PYTHON = sys.executable
 WRK = shutil.which("wrk")
 _use_wrk = WRK is not None
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The options both benchmarks take: the load generator and the wait for a quiet machine."""
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed (auto), or the Python aiohttp client",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        help="seconds to wait at most, before each measurement, for other processes to leave "
+        "the CPUs (shared machine); a disturbed measurement is taken once more",
+    )
 
 
 def choose_generator(name: str) -> str:

@@ -35,6 +35,7 @@ from bench._common import (
     OtherLoad,
     Processes,
     Workload,
+    add_common_args,
     child_env,
     choose_generator,
     disturbance_note,
@@ -164,19 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 entries, 3 s")
-    parser.add_argument(
-        "--generator",
-        choices=("auto", "wrk", "python"),
-        default="auto",
-        help="load generator: wrk when installed (auto), or the Python aiohttp client",
-    )
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=60.0,
-        help="seconds to wait at most, before each measurement, for other processes to leave "
-        "the CPUs (shared machine); a disturbed measurement is taken once more",
-    )
+    add_common_args(parser)
     args = parser.parse_args(argv)
     choose_generator(args.generator)
     if args.quick:

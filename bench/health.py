@@ -48,6 +48,7 @@ from bench._common import (
     OtherLoad,
     Processes,
     Workload,
+    add_common_args,
     child_env,
     choose_generator,
     disturbance_note,
@@ -200,19 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and worker)")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker")
     parser.add_argument("--py-spy", help="path of py-spy (default: PATH, then the venv)")
-    parser.add_argument(
-        "--generator",
-        choices=("auto", "wrk", "python"),
-        default="auto",
-        help="load generator: wrk when installed (auto), or the Python aiohttp client",
-    )
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=60.0,
-        help="seconds to wait at most, before each measurement, for other processes to leave "
-        "the CPUs (shared machine); a disturbed measurement is taken once more",
-    )
+    add_common_args(parser)
     args = parser.parse_args(argv)
     choose_generator(args.generator)
     if args.quick:
