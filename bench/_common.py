@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
+from rich.console import Console
 
 from regdb.keys import Keys
 from regdb.settings import Settings
@@ -728,3 +729,23 @@ def measure_quietly(
             console.print(f"    other processes used {other:.2f} cores meanwhile; measuring again")
     assert best is not None
     return best
+
+
+def finish(
+    name: str,
+    results: dict[str, Any],
+    console: Console,
+    *,
+    run_started: float,
+    before: float,
+    others: OtherLoad,
+) -> int:
+    """Close a benchmark run: wall time, others' CPU, the JSON file; exit 0 if all passed."""
+    results["wall_time_s"] = round(time.monotonic() - run_started, 1)
+    results["other_cpu_cores"] = {"before_start": before, "during_run": others.cores()}
+    note = disturbance_note(results["other_cpu_cores"]["during_run"])
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    path = write_results(name, results)
+    console.print(f"total wall time {results['wall_time_s']:.0f} s; results in {path}")
+    return 0 if all(t["pass"] for t in results["targets"]) else 1

@@ -38,7 +38,7 @@ from bench._common import (
     add_common_args,
     child_env,
     choose_generator,
-    disturbance_note,
+    finish,
     fmt,
     free_port,
     load_entries,
@@ -48,7 +48,6 @@ from bench._common import (
     wait_for_quiet_machine,
     wait_http_ok,
     workdir,
-    write_results,
 )
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
@@ -197,14 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             procs.stop_all()
             embedded.stop()
-    results["wall_time_s"] = round(time.monotonic() - run_started, 1)
-    results["other_cpu_cores"] = {"before_start": before, "during_run": others.cores()}
-    note = disturbance_note(results["other_cpu_cores"]["during_run"])
-    if note:
-        console.print(f"[yellow]{note}[/]")
-    path = write_results("api", results)
-    console.print(f"total wall time {results['wall_time_s']:.0f} s; results in {path}")
-    return 0 if all(t["pass"] for t in results["targets"]) else 1
+    return finish("api", results, console, run_started=run_started, before=before, others=others)
 
 
 def _run(
