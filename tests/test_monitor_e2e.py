@@ -26,10 +26,19 @@ from regdb.fsck import check
 from regdb.keys import Keys
 from regdb.settings import Settings
 from scheduler.main import Scheduler
+from tests import registry_servers
 from tests.conftest import SEED_ENTRY
-from tests.registry_servers import RegistryProcess, ThreadedServer, registry_binary, wait_for_port
+from tests.registry_servers import (
+    BASIC_PASSWORD,
+    BASIC_USER,
+    RegistryProcess,
+    ThreadedServer,
+    registry_binary,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.timeout(120)
+basic_registry = registry_servers.basic_registry  # a module-scoped fixture, used by name
 
 SECRET = "hook-secret-xyz"
 
@@ -237,3 +246,37 @@ def test_refresh_and_maintenance(
         assert call(api_base, "GET", "/check_container_health/nope?refresh=true")[0] == 404
     finally:
         reg.stop()
+
+
+def test_monitor_uses_stored_credentials(
+    tmp_path: Path,
+    mon_settings: Settings,
+    sync_r: redis.Redis,
+    api_base: str,
+    basic_registry: RegistryProcess,
+) -> None:
+    """The job reads the secret config (not the redacted one) and never shows it."""
+    entry = {
+        **SEED_ENTRY,
+        "container_registry_public_url": basic_registry.url,
+        "container_registry_config": {"auth": {"username": BASIC_USER, "password": BASIC_PASSWORD}},
+    }
+    wrong = {
+        **entry,
+        "container_registry_id": "wrong-creds",
+        "container_registry_config": {"auth": {"username": BASIC_USER, "password": "not-it"}},
+    }
+    for e in (entry, wrong):
+        assert call(api_base, "POST", "/container_registry", e)[0] == 201
+    sched = Scheduler(mon_settings, sync_r)
+    assert sched.tick(now=time.time() + 5) == 2
+    SimpleWorker([Queue(mon_settings.queue_name, connection=sync_r)], connection=sync_r).work(
+        burst=True
+    )
+    good = call(api_base, "GET", f"/check_container_health/{entry['container_registry_id']}")
+    bad = call(api_base, "GET", "/check_container_health/wrong-creds")
+    assert good[1]["data"]["status"] == "healthy", good
+    assert good[1]["data"]["auth"]["verified"] is True
+    assert bad[1]["data"]["status"] == "degraded" and bad[1]["data"]["reason"] == "auth_failed"
+    for body in (good, bad):
+        assert BASIC_PASSWORD not in json.dumps(body) and "not-it" not in json.dumps(body)
