@@ -65,6 +65,15 @@ def _decode_cursor(cursor: str, sort_spec: str) -> Any:
     return key
 
 
+def _cursor_fits(key: Any, sort: list[tuple[str, int]]) -> bool:
+    """A decoded cursor key has the shape its sort order writes (clients can forge cursors)."""
+    if not isinstance(key, list) or not key or not isinstance(key[-1], str):
+        return False
+    if len(sort) == 1 and sort[0][0] == "created_at":
+        return len(key) == 2 and isinstance(key[0], int) and not isinstance(key[0], bool)
+    return len(key) == len(sort) + 1
+
+
 def _tuplify(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_tuplify(v) for v in value)
@@ -149,6 +158,8 @@ class Searcher:
         sort = parse_sort(opts.sort)
         sort_spec = ",".join(("-" if d < 0 else "") + p for p, d in sort)
         after = _decode_cursor(opts.cursor, sort_spec) if opts.cursor else None
+        if after is not None and not _cursor_fits(after, sort):
+            raise InvalidQuery("invalid cursor")
         matcher = compile_filter(filt)
         if not opts.scan and index_is_exact(filt):
             matcher = _always

@@ -200,3 +200,23 @@ def test_index_is_exact(filt: dict[str, Any], exact: bool) -> None:
     from regdb.search import index_is_exact
 
     assert index_is_exact(filt) is exact
+
+
+async def test_forged_cursors_are_400(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
+    import base64
+    import json
+
+    client, _ = loaded
+    for spec, key in (
+        ("created_at", "x"),
+        ("created_at", ["x", "y"]),
+        ("created_at", [1]),
+        ("created_at", [True, "a"]),
+        ("container_registry_name", [1, 2, 3]),
+        ("container_registry_name", {"a": 1}),
+    ):
+        raw = json.dumps([spec, key]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        sort = "" if spec == "created_at" else f"&sort={spec}"
+        resp = await client.post(f"/container_registries?limit=5&cursor={cursor}{sort}", json={})
+        assert resp.status == 400, (spec, key, await resp.text())
