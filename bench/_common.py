@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import redis.asyncio as aredis
 from rich.console import Console
 
+from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
@@ -213,25 +214,17 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
 def git_revision() -> str:
     """HEAD of the repository, with '+dirty' when tracked files differ from it."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -731,7 +724,36 @@ def measure_quietly(
     return best
 
 
-def finish(
+def run_session(
+    name: str,
+    wait_idle: float,
+    body: Callable[[Console, Path, Processes, EmbeddedRedis], dict[str, Any]],
+) -> int:
+    """The frame both benchmarks run in: uvloop, a quiet machine, a work dir, a private Redis,
+    every child process stopped at the end (SIGTERM too), then the results written.
+    Returns the exit code: 0 when every target passed."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    # SIGTERM ends the run like Ctrl-C does: the finally blocks stop every child process.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    before = wait_for_quiet_machine(console, wait_idle)
+    others = OtherLoad()
+    run_started = time.monotonic()
+    with workdir(f"regdb-bench-{name}-") as tmp:
+        procs = Processes(tmp)
+        embedded = EmbeddedRedis(tmp / "redis", appendonly=False, port=free_port())
+        try:
+            results = body(console, tmp, procs, embedded)
+        finally:
+            procs.stop_all()
+            embedded.stop()
+    return _finish(name, results, console, run_started=run_started, before=before, others=others)
+
+
+def _finish(
     name: str,
     results: dict[str, Any],
     console: Console,
@@ -749,3 +771,12 @@ def finish(
     path = write_results(name, results)
     console.print(f"total wall time {results['wall_time_s']:.0f} s; results in {path}")
     return 0 if all(t["pass"] for t in results["targets"]) else 1
+
+
+def serve_app(app: Any, port: int, *, backlog: int = 128) -> None:
+    """Run a benchmark peer (hello-world, fleet) on loopback with uvloop, quietly."""
+    import uvloop
+    from aiohttp import web
+
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=backlog)

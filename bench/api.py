@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import random
-import signal
 import sys
 import time
 import uuid
@@ -38,16 +37,15 @@ from bench._common import (
     add_common_args,
     child_env,
     choose_generator,
-    finish,
     fmt,
     free_port,
     load_entries,
     measure_quietly,
     percentile,
     quiesce,
+    run_session,
     wait_for_quiet_machine,
     wait_http_ok,
-    workdir,
 )
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
@@ -176,27 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be between 1 and 1000")
 
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    # SIGTERM ends the run like Ctrl-C does: the finally blocks stop every child process.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    before = wait_for_quiet_machine(console, args.wait_idle)
-    others = OtherLoad()
-    run_started = time.monotonic()
-    with workdir("regdb-bench-api-") as tmp:
-        procs = Processes(tmp)
-        embedded = EmbeddedRedis(tmp / "redis", appendonly=False, port=free_port())
-        try:
-            results = _run(args, console, tmp, procs, embedded)
-        finally:
-            procs.stop_all()
-            embedded.stop()
-    return finish("api", results, console, run_started=run_started, before=before, others=others)
+    return run_session(
+        "api",
+        args.wait_idle,
+        lambda console, tmp, procs, embedded: _run(args, console, tmp, procs, embedded),
+    )
 
 
 def _run(

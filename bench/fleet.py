@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import sys
 from collections import Counter
 
 from aiohttp import web
+
+from bench._common import serve_app
 
 TOKEN = "fleet-token-0123456789"
 SLOW_S = 2.0
@@ -96,18 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    import uvloop
-
-    if sys.version_info < (3, 12):
-        uvloop.install()
-    web.run_app(
-        make_app(args.port),
-        host="127.0.0.1",
-        port=args.port,
-        print=None,
-        access_log=None,
-        backlog=1024,
-    )
+    serve_app(make_app(args.port), args.port, backlog=1024)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import os
 import random
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,16 +50,15 @@ from bench._common import (
     add_common_args,
     child_env,
     choose_generator,
-    finish,
     fmt,
     free_port,
     load_entries,
     measure_quietly,
     proc_cpu_s,
     quiesce,
+    run_session,
     wait_for_quiet_machine,
     wait_http_ok,
-    workdir,
 )
 from bench.fleet import KINDS, kind
 from regdb.embedded import EmbeddedRedis
@@ -215,27 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         if spy is None:
             parser.error("--profile needs py-spy (pip install py-spy, or pass --py-spy PATH)")
 
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    # SIGTERM ends the run like Ctrl-C does: the finally blocks stop every child process.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    before = wait_for_quiet_machine(console, args.wait_idle)
-    others = OtherLoad()
-    run_started = time.monotonic()
-    with workdir("regdb-bench-health-") as tmp:
-        procs = Processes(tmp)
-        embedded = EmbeddedRedis(tmp / "redis", appendonly=False, port=free_port())
-        try:
-            results = _run(args, console, tmp, procs, embedded, spy)
-        finally:
-            procs.stop_all()
-            embedded.stop()
-    return finish("health", results, console, run_started=run_started, before=before, others=others)
+    return run_session(
+        "health",
+        args.wait_idle,
+        lambda console, tmp, procs, embedded: _run(args, console, tmp, procs, embedded, spy),
+    )
 
 
 def _run(

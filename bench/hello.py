@@ -7,9 +7,10 @@ Run as ``python -m bench.hello --port P``. It uses uvloop exactly like ``regdb a
 from __future__ import annotations
 
 import argparse
-import sys
 
 from aiohttp import web
+
+from bench._common import serve_app
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -20,13 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    import uvloop
-
-    if sys.version_info < (3, 12):
-        uvloop.install()
     app = web.Application()
     app.router.add_get("/", hello)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    serve_app(app, args.port)
 
 
 if __name__ == "__main__":
