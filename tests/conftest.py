@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -82,27 +84,7 @@ async def async_r(redis_url: str) -> AsyncIterator[aredis.Redis]:
     await r.aclose()
 
 
-SEED_ENTRY = {
-    "container_registry_id": "b3c38f52-8f2e-43a3-9aa9-bd9a4c75e509",
-    "container_registry_name": "internal-ai-registry",
-    "container_registry_metadata": {
-        "environment": "production",
-        "owner": "mlops-team",
-        "region": "us-west-2",
-    },
-    "container_registry_tags": ["ai", "training", "internal", "fast-pull"],
-    "container_registry_public_url": "http://10.13.21.22:32633",
-    "container_registry_image_prefix": "10.13.21.22:32633",
-    "container_registry_config": {
-        "auth_required": True,
-        "mirror_enabled": False,
-        "storage_backend": "s3",
-        "max_layer_size_mb": 500,
-    },
-    "container_registry_storage_info": {
-        "storage_type": "s3",
-        "storage_size": -1,
-        "memory_size": 8192,
-        "registry_type": "aios",
-    },
-}
+SEED_ENTRY: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parent.parent / "examples" / "entry.json").read_text()
+)
+"""The seed's example entry, as the README onboards it (examples/entry.json)."""

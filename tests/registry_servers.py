@@ -469,3 +469,21 @@ def expiring_tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     yield setup
     setup.registry.stop()
+
+
+# The keys every probe result has (shared by the classifier and prober tests).
+RESULT_KEYS = {
+    "status",
+    "reachable",
+    "status_code",
+    "reason",
+    "url",
+    "api_version",
+    "oci_compliant",
+    "auth",
+    "tls",
+    "latency_ms",
+    "checked_at",
+    "error",
+    "warnings",
+}

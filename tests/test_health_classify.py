@@ -18,25 +18,11 @@ from regdb.health.classify import (
     is_oci_compliant,
     rfc3339,
 )
+from tests.registry_servers import RESULT_KEYS
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 URL = "https://registry.test/v2/"
 V2 = "registry/2.0"
-RESULT_KEYS = {
-    "status",
-    "reachable",
-    "status_code",
-    "reason",
-    "url",
-    "api_version",
-    "oci_compliant",
-    "auth",
-    "tls",
-    "latency_ms",
-    "checked_at",
-    "error",
-    "warnings",
-}
 
 
 def obs(**kw: Any) -> ProbeObservation:

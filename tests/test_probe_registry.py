@@ -29,6 +29,7 @@ from tests import registry_servers
 from tests.registry_servers import (
     BASIC_PASSWORD,
     BASIC_USER,
+    RESULT_KEYS,
     STATIC_BEARER,
     TOKEN_PASSWORD,
     TOKEN_USER,
@@ -58,21 +59,6 @@ pytestmark = pytest.mark.timeout(60)
 V2_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
 PEER_USER = "peer-user"
 PEER_PASSWORD = "peer-password-never-leak"
-RESULT_KEYS = {
-    "status",
-    "reachable",
-    "status_code",
-    "reason",
-    "url",
-    "api_version",
-    "oci_compliant",
-    "auth",
-    "tls",
-    "latency_ms",
-    "checked_at",
-    "error",
-    "warnings",
-}
 
 
 def entry(url: str, **config: Any) -> dict[str, Any]:
