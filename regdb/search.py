@@ -160,9 +160,8 @@ class Searcher:
         after = _decode_cursor(opts.cursor, sort_spec) if opts.cursor else None
         if after is not None and not _cursor_fits(after, sort):
             raise InvalidQuery("invalid cursor")
-        matcher = compile_filter(filt)
-        if not opts.scan and index_is_exact(filt):
-            matcher = _always
+        exact = not opts.scan and index_is_exact(filt)
+        matcher = _always if exact else compile_filter(filt)
         with_health = _uses_health(filt)
         expr = None if opts.scan else plan(filt)
         plan_name = "scan" if expr is None else "index"

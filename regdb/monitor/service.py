@@ -13,6 +13,7 @@ from regdb import jsonutil
 from regdb.errors import NotFound
 from regdb.keys import Keys
 from regdb.monitor.jobs import probe_batch
+from regdb.monitor.policy import interval_s
 from regdb.queueing import LazyQueue
 from regdb.settings import Settings
 from regdb.store import storage_errors
@@ -96,9 +97,8 @@ class HealthService:
 
     async def refresh(self, entry_id: str) -> tuple[dict[str, Any] | None, str]:
         """Probe now; wait up to REFRESH_WAIT for the result. Returns (result or None, job id)."""
-        await self._entry_basics(entry_id)
+        _, _, before = await self._entry_basics(entry_id)
         async with storage_errors():
-            before = await self.redis.get(self.keys.health(entry_id))
             job_id = await asyncio.to_thread(self._enqueue_now, entry_id)
             deadline = time.monotonic() + self.settings.refresh_wait_s
             while time.monotonic() < deadline:
@@ -115,25 +115,24 @@ class HealthService:
         async with storage_errors():
             await self.redis.zadd(self.keys.due, {entry_id: 0})
 
-    async def _entry_basics(self, entry_id: str) -> tuple[str | None, float]:
+    async def _entry_basics(self, entry_id: str) -> tuple[str | None, float, bytes | None]:
+        """(URL, probe interval, cached health) in one round trip; NotFound for no entry."""
         async with storage_errors():
-            url_raw, cfg_raw = await self.redis.hmget(
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(
                 self.keys.entry(entry_id),
                 ["container_registry_public_url", "container_registry_config"],
             )
+            pipe.get(self.keys.health(entry_id))
+            (url_raw, cfg_raw), health_raw = await pipe.execute()
         if url_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        cfg = jsonutil.loads(cfg_raw) if cfg_raw else {}
-        interval = cfg.get("health_interval_s") if isinstance(cfg, dict) else None
-        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-            interval = self.settings.health_interval_s
-        return jsonutil.loads(url_raw), float(interval)
+        config = jsonutil.loads(cfg_raw) if cfg_raw else {}
+        return jsonutil.loads(url_raw), interval_s(config, self.settings), health_raw
 
     async def current(self, entry_id: str) -> dict[str, Any]:
         """The latest cached result (or `unknown`), with `stale` set."""
-        url, interval = await self._entry_basics(entry_id)
-        async with storage_errors():
-            raw = await self.redis.get(self.keys.health(entry_id))
+        url, interval, raw = await self._entry_basics(entry_id)
         result = jsonutil.loads(raw) if raw else unknown_health(entry_id, url)
         return mark_staleness(result, interval, time.time())
 
