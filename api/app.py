@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueue(settings)
-        app[HEALTH_KEY] = HealthService(client, keys, settings, queue)
+        app[HEALTH_KEY] = HealthService(store, settings, queue)
         yield
         await asyncio.to_thread(queue.close)
         fast.close()

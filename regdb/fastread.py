@@ -21,6 +21,7 @@ from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import ScriptTextT
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class FastReader:
         """One read-only command, answered raw (bulk strings as bytes, as RESP2 gives them)."""
         return await self._call(await self._conn(), command)
 
-    async def evalsha(self, sha: str, script: str, keys: list[str]) -> Any:
+    async def evalsha(self, sha: str, script: ScriptTextT, keys: list[str]) -> Any:
         """EVALSHA, loading the script once if Redis does not know it (after a restart)."""
         proto = await self._conn()
         try:
@@ -150,7 +151,8 @@ class FastReader:
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        await self._call(proto, ("SCRIPT", "LOAD", script))
+        text = bytes(script) if isinstance(script, memoryview) else script
+        await self._call(proto, ("SCRIPT", "LOAD", text))
         return await self._call(proto, ("EVALSHA", sha, len(keys), *keys))
 
     def close(self) -> None:

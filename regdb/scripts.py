@@ -112,3 +112,12 @@ for i = 1, #KEYS do
 end
 return '[' .. table.concat(out, ',') .. ']'
 """
+
+
+# KEYS: entry, its cached health. Returns {public URL JSON, config JSON, health JSON}, each
+# nil when absent: what GET /check_container_health needs, in one round trip. The config is
+# the stored (redacted) one; the raw config with secrets is not read.
+READ_HEALTH_BASICS = """
+local v = redis.call('HMGET', KEYS[1], 'container_registry_public_url', 'container_registry_config')
+return {v[1], v[2], redis.call('GET', KEYS[2])}
+"""

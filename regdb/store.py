@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -125,6 +126,13 @@ class EntryStore:
                 return await self.fast.call(*command)
             return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
+    async def read_script(self, script: AsyncScript, keys: list[str]) -> Any:
+        """A read-only Lua script, on the fast connection when there is one (raw RESP2)."""
+        async with storage_errors():
+            if self.fast is not None:
+                return await self.fast.evalsha(script.sha, script.script, keys)
+            return await script(keys=keys)
+
     async def public_json(self, entry_ids: list[str]) -> bytes:
         """The public entries as one JSON array (null where one is gone), each with `_rev`.
 
@@ -132,12 +140,7 @@ class EntryStore:
         """
         if not entry_ids:
             return b"[]"
-        keys = [self.keys.entry(i) for i in entry_ids]
-        async with storage_errors():
-            if self.fast is not None:
-                raw = await self.fast.evalsha(self._read_public.sha, READ_PUBLIC, keys)
-            else:
-                raw = await self._read_public(keys=keys)
+        raw = await self.read_script(self._read_public, [self.keys.entry(i) for i in entry_ids])
         return bytes(raw)
 
     async def get_public_json(self, entry_id: str) -> tuple[bytes, str]:

@@ -15,8 +15,9 @@ from regdb.keys import Keys
 from regdb.monitor.jobs import probe_batch
 from regdb.monitor.policy import interval_s
 from regdb.queueing import LazyQueue
+from regdb.scripts import READ_HEALTH_BASICS
 from regdb.settings import Settings
-from regdb.store import storage_errors
+from regdb.store import EntryStore, storage_errors
 
 UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
 
@@ -73,13 +74,13 @@ def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]
 class HealthService:
     """Cached health for the API, and the hand-off of probe requests to the scheduler."""
 
-    def __init__(
-        self, redis: aredis.Redis, keys: Keys, settings: Settings, queue: LazyQueue
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, store: EntryStore, settings: Settings, queue: LazyQueue) -> None:
+        self.store = store
+        self.redis: aredis.Redis = store.redis
+        self.keys: Keys = store.keys
         self.settings = settings
         self.queue = queue
+        self._read_basics = store.redis.register_script(READ_HEALTH_BASICS)
 
     def _enqueue_now(self, entry_id: str) -> str:
         queue = self.queue.queue()
@@ -116,15 +117,11 @@ class HealthService:
             await self.redis.zadd(self.keys.due, {entry_id: 0})
 
     async def _entry_basics(self, entry_id: str) -> tuple[str | None, float, bytes | None]:
-        """(URL, probe interval, cached health) in one round trip; NotFound for no entry."""
-        async with storage_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(
-                self.keys.entry(entry_id),
-                ["container_registry_public_url", "container_registry_config"],
-            )
-            pipe.get(self.keys.health(entry_id))
-            (url_raw, cfg_raw), health_raw = await pipe.execute()
+        """(URL, probe interval, cached health) in one round trip; NotFound for no entry.
+
+        The API's hot health read: one read-only script on the store's fast connection."""
+        keys = [self.keys.entry(entry_id), self.keys.health(entry_id)]
+        url_raw, cfg_raw, health_raw = await self.store.read_script(self._read_basics, keys)
         if url_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")
         config = jsonutil.loads(cfg_raw) if cfg_raw else {}
