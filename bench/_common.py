@@ -253,6 +253,11 @@ class Workload:
     body: bytes | None = None
     create_prefix: str | None = None
     """When set, every request is POST /container_registry with a new unique entry."""
+    rate: float | None = None
+    """Open loop: start this many requests per second whatever the answers take (at most
+    `connections` in flight), latency counted from each request's scheduled start, so a
+    stall is not hidden (no coordinated omission). Always the Python generator: wrk has
+    no rate. None: closed loop, every connection sends as fast as it is answered."""
 
 
 @dataclass
@@ -363,7 +368,7 @@ class LoadRun:
         self.connections = connections
         self.duration_s = duration_s
         self.tmpdir = tmpdir
-        self.use_wrk = _use_wrk if use_wrk is None else use_wrk
+        self.use_wrk = (_use_wrk if use_wrk is None else use_wrk) and workload.rate is None
         self._wrk: subprocess.Popen[str] | None = None
         self._proc: Any = None
         self._stop: Any = None
@@ -372,7 +377,7 @@ class LoadRun:
 
     @property
     def generator(self) -> str:
-        return "wrk" if self.use_wrk else "python-aiohttp"
+        return "wrk" if self.use_wrk else _py_generator_name(self.workload)
 
     def _wrk_argv(self) -> list[str]:
         w = self.workload
@@ -484,6 +489,10 @@ def _py_load_process(
     queue.put(asyncio.run(_py_load(Workload(**spec), connections, duration_s, stop)))
 
 
+def _py_generator_name(w: Workload) -> str:
+    return "python-aiohttp" if w.rate is None else f"python-aiohttp, open loop {w.rate:g}/s"
+
+
 async def _py_load(w: Workload, connections: int, duration_s: float, stop: Any) -> dict[str, Any]:
     import aiohttp
 
@@ -523,16 +532,51 @@ async def _py_load(w: Workload, connections: int, duration_s: float, stop: Any) 
             if not 200 <= status < 400:
                 non_2xx += 1
 
+    async def scheduled(session: aiohttp.ClientSession, due: float, slots: Any) -> None:
+        nonlocal non_2xx, errors, timeouts
+        async with slots:
+            try:
+                async with session.get(base + rnd.choice(w.paths)) as r:
+                    await r.read()
+                    status = r.status
+            except TimeoutError:
+                timeouts += 1
+                return
+            except aiohttp.ClientError:
+                errors += 1
+                return
+        latencies.append(time.perf_counter() - due)
+        if not 200 <= status < 400:
+            non_2xx += 1
+
+    async def open_loop(session: aiohttp.ClientSession, rate: float) -> None:
+        slots = asyncio.Semaphore(connections)
+        tasks: set[asyncio.Task[None]] = set()
+        due = started
+        while due < deadline and not stop.is_set():
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(scheduled(session, due, slots))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            due += 1.0 / rate
+        if tasks:
+            await asyncio.wait(tasks, timeout=15)
+
     timeout = aiohttp.ClientTimeout(total=10)
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(one(session) for _ in range(connections)))
+        if w.rate is not None:
+            await open_loop(session, w.rate)
+        else:
+            await asyncio.gather(*(one(session) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     ms = [x * 1000.0 for x in latencies]
     return LoadResult(
         scenario=w.name,
-        generator="python-aiohttp",
+        generator=_py_generator_name(w),
         connections=connections,
         duration_s=elapsed,
         requests=len(latencies),

@@ -192,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         "--health-connections",
         type=int,
         default=10,
-        help="connections of the GET /check_container_health load during the refresh",
+        help="connections of the GET /check_container_health load during the refresh "
+        "(the cap on requests in flight when --health-rate is set)",
+    )
+    parser.add_argument(
+        "--health-rate",
+        type=float,
+        default=500.0,
+        help="GET /check_container_health requests per second, open loop (latency counted "
+        "from each request's scheduled start); 0: closed loop, every connection as fast as "
+        "the API answers (which takes a whole core of a small machine away from the worker)",
     )
     parser.add_argument("--probe-concurrency", type=int, help="PROBE_CONCURRENCY of the worker")
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and worker)")
@@ -205,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         args.registries, args.fleet_duration = 1_000, 3.0
     if not 10 <= args.registries <= 200_000:
         parser.error("--registries must be between 10 and 200,000")
+    if not 0 <= args.health_rate <= 50_000:
+        parser.error("--health-rate must be between 0 and 50,000 requests/s")
     if not 1 <= args.fleet_duration <= 120:
         parser.error("--fleet-duration must be between 1 and 120 s")
     spy = None
@@ -277,12 +288,26 @@ def _run(
     )
 
     # (3a) reference: health reads with nothing else running.
+    # (1b) what one process of aiohttp client can send to it at best, for reference.
+    console.print("  load: aiohttp client ceiling, one process ...")
+    wait_for_quiet_machine(console, args.wait_idle)
+    quiesce(servers)
+    ceiling = client_ceiling(
+        fleet_url, mix[:20_000], tmp, concurrency=settings.probe_concurrency, env=env
+    )
+
+    rate = args.health_rate or None
     ids = [e["container_registry_id"] for e in entries]
     health_paths = [f"/check_container_health/{i}" for i in random.Random(5).sample(ids, k=n)]
     health_paths = health_paths[:20_000]
     console.print("  load: GET /check_container_health idle ...")
     idle = measure_quietly(
-        Workload("GET /check_container_health/{id} idle", api_url + "/", paths=health_paths),
+        Workload(
+            "GET /check_container_health/{id} idle",
+            api_url + "/",
+            paths=health_paths,
+            rate=rate,
+        ),
         connections=args.health_connections,
         duration_s=3.0,
         tmpdir=tmp,
@@ -303,7 +328,10 @@ def _run(
     bound_s = max(120.0, n / 50.0)
     reader = LoadRun(
         Workload(
-            "GET /check_container_health/{id} during refresh", api_url + "/", paths=health_paths
+            "GET /check_container_health/{id} during refresh",
+            api_url + "/",
+            paths=health_paths,
+            rate=rate,
         ),
         connections=args.health_connections,
         duration_s=bound_s + 60.0,
@@ -383,6 +411,9 @@ def _run(
     probes_per_s = n / refresh_s if refresh_s == refresh_s else 0.0
     share = probes_per_s / capacity.rps if capacity.rps else float("nan")
     fleet_rps_refresh = fleet_requests / refresh_s if refresh_s == refresh_s else 0.0
+    ceiling_share = ceiling["rps"] / capacity.rps if capacity.rps else float("nan")
+    worker_ms_per_probe = 1000.0 * worker_cpu / n
+    load_desc = f"open loop {args.health_rate:g}/s" if rate else f"{args.health_connections} conns"
 
     table = Table(title=f"regdb health, {n:,} registries, one worker, {capacity.generator}")
     table.add_column("scenario")
@@ -416,6 +447,12 @@ def _run(
         ("refresh wall time (enqueue -> all recorded)", f"{fmt(refresh_s, 2)} s"),
         ("probes/s", fmt(probes_per_s, 0)),
         ("x fleet raw capacity (req/s)", fmt(share, 2)),
+        (
+            "aiohttp client ceiling, one process, bare GETs (req/s; x capacity)",
+            f"{fmt(ceiling['rps'], 0)}; {fmt(ceiling_share, 2)}",
+        ),
+        ("aiohttp client CPU per bare GET", f"{fmt(ceiling['cpu_ms_per_request'], 3)} ms"),
+        ("worker CPU per probe", f"{fmt(worker_ms_per_probe, 3)} ms"),
         ("fleet requests/s during refresh", fmt(fleet_rps_refresh, 0)),
         ("health records present", f"{present:,} / {n:,}"),
         (
@@ -451,11 +488,11 @@ def _run(
         (
             "probes/s >= half the fleet's raw capacity",
             share >= TARGET_CAPACITY_SHARE,
-            f"{fmt(share, 2)}x of {fmt(capacity.rps, 0)} req/s",
+            f"{fmt(share, 2)}x of {fmt(capacity.rps, 0)} req/s (aiohttp alone, one process: "
+            f"{fmt(ceiling_share, 2)}x)",
         ),
         (
-            f"health p99 < {TARGET_HEALTH_P99_MS:g} ms during the refresh "
-            f"({args.health_connections} conns)",
+            f"health p99 < {TARGET_HEALTH_P99_MS:g} ms during the refresh ({load_desc})",
             during.p99_ms < TARGET_HEALTH_P99_MS,
             f"{fmt(during.p99_ms, 2)} ms",
         ),
@@ -491,6 +528,8 @@ def _run(
             "probe_total_timeout_s": settings.probe_total_timeout_s,
         },
         "fleet_capacity": capacity.as_dict(),
+        "aiohttp_client_ceiling": {**ceiling, "share_of_fleet_capacity": ceiling_share},
+        "health_load": load_desc,
         "health_idle": idle.as_dict(),
         "health_during_refresh": during.as_dict(),
         "refresh": {
@@ -505,11 +544,25 @@ def _run(
             "fleet_requests": served,
             "jobs": timings,
             "cpu_s": cpu,
+            "worker_cpu_ms_per_probe": worker_ms_per_probe,
             "other_processes_cores": others_cores,
         },
         "worker_profile": [{"function": f, "incl_pct": i, "self_pct": s} for f, i, s in profile],
         "targets": [{"name": t, "pass": ok, "value": v} for t, ok, v in targets],
     }
+
+
+def client_ceiling(
+    base: str, paths: list[str], tmp: Path, *, concurrency: int, env: dict[str, str]
+) -> dict[str, float]:
+    """bench.client_ceiling in its own process: bare aiohttp GETs over `paths`, one process."""
+    paths_file = tmp / "ceiling.paths"
+    paths_file.write_text("\n".join(paths) + "\n")
+    argv = [PYTHON, "-m", "bench.client_ceiling", "--base", base, "--paths-file", str(paths_file)]
+    argv += ["--concurrency", str(concurrency), "--requests", "20000"]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _kind_counts(n: int) -> Counter[str]:
