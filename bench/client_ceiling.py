@@ -4,10 +4,10 @@
 
 Sends N plain ``GET base+path`` requests (paths drawn in turn from the file), at most C in
 flight, through one aiohttp session set up like the prober's (keep-alive connector capped at
-C, default asyncio loop as in the ``probe_batch`` job), reads each body, and prints one JSON
-line: requests, seconds, requests/s and CPU ms per request. No auth flow, no classification,
-no Redis: what a one-process prober built on aiohttp could reach at best against that server.
-Loopback only (the base URL is checked).
+C; asyncio's own loop as in the ``probe_batch`` job, or uvloop with ``--uvloop``), reads
+each body, and prints one JSON line: requests, seconds, requests/s and CPU ms per request.
+No auth flow, no classification, no Redis: what a one-process prober built on aiohttp
+could reach at best against that server. Loopback only (the base URL is checked).
 """
 
 from __future__ import annotations
@@ -65,16 +65,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths-file", required=True)
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, not asyncio's loop")
     args = parser.parse_args(argv)
-    host = urlsplit(args.base).hostname or ""
-    if not ip_address(host).is_loopback:
-        parser.error("--base must be a loopback address")
+    try:
+        loopback = ip_address(urlsplit(args.base).hostname or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        parser.error("--base must be a loopback IP address")
     if not 1 <= args.concurrency <= 5_000 or not 1 <= args.requests <= 1_000_000:
         parser.error("--concurrency must be 1..5000 and --requests 1..1,000,000")
     with open(args.paths_file, encoding="utf-8") as f:
         paths = [line.strip() for line in f if line.strip()]
     if not paths:
         parser.error("--paths-file has no paths")
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
     result = asyncio.run(_run(args.base.rstrip("/"), paths, args.concurrency, args.requests))
     print(json.dumps(result))
     return 0
