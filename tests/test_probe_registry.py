@@ -501,6 +501,21 @@ async def test_metadata_and_special_addresses_refused_without_connecting(
     assert no_connections == []
 
 
+async def test_policy_verdicts_on_ip_literals_hold_for_every_probe_of_a_shared_prober(
+    no_connections: list[Any],
+) -> None:
+    """The transport memoises its verdict per literal host; the second probe is refused too."""
+    async with Prober() as prober:
+        for _ in range(3):
+            result = await prober.probe(entry("http://169.254.169.254/"))
+            assert (result["status"], result["reason"]) == ("unhealthy", "refused")
+            assert (
+                result["error"]
+                == "target refused by policy: cloud metadata address 169.254.169.254"
+            )
+    assert no_connections == []
+
+
 def fake_dns(answers: dict[str, list[list[str]]]) -> PolicyResolver:
     async def getaddrinfo(host: str, port: int, **_kw: Any) -> list[tuple[Any, ...]]:
         if host not in answers:
