@@ -1,15 +1,17 @@
-"""Health benchmark: one RQ worker refreshing N registries of a fake fleet, API latency meanwhile.
+"""Health benchmark: RQ workers refreshing N registries of a fake fleet, API latency meanwhile.
 
-``python -m bench.health [--registries N] [--quick] [--profile]``
+``python -m bench.health [--registries N] [--workers W] [--health-rate R] [--quick] [--profile]``
 
 One run: a private redis-server, the fake fleet (bench/fleet.py, one aiohttp process) and the
 API as separate processes; N entries pointing at ``http://127.0.0.1:<fleet>/r/<n>``. Measures
-(1) the fleet's raw capacity with the load generator over a mix of ``/r/{n}/v2/`` URLs;
-(2) the time ONE ``regdb worker --burst`` process takes to refresh all N, with the probe
-batches enqueued exactly as the scheduler does (``Scheduler.tick``), from the enqueue until
-the queue is empty and every health record is present; (3) the latency of
-``GET /check_container_health/{id}`` over random ids while that refresh runs (and, as a
-reference, just before it). The worker uses regdb's shipped settings unless
+(1) the fleet's raw capacity with the load generator over a mix of ``/r/{n}/v2/`` URLs, and
+what one process of bare aiohttp client can send it (bench/client_ceiling.py); (2) the time
+W running ``regdb worker`` processes (default ONE) take to refresh all N, with the probe
+batches enqueued exactly as the scheduler does (``Scheduler.tick``, which sizes jobs by the
+registered workers), from the enqueue until the queue is empty and every health record is
+present; (3) the latency of ``GET /check_container_health/{id}`` over random ids while that
+refresh runs (and, as a reference, just before it), open loop at R requests/s (default 500)
+or closed loop with ``--health-rate 0``. The workers use regdb's shipped settings unless
 --probe-concurrency / --batch-size are given. ``--profile`` samples the worker (and its
 work horses) with py-spy and prints where its time goes.
 """
@@ -23,6 +25,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +40,7 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 
 from bench._common import (
@@ -203,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         "from each request's scheduled start); 0: closed loop, every connection as fast as "
         "the API answers (which takes a whole core of a small machine away from the worker)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="regdb worker processes (the targets are for one)"
+    )
     parser.add_argument("--probe-concurrency", type=int, help="PROBE_CONCURRENCY of the worker")
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and worker)")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker")
@@ -214,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         args.registries, args.fleet_duration = 1_000, 3.0
     if not 10 <= args.registries <= 200_000:
         parser.error("--registries must be between 10 and 200,000")
+    if not 1 <= args.workers <= 32:
+        parser.error("--workers must be between 1 and 32")
     if not 0 <= args.health_rate <= 50_000:
         parser.error("--health-rate must be between 0 and 50,000 requests/s")
     if not 1 <= args.fleet_duration <= 120:
@@ -260,7 +268,7 @@ def _run(
     wait_http_ok(f"{fleet_url}/stats", fleet, procs, "fleet")
     wait_http_ok(f"{api_url}/readyz", api, procs, "api")
     console.print(
-        f"[bold]regdb health benchmark[/]: {n:,} registries, one worker "
+        f"[bold]regdb health benchmark[/]: {n:,} registries, {_workers(args.workers)} "
         f"(PROBE_CONCURRENCY={settings.probe_concurrency}, "
         f"PROBE_BATCH_SIZE={settings.probe_batch_size})"
     )
@@ -314,7 +322,7 @@ def _run(
         **quiet,
     )
 
-    # (2) + (3b): one worker refreshes everything while the API is read.
+    # (2) + (3b): the worker(s) refresh everything while the API is read.
     wait_for_quiet_machine(console, args.wait_idle)
     quiesce(servers)
     keys = Keys(settings.prefix)
@@ -339,10 +347,24 @@ def _run(
     ).start()
     profiler: subprocess.Popen[bytes] | None = None
     spy_out = RESULTS / "health-worker-profile.txt"
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     try:
+        # The workers run before the scheduler enqueues, as in production: the tick sizes its
+        # jobs by the registered worker count, and start-up is not part of the refresh.
+        console.print(f"  refresh: {args.workers} `regdb worker` process(es), then Scheduler.tick")
+        argv = [PYTHON, "-m", "regdb.cli", "worker"]
+        workers = [procs.spawn(f"worker-{i}", argv, env) for i in range(args.workers)]
+        wait_for_workers(conn, queue, workers, procs)
+        startup_cpu = sum(proc_cpu_s(w.pid) for w in workers)
+        if spy is not None:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            spy_argv = [spy, "record", "--subprocesses", "-r", "100", "-f", "raw"]
+            profiler = subprocess.Popen(
+                [*spy_argv, "-o", str(spy_out), "-p", str(workers[0].pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         time.sleep(0.2)  # the reader is connected and running
-        console.print("  refresh: enqueue (Scheduler.tick) + one `regdb worker --burst` ...")
         t0 = time.monotonic()
         t0_wall = time.time()
         enqueued = 0
@@ -352,15 +374,6 @@ def _run(
             if not added or enqueued >= n:
                 break
         t_enqueued = time.monotonic() - t0
-        worker = procs.spawn("worker", [PYTHON, "-m", "regdb.cli", "worker", "--burst"], env)
-        if spy is not None:
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            spy_argv = [spy, "record", "--subprocesses", "-r", "100", "-f", "raw"]
-            profiler = subprocess.Popen(
-                [*spy_argv, "-o", str(spy_out), "-p", str(worker.pid)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
         done_s: float | None = None
         deadline = t0 + bound_s
         while time.monotonic() < deadline:
@@ -368,14 +381,17 @@ def _run(
             if pending == 0 and len(queue) == 0:
                 done_s = time.monotonic() - t0
                 break
-            if worker.poll() is not None and len(queue) == 0:
-                break  # the worker gave up with probes still recorded as queued
+            if all(w.poll() is not None for w in workers):
+                break  # every worker died with probes still recorded as queued
             time.sleep(POLL_S)
         reader.interrupt()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            procs.stop(worker)
+        for w in workers:  # warm shutdown: a job still running finishes first
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                procs.stop(w)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu1 = {name: proc_cpu_s(p.pid) for name, p in (("fleet", fleet), ("api", api))}
         cpu1["redis"] = proc_cpu_s(embedded.proc.pid) if embedded.proc else 0.0
@@ -391,7 +407,7 @@ def _run(
             except subprocess.TimeoutExpired:
                 profiler.kill()
     stats1 = fleet_stats(fleet_url)
-    worker_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    worker_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime) - startup_cpu
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     cpu["worker (incl. work horses)"] = worker_cpu
 
@@ -415,7 +431,9 @@ def _run(
     worker_ms_per_probe = 1000.0 * worker_cpu / n
     load_desc = f"open loop {args.health_rate:g}/s" if rate else f"{args.health_connections} conns"
 
-    table = Table(title=f"regdb health, {n:,} registries, one worker, {capacity.generator}")
+    table = Table(
+        title=f"regdb health, {n:,} registries, {_workers(args.workers)}, {capacity.generator}"
+    )
     table.add_column("scenario")
     table.add_column("conns", justify="right")
     table.add_column("requests/s", justify="right")
@@ -437,7 +455,7 @@ def _run(
         )
     console.print(table)
 
-    refresh = Table(title="refresh of every registry by one worker")
+    refresh = Table(title=f"refresh of every registry by {_workers(args.workers)}")
     refresh.add_column("measure")
     refresh.add_column("value", justify="right")
     dur = timings["duration_s"]
@@ -456,7 +474,7 @@ def _run(
         ("fleet requests/s during refresh", fmt(fleet_rps_refresh, 0)),
         ("health records present", f"{present:,} / {n:,}"),
         (
-            "first job started after enqueue (worker start-up)",
+            "first job started after enqueue",
             f"{fmt(timings['first_start_s'], 2)} s",
         ),
         (
@@ -476,7 +494,7 @@ def _run(
 
     targets = [
         (
-            f"all {n:,} refreshed by one worker in <= {TARGET_REFRESH_S:g} s",
+            f"all {n:,} refreshed by {_workers(args.workers)} in <= {TARGET_REFRESH_S:g} s",
             refresh_s <= TARGET_REFRESH_S,
             f"{fmt(refresh_s, 2)} s",
         ),
@@ -522,6 +540,7 @@ def _run(
         "registries": n,
         "generator": capacity.generator,
         "python": sys.version.split()[0],
+        "workers": args.workers,
         "settings": {
             "probe_concurrency": settings.probe_concurrency,
             "probe_batch_size": settings.probe_batch_size,
@@ -550,6 +569,24 @@ def _run(
         "worker_profile": [{"function": f, "incl_pct": i, "self_pct": s} for f, i, s in profile],
         "targets": [{"name": t, "pass": ok, "value": v} for t, ok, v in targets],
     }
+
+
+def _workers(count: int) -> str:
+    return "one worker" if count == 1 else f"{count} workers"
+
+
+def wait_for_workers(
+    conn: redis.Redis, queue: Queue, workers: list[subprocess.Popen[bytes]], procs: Processes
+) -> None:
+    """Until every worker process has registered with RQ (bounded: 30 s)."""
+    deadline = time.monotonic() + 30.0
+    while Worker.count(queue=queue) < len(workers):
+        for i, w in enumerate(workers):
+            if w.poll() is not None:
+                raise SystemExit(f"worker-{i} exited:\n{procs.log_tail(f'worker-{i}')}")
+        if time.monotonic() > deadline:
+            raise SystemExit("the workers did not register with RQ within 30 s")
+        time.sleep(0.05)
 
 
 def client_ceiling(
