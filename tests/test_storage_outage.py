@@ -33,6 +33,7 @@ async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> No
         own_redis.stop()
         for method, path, body in (
             ("GET", f"/container_registry/{rid}", None),
+            ("GET", f"/check_container_health/{rid}", None),
             ("POST", "/container_registries", {}),
             ("POST", "/container_registry", {**SEED_ENTRY, "container_registry_id": "x"}),
             ("GET", "/readyz", None),
@@ -54,3 +55,7 @@ async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> No
         assert resp.status == 200
         assert (await resp.json())["data"]["container_registry_name"] == "internal-ai-registry"
         assert (await client.get("/readyz")).status == 200
+        # The restarted server knows no scripts: the health read loads its script again.
+        health = await client.get(f"/check_container_health/{rid}")
+        assert health.status == 200, await health.text()
+        assert (await health.json())["data"]["status"] == "unknown"
