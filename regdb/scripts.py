@@ -41,31 +41,44 @@ end
 return 1
 """
 
-# Record one probe outcome, unless the entry was deleted meanwhile (then clean up after it).
-# KEYS: entry, health, history, due, queued, then one index key per health status (the last
-#       one is the new status's).
-# ARGV: id, state JSON, history item JSON, history length to keep, next due time.
+# Record the probe outcomes of many registries in one call; a registry deleted meanwhile is
+# cleaned up after instead. Each registry's writes are atomic (the whole call is).
+# KEYS: due, queued, the index set of each health status (ARGV[1] of them), then per
+#       registry: entry, health, history.
+# ARGV: number of status sets, history length to keep, then per registry: id, state JSON,
+#       history item JSON, next due time, position of its new status among the status sets.
 # The due time is left alone when it is 0: the entry changed during the probe and must be
-# probed again at once.
+# probed again at once. Returns how many registries were recorded.
 RECORD_HEALTH = """
-local id = ARGV[1]
-local nstatus = #KEYS - 5
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
-  for i = 6, #KEYS do redis.call('SREM', KEYS[i], id) end
-  return 0
+local nstatus = tonumber(ARGV[1])
+local keep = tonumber(ARGV[2]) - 1
+local first = 3 + nstatus
+local recorded = 0
+for r = 0, (#KEYS - first + 1) / 3 - 1 do
+  local k = first + 3 * r
+  local a = 3 + 5 * r
+  local id = ARGV[a]
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    for i = 3, first - 1 do redis.call('SREM', KEYS[i], id) end
+  else
+    redis.call('SET', KEYS[k + 1], ARGV[a + 1])
+    redis.call('LPUSH', KEYS[k + 2], ARGV[a + 2])
+    redis.call('LTRIM', KEYS[k + 2], 0, keep)
+    local cur = redis.call('ZSCORE', KEYS[1], id)
+    if (not cur) or tonumber(cur) ~= 0 then redis.call('ZADD', KEYS[1], ARGV[a + 3], id) end
+    redis.call('ZREM', KEYS[2], id)
+    local new = 2 + tonumber(ARGV[a + 4])
+    for i = 3, first - 1 do
+      if i ~= new then redis.call('SREM', KEYS[i], id) end
+    end
+    redis.call('SADD', KEYS[new], id)
+    recorded = recorded + 1
+  end
 end
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-local cur = redis.call('ZSCORE', KEYS[4], id)
-if (not cur) or tonumber(cur) ~= 0 then redis.call('ZADD', KEYS[4], ARGV[5], id) end
-redis.call('ZREM', KEYS[5], id)
-for i = 6, #KEYS - 1 do redis.call('SREM', KEYS[i], id) end
-redis.call('SADD', KEYS[#KEYS], id)
-return 1
+return recorded
 """
 
 # Scheduler leadership: take the lock if free, or extend it if it is ours. Returns 1 if leader.

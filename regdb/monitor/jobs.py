@@ -20,6 +20,7 @@ from regdb.codec import decode_entry
 from regdb.context import JobContext, current
 from regdb.health.policy import ProbePolicy
 from regdb.health.probe import ProbeSettings, probe_many
+from regdb.keys import HEALTH_STATUSES
 from regdb.monitor.policy import alert_policy, in_maintenance, interval_s
 from regdb.monitor.transitions import advance
 from regdb.scripts import RECORD_HEALTH
@@ -27,6 +28,10 @@ from regdb.secrets import redact_entry
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
+
+RECORD_CHUNK = 200
+"""Registries recorded per RECORD_HEALTH call: one round of packing for many, while no call
+keeps Redis busy for more than about a millisecond."""
 
 HISTORY_FIELDS = (
     "checked_at",
@@ -62,6 +67,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     """Probe these registries now and record the results. Returns counts by status."""
     ctx = current()
     r, keys, settings = ctx.redis, ctx.keys, ctx.settings
+    started = time.perf_counter()
     pipe = r.pipeline(transaction=False)
     for entry_id in entry_ids:
         pipe.hgetall(keys.entry(entry_id))
@@ -84,16 +90,32 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             cleanup.zrem(keys.due, entry_id)
         cleanup.execute()
     now = datetime.now(UTC)
+    probing = time.perf_counter()
     results = asyncio.run(
         probe_many(
             entries, probe_settings(settings), concurrency=settings.probe_concurrency, now=now
         )
     )
+    recording = time.perf_counter()
     record = r.register_script(RECORD_HEALTH)
     status_keys = keys.health_status_indexes
+    position = {status: i + 1 for i, status in enumerate(HEALTH_STATUSES)}
     counts: dict[str, int] = {}
     alerts: list[Alerting] = []
     writes = r.pipeline(transaction=False)
+    chunk_keys: list[str] = []
+    chunk_args: list[Any] = []
+
+    def flush() -> None:
+        if chunk_args:
+            record(
+                keys=[keys.due, keys.queued, *status_keys, *chunk_keys],
+                args=[len(status_keys), settings.history_keep, *chunk_args],
+                client=writes,
+            )
+            chunk_keys.clear()
+            chunk_args.clear()
+
     for entry, prev, result in zip(entries, previous, results, strict=True):
         config = entry.get("container_registry_config")
         outcome = advance(
@@ -102,33 +124,33 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         state = outcome.state
         state["interval_s"] = interval_s(config, settings)
         entry_id = entry["container_registry_id"]
-        new_key = keys.health_status_index(state["status"])
-        record(
-            keys=[
-                keys.entry(entry_id),
-                keys.health(entry_id),
-                keys.health_history(entry_id),
-                keys.due,
-                keys.queued,
-                *status_keys,
-                new_key,
-            ],
-            args=[
-                entry_id,
-                jsonutil.dumps(state),
-                jsonutil.dumps(history_item(state)),
-                settings.history_keep,
-                time.time() + state["interval_s"],
-            ],
-            client=writes,
-        )
+        chunk_keys += [keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id)]
+        chunk_args += [
+            entry_id,
+            jsonutil.dumps(state),
+            jsonutil.dumps(history_item(state)),
+            time.time() + state["interval_s"],
+            position[state["status"]],
+        ]
+        if len(chunk_args) >= 5 * RECORD_CHUNK:
+            flush()
         counts[state["status"]] = counts.get(state["status"], 0) + 1
         if outcome.events:
             alerts.append(Alerting(entry, prev or {}, state, outcome.events, outcome.resend))
+    flush()
     writes.execute()
     if alerts:
         _send_alerts(ctx, alerts)
-    log.info("probed %d registries: %s", len(entries), counts)
+    done = time.perf_counter()
+    log.info(
+        "probed %d registries in %.2f s (load %.2f s, probe %.2f s, record %.2f s): %s",
+        len(entries),
+        done - started,
+        probing - started,
+        recording - probing,
+        done - recording,
+        counts,
+    )
     return counts
 
 

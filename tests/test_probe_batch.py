@@ -1,0 +1,135 @@
+"""The probe_batch job in-process against loopback peers and the session's real redis-server.
+
+450 registries span three RECORD_HEALTH calls (RECORD_CHUNK = 200). Checked: every outcome is
+recorded (cache, history trimmed to HISTORY_KEEP, due time, queued mark cleared, exactly one
+health.status index set), the failure threshold moves a failing registry from unknown to
+unhealthy, a due time of 0 (the entry changed during the probe) is kept, and an entry deleted
+while it was being probed leaves nothing behind. fsck agrees at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aredis
+from aiohttp import web
+
+from regdb.context import configure
+from regdb.fsck import check
+from regdb.keys import HEALTH_STATUSES, Keys
+from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
+from regdb.settings import Settings
+from regdb.store import EntryStore
+from tests.conftest import SEED_ENTRY
+from tests.registry_servers import ThreadedServer
+
+N = 450
+DOOMED = 7  # deleted by the peer while it is being probed
+CHANGED = 8  # its due time is 0: it changed during the probe
+
+
+def _id(n: int) -> str:
+    return f"batch-{n:04d}"
+
+
+@pytest.fixture
+def fleet(settings: Settings) -> Iterator[ThreadedServer]:
+    """Registry n answers 200 like a registry when n is even, 503 when odd; DOOMED deletes
+    its own entry (through the store, as the API would) before answering."""
+
+    async def v2(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if n == DOOMED:
+            assert settings.redis_url is not None
+            conn = aredis.Redis.from_url(settings.redis_url)
+            try:
+                await EntryStore(conn, Keys(settings.prefix)).delete(_id(n))
+            finally:
+                await conn.aclose()
+        if n % 2:
+            return web.Response(status=503, text="down")
+        headers = {"Docker-Distribution-API-Version": "registry/2.0"}
+        return web.json_response({}, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/r/{n}/v2/", v2)
+    server = ThreadedServer(app).start()
+    yield server
+    server.stop()
+
+
+def _entry(n: int, base: str) -> dict[str, Any]:
+    entry = json.loads(json.dumps(SEED_ENTRY))
+    entry["container_registry_id"] = _id(n)
+    entry["container_registry_name"] = f"batch-registry-{n}"
+    entry["container_registry_public_url"] = f"{base}/r/{n}"
+    entry["container_registry_config"] = {"storage_backend": "s3"}
+    return entry
+
+
+async def _load(settings: Settings, base: str) -> None:
+    assert settings.redis_url is not None
+    conn = aredis.Redis.from_url(settings.redis_url)
+    try:
+        store = EntryStore(conn, Keys(settings.prefix))
+        for n in range(N):
+            await store.create(_entry(n, base))
+    finally:
+        await conn.aclose()
+
+
+def _statuses_of(r: redis.Redis, keys: Keys, entry_id: str) -> list[str]:
+    return [s for s in HEALTH_STATUSES if r.sismember(keys.health_status_index(s), entry_id)]
+
+
+def test_probe_batch_records_every_outcome(
+    settings: Settings, sync_r: redis.Redis, fleet: ThreadedServer
+) -> None:
+    assert N > 2 * RECORD_CHUNK  # three record calls
+    settings = settings.replace(history_keep=2, failure_threshold=3, health_interval_s=60)
+    keys = Keys(settings.prefix)
+    asyncio.run(_load(settings, fleet.url))  # the job runs its own loop: this test has none
+    configure(settings, sync_r)
+    ids = [_id(n) for n in range(N)]
+    kept = [i for n, i in enumerate(ids) if n != DOOMED]
+
+    for run in range(3):
+        now = time.time()
+        # What Scheduler.tick does before it enqueues: queued mark, due time = now.
+        sync_r.zadd(keys.queued, dict.fromkeys(ids, now))
+        sync_r.zadd(keys.due, dict.fromkeys(ids, now), xx=True)
+        sync_r.zadd(keys.due, {_id(CHANGED): 0})
+        counts = probe_batch(ids)
+
+        # DOOMED is probed (and counted) in the first run only: then it is gone.
+        assert sum(counts.values()) == (N if run == 0 else len(kept))
+        assert sync_r.zcard(keys.queued) == 0
+        for n, entry_id in enumerate(ids):
+            if n == DOOMED:
+                continue
+            state = json.loads(sync_r.get(keys.health(entry_id)) or b"null")
+            expected = "healthy" if n % 2 == 0 else ("unhealthy" if run == 2 else "unknown")
+            assert state["status"] == expected, (run, entry_id, state)
+            assert _statuses_of(sync_r, keys, entry_id) == [expected]
+            assert sync_r.llen(keys.health_history(entry_id)) == min(run + 1, 2)
+            due = sync_r.zscore(keys.due, entry_id)
+            assert due is not None
+            if n == CHANGED:
+                assert due == 0
+            else:
+                assert now + 55 < due < time.time() + 65
+
+    doomed = _id(DOOMED)
+    assert not sync_r.exists(keys.entry(doomed), keys.health(doomed), keys.health_history(doomed))
+    assert _statuses_of(sync_r, keys, doomed) == []
+    assert sync_r.zscore(keys.due, doomed) is None
+    assert sync_r.zscore(keys.queued, doomed) is None
+    newest = json.loads(sync_r.lindex(keys.health_history(_id(1)), 0) or b"null")
+    assert newest["status"] == "unhealthy" and newest["consecutive_failures"] == 3
+    assert check(sync_r, keys).ok
