@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ClusterDownError, ReadOnlyError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -44,12 +45,34 @@ def created_score(created_at: str) -> int:
 
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
-    """Turn Redis connection failures into StorageUnavailable (503)."""
+    """Turn Redis connection failures, and replies saying Redis cannot serve right now
+    (loading its data, busy with a script, a replica without master...), into
+    StorageUnavailable (503)."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         log.warning("redis unavailable: %s", exc.__class__.__name__)
         raise StorageUnavailable() from exc
+    except ResponseError as exc:
+        if not unavailable_reply(exc):
+            raise
+        log.warning("redis unavailable: %s", str(exc).split(" ", 1)[0])
+        raise StorageUnavailable() from exc
+
+
+UNAVAILABLE_REPLIES = frozenset(
+    {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "NOREPLICAS"}
+)
+"""Error codes of replies that mean "not now" rather than "wrong request"."""
+
+
+def unavailable_reply(exc: ResponseError) -> bool:
+    """Whether this error reply means Redis cannot serve right now (see UNAVAILABLE_REPLIES).
+
+    redis-py turns some codes into their own classes and drops the code from the text."""
+    if isinstance(exc, ClusterDownError | TryAgainError | ReadOnlyError):
+        return True
+    return str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
 
 
 class EntryStore:
