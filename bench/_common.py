@@ -44,6 +44,8 @@ BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
 WRK = shutil.which("wrk")
+REQUEST_TIMEOUT_S = 10.0
+"""The Python generator's bound on one request (wrk gets the same with --timeout 10s)."""
 _use_wrk = WRK is not None
 
 
@@ -506,72 +508,83 @@ async def _py_load(w: Workload, connections: int, duration_s: float, stop: Any) 
     base = w.base_url.rstrip("/")
     started = time.perf_counter()
     deadline = started + duration_s
+    window_end: float | None = None  # open loop: when the last request was scheduled
 
-    async def one(session: aiohttp.ClientSession) -> None:
-        nonlocal non_2xx, errors, timeouts, counter
-        while time.perf_counter() < deadline and not stop.is_set():
-            if w.create_prefix is not None:
-                counter += 1
-                method, path = "POST", "/container_registry"
-                body: bytes | None = create_body(w.create_prefix, counter, rnd)
-            else:
-                method, path, body = w.method, rnd.choice(w.paths), w.body
-            t0 = time.perf_counter()
-            try:
-                async with session.request(method, base + path, data=body, headers=headers) as r:
-                    await r.read()
-                    status = r.status
-            except TimeoutError:
-                timeouts += 1
-                continue
-            except aiohttp.ClientError:
-                errors += 1
-                await asyncio.sleep(0.01)
-                continue
-            latencies.append(time.perf_counter() - t0)
-            if not 200 <= status < 400:
-                non_2xx += 1
+    def next_request() -> tuple[str, str, bytes | None]:
+        nonlocal counter
+        if w.create_prefix is not None:
+            counter += 1
+            return "POST", "/container_registry", create_body(w.create_prefix, counter, rnd)
+        return w.method, rnd.choice(w.paths), w.body
 
-    async def scheduled(session: aiohttp.ClientSession, due: float, slots: Any) -> None:
+    async def send(session: aiohttp.ClientSession) -> bool:
+        """One request; False when it failed (counted as an error or a timeout)."""
         nonlocal non_2xx, errors, timeouts
-        async with slots:
-            try:
-                async with session.get(base + rnd.choice(w.paths)) as r:
-                    await r.read()
-                    status = r.status
-            except TimeoutError:
-                timeouts += 1
-                return
-            except aiohttp.ClientError:
-                errors += 1
-                return
-        latencies.append(time.perf_counter() - due)
+        method, path, body = next_request()
+        try:
+            async with session.request(method, base + path, data=body, headers=headers) as r:
+                await r.read()
+                status = r.status
+        except TimeoutError:
+            timeouts += 1
+            return False
+        except aiohttp.ClientError:
+            errors += 1
+            return False
         if not 200 <= status < 400:
             non_2xx += 1
+        return True
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline and not stop.is_set():
+            t0 = time.perf_counter()
+            if await send(session):
+                latencies.append(time.perf_counter() - t0)
+            else:
+                await asyncio.sleep(0.01)
+
+    async def scheduled(session: aiohttp.ClientSession, due: float, slots: Any) -> None:
+        # Open loop: latency from the scheduled start, failures included (a failed request
+        # is the slowest kind); waiting for a free connection counts, and is bounded too.
+        nonlocal timeouts
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S), slots:
+                await send(session)
+        except TimeoutError:
+            timeouts += 1
+        latencies.append(time.perf_counter() - due)
 
     async def open_loop(session: aiohttp.ClientSession, rate: float) -> None:
+        nonlocal window_end, timeouts
         slots = asyncio.Semaphore(connections)
-        tasks: set[asyncio.Task[None]] = set()
+        tasks: dict[asyncio.Task[None], float] = {}
         due = started
         while due < deadline and not stop.is_set():
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             task = asyncio.create_task(scheduled(session, due, slots))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks[task] = due
+            task.add_done_callback(lambda t: tasks.pop(t, None))
             due += 1.0 / rate
+        window_end = time.perf_counter()
         if tasks:
-            await asyncio.wait(tasks, timeout=15)
+            await asyncio.wait(list(tasks), timeout=REQUEST_TIMEOUT_S + 5)
+        for task, task_due in list(tasks.items()):  # never answered: counted, not dropped
+            task.cancel()
+            timeouts += 1
+            latencies.append(time.perf_counter() - task_due)
 
-    timeout = aiohttp.ClientTimeout(total=10)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         if w.rate is not None:
             await open_loop(session, w.rate)
         else:
             await asyncio.gather(*(one(session) for _ in range(connections)))
-    elapsed = time.perf_counter() - started
+    # Open loop: requests per second over the window they were scheduled in, so the wait
+    # for the last answers does not dilute the rate actually sent.
+    elapsed = (window_end or time.perf_counter()) - started
     latencies.sort()
     ms = [x * 1000.0 for x in latencies]
     return LoadResult(

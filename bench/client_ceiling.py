@@ -54,7 +54,7 @@ async def _run(base: str, paths: list[str], concurrency: int, total: int) -> dic
         "requests": total,
         "failures": failures,
         "seconds": seconds,
-        "rps": total / seconds,
+        "rps": (total - failures) / seconds,  # answered requests only
         "cpu_ms_per_request": 1000.0 * cpu / total,
     }
 

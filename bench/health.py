@@ -354,7 +354,7 @@ def _run(
         console.print(f"  refresh: {args.workers} `regdb worker` process(es), then Scheduler.tick")
         argv = [PYTHON, "-m", "regdb.cli", "worker"]
         workers = [procs.spawn(f"worker-{i}", argv, env) for i in range(args.workers)]
-        wait_for_workers(conn, queue, workers, procs)
+        wait_for_workers(queue, workers, procs)
         startup_cpu = sum(proc_cpu_s(w.pid) for w in workers)
         if spy is not None:
             RESULTS.mkdir(parents=True, exist_ok=True)
@@ -515,10 +515,13 @@ def _run(
             f"{fmt(during.p99_ms, 2)} ms",
         ),
         (
-            "no failed jobs, no load-generator errors",
+            "no failed jobs, no load-generator errors"
+            + (f", health reads sent at >= 95% of {args.health_rate:g}/s" if rate else ""),
             timings["failed"] == 0
-            and all(r.non_2xx + r.socket_errors + r.timeouts == 0 for r in (idle, during)),
-            f"{timings['failed']} failed jobs",
+            and all(r.non_2xx + r.socket_errors + r.timeouts == 0 for r in (idle, during))
+            and all(r.rps >= 0.95 * rate for r in (idle, during) if rate),
+            f"{timings['failed']} failed jobs"
+            + (f"; reads sent at {fmt(idle.rps, 0)} / {fmt(during.rps, 0)} per s" if rate else ""),
         ),
     ]
     for name, ok, value in targets:
@@ -576,7 +579,7 @@ def _workers(count: int) -> str:
 
 
 def wait_for_workers(
-    conn: redis.Redis, queue: Queue, workers: list[subprocess.Popen[bytes]], procs: Processes
+    queue: Queue, workers: list[subprocess.Popen[bytes]], procs: Processes
 ) -> None:
     """Until every worker process has registered with RQ (bounded: 30 s)."""
     deadline = time.monotonic() + 30.0
