@@ -42,7 +42,8 @@ return 1
 """
 
 # Record the probe outcomes of many registries in one call; a registry deleted meanwhile is
-# cleaned up after instead. Each registry's writes are atomic (the whole call is).
+# cleaned up after instead. The call runs alone in Redis, so no reader sees a registry half
+# recorded (the script has no failing step: it would not roll back what it already wrote).
 # KEYS: due, queued, the index set of each health status (ARGV[1] of them), then per
 #       registry: entry, health, history.
 # ARGV: number of status sets, history length to keep, then per registry: id, state JSON,
