@@ -46,7 +46,10 @@ _CONNECT_MS: weakref.WeakKeyDictionary[ResponseHandler, float] = weakref.WeakKey
 class TimedConnector(aiohttp.TCPConnector):
     """A TCPConnector that notes how long each new connection (TCP + TLS) took to set up.
 
-    Cheaper than an aiohttp TraceConfig, which dispatches a dozen signals per request.
+    Cheaper than an aiohttp TraceConfig, which dispatches a dozen signals per request. It
+    overrides aiohttp's private ``_create_connection`` (aiohttp is pinned exactly in
+    pyproject.toml); tests/test_probe_registry.py checks that a fresh connection reports its
+    connect time and a reused one none, so an aiohttp upgrade that changes this shows at once.
     """
 
     async def _create_connection(
