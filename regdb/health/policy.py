@@ -34,6 +34,7 @@ address: whatever the connector connects to came out of a check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -53,6 +54,7 @@ __all__ = [
     "ProbePolicy",
     "TargetRefused",
     "check_addresses",
+    "literal_verdict",
     "parse_ip",
 ]
 
@@ -149,6 +151,16 @@ def check_addresses(
         if reason is not None:
             return reason
     return None if seen else "host has no addresses"
+
+
+@functools.lru_cache(maxsize=4096)
+def literal_verdict(policy: ProbePolicy, host: str) -> tuple[bool, str | None]:
+    """(is ``host`` an IP literal, the policy's reason to refuse it or None). Memoised: the
+    prober asks for every request; a name (False) is checked by :class:`PolicyResolver`."""
+    literal = parse_ip(host)
+    if literal is None:
+        return False, None
+    return True, check_addresses([literal], policy)
 
 
 class TargetRefused(OSError):

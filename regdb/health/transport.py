@@ -27,15 +27,12 @@ from yarl import URL
 
 from regdb import jsonutil
 from regdb.health.errors import BadRedirect, Refused, TooManyRedirects
-from regdb.health.policy import ProbePolicy, parse_ip
+from regdb.health.policy import ProbePolicy, literal_verdict
 from regdb.health.tls import PeerCertResponse
 
 __all__ = ["Answer", "Call", "Transport"]
 
 _REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
-_MAX_VERDICTS: Final = 4096
-_UNSEEN: Final = "\0unseen"
-_NOT_LITERAL: Final = "\0name"  # sentinels: never a policy reason (those are plain text)
 
 
 # Connect time of each fresh connection, until the first response on it takes it: a reused
@@ -137,7 +134,6 @@ class Transport:
         self._limit = limit
         self._keepalive_timeout_s = keepalive_timeout_s
         self._session: aiohttp.ClientSession | None = None
-        self._verdicts: dict[str, str | None] = {}
 
     def open(self) -> None:
         if self._session is not None:
@@ -164,25 +160,13 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    def _literal_verdict(self, host: str) -> str | None:
-        """The policy's verdict on an IP-literal host (memoised: the policy is fixed), or
-        _NOT_LITERAL for a name, which the policy resolver checks on every lookup."""
-        verdict = self._verdicts.get(host, _UNSEEN)
-        if verdict is _UNSEEN:
-            literal = parse_ip(host)
-            verdict = _NOT_LITERAL if literal is None else self._policy.check_addresses([literal])
-            if len(self._verdicts) >= _MAX_VERDICTS:
-                self._verdicts.clear()
-            self._verdicts[host] = verdict
-        return verdict
-
     async def _check_target(self, url: URL) -> None:
         host = url.raw_host or ""
-        verdict = self._literal_verdict(host)
-        if verdict is _NOT_LITERAL:
+        is_literal, reason = literal_verdict(self._policy, host)
+        if not is_literal:
             await self._resolver.resolve(host, url.port or 0, family=socket.AF_UNSPEC)
-        elif verdict is not None:
-            raise Refused(verdict)
+        elif reason is not None:
+            raise Refused(reason)
 
     async def _get_once(self, url: URL, headers: Mapping[str, str], call: Call) -> Answer:
         if self._session is None:
