@@ -29,10 +29,11 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 from rich.console import Console
+from rich.markup import escape
 
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
@@ -47,6 +48,32 @@ WRK = shutil.which("wrk")
 REQUEST_TIMEOUT_S = 10.0
 """The Python generator's bound on one request (wrk gets the same with --timeout 10s)."""
 _use_wrk = WRK is not None
+
+
+N = TypeVar("N", int, float)
+
+
+def bounded(kind: Callable[[str], N], lo: N, hi: N, unit: str = "") -> Callable[[str], N]:
+    """An argparse `type` that parses with `kind` and refuses values outside [lo, hi]."""
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo:,} and {hi:,}{unit}")
+        return value
+
+    return parse
+
+
+def report_targets(console: Console, targets: Sequence[tuple[str, bool, str]]) -> list[Any]:
+    """Print each target as PASS/FAIL with its value; return them for the results file."""
+    for name, ok, value in targets:
+        mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {escape(name)}: {escape(value)}")
+    return [{"name": name, "pass": ok, "value": value} for name, ok, value in targets]
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

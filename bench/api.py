@@ -35,6 +35,7 @@ from bench._common import (
     Processes,
     Workload,
     add_common_args,
+    bounded,
     child_env,
     choose_generator,
     fmt,
@@ -43,6 +44,7 @@ from bench._common import (
     measure_quietly,
     percentile,
     quiesce,
+    report_targets,
     run_session,
     wait_for_quiet_machine,
     wait_http_ok,
@@ -158,21 +160,17 @@ def _items(answer: Any) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__)
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
-    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--entries", type=bounded(int, 100, 2_000_000), default=100_000)
+    parser.add_argument(
+        "--duration", type=bounded(float, 1, 300, " s"), default=10.0, help="seconds per scenario"
+    )
+    parser.add_argument("--connections", type=bounded(int, 1, 1000), default=50)
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 entries, 3 s")
     add_common_args(parser)
     args = parser.parse_args(argv)
     choose_generator(args.generator)
     if args.quick:
         args.entries, args.duration = 5_000, 3.0
-    if not 100 <= args.entries <= 2_000_000:
-        parser.error("--entries must be between 100 and 2,000,000")
-    if not 1 <= args.duration <= 300:
-        parser.error("--duration must be between 1 and 300 s")
-    if not 1 <= args.connections <= 1000:
-        parser.error("--connections must be between 1 and 1000")
 
     return run_session(
         "api",
@@ -375,9 +373,7 @@ def _run(
             + ("identical" if consistent else "DIFFER"),
         ),
     ]
-    for name, ok, value in targets:
-        mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {escape(name)}: {escape(value)}")
+    reported = report_targets(console, targets)
     return {
         "entries": n,
         "duration_s": duration,
@@ -395,7 +391,7 @@ def _run(
         "redis_used_memory": {"before": mem_before, "after": mem_after},
         "http_creates_stored": created,
         **lines,
-        "targets": [{"name": t, "pass": ok, "value": v} for t, ok, v in targets],
+        "targets": reported,
     }
 
 

@@ -51,6 +51,7 @@ from bench._common import (
     Processes,
     Workload,
     add_common_args,
+    bounded,
     child_env,
     choose_generator,
     fmt,
@@ -59,6 +60,7 @@ from bench._common import (
     measure_quietly,
     proc_cpu_s,
     quiesce,
+    report_targets,
     run_session,
     wait_for_quiet_machine,
     wait_http_ok,
@@ -185,10 +187,13 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.health", description=__doc__)
-    parser.add_argument("--registries", type=int, default=10_000)
+    parser.add_argument("--registries", type=bounded(int, 10, 200_000), default=10_000)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 registries")
     parser.add_argument(
-        "--fleet-duration", type=float, default=5.0, help="seconds of the capacity run"
+        "--fleet-duration",
+        type=bounded(float, 1, 120, " s"),
+        default=5.0,
+        help="seconds of the capacity run",
     )
     parser.add_argument("--connections", type=int, default=50, help="for the capacity run")
     parser.add_argument(
@@ -200,14 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--health-rate",
-        type=float,
+        type=bounded(float, 0, 50_000, " requests/s"),
         default=500.0,
         help="GET /check_container_health requests per second, open loop (latency counted "
         "from each request's scheduled start); 0: closed loop, every connection as fast as "
         "the API answers (which takes a whole core of a small machine away from the worker)",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="regdb worker processes (the targets are for one)"
+        "--workers",
+        type=bounded(int, 1, 32),
+        default=1,
+        help="regdb worker processes (the targets are for one)",
     )
     parser.add_argument("--probe-concurrency", type=int, help="PROBE_CONCURRENCY of the worker")
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and worker)")
@@ -218,14 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     choose_generator(args.generator)
     if args.quick:
         args.registries, args.fleet_duration = 1_000, 3.0
-    if not 10 <= args.registries <= 200_000:
-        parser.error("--registries must be between 10 and 200,000")
-    if not 1 <= args.workers <= 32:
-        parser.error("--workers must be between 1 and 32")
-    if not 0 <= args.health_rate <= 50_000:
-        parser.error("--health-rate must be between 0 and 50,000 requests/s")
-    if not 1 <= args.fleet_duration <= 120:
-        parser.error("--fleet-duration must be between 1 and 120 s")
     spy = None
     if args.profile:
         spy = find_py_spy(args.py_spy)
@@ -524,9 +524,7 @@ def _run(
             + (f"; reads sent at {fmt(idle.rps, 0)} / {fmt(during.rps, 0)} per s" if rate else ""),
         ),
     ]
-    for name, ok, value in targets:
-        mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {escape(name)}: {escape(value)}")
+    reported = report_targets(console, targets)
 
     profile: list[tuple[str, float, float]] = []
     if spy is not None and spy_out.exists():
@@ -570,7 +568,7 @@ def _run(
             "other_processes_cores": others_cores,
         },
         "worker_profile": [{"function": f, "incl_pct": i, "self_pct": s} for f, i, s in profile],
-        "targets": [{"name": t, "pass": ok, "value": v} for t, ok, v in targets],
+        "targets": reported,
     }
 
 
