@@ -76,11 +76,17 @@ class HealthService:
 
     def __init__(self, store: EntryStore, settings: Settings, queue: LazyQueue) -> None:
         self.store = store
-        self.redis: aredis.Redis = store.redis
-        self.keys: Keys = store.keys
         self.settings = settings
         self.queue = queue
         self._read_basics = store.redis.register_script(READ_HEALTH_BASICS)
+
+    @property
+    def redis(self) -> aredis.Redis:
+        return self.store.redis
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys
 
     def _enqueue_now(self, entry_id: str) -> str:
         queue = self.queue.queue()
