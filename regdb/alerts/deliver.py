@@ -15,6 +15,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
@@ -31,7 +32,7 @@ from regdb.health.errors import find_refusal
 from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, parse_ip
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
-from regdb.query.match import compile_filter
+from regdb.query.match import Predicate, compile_filter
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -237,16 +238,47 @@ def enqueue_delivery(queue: Queue, hook_id: str, event: Event, *, retry: bool = 
     )
 
 
-def _matches(hook: Mapping[str, Any], registry_doc: Mapping[str, Any]) -> bool:
-    try:
-        return bool(compile_filter(hook.get("filter") or {})(registry_doc))
-    except Exception as exc:
-        log.warning(
-            "alert hook %s: filter could not be evaluated (%s), skipped",
-            hook.get("id"),
-            type(exc).__name__,
-        )
-        return False
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """An enabled hook, ready to be matched: its event types and its compiled filter."""
+
+    id: str
+    events: frozenset[str]
+    match: Predicate | None
+    """None when the stored filter cannot be compiled: the hook then matches nothing."""
+
+    def wants(self, registry_doc: Mapping[str, Any]) -> bool:
+        if self.match is None:
+            return False
+        try:
+            return bool(self.match(registry_doc))
+        except Exception as exc:
+            _filter_failed(self.id, exc)
+            return False
+
+
+def _filter_failed(hook_id: str, exc: Exception) -> None:
+    log.warning(
+        "alert hook %s: filter could not be evaluated (%s), skipped",
+        hook_id,
+        type(exc).__name__,
+    )
+
+
+def subscribers(conn: redis.Redis, keys: Keys) -> list[Subscriber]:
+    """Every enabled hook, its filter compiled once (load once per batch of alerts)."""
+    out = []
+    for hook in load_hooks(conn, keys):
+        if not hook.get("enabled", True):
+            continue
+        hook_id = str(hook["id"])
+        try:
+            match: Predicate | None = compile_filter(hook.get("filter") or {})
+        except Exception as exc:
+            _filter_failed(hook_id, exc)
+            match = None
+        out.append(Subscriber(hook_id, frozenset(hook.get("events", ())), match))
+    return out
 
 
 def dispatch(
@@ -255,23 +287,24 @@ def dispatch(
     queue: Queue,
     events: Sequence[Event],
     registry_doc: Mapping[str, Any],
+    *,
+    hooks: Sequence[Subscriber] | None = None,
 ) -> int:
     """Enqueue a delivery of each event to every enabled hook that wants it; return how many.
 
     A hook wants an event when it subscribes to its type and its filter matches
     `registry_doc`: the registry's redacted catalog entry with its health under ``health``.
+    `hooks` (from :func:`subscribers`) saves loading them again for each registry.
     """
     if not events:
         return 0
     count = 0
-    for hook in load_hooks(conn, keys):
-        if not hook.get("enabled", True):
-            continue
-        wanted = [e for e in events if e.type in hook.get("events", ())]
-        if not wanted or not _matches(hook, registry_doc):
+    for hook in subscribers(conn, keys) if hooks is None else hooks:
+        wanted = [e for e in events if e.type in hook.events]
+        if not wanted or not hook.wants(registry_doc):
             continue
         for event in wanted:
-            enqueue_delivery(queue, str(hook["id"]), event)
+            enqueue_delivery(queue, hook.id, event)
             count += 1
     if count:
         log.info(

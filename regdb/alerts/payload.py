@@ -124,8 +124,9 @@ def registry_event(
 ) -> Event:
     """Build the event for a (redacted) catalog entry and its new health result.
 
-    A convenience for the health monitor: `health` is a result of
-    :func:`regdb.health.classify.classify`; only allow-listed fields are kept.
+    What the health monitor sends: `health` is the recorded state (a
+    :func:`regdb.health.classify.classify` result advanced by the monitor, whose `status` is
+    the effective one); only allow-listed fields are kept.
     """
     registry = {
         "container_registry_id": entry.get("container_registry_id"),

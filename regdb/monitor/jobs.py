@@ -166,28 +166,22 @@ class Alerting:
 
 
 def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
-    from regdb.alerts.deliver import dispatch
-    from regdb.alerts.payload import Event
+    from regdb.alerts.deliver import dispatch, subscribers
+    from regdb.alerts.payload import registry_event
 
     queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
+    hooks = subscribers(ctx.redis, ctx.keys)  # once for the whole batch
     for a in alerts:
         entry, prev, state = a.entry, a.previous, a.state
-        doc = redact_entry(entry)
-        doc = {**doc, "health": state}
-        facts = {
-            "container_registry_id": entry["container_registry_id"],
-            "container_registry_name": entry.get("container_registry_name"),
-            "container_registry_public_url": entry.get("container_registry_public_url"),
-            "old_status": prev.get("effective_status", prev.get("status", "unknown")),
-            "new_status": state["effective_status"],
-            "reason": state.get("reason"),
-            "error": state.get("error"),
-            "checked_at": state.get("checked_at"),
-            "since": state.get("since"),
-            "tls": state.get("tls"),
-        }
-        evs = [Event(type=name, registry=facts, resend=a.resend) for name in a.events]
-        sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc)
+        doc = {**redact_entry(entry), "health": state}
+        old_status = prev.get("effective_status", prev.get("status", "unknown"))
+        evs = [
+            registry_event(
+                name, doc, state, old_status=old_status, since=state.get("since"), resend=a.resend
+            )
+            for name in a.events
+        ]
+        sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc, hooks=hooks)
         log.info(
             "registry %s: %s -> %d deliveries queued",
             entry["container_registry_id"],
