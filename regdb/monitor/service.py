@@ -36,15 +36,14 @@ def unknown_health(entry_id: str, url: str | None) -> dict[str, Any]:
 
 
 def _parse_time(value: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 time as regdb writes them (UTC when no offset)."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def mark_staleness(result: dict[str, Any], interval_s: float, now: float) -> dict[str, Any]:
@@ -57,17 +56,15 @@ def mark_staleness(result: dict[str, Any], interval_s: float, now: float) -> dic
 
 def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]:
     """Share of probes that found the registry usable (healthy or degraded) per window."""
+    ages = [
+        (now - t, h.get("status") in ("healthy", "degraded"))
+        for h in history
+        if h.get("status") != "maintenance" and (t := _parse_time(h.get("checked_at"))) is not None
+    ]
     out: dict[str, float | None] = {}
     for name, span in UPTIME_WINDOWS.items():
-        inside = [
-            h
-            for h in history
-            if (t := _parse_time(h.get("checked_at"))) is not None
-            and now - t <= span
-            and h.get("status") != "maintenance"
-        ]
-        good = sum(1 for h in inside if h.get("status") in ("healthy", "degraded"))
-        out[name] = round(good / len(inside), 4) if inside else None
+        inside = [good for age, good in ages if age <= span]
+        out[name] = round(sum(inside) / len(inside), 4) if inside else None
     return out
 
 
