@@ -101,7 +101,7 @@ class HealthService:
 
     async def refresh(self, entry_id: str) -> tuple[dict[str, Any] | None, str]:
         """Probe now; wait up to REFRESH_WAIT for the result. Returns (result or None, job id)."""
-        _, _, before = await self._entry_basics(entry_id)
+        _, interval, before = await self._entry_basics(entry_id)
         async with storage_errors():
             job_id = await asyncio.to_thread(self._enqueue_now, entry_id)
             deadline = time.monotonic() + self.settings.refresh_wait_s
@@ -109,7 +109,7 @@ class HealthService:
                 await asyncio.sleep(0.05)
                 now_raw = await self.redis.get(self.keys.health(entry_id))
                 if now_raw is not None and now_raw != before:
-                    return await self.current(entry_id), job_id
+                    return mark_staleness(jsonutil.loads(now_raw), interval, time.time()), job_id
         return None, job_id
 
     async def entry_changed(self, entry_id: str, *, url_or_auth_changed: bool) -> None:
@@ -138,10 +138,12 @@ class HealthService:
 
     async def history(self, entry_id: str, limit: int) -> dict[str, Any]:
         """The last `limit` results, newest first, and uptime ratios over 1 h / 24 h / 7 d."""
-        await self._entry_basics(entry_id)
         async with storage_errors():
-            raws = await self.redis.lrange(
-                self.keys.health_history(entry_id), 0, self.settings.history_keep - 1
-            )
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.entry(entry_id))
+            pipe.lrange(self.keys.health_history(entry_id), 0, self.settings.history_keep - 1)
+            exists, raws = await pipe.execute()
+        if not exists:
+            raise NotFound(f"No document found with id {entry_id!r}")
         items = [jsonutil.loads(r) for r in raws]
         return {"uptime": uptime(items, time.time()), "results": items[:limit], "total": len(items)}
