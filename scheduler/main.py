@@ -24,7 +24,7 @@ from rq import Queue, Worker
 
 from regdb.connections import sync_redis
 from regdb.keys import Keys
-from regdb.monitor.jobs import probe_batch
+from regdb.monitor.jobs import enqueue_probes
 from regdb.scripts import LEAD, RESIGN
 from regdb.settings import Settings
 
@@ -145,12 +145,10 @@ class Scheduler:
             # Leave 0 behind: a due time of 0 means "changed, probe again when recorded".
             pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
             pipe.execute()
-            self.queue.enqueue(
-                probe_batch,
+            enqueue_probes(
+                self.queue,
                 batch,
                 job_timeout=job_timeout_seconds(len(batch), self.settings),
-                result_ttl=300,
-                failure_ttl=3600,
                 description=f"probe {len(batch)} registries",
             )
         if todo:

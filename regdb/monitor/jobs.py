@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
+from rq.job import Job
 
 from regdb import jsonutil
 from regdb.codec import decode_entry
@@ -152,6 +153,26 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         counts,
     )
     return counts
+
+
+def enqueue_probes(
+    queue: Queue,
+    entry_ids: list[str],
+    *,
+    job_timeout: int,
+    description: str,
+    at_front: bool = False,
+) -> Job:
+    """Put one probe_batch job for these registries on `queue` (the caller marks them queued)."""
+    return queue.enqueue(
+        probe_batch,
+        entry_ids,
+        at_front=at_front,
+        job_timeout=job_timeout,
+        result_ttl=300,
+        failure_ttl=3600,
+        description=description,
+    )
 
 
 @dataclass(frozen=True, slots=True)

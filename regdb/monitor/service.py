@@ -12,7 +12,7 @@ import redis.asyncio as aredis
 from regdb import jsonutil
 from regdb.errors import NotFound
 from regdb.keys import Keys
-from regdb.monitor.jobs import probe_batch
+from regdb.monitor.jobs import enqueue_probes
 from regdb.monitor.policy import interval_s
 from regdb.queueing import LazyQueue
 from regdb.scripts import READ_HEALTH_BASICS
@@ -88,12 +88,10 @@ class HealthService:
     def _enqueue_now(self, entry_id: str) -> str:
         queue = self.queue.queue()
         queue.connection.zadd(self.keys.queued, {entry_id: time.time()})
-        job = queue.enqueue(
-            probe_batch,
+        job = enqueue_probes(
+            queue,
             [entry_id],
             at_front=True,
-            result_ttl=300,
-            failure_ttl=3600,
             job_timeout=int(self.settings.probe_total_timeout_s * 4 + 60),
             description=f"refresh {entry_id}",
         )
