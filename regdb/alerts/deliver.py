@@ -29,7 +29,7 @@ from regdb.alerts.payload import DEFAULT_SOURCE, Event, render
 from regdb.alerts.store import load_hook, load_hooks, record_attempt
 from regdb.context import current
 from regdb.health.errors import find_refusal
-from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, parse_ip
+from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, literal_verdict
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
 from regdb.query.match import Predicate, compile_filter
@@ -92,12 +92,9 @@ def describe_error(exc: BaseException, timeout_s: float) -> str:
 async def _post(
     url: str, body: bytes, headers: Mapping[str, str], policy: ProbePolicy, timeout_s: float
 ) -> int:
-    host = yarl.URL(url).host or ""
-    literal = parse_ip(host)
-    if literal is not None:
-        reason = policy.check_addresses([literal])
-        if reason is not None:
-            raise TargetRefused(reason)
+    _, reason = literal_verdict(policy, yarl.URL(url).host or "")
+    if reason is not None:
+        raise TargetRefused(reason)
     connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), force_close=True, limit=1)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with (

@@ -20,7 +20,6 @@ __all__ = [
     "BadCABundle",
     "BadEntry",
     "BadRedirect",
-    "Refused",
     "TooManyRedirects",
     "error_kind",
 ]
@@ -28,14 +27,6 @@ __all__ = [
 
 class BadEntry(Exception):
     """The entry cannot be probed; the message is safe to show."""
-
-
-class Refused(Exception):
-    """The target policy refuses the address of a URL (an IP literal)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class TooManyRedirects(Exception):
@@ -55,7 +46,7 @@ def find_refusal(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, Refused | TargetRefused):
+        if isinstance(current, TargetRefused):
             return current.reason
         os_error = getattr(current, "os_error", None)
         if isinstance(os_error, TargetRefused):

@@ -26,8 +26,8 @@ from aiohttp.tracing import Trace
 from yarl import URL
 
 from regdb import jsonutil
-from regdb.health.errors import BadRedirect, Refused, TooManyRedirects
-from regdb.health.policy import ProbePolicy, literal_verdict
+from regdb.health.errors import BadRedirect, TooManyRedirects
+from regdb.health.policy import ProbePolicy, TargetRefused, literal_verdict
 from regdb.health.tls import PeerCertResponse
 
 __all__ = ["Answer", "Call", "Transport"]
@@ -166,7 +166,7 @@ class Transport:
         if not is_literal:
             await self._resolver.resolve(host, url.port or 0, family=socket.AF_UNSPEC)
         elif reason is not None:
-            raise Refused(reason)
+            raise TargetRefused(reason)
 
     async def _get_once(self, url: URL, headers: Mapping[str, str], call: Call) -> Answer:
         if self._session is None:
