@@ -102,12 +102,13 @@ def _check_json(value: Any, where: str, depth: int = 1) -> None:
         raise ValueError(f"NaN is not allowed at {where}")
 
 
-_INT_KNOBS = {
+INT_KNOBS: dict[str, tuple[int, int]] = {
     "health_interval_s": (1, 86400),
     "failure_threshold": (1, 100),
     "resend_every": (0, 100000),
     "tls_expiry_warn_days": (0, 3650),
 }
+"""Integer health knobs of an entry's config and their allowed (low, high) bounds."""
 _NUMBER_KNOBS = {
     "timeout_connect_s": (0.01, 120.0),
     "timeout_total_s": (0.01, 600.0),
@@ -118,7 +119,7 @@ _BOOL_KNOBS = ("insecure_tls", "auth_required")
 
 def _check_config_knobs(cfg: dict[str, Any]) -> None:
     """The config keys the health monitor reads must have usable values."""
-    for key, (lo, hi) in _INT_KNOBS.items():
+    for key, (lo, hi) in INT_KNOBS.items():
         v = cfg.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
             raise ValueError(f"{key} must be an integer from {lo} to {hi}")

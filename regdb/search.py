@@ -21,7 +21,7 @@ from regdb.model import ID_FIELD
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
-from regdb.query.terms import encode_scalar
+from regdb.query.terms import INDEXED_PATHS, encode_scalar
 from regdb.query.validate import validate_filter
 from regdb.store import EntryStore, storage_errors
 
@@ -80,17 +80,10 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-# Fields whose values are a scalar or a flat list of scalars: their index sets hold exactly
-# the entries an equality matches. (Free-form metadata may nest arrays, so it is re-checked.)
-_EXACT_PATHS = frozenset(
-    {
-        "container_registry_tags",
-        "container_registry_name",
-        "container_registry_public_url",
-        "container_registry_image_prefix",
-        "health.status",
-    }
-)
+# The fixed indexed fields hold a scalar or a flat list of scalars: their index sets hold
+# exactly the entries an equality matches. (Free-form metadata, indexed by prefix, may nest
+# arrays, so it is re-checked.)
+_EXACT_PATHS = INDEXED_PATHS
 
 
 def index_is_exact(filt: dict[str, Any]) -> bool:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from regdb.model import INT_KNOBS
 from regdb.monitor.transitions import Policy
 from regdb.settings import Settings
 
 
-def _int(config: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+def _int(config: dict[str, Any], key: str, default: int) -> int:
+    """The config's value for a knob of model.INT_KNOBS, or `default` when absent or out of
+    bounds (entries are validated on write; this guards older or hand-edited ones)."""
+    lo, hi = INT_KNOBS[key]
     value = config.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
         return value
@@ -19,18 +23,16 @@ def _int(config: dict[str, Any], key: str, default: int, lo: int, hi: int) -> in
 def interval_s(config: Any, settings: Settings) -> int:
     """Seconds between probes of this registry (`health_interval_s` overrides the default)."""
     cfg = config if isinstance(config, dict) else {}
-    return _int(cfg, "health_interval_s", settings.health_interval_s, 1, 86400)
+    return _int(cfg, "health_interval_s", settings.health_interval_s)
 
 
 def alert_policy(config: Any, settings: Settings) -> Policy:
     """Threshold, resend and certificate warning window for this registry."""
     cfg = config if isinstance(config, dict) else {}
     return Policy(
-        failure_threshold=_int(cfg, "failure_threshold", settings.failure_threshold, 1, 100),
-        resend_every=_int(cfg, "resend_every", 0, 0, 100000),
-        tls_expiry_warn_days=_int(
-            cfg, "tls_expiry_warn_days", settings.tls_expiry_warn_days, 0, 3650
-        ),
+        failure_threshold=_int(cfg, "failure_threshold", settings.failure_threshold),
+        resend_every=_int(cfg, "resend_every", 0),
+        tls_expiry_warn_days=_int(cfg, "tls_expiry_warn_days", settings.tls_expiry_warn_days),
     )
 
 
