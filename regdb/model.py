@@ -26,7 +26,7 @@ from pydantic import (
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput
-from regdb.validation import check_http_url, check_unique, parse_url
+from regdb.validation import check_http_url, check_unique, invalid, parse_url, refuse_read_only
 
 ID_FIELD = "container_registry_id"
 READ_ONLY_FIELDS = ("created_at", "updated_at")
@@ -269,20 +269,6 @@ class Entry(EntryIn):
     updated_at: str = Field(description="RFC 3339 UTC, set by the server")
 
 
-def _format_errors(err: ValidationError) -> tuple[str, list[dict[str, str]]]:
-    details = []
-    for e in err.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in e["loc"] if p != "__root__") or "entry"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        details.append({"field": loc, "message": msg})
-    text = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return f"invalid entry: {text}", details
-
-
 def validate_entry(data: Any, *, created_at: str, updated_at: str) -> dict[str, Any]:
     """Validate client input and return the normalised entry dict that regdb stores.
 
@@ -291,17 +277,11 @@ def validate_entry(data: Any, *, created_at: str, updated_at: str) -> dict[str, 
     """
     if not isinstance(data, dict):
         raise InvalidInput("the entry must be a JSON object")
-    ro = [f for f in READ_ONLY_FIELDS if f in data]
-    if ro:
-        raise InvalidInput(
-            f"read-only field(s) set by the server: {', '.join(ro)}",
-            details=[{"field": f, "message": "read-only"} for f in ro],
-        )
+    refuse_read_only(data, READ_ONLY_FIELDS)
     try:
         model = EntryIn.model_validate(data)
     except ValidationError as err:
-        message, details = _format_errors(err)
-        raise InvalidInput(message, details=details) from None
+        raise invalid(err, noun="entry", default_loc="entry") from None
     out = model.model_dump(mode="json")
     out["container_registry_storage_info"] = model.container_registry_storage_info.model_dump(
         mode="json", exclude_none=True

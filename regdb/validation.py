@@ -1,10 +1,16 @@
-"""Field checks shared by the entry and alert-hook models (pure; raise ValueError for pydantic)."""
+"""Checks shared by the entry and alert-hook models: field checks (pure; raise ValueError for
+pydantic) and the InvalidInput both models raise for a bad document."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yarl
+from pydantic import ValidationError
+
+from regdb.errors import InvalidInput
 
 MAX_URL_LEN = 2048
 
@@ -48,3 +54,28 @@ def check_unique(items: list[str], what: str) -> list[str]:
             raise ValueError(f"duplicate {what} {item!r}")
         seen.add(item)
     return items
+
+
+def refuse_read_only(data: Mapping[str, Any], fields: Sequence[str]) -> None:
+    """InvalidInput when `data` sets any of these server-managed fields."""
+    ro = [f for f in fields if f in data]
+    if ro:
+        raise InvalidInput(
+            f"read-only field(s) set by the server: {', '.join(ro)}",
+            details=[{"field": f, "message": "read-only"} for f in ro],
+        )
+
+
+def invalid(err: ValidationError, *, noun: str, default_loc: str) -> InvalidInput:
+    """The InvalidInput for a document pydantic refused, naming every bad field."""
+    details = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in e["loc"] if p != "__root__") or default_loc
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        details.append({"field": loc, "message": msg})
+    text = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return InvalidInput(f"invalid {noun}: {text}", details=details)

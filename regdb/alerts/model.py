@@ -25,7 +25,8 @@ from pydantic import (
 from regdb import jsonutil
 from regdb.errors import InvalidInput, InvalidQuery
 from regdb.query.validate import validate_filter
-from regdb.validation import check_http_url, check_unique
+from regdb.secrets import MASK
+from regdb.validation import check_http_url, check_unique, invalid, refuse_read_only
 
 EVENT_TYPES: Final = (
     "registry.unhealthy",
@@ -37,7 +38,6 @@ EVENT_TYPES: Final = (
 TEST_EVENT: Final = "test"
 """The event POST /alert_hooks/{id}/test sends (CloudEvents type ``io.regdb.test``)."""
 FORMATS: Final = ("cloudevents", "slack")
-MASK: Final = "***"
 READ_ONLY_FIELDS: Final = ("id", "created_at", "updated_at", "has_secret")
 MAX_FILTER_BYTES: Final = 16 * 1024
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -122,20 +122,6 @@ def is_hook_id(value: str) -> bool:
     return _UUID_RE.match(value) is not None
 
 
-def _format_errors(err: ValidationError) -> tuple[str, list[dict[str, str]]]:
-    details = []
-    for e in err.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in e["loc"]) or "hook"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        details.append({"field": loc, "message": msg})
-    text = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return f"invalid alert hook: {text}", details
-
-
 def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) -> dict[str, Any]:
     """Validate client input; return the hook as stored (secret included).
 
@@ -144,12 +130,7 @@ def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) 
     """
     if not isinstance(data, dict):
         raise InvalidInput("the alert hook must be a JSON object")
-    ro = [f for f in READ_ONLY_FIELDS if f in data]
-    if ro:
-        raise InvalidInput(
-            f"read-only field(s) set by the server: {', '.join(ro)}",
-            details=[{"field": f, "message": "read-only"} for f in ro],
-        )
+    refuse_read_only(data, READ_ONLY_FIELDS)
     if data.get("secret") == MASK:
         raise InvalidInput(
             'secret: "***" is the mask, not a secret',
@@ -158,8 +139,7 @@ def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) 
     try:
         model = HookIn.model_validate(data)
     except ValidationError as err:
-        message, details = _format_errors(err)
-        raise InvalidInput(message, details=details) from None
+        raise invalid(err, noun="alert hook", default_loc="hook") from None
     try:
         validate_filter(model.filter)
     except InvalidQuery as exc:

@@ -13,11 +13,11 @@ import hmac
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from regdb import jsonutil
 from regdb.alerts.model import TEST_EVENT
+from regdb.model import now_rfc3339
 
 SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "io.regdb."
@@ -46,10 +46,6 @@ REGISTRY_FIELDS: Final = (
 )
 """The only registry fields an event (and so a payload) may carry."""
 TLS_FIELDS: Final = ("enabled", "verified", "not_after", "days_left")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _event_id() -> str:
@@ -82,7 +78,7 @@ class Event:
     registry: Mapping[str, Any]
     resend: bool = False
     id: str = field(default_factory=_event_id)
-    time: str = field(default_factory=_now)
+    time: str = field(default_factory=now_rfc3339)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "registry", _allowed(self.registry))
