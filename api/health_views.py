@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.keys import HEALTH_KEY
+from api.parsing import int_param
 from api.responses import ok
 from regdb.errors import InvalidQuery
 from regdb.model import is_valid_id
@@ -33,11 +34,5 @@ async def check_health(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     """GET /check_container_health/{id}/history?limit=N"""
-    raw = request.query.get("limit", "100")
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise InvalidQuery("limit must be an integer") from None
-    if not 1 <= limit <= 10000:
-        raise InvalidQuery("limit must be between 1 and 10000")
+    limit = int_param(request, "limit", 100, 1, 10000)
     return ok(await request.app[HEALTH_KEY].history(_entry_id(request), limit))

@@ -14,7 +14,7 @@ from rq import Queue
 
 from api.keys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
 from api.openapi import add_paths, error_responses, json_body, ok_schema
-from api.parsing import read_json
+from api.parsing import int_param, read_json
 from api.responses import ok
 from regdb.alerts.deliver import attempt_delivery, enqueue_delivery, policy_of
 from regdb.alerts.model import Hook, HookIn, public_hook
@@ -97,13 +97,7 @@ async def delete_hook(request: web.Request) -> web.Response:
 
 async def hook_deliveries(request: web.Request) -> web.Response:
     """GET /alert_hooks/{id}/deliveries?limit=N"""
-    raw = request.query.get("limit", str(DELIVERIES_DEFAULT_LIMIT))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise InvalidInput("limit must be an integer") from None
-    if not 1 <= limit <= DELIVERIES_KEEP:
-        raise InvalidInput(f"limit must be between 1 and {DELIVERIES_KEEP}")
+    limit = int_param(request, "limit", DELIVERIES_DEFAULT_LIMIT, 1, DELIVERIES_KEEP)
     items = await _service(request).store.deliveries(request.match_info["id"], limit)
     return ok(items, count=len(items))
 

@@ -34,20 +34,27 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         raise InvalidInput(f"malformed JSON: {exc}") from None
 
 
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi]; 400 (InvalidQuery) otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidQuery(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidQuery(f"{name} must be between {lo} and {hi}")
+    return value
+
+
 def query_options(request: web.Request) -> QueryOptions:
     """Paging, sort and projection from the query string of POST /container_registries."""
     q = request.query
     unknown = sorted(set(q) - {"limit", "cursor", "sort", "fields", "plan"})
     if unknown:
         raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}")
-    limit = defaults.PAGE_LIMIT
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            raise InvalidQuery("limit must be an integer") from None
-        if not 1 <= limit <= defaults.PAGE_LIMIT_MAX:
-            raise InvalidQuery(f"limit must be between 1 and {defaults.PAGE_LIMIT_MAX}")
+    limit = int_param(request, "limit", defaults.PAGE_LIMIT, 1, defaults.PAGE_LIMIT_MAX)
     fields = parse_fields(q.get("fields"))
     plan = q.get("plan", "auto")
     if plan not in ("auto", "scan"):
