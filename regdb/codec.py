@@ -59,12 +59,6 @@ def decode_entry(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], str] | None:
     return entry, rev
 
 
-def decode_public(raw: bytes) -> tuple[dict[str, Any], str]:
-    """(public entry, rev) from the JSON the read scripts assemble."""
-    doc: dict[str, Any] = jsonutil.loads(raw)
-    return doc, str(doc.pop(ENTRY_REV_FIELD))
-
-
 def etag(rev: str) -> str:
     """The HTTP ETag of a revision (strong: the revision names exact content)."""
     return f'"{rev}"'

@@ -38,11 +38,6 @@ _PREFIX_RE = re.compile(
 )
 
 Tag = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
-FREE_FORM_FIELDS = (
-    "container_registry_metadata",
-    "container_registry_config",
-    "container_registry_storage_info",
-)
 
 
 def new_id() -> str:

@@ -34,7 +34,6 @@ class Page:
 
     items: list[dict[str, Any]]
     next_cursor: str | None
-    plan: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +156,6 @@ class Searcher:
         matcher = _always if exact else compile_filter(filt)
         with_health = _uses_health(filt)
         expr = None if opts.scan else plan(filt)
-        plan_name = "scan" if expr is None else "index"
         async with storage_errors():
             if len(sort) == 1 and sort[0][0] == "created_at":
                 items, nxt = await self._by_creation(
@@ -168,7 +166,7 @@ class Searcher:
         cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
         if opts.fields:
             items = [project(doc, opts.fields) for doc in items]
-        return Page(items=items, next_cursor=cursor, plan=plan_name)
+        return Page(items=items, next_cursor=cursor)
 
     # -- candidates ---------------------------------------------------------------------
 
