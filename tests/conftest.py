@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -88,3 +89,13 @@ SEED_ENTRY: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parent.parent / "examples" / "entry.json").read_text()
 )
 """The seed's example entry, as the README onboards it (examples/entry.json)."""
+
+
+def seed_like(entry_id: str, url: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the seed entry under another id, URL and config."""
+    entry = copy.deepcopy(SEED_ENTRY)
+    entry["container_registry_id"] = entry_id
+    entry["container_registry_name"] = f"registry-{entry_id}"
+    entry["container_registry_public_url"] = url
+    entry["container_registry_config"] = config
+    return entry

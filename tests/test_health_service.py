@@ -18,11 +18,12 @@ import redis.asyncio as aredis
 from regdb.errors import NotFound
 from regdb.fastread import FastReader
 from regdb.keys import Keys
+from regdb.model import rfc3339
 from regdb.monitor.service import HealthService
 from regdb.queueing import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import SEED_ENTRY
+from tests.conftest import seed_like
 
 
 @pytest.fixture(params=["fast", "redis-py"])
@@ -38,20 +39,12 @@ async def service(
 
 
 def _entry(entry_id: str, **config: Any) -> dict[str, Any]:
-    entry = json.loads(json.dumps(SEED_ENTRY))
-    entry["container_registry_id"] = entry_id
-    entry["container_registry_name"] = f"name-{entry_id}"
-    entry["container_registry_public_url"] = f"http://127.0.0.1:9/{entry_id}"
-    entry["container_registry_config"] = {
-        **config,
-        "auth": {"username": "u", "password": "sw0rdfish-secret"},
-    }
-    return entry
+    auth = {"username": "u", "password": "sw0rdfish-secret"}
+    return seed_like(entry_id, f"http://127.0.0.1:9/{entry_id}", {**config, "auth": auth})
 
 
 def _stamp(ago_s: float) -> str:
-    moment = datetime.now(UTC) - timedelta(seconds=ago_s)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(datetime.now(UTC) - timedelta(seconds=ago_s))
 
 
 async def test_unknown_id_is_not_found(service: HealthService) -> None:

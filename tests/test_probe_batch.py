@@ -14,7 +14,6 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -27,7 +26,7 @@ from regdb.keys import HEALTH_STATUSES, Keys
 from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import SEED_ENTRY
+from tests.conftest import seed_like
 from tests.registry_servers import ThreadedServer
 
 N = 450
@@ -72,22 +71,13 @@ def fleet(settings: Settings) -> Iterator[ThreadedServer]:
     server.stop()
 
 
-def _entry(n: int, base: str) -> dict[str, Any]:
-    entry = json.loads(json.dumps(SEED_ENTRY))
-    entry["container_registry_id"] = _id(n)
-    entry["container_registry_name"] = f"batch-registry-{n}"
-    entry["container_registry_public_url"] = f"{base}/r/{n}"
-    entry["container_registry_config"] = {"storage_backend": "s3"}
-    return entry
-
-
 async def _load(settings: Settings, base: str) -> None:
     assert settings.redis_url is not None
     conn = aredis.Redis.from_url(settings.redis_url)
     try:
         store = EntryStore(conn, Keys(settings.prefix))
         for n in range(N):
-            await store.create(_entry(n, base))
+            await store.create(seed_like(_id(n), f"{base}/r/{n}", {"storage_backend": "s3"}))
     finally:
         await conn.aclose()
 
