@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aredis
 from aiohttp import web
 
-from api.keys import HEALTH_KEY, QUEUE_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
+from api.appkeys import HEALTH_KEY, QUEUE_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
 from api.middlewares import error_middleware
 from api.routes import setup_routes
 from regdb.connections import async_redis
 from regdb.fastread import FastReader
 from regdb.keys import Keys
-from regdb.monitor.service import HealthService
+from regdb.monitor.health_service import HealthService
+from regdb.query.execute import Searcher
 from regdb.queueing import LazyQueue
-from regdb.search import Searcher
 from regdb.settings import Settings
 from regdb.store import EntryStore
 

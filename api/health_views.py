@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.keys import HEALTH_KEY
+from api.appkeys import HEALTH_KEY
 from api.parsing import int_param
 from api.responses import ok
 from regdb.errors import InvalidQuery

@@ -12,7 +12,7 @@ import redis
 from aiohttp import web
 from rq import Queue
 
-from api.keys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
+from api.appkeys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
 from api.openapi import add_paths, error_responses, json_body, ok_schema
 from api.parsing import int_param, read_json
 from api.responses import ok

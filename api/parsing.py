@@ -8,8 +8,8 @@ from aiohttp import web
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput, InvalidQuery, UnsupportedMediaType
+from regdb.query.execute import QueryOptions
 from regdb.query.sort import parse_fields
-from regdb.search import QueryOptions
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.keys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
+from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.parsing import if_match, query_options, read_json
 from api.responses import ok, ok_raw
 from regdb.codec import etag

@@ -1,6 +1,6 @@
 """The entry store: create, read, update and delete entries and their index sets in Redis.
 
-Every write is one Lua call that checks the revision it was computed from (see scripts.py);
+Every write is one Lua call that checks the revision it was computed from (see lua.py);
 a writer that lost a race recomputes from the fresh entry. Writers in one process are also
 serialised per id, so contention between processes is the only thing that causes retries.
 """
@@ -26,9 +26,9 @@ from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
 from regdb.keys import ENTRY_REV_FIELD, Keys
+from regdb.lua import READ_PUBLIC, WRITE_ENTRY
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
-from regdb.scripts import READ_PUBLIC, WRITE_ENTRY
 from regdb.secrets import keep_masked_secrets
 from regdb.update import apply_update, normalise_update
 

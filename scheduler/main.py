@@ -24,8 +24,8 @@ from rq import Queue, Worker
 
 from regdb.connections import sync_redis
 from regdb.keys import Keys
+from regdb.lua import LEAD, RESIGN
 from regdb.monitor.jobs import enqueue_probes
-from regdb.scripts import LEAD, RESIGN
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from regdb.alerts.deliver import (
 from regdb.alerts.model import new_hook_id, validate_hook
 from regdb.alerts.payload import Event, registry_event, verify
 from regdb.alerts.store import DELIVERIES_KEEP, record_attempt
-from regdb.health.policy import ProbePolicy
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
+from regdb.probe.address_policy import ProbePolicy
 from regdb.settings import Settings
 from tests.conftest import free_port
 

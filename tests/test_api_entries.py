@@ -295,7 +295,7 @@ async def test_changes_that_need_a_probe_are_due_at_once(
 
 
 async def test_refresh_without_worker_answers_202(client: Client) -> None:
-    from api.keys import HEALTH_KEY
+    from api.appkeys import HEALTH_KEY
 
     rid = SEED_ENTRY["container_registry_id"]
     await client.post("/container_registry", json=SEED_ENTRY)

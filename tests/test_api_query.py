@@ -197,7 +197,7 @@ async def test_health_status_filter(loaded: tuple[Client, list[dict[str, Any]]])
     ],
 )
 def test_index_is_exact(filt: dict[str, Any], exact: bool) -> None:
-    from regdb.search import index_is_exact
+    from regdb.query.execute import index_is_exact
 
     assert index_is_exact(filt) is exact
 

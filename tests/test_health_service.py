@@ -19,7 +19,7 @@ from regdb.errors import NotFound
 from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.model import rfc3339
-from regdb.monitor.service import HealthService
+from regdb.monitor.health_service import HealthService
 from regdb.queueing import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore

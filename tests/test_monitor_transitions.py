@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from regdb.monitor.policy import in_maintenance
+from regdb.monitor.knobs import in_maintenance
 from regdb.monitor.transitions import Policy, advance
 
 

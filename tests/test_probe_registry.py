@@ -17,8 +17,8 @@ import pytest
 import trustme
 from aiohttp import web
 
-from regdb.health.policy import PolicyResolver, ProbePolicy
-from regdb.health.probe import (
+from regdb.probe.address_policy import PolicyResolver, ProbePolicy
+from regdb.probe.prober import (
     Prober,
     ProbeSettings,
     probe_entry,

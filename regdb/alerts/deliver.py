@@ -28,10 +28,10 @@ from regdb.alerts.model import TEST_EVENT
 from regdb.alerts.payload import DEFAULT_SOURCE, Event, render
 from regdb.alerts.store import load_hook, load_hooks, record_attempt
 from regdb.context import current
-from regdb.health.errors import find_refusal
-from regdb.health.policy import PolicyResolver, ProbePolicy, TargetRefused, literal_verdict
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
+from regdb.probe.address_policy import PolicyResolver, ProbePolicy, TargetRefused, literal_verdict
+from regdb.probe.failures import find_refusal
 from regdb.query.match import Predicate, compile_filter
 from regdb.settings import Settings
 

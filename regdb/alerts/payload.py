@@ -121,7 +121,7 @@ def registry_event(
     """Build the event for a (redacted) catalog entry and its new health result.
 
     What the health monitor sends: `health` is the recorded state (a
-    :func:`regdb.health.classify.classify` result advanced by the monitor, whose `status` is
+    :func:`regdb.probe.classify.classify` result advanced by the monitor, whose `status` is
     the effective one); only allow-listed fields are kept.
     """
     registry = {

@@ -19,12 +19,12 @@ from rq.job import Job
 from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
-from regdb.health.policy import ProbePolicy
-from regdb.health.probe import ProbeSettings, probe_many
 from regdb.keys import HEALTH_STATUSES
-from regdb.monitor.policy import alert_policy, in_maintenance, interval_s
+from regdb.lua import RECORD_HEALTH
+from regdb.monitor.knobs import alert_policy, in_maintenance, interval_s
 from regdb.monitor.transitions import advance
-from regdb.scripts import RECORD_HEALTH
+from regdb.probe.address_policy import ProbePolicy
+from regdb.probe.prober import ProbeSettings, probe_many
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
 

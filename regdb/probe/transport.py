@@ -1,7 +1,7 @@
 """HTTP for the prober: one aiohttp session, connect-time timing, redirects done by hand.
 
 :class:`Transport` owns the session and its connector. Before every hop the target host
-is checked against the :class:`~regdb.health.policy.ProbePolicy` (IP literals here, names
+is checked against the :class:`~regdb.probe.address_policy.ProbePolicy` (IP literals here, names
 by the policy resolver, which hands the connector only checked addresses). Redirects are
 followed here rather than by aiohttp so that each hop is checked and ``Authorization``
 is only ever sent to the origin (scheme, host, port) it was meant for. At most
@@ -26,9 +26,9 @@ from aiohttp.tracing import Trace
 from yarl import URL
 
 from regdb import jsonutil
-from regdb.health.errors import BadRedirect, TooManyRedirects
-from regdb.health.policy import ProbePolicy, TargetRefused, literal_verdict
-from regdb.health.tls import PeerCertResponse
+from regdb.probe.address_policy import ProbePolicy, TargetRefused, literal_verdict
+from regdb.probe.failures import BadRedirect, TooManyRedirects
+from regdb.probe.tls import PeerCertResponse
 
 __all__ = ["Answer", "Call", "Transport"]
 

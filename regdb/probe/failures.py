@@ -1,7 +1,7 @@
 """Probe failures: the exceptions raised inside a probe and their classified error kind.
 
 Pure logic, no I/O. :func:`error_kind` turns any exception into an
-:class:`~regdb.health.classify.ErrorKind` and a detail text that is safe to show: it is
+:class:`~regdb.probe.classify.ErrorKind` and a detail text that is safe to show: it is
 built from exception kinds and our own messages, never from ``str()`` of a foreign
 exception (which may carry a URL with credentials).
 """
@@ -13,8 +13,8 @@ import ssl
 
 import aiohttp
 
-from regdb.health.classify import ErrorKind
-from regdb.health.policy import TargetRefused
+from regdb.probe.address_policy import TargetRefused
+from regdb.probe.classify import ErrorKind
 
 __all__ = [
     "BadCABundle",

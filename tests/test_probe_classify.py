@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from regdb.health.classify import (
+from regdb.probe.classify import (
     AuthObservation,
     ClassifyConfig,
     ErrorKind,

@@ -1,6 +1,6 @@
 """Classify what a probe observed into a health result. Pure: no I/O, no clock.
 
-The prober (:mod:`regdb.health.probe`) records a :class:`ProbeObservation`; this
+The prober (:mod:`regdb.probe.prober`) records a :class:`ProbeObservation`; this
 module turns it into the result dict stored for the registry.
 
 Definitions

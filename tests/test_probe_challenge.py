@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from regdb.health.challenge import Challenge, find_challenge, parse_challenges
+from regdb.probe.challenge import Challenge, find_challenge, parse_challenges
 
 DISTRIBUTION_BEARER = (
     'Bearer realm="http://127.0.0.1:5001/token",service="registry.test",'

@@ -5,9 +5,9 @@ from __future__ import annotations
 import redis.asyncio as aredis
 from aiohttp import web
 
-from regdb.monitor.service import HealthService
+from regdb.monitor.health_service import HealthService
+from regdb.query.execute import Searcher
 from regdb.queueing import LazyQueue
-from regdb.search import Searcher
 from regdb.settings import Settings
 from regdb.store import EntryStore
 

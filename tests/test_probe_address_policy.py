@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from regdb.health.policy import (
+from regdb.probe.address_policy import (
     PolicyResolver,
     ProbePolicy,
     TargetRefused,

@@ -1,18 +1,18 @@
 """Notes taken while one probe runs, frozen into a :class:`ProbeObservation` at the end.
 
-The probe steps (:mod:`regdb.health.probe`, :mod:`regdb.health.auth`) write what they
+The probe steps (:mod:`regdb.probe.prober`, :mod:`regdb.probe.auth`) write what they
 saw into a :class:`Recorder`; :meth:`Recorder.observation` hands it to
-:func:`regdb.health.classify.classify` as plain values.
+:func:`regdb.probe.classify.classify` as plain values.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from regdb.health.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
-from regdb.health.errors import error_kind
-from regdb.health.tls import cert_not_after
-from regdb.health.transport import Answer
+from regdb.probe.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
+from regdb.probe.failures import error_kind
+from regdb.probe.tls import cert_not_after
+from regdb.probe.transport import Answer
 
 __all__ = ["Recorder"]
 

@@ -12,10 +12,10 @@ import redis.asyncio as aredis
 from regdb import jsonutil
 from regdb.errors import NotFound
 from regdb.keys import Keys
+from regdb.lua import READ_HEALTH_BASICS
 from regdb.monitor.jobs import enqueue_probes
-from regdb.monitor.policy import interval_s
+from regdb.monitor.knobs import interval_s
 from regdb.queueing import LazyQueue
-from regdb.scripts import READ_HEALTH_BASICS
 from regdb.settings import Settings
 from regdb.store import EntryStore, storage_errors
 

@@ -3,7 +3,7 @@
 Pure logic, no I/O. :func:`build_target` reads the entry's public URL and
 ``container_registry_config`` (auth, TLS options, timeouts); invalid config values are
 ignored with a warning, an entry that cannot be probed raises
-:class:`~regdb.health.errors.BadEntry`. :func:`entry_secrets` and :func:`scrub` remove
+:class:`~regdb.probe.failures.BadEntry`. :func:`entry_secrets` and :func:`scrub` remove
 every configured secret from a result, whatever went wrong on the way.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from yarl import URL
 
-from regdb.health.errors import BadEntry
+from regdb.probe.failures import BadEntry
 
 __all__ = [
     "Credentials",

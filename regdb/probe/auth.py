@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from yarl import URL
 
-from regdb.health.challenge import Challenge, find_challenge
-from regdb.health.errors import error_kind
-from regdb.health.recorder import Recorder
-from regdb.health.target import Credentials, Target
-from regdb.health.transport import Call, Transport
+from regdb.probe.challenge import Challenge, find_challenge
+from regdb.probe.failures import error_kind
+from regdb.probe.recorder import Recorder
+from regdb.probe.target import Credentials, Target
+from regdb.probe.transport import Call, Transport
 
 __all__ = ["authenticate"]
 

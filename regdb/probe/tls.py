@@ -16,7 +16,7 @@ from typing import Final
 import aiohttp
 from cryptography import x509
 
-from regdb.health.errors import BadCABundle
+from regdb.probe.failures import BadCABundle
 
 __all__ = ["PeerCertResponse", "SSLContexts", "cert_not_after"]
 

@@ -12,12 +12,12 @@ Public API
 What one probe does
 -------------------
 1. ``GET <public_url>/v2/`` (path prefix kept, userinfo/query dropped; see
-   :mod:`regdb.health.target`), following up to ``max_redirects`` redirects itself
-   (:mod:`regdb.health.transport`). Before every hop the target host is resolved and
-   checked against the :class:`~regdb.health.policy.ProbePolicy`; the connector only ever
-   gets addresses out of that check (see :mod:`regdb.health.policy`).
+   :mod:`regdb.probe.target`), following up to ``max_redirects`` redirects itself
+   (:mod:`regdb.probe.transport`). Before every hop the target host is resolved and
+   checked against the :class:`~regdb.probe.address_policy.ProbePolicy`; the connector only ever
+   gets addresses out of that check (see :mod:`regdb.probe.address_policy`).
 2. On ``401`` with credentials in the entry config: parse the ``WWW-Authenticate``
-   challenges and answer them (:mod:`regdb.health.auth`). Bearer: ``GET
+   challenges and answer them (:mod:`regdb.probe.auth`). Bearer: ``GET
    realm?service=..&scope=..`` with Basic credentials (or the configured ``token`` as
    Bearer), take ``token``/``access_token`` from the JSON answer and retry ``/v2/`` with
    it. Basic: retry ``/v2/`` with the credentials. Bearer is preferred when both are
@@ -25,13 +25,13 @@ What one probe does
    only ever sent to the origin (scheme, host, port) it is meant for: a redirect to
    another origin drops it, and Basic credentials are not sent to an ``http`` token
    realm of an ``https`` registry.
-3. TLS (:mod:`regdb.health.tls`): verified by default; ``ca_bundle`` (PEM) adds trusted
+3. TLS (:mod:`regdb.probe.tls`): verified by default; ``ca_bundle`` (PEM) adds trusted
    CAs to the system ones; ``insecure_tls`` turns verification off (warning ``tls
    verification disabled``). The peer certificate's notAfter is read either way. SSL
    contexts are cached per (insecure, bundle) and passed per request, so one connector
    serves every registry.
 4. At most 64 KiB of any body is read. Every exception becomes a classified result
-   (:mod:`regdb.health.errors`); none propagates (cancellation excepted). The whole probe
+   (:mod:`regdb.probe.failures`); none propagates (cancellation excepted). The whole probe
    is bounded by the total timeout (each request gets what is left of it; connects by
    the connect timeout).
 5. ``latency_ms``: ``connect`` is the TCP+TLS connection setup of the first ``/v2/``
@@ -40,7 +40,7 @@ What one probe does
    ``response`` the time from sending it to its response headers, ``total`` the whole
    probe including redirects and auth steps.
 
-The result dict (see :mod:`regdb.health.classify` for the rules) has exactly the keys
+The result dict (see :mod:`regdb.probe.classify` for the rules) has exactly the keys
 ``status, reachable, status_code, reason, url, api_version, oci_compliant, auth, tls,
 latency_ms, checked_at, error, warnings``. No credential appears in a result, a log line
 or an exception message: URLs are stripped of userinfo, error texts are built from
@@ -59,13 +59,13 @@ from typing import Any, Final
 
 from aiohttp.abc import AbstractResolver
 
-from regdb.health.auth import authenticate
-from regdb.health.challenge import parse_challenges
-from regdb.health.classify import ClassifyConfig, ErrorKind, classify
-from regdb.health.errors import BadEntry
-from regdb.health.policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
-from regdb.health.recorder import Recorder
-from regdb.health.target import (
+from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
+from regdb.probe.auth import authenticate
+from regdb.probe.challenge import parse_challenges
+from regdb.probe.classify import ClassifyConfig, ErrorKind, classify
+from regdb.probe.failures import BadEntry
+from regdb.probe.recorder import Recorder
+from regdb.probe.target import (
     Credentials,
     Target,
     build_target,
@@ -74,8 +74,8 @@ from regdb.health.target import (
     safe_url,
     scrub,
 )
-from regdb.health.tls import SSLContexts
-from regdb.health.transport import Call, Transport
+from regdb.probe.tls import SSLContexts
+from regdb.probe.transport import Call, Transport
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -114,7 +114,7 @@ class Prober:
 
     ``limit`` caps the connector's simultaneous connections (0 = no cap; callers bound
     concurrency themselves, as :func:`probe_many` does). ``resolver`` replaces the
-    :class:`~regdb.health.policy.PolicyResolver` (it must enforce the policy itself).
+    :class:`~regdb.probe.address_policy.PolicyResolver` (it must enforce the policy itself).
     ``keepalive_timeout_s`` is short on purpose: the requests of one probe (anonymous,
     token, authenticated) share a connection, but idle connections to a fleet of
     thousands of registries do not pile up (aiohttp does not count idle ones against
