@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
+from regdb.lifetime import child_env, die_with_parent, port_taken
 from regdb.settings import Settings, SettingsError
 
 log = logging.getLogger("regdb")
@@ -40,18 +41,32 @@ def _run_api(settings: Settings) -> None:
     from api.app import create_app
 
     uvloop.install()  # libuv-based loop: cheaper per request than asyncio's default
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda msg: log.info("%s", msg.strip()),
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=lambda msg: log.info("%s", msg.strip()),
+            access_log=None,
+        )
+    except OSError as exc:  # the port was taken between the check and the bind
+        sys.exit(f"regdb: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+
+
+def _check_port(settings: Settings, role: str) -> None:
+    """Exit with one line when the API's address cannot be listened on."""
+    why = port_taken(settings.host, settings.port)
+    if why is not None:
+        sys.exit(
+            f"regdb {role}: cannot listen on {settings.host}:{settings.port}: {why} "
+            "(is another regdb running? choose another --port)"
+        )
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Only the HTTP API (production: one process per Procfile line)."""
     _need_redis(settings, "api")
+    _check_port(settings, "api")
     _run_api(settings)
 
 
@@ -77,8 +92,11 @@ def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
 
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
-        settings = settings.replace(redis_url=embedded.start())
+        try:
+            embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
+            settings = settings.replace(redis_url=embedded.start())
+        except EmbeddedRedisError as exc:
+            sys.exit(f"regdb fsck: {exc}")
     try:
         code = fsck_main(settings, repair=args.repair)
     finally:
@@ -91,7 +109,7 @@ class Children:
     """The worker and scheduler child processes of `regdb serve`, restarted if they die."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
+        self.env = child_env(env)  # they die with us, even on SIGKILL
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -131,10 +149,11 @@ class Children:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Everything in one process tree: embedded Redis (unless REDIS_URL), API, worker, scheduler."""
+    _check_port(settings, "serve")
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
         try:
+            embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
             settings = settings.replace(redis_url=embedded.start())
         except EmbeddedRedisError as exc:
             sys.exit(f"regdb serve: {exc}")
@@ -182,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `regdb` console script."""
+    die_with_parent()  # a worker or scheduler child of `regdb serve` must not outlive it
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -19,6 +19,8 @@ from typing import IO
 
 import redis
 
+from regdb.lifetime import pid_alive, redis_preexec
+
 log = logging.getLogger(__name__)
 
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -77,10 +79,52 @@ class EmbeddedRedis:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket_path}"
 
+    @property
+    def pid_file(self) -> Path:
+        """Where redis-server writes its pid while it serves this data directory."""
+        return self.data_dir / "redis.pid"
+
+    def _prepare_dir(self) -> None:
+        """The data directory, private to its owner (0700; files 0600 through the umask)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_mode & 0o077:
+            self.data_dir.chmod(0o700)
+
+    def _refuse_if_served(self) -> None:
+        """EmbeddedRedisError when a redis-server of an earlier run still serves this dir.
+
+        The lock below only proves that no *regdb* holds the directory; a redis-server left
+        running by a regdb that was killed would keep writing the same append-only file."""
+        try:
+            pid = int(self.pid_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid_alive(pid, "redis-server"):
+            raise EmbeddedRedisError(
+                f"a redis-server from an earlier run (pid {pid}) still serves {self.data_dir}; "
+                f"stop it with `kill {pid}` (it saves its data on SIGTERM), then start again"
+            )
+        if self.socket_path.exists():
+            probe = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+            try:
+                answering = bool(probe.ping())
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+                answering = False
+            finally:
+                probe.close()
+            if answering:
+                raise EmbeddedRedisError(
+                    f"a redis-server from an earlier run still answers at "
+                    f"unix://{self.socket_path}; stop it (`redis-cli -s {self.socket_path} "
+                    "shutdown`), then start again"
+                )
+        self.pid_file.unlink(missing_ok=True)
+
     def start(self, timeout_s: float = 10.0) -> str:
         """Start the server and wait until it answers PING; returns its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.data_dir / "regdb.lock", "w")  # noqa: SIM115
+        self._prepare_dir()
+        lock_fd = os.open(self.data_dir / "regdb.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_file = os.fdopen(lock_fd, "w")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -88,9 +132,16 @@ class EmbeddedRedis:
             self._lock_file = None
             raise EmbeddedRedisError(
                 f"another regdb is already using {self.data_dir} (its redis is at "
-                f"unix://{self.socket_path}); stop it or choose another --data-dir"
+                f"unix://{self.socket_path}); stop it, use REDIS_URL=unix://{self.socket_path} "
+                "to reach it, or choose another --data-dir"
             ) from None
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._refuse_if_served()
+        except EmbeddedRedisError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise
+        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.socket_path.exists():
             self.socket_path.unlink()
         args = [
@@ -117,13 +168,18 @@ class EmbeddedRedis:
             "8192",
             "--daemonize",
             "no",
+            "--pidfile",
+            str(self.pid_file),
             "--protected-mode",
             "yes",
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
         # Own process group: a Ctrl-C in the terminal reaches regdb, which stops redis last.
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # If regdb dies without stopping it (SIGKILL), redis-server gets SIGTERM instead.
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=redis_preexec()
+        )
         deadline = time.monotonic() + timeout_s
         client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
         try:
