@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
-from regdb.lifetime import child_env, die_with_parent, port_taken
+from regdb.lifetime import die_with_parent, port_taken
 from regdb.settings import Settings, SettingsError
+from regdb.supervise import Supervisor
 
 log = logging.getLogger("regdb")
-
-CHILD_ROLES = ("worker", "scheduler")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -34,7 +31,7 @@ def _need_redis(settings: Settings, role: str) -> None:
         )
 
 
-def _run_api(settings: Settings) -> None:
+def _run_api(settings: Settings, *, reuse_port: bool = False) -> None:
     import uvloop
     from aiohttp import web
 
@@ -48,6 +45,7 @@ def _run_api(settings: Settings) -> None:
             port=settings.port,
             print=lambda msg: log.info("%s", msg.strip()),
             access_log=None,
+            reuse_port=reuse_port or None,
         )
     except OSError as exc:  # the port was taken between the check and the bind
         sys.exit(f"regdb: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
@@ -63,16 +61,34 @@ def _check_port(settings: Settings, role: str) -> None:
         )
 
 
+def _api_children(settings: Settings, processes: int) -> dict[str, list[str]]:
+    """N API processes sharing one port (SO_REUSEPORT: the kernel spreads connections)."""
+    args = ["api", "--reuse-port", "--host", settings.host, "--port", str(settings.port)]
+    return {f"api-{i + 1}": args for i in range(processes)}
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Only the HTTP API (production: one process per Procfile line)."""
     _need_redis(settings, "api")
+    if args.reuse_port:  # a child of `api --processes N` or `serve --processes N`
+        _run_api(settings, reuse_port=True)
+        return
     _check_port(settings, "api")
-    _run_api(settings)
+    if args.processes == 1:
+        _run_api(settings)
+        return
+    log.info("starting %d API processes on %s:%d", args.processes, settings.host, settings.port)
+    sys.exit(Supervisor(os.environ, _api_children(settings, args.processes)).run_until_signalled())
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     """An RQ worker that runs probe and alert-delivery jobs."""
     _need_redis(settings, "worker")
+    if args.processes > 1:
+        role = ["worker", "--burst"] if args.burst else ["worker"]
+        children = {f"worker-{i + 1}": role for i in range(args.processes)}
+        supervisor = Supervisor(os.environ, children, restart=not args.burst)
+        sys.exit(supervisor.run_until_signalled())
     from worker.main import run
 
     run(settings, burst=args.burst)
@@ -105,48 +121,6 @@ def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(code)
 
 
-class Children:
-    """The worker and scheduler child processes of `regdb serve`, restarted if they die."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = child_env(env)  # they die with us, even on SIGKILL
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-
-    def _spawn(self, role: str) -> None:
-        # Own session: a Ctrl-C in the terminal reaches only `serve`, which stops them in order.
-        self.procs[role] = subprocess.Popen(
-            [sys.executable, "-m", "regdb.cli", role], env=self.env, start_new_session=True
-        )
-
-    def start(self) -> None:
-        for role in CHILD_ROLES:
-            self._spawn(role)
-        threading.Thread(target=self._watch, daemon=True, name="children").start()
-
-    def _watch(self) -> None:
-        while not self.stopping.wait(1.0):
-            with self._lock:
-                for role, proc in list(self.procs.items()):
-                    if proc.poll() is not None and not self.stopping.is_set():
-                        log.warning("%s exited with %s; restarting it", role, proc.returncode)
-                        self._spawn(role)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        with self._lock:
-            for proc in self.procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in self.procs.values():
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Everything in one process tree: embedded Redis (unless REDIS_URL), API, worker, scheduler."""
     _check_port(settings, "serve")
@@ -163,15 +137,33 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.resolve(),
         )
     assert settings.redis_url is not None
-    children = Children(dict(os.environ, REDIS_URL=settings.redis_url))
+    roles: dict[str, list[str]] = {f"worker-{i + 1}": ["worker"] for i in range(args.workers)}
+    roles["scheduler"] = ["scheduler"]
+    if args.processes > 1:
+        roles.update(_api_children(settings, args.processes))
+    children = Supervisor(dict(os.environ, REDIS_URL=settings.redis_url), roles)
     try:
-        children.start()
-        _run_api(settings)
+        if args.processes > 1:
+            children.run_until_signalled()
+        else:
+            children.start()
+            _run_api(settings)
     finally:
         children.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
+
+
+def _count(text: str) -> int:
+    """A process count for argparse: 1 to 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,13 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=(func.__doc__ or "").strip())
         p.add_argument("--host", help="bind address (default 127.0.0.1, env HOST)")
         p.add_argument("--port", type=int, help="port (default 8000, env PORT)")
+        p.add_argument(
+            "--processes",
+            type=_count,
+            default=1,
+            help="API processes sharing the port (default 1; one per core is a good start)",
+        )
         if name == "serve":
             p.add_argument(
                 "--data-dir", type=Path, help="embedded Redis data directory (default ./data)"
             )
+            p.add_argument("--workers", type=_count, default=1, help="RQ worker processes")
+        else:
+            p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
         p.set_defaults(func=func)
     p = sub.add_parser("worker", help=(cmd_worker.__doc__ or "").strip())
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--processes", type=_count, default=1, help="worker processes (default 1)")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("scheduler", help=(cmd_scheduler.__doc__ or "").strip())
     p.set_defaults(func=cmd_scheduler)

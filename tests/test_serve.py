@@ -42,6 +42,7 @@ class Serve:
         self.data_dir = data_dir
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -54,6 +55,7 @@ class Serve:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.extra,
             ],
             env=self.env,
         )

@@ -170,3 +170,25 @@ def test_data_dir_is_private(serve: Serve) -> None:  # noqa: F811
         assert serve.stop() == 0
     finally:
         os.umask(old)
+
+
+def test_serve_with_two_api_processes(serve: Serve) -> None:  # noqa: F811
+    from tests.test_processes import _listeners
+
+    serve.extra = ["--processes", "2", "--workers", "2"]
+    serve.start()
+    assert serve.proc is not None
+    assert _listeners(serve.port) == 2
+    # redis-server, two workers, the scheduler and two API processes
+    assert len(_children_of(serve.proc.pid)) == 6
+    status, body = _call(
+        serve.port,
+        "POST",
+        "/container_registry",
+        {**SEED_ENTRY, "container_registry_public_url": f"http://127.0.0.1:{free_port()}"},
+    )
+    assert status == 201, body
+    for _ in range(20):  # any process answers for any entry
+        assert _call(serve.port, "GET", f"/container_registry/{body['data']['id']}")[0] == 200
+    assert serve.stop() == 0
+    assert _listeners(serve.port) == 0
