@@ -70,10 +70,14 @@ class Supervisor:
 
     def run_until_signalled(self) -> int:
         """Start, then block until SIGINT/SIGTERM (or, without restart, until all exited);
-        stop the children and return the worst exit code."""
+        stop the children. Returns 0 when stopped by a signal (a child caught starting up
+        by our SIGTERM may exit non-zero: that is no failure), else the worst exit code."""
         import signal
 
+        signalled = threading.Event()
+
         def handle(signum: int, frame: object) -> None:
+            signalled.set()
             self.stopping.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,6 +86,8 @@ class Supervisor:
         while not self.stopping.wait(RESTART_CHECK_S):
             pass
         self.stop()
+        if signalled.is_set():
+            return 0
         return max((abs(p.returncode or 0) for p in self.procs.values()), default=0)
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -173,12 +173,12 @@ def test_data_dir_is_private(serve: Serve) -> None:  # noqa: F811
 
 
 def test_serve_with_two_api_processes(serve: Serve) -> None:  # noqa: F811
-    from tests.test_processes import _listeners
+    from tests.test_processes import _listeners, _wait
 
     serve.extra = ["--processes", "2", "--workers", "2"]
     serve.start()
     assert serve.proc is not None
-    assert _listeners(serve.port) == 2
+    _wait(lambda: _listeners(serve.port) == 2, 30, "both API processes to listen")
     # redis-server, two workers, the scheduler and two API processes
     assert len(_children_of(serve.proc.pid)) == 6
     status, body = _call(
