@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
@@ -102,22 +104,48 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> None:
     run(settings)
 
 
+@contextmanager
+def _admin_redis(settings: Settings, role: str) -> Iterator[Settings]:
+    """Settings with a Redis to work on: REDIS_URL, else the embedded data dir (refused with
+    one line while `regdb serve` holds it: its socket is the way in then)."""
+    if settings.redis_url is not None:
+        yield settings
+        return
+    try:
+        embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
+        url = embedded.start()
+    except EmbeddedRedisError as exc:
+        sys.exit(f"regdb {role}: {exc}")
+    try:
+        yield settings.replace(redis_url=url)
+    finally:
+        embedded.stop()
+
+
 def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
     """Check (and with --repair, rebuild) the index sets against the entries."""
     from regdb.fsck import main as fsck_main
 
-    embedded = None
-    if settings.redis_url is None:
-        try:
-            embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
-            settings = settings.replace(redis_url=embedded.start())
-        except EmbeddedRedisError as exc:
-            sys.exit(f"regdb fsck: {exc}")
-    try:
-        code = fsck_main(settings, repair=args.repair)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with _admin_redis(settings, "fsck") as ready:
+        code = fsck_main(ready, repair=args.repair)
+    sys.exit(code)
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
+    """Write the whole catalog (entries, hooks) as NDJSON to stdout or --output."""
+    from regdb.transfer.cli import export_main
+
+    with _admin_redis(settings, "export") as ready:
+        code = export_main(ready, output=args.output, with_secrets=not args.without_secrets)
+    sys.exit(code)
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
+    """Restore a `regdb export` file, or the old MongoDB service's mongoexport output."""
+    from regdb.transfer.cli import import_main
+
+    with _admin_redis(settings, "import") as ready:
+        code = import_main(ready, args.file, dry_run=args.dry_run)
     sys.exit(code)
 
 
@@ -194,10 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("scheduler", help=(cmd_scheduler.__doc__ or "").strip())
     p.set_defaults(func=cmd_scheduler)
-    p = sub.add_parser("fsck", help=(cmd_fsck.__doc__ or "").strip())
+    admin = "Admin tool: talks to Redis directly (REDIS_URL, or --data-dir when unset)."
+    p = sub.add_parser("fsck", help=(cmd_fsck.__doc__ or "").strip(), description=admin)
     p.add_argument("--repair", action="store_true", help="rebuild the indexes from the entries")
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_fsck)
+    p = sub.add_parser("export", help=(cmd_export.__doc__ or "").strip(), description=admin)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    p.add_argument("--without-secrets", action="store_true", help='write credentials as "***"')
+    p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help=(cmd_import.__doc__ or "").strip(), description=admin)
+    p.add_argument("file", help="NDJSON or JSON array file, or - for stdin")
+    p.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
+    p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
+    p.set_defaults(func=cmd_import)
     return parser
 
 

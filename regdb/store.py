@@ -102,14 +102,19 @@ class EntryStore:
         async with storage_errors():
             await self.redis.ping()
 
-    async def create(self, data: Any) -> tuple[dict[str, Any], str]:
+    async def create(
+        self, data: Any, *, created_at: str | None = None, updated_at: str | None = None
+    ) -> tuple[dict[str, Any], str]:
         """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
 
-        Returns (entry, rev).
+        `created_at`/`updated_at` (RFC 3339 as regdb writes them) keep the times of a restored
+        entry (`regdb import`); clients never set them. Returns (entry, rev).
         """
         moment = datetime.now(UTC)
+        if created_at is not None:
+            moment = datetime.fromisoformat(created_at).astimezone(UTC)
         now = rfc3339(moment)
-        entry = validate_entry(data, created_at=now, updated_at=now)
+        entry = validate_entry(data, created_at=now, updated_at=updated_at or now)
         rev = uuid.uuid4().hex[:16]
         # A new entry is unknown to the monitor: it sits in that health.status index set.
         add = [*self._index_keys(entry_terms(entry)), self.keys.health_status_index("unknown")]

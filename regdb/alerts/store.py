@@ -72,6 +72,17 @@ class HookStore:
         log.info("alert hook %s created", hook["id"])
         return hook
 
+    async def restore(self, hook: dict[str, Any]) -> None:
+        """Store a hook as exported (its id and times kept), replacing one with that id.
+
+        The caller validated it (validate_hook) and chose its secret."""
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook))
+            pipe.sadd(self.keys.hooks, hook["id"])
+            await pipe.execute()
+        log.info("alert hook %s restored", hook["id"])
+
     async def get(self, hook_id: str) -> dict[str, Any]:
         """The stored hook (secret included); NotFound when there is none."""
         if not is_hook_id(hook_id):
