@@ -177,12 +177,12 @@ async def test_mongoexport_file_dry_run_then_import(
         await (
             await client.get(f"/container_registry/{SEED_ENTRY['container_registry_id']}")
         ).json()
-    )["data"]  # noqa: E501
+    )["data"]
     assert seed["container_registry_tags"] == ["ai", "training", "internal", "fast-pull"]
     assert seed["container_registry_storage_info"]["memory_size"] == 8192
     by_oid = (await (await client.get("/container_registry/65a1b2c3d4e5f60718293a4c")).json())[
         "data"
-    ]  # noqa: E501
+    ]
     assert by_oid["created_at"] == "2024-01-12T10:00:00.000000Z"
     assert by_oid["container_registry_metadata"]["mongo_id"] == "65a1b2c3d4e5f60718293a4c"
     again = await _import(settings, data)
@@ -192,7 +192,7 @@ async def test_mongoexport_file_dry_run_then_import(
 
 def _cli(
     settings: Settings, *args: str, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:  # noqa: E501
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "REDIS_URL": str(settings.redis_url), "REGDB_PREFIX": settings.prefix}
     return subprocess.run(
         [sys.executable, "-m", "regdb.cli", *args],

@@ -10,6 +10,7 @@ secrets) keeps the stored secret of an existing entry and is dropped from a new 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,10 +83,8 @@ class Importer:
         entry_id = doc.get(ID_FIELD)
         old: dict[str, Any] | None = None
         if isinstance(entry_id, str) and is_valid_id(entry_id):
-            try:
+            with contextlib.suppress(NotFound):
                 old, _ = await self.store.get(entry_id)
-            except NotFound:
-                pass
         if old is None:
             stamp = record.stamps.get("created_at") or now_rfc3339()
             unmasked = drop_masks_in_config(doc)
