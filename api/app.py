@@ -17,6 +17,7 @@ from regdb.keys import Keys
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
 from regdb.queueing import LazyQueue
+from regdb.redis_address import is_sentinel
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -31,14 +32,19 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         keys = Keys(settings.prefix)
         app[REDIS_KEY] = client
         assert settings.redis_url is not None
-        fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        # The multiplexed read connection speaks to one address; behind Sentinel reads go
+        # through redis-py, which follows the primary.
+        fast = None
+        if not is_sentinel(settings.redis_url):
+            fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
         app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueue(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         yield
         await asyncio.to_thread(queue.close)
-        fast.close()
+        if fast is not None:
+            fast.close()
         if redis is None:
             await client.aclose()
 

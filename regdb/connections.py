@@ -1,24 +1,64 @@
-"""Redis connections: one place that decides timeouts, retries and decoding."""
+"""Redis connections: one place that decides timeouts, retries, decoding and how the primary
+is found (a URL, or Sentinel: see redis_address.py).
+
+Behind Sentinel, a connection asks the Sentinels for the primary when it (re)connects; a reply
+of READONLY (the primary it was talking to has been demoted) drops the connection and the one
+quick retry below reaches the new primary, so a write is applied there or not at all: a
+replica refuses a write before doing anything, and every regdb write is one Lua call.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import redis.asyncio as aredis
+import redis.asyncio.sentinel as asentinel
+import redis.sentinel as sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from regdb.redis_address import SentinelAddress, is_sentinel, parse_sentinel
 from regdb.settings import Settings
 
 
-def _common(settings: Settings) -> dict[str, object]:
+def _common(settings: Settings) -> dict[str, Any]:
     return {
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": min(settings.redis_timeout_s, 1.0),
-        # One quick retry covers a connection the server closed; a dead server still fails fast.
+        # One quick retry covers a connection the server closed (or a primary that was
+        # demoted, behind Sentinel); a dead server still fails fast.
         "retry": Retry(NoBackoff(), 1),
         "retry_on_timeout": False,
         "health_check_interval": 30,
     }
+
+
+def _sentinel_kwargs(settings: Settings, addr: SentinelAddress) -> dict[str, Any]:
+    """Connection options for the Sentinels themselves."""
+    out: dict[str, Any] = {
+        "socket_timeout": min(settings.redis_timeout_s, 1.0),
+        "socket_connect_timeout": min(settings.redis_timeout_s, 1.0),
+    }
+    if addr.sentinel_password is not None:
+        out["password"] = addr.sentinel_password
+    if addr.sentinel_username is not None:
+        out["username"] = addr.sentinel_username
+    if addr.sentinel_ssl:
+        out["ssl"] = True
+    return out
+
+
+def _primary_kwargs(settings: Settings, addr: SentinelAddress) -> dict[str, Any]:
+    """Connection options for the primary Sentinel names."""
+    out = {**_common(settings), "db": addr.db}
+    if addr.password is not None:
+        out["password"] = addr.password
+    if addr.username is not None:
+        out["username"] = addr.username
+    if addr.ssl:
+        out["ssl"] = True
+    return out
 
 
 def async_redis(settings: Settings) -> aredis.Redis:
@@ -28,6 +68,18 @@ def async_redis(settings: Settings) -> aredis.Redis:
     timeout) instead of failing at once, so a burst of clients queues rather than gets 503s.
     """
     assert settings.redis_url is not None, "REDIS_URL must be resolved before connecting"
+    if is_sentinel(settings.redis_url):
+        addr = parse_sentinel(settings.redis_url)
+        manager = asentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(addr.sentinels), sentinel_kwargs=_sentinel_kwargs(settings, addr)
+        )
+        client: aredis.Redis = manager.master_for(
+            addr.primary,
+            redis_class=aredis.Redis,
+            max_connections=settings.redis_max_connections,
+            **_primary_kwargs(settings, addr),
+        )
+        return client
     pool = aredis.BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
@@ -40,4 +92,13 @@ def async_redis(settings: Settings) -> aredis.Redis:
 def sync_redis(settings: Settings) -> redis.Redis:
     """Client for the worker, the scheduler and command-line tools (RQ is synchronous)."""
     assert settings.redis_url is not None, "REDIS_URL must be resolved before connecting"
+    if is_sentinel(settings.redis_url):
+        addr = parse_sentinel(settings.redis_url)
+        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(addr.sentinels), sentinel_kwargs=_sentinel_kwargs(settings, addr)
+        )
+        client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]
+            addr.primary, redis_class=redis.Redis, **_primary_kwargs(settings, addr)
+        )
+        return client
     return redis.Redis.from_url(settings.redis_url, **_common(settings))

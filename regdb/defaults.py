@@ -48,3 +48,6 @@ REFRESH_WAIT_S = 5.0
 """How long ?refresh=true waits for the probe before answering 202."""
 QUEUE_NAME = "regdb-health"
 """Name of the RQ queue probes and alert deliveries go through."""
+
+SENTINEL_MASTER = "mymaster"
+"""Sentinel's name of the primary, when REDIS_SENTINELS comes without REDIS_SENTINEL_MASTER."""

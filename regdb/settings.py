@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from regdb import defaults
+from regdb.redis_address import AddressError, check_url, sentinel_url
 
 
 class SettingsError(ValueError):
@@ -91,13 +92,23 @@ class Settings:
             refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
         )
-        if s.redis_url is not None and not s.redis_url.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            raise SettingsError(
-                "REDIS_URL must start with redis://, rediss:// or unix:// "
-                f"(got a value starting with {s.redis_url.split(':', 1)[0]!r})"
-            )
+        sentinels = e.get("REDIS_SENTINELS") or None
+        try:
+            if sentinels is not None:
+                if s.redis_url is not None:
+                    raise AddressError("set REDIS_URL or REDIS_SENTINELS, not both")
+                s = s.replace(
+                    redis_url=sentinel_url(
+                        sentinels,
+                        _str(e, "REDIS_SENTINEL_MASTER", defaults.SENTINEL_MASTER),
+                        password=e.get("REDIS_PASSWORD") or None,
+                        sentinel_password=e.get("REDIS_SENTINEL_PASSWORD") or None,
+                    )
+                )
+            if s.redis_url is not None:
+                check_url(s.redis_url)
+        except AddressError as exc:
+            raise SettingsError(str(exc)) from None
         return s
 
     def replace(self, **changes: object) -> Settings:
