@@ -75,6 +75,7 @@ __all__ = [
     "embedded_ipv4",
     "literal_verdict",
     "parse_ip",
+    "url_refusal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,16 @@ class ProbePolicy:
             allow_private=settings.probe_allow_private,
             allow_loopback=settings.probe_allow_loopback,
             allow_link_local=settings.probe_allow_link_local,
+        )
+
+    @classmethod
+    def for_hooks(cls, settings: Settings) -> ProbePolicy:
+        """Where alert hooks may be delivered (HOOK_ALLOW_* settings, independent of probes;
+        never link-local)."""
+        return cls(
+            allow_private=settings.hook_allow_private,
+            allow_loopback=settings.hook_allow_loopback,
+            allow_link_local=False,
         )
 
     def check_addresses(self, addrs: Iterable[str | IPAddress]) -> str | None:
@@ -218,6 +229,24 @@ def literal_verdict(policy: ProbePolicy, host: str) -> tuple[bool, str | None]:
     if literal is None:
         return False, None
     return True, check_addresses([literal], policy)
+
+
+async def url_refusal(
+    host: str, policy: ProbePolicy, resolver: PolicyResolver | None = None
+) -> str | None:
+    """The policy's reason to refuse connecting to `host` now, or None (also when the name
+    does not resolve: it is judged again at connect time). For checks at the edge, such as an
+    alert hook's URL when it is saved."""
+    is_literal, reason = literal_verdict(policy, host)
+    if is_literal:
+        return reason
+    try:
+        await (resolver or PolicyResolver(policy, ttl=0)).resolve(host, 0)
+    except TargetRefused as exc:
+        return exc.reason
+    except OSError:
+        return None
+    return None
 
 
 class TargetRefused(OSError):
