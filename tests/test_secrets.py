@@ -11,6 +11,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from regdb.fsck import apply_repair, check
+from regdb.keys import Keys
 from regdb.secrets import MASK, is_secret_key, keep_masked_secrets, redact_config
 from tests.conftest import SEED_ENTRY
 
@@ -219,3 +221,30 @@ async def test_api_masks_new_names_and_filters_cannot_probe(
     listed = await client.post("/container_registries", json={})
     for value in values:
         assert value not in await listed.text()
+
+
+async def test_fsck_finds_and_repairs_entries_redacted_by_an_older_rule(
+    client: Client, sync_r: redis.Redis
+) -> None:
+    """An entry written before the rule knew `api_key` holds it in its public field: fsck says
+    so, and --repair stores it redacted (the prober keeps the value in the secret field)."""
+    rid = "old-rule"
+    e = copy.deepcopy(SEED_ENTRY)
+    e["container_registry_id"] = rid
+    e["container_registry_config"] = {"region": "eu"}
+    assert (await client.post("/container_registry", json=e)).status == 201
+    key = f"regdb-test:e:{rid}"
+    sync_r.hset(key, "container_registry_config", json.dumps({"region": "eu", "api_key": "leak"}))
+    assert "leak" in await (await client.get(f"/container_registry/{rid}")).text()
+    keys = Keys("regdb-test:")
+    report = check(sync_r, keys)
+    assert report.unredacted == [rid] and not report.ok
+    apply_repair(sync_r, keys, report)
+    got = await client.get(f"/container_registry/{rid}")
+    assert (await got.json())["data"]["container_registry_config"] == {
+        "region": "eu",
+        "api_key": MASK,
+    }
+    stored = sync_r.hget(key, "_secret_config")
+    assert isinstance(stored, bytes) and b"leak" in stored
+    assert check(sync_r, keys).ok
