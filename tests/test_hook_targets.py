@@ -67,6 +67,11 @@ async def post_hook(client: Client, url: str) -> tuple[int, dict[str, Any]]:
         ("http://0.0.0.0:8000/", "unspecified"),
         ("http://224.0.0.1/", "multicast"),
         ("http://192.0.2.1/", "reserved"),
+        # other spellings of the metadata address, resolved the way the connector would
+        ("http://2852039166/", "cloud metadata"),
+        ("http://0xa9fea9fe/", "cloud metadata"),
+        ("http://0251.0376.0251.0376/", "cloud metadata"),
+        ("http://169.254.169.254./", "cloud metadata"),
     ],
 )
 async def test_hook_on_a_denied_address_is_refused_at_creation(

@@ -209,3 +209,23 @@ async def test_control_redirect_to_another_origin_is_followed_without_credential
     assert result["status"] == "healthy"
     assert len(catcher.seen) >= 1  # the hop was reached ...
     assert authorizations(catcher) == []  # ... but never with the registry's credentials
+
+
+@pytest.mark.parametrize("host", ["2852039166", "0xa9fea9fe", "0251.0376.0251.0376"])
+async def test_numeric_spellings_of_the_metadata_address_are_refused(
+    catcher: ThreadedServer, connects: list[str], host: str
+) -> None:
+    """Not IP literals to a parser, but the system resolver turns them into 169.254.169.254:
+    the policy judges what they resolve to, as a realm and as a redirect."""
+    for reg in (
+        registry(realm=f"http://{host}:{catcher.port}/token"),
+        registry(redirect=f"http://{host}:{catcher.port}/v2/"),
+    ):
+        try:
+            result = await probe(reg.url)
+        finally:
+            reg.stop()
+        error = result["error"] if result["reason"] == "refused" else result["auth"]["error"]
+        assert "cloud metadata" in error, result
+    assert set(connects) == {"127.0.0.1"}
+    assert catcher.seen == []

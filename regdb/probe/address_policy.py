@@ -237,7 +237,8 @@ async def url_refusal(
     """The policy's reason to refuse connecting to `host` now, or None (also when the name
     does not resolve: it is judged again at connect time). For checks at the edge, such as an
     alert hook's URL when it is saved."""
-    is_literal, reason = literal_verdict(policy, host)
+    # "169.254.169.254." is no name: the trailing dot must not hide an address literal
+    is_literal, reason = literal_verdict(policy, host.rstrip(".") or host)
     if is_literal:
         return reason
     try:
