@@ -162,7 +162,7 @@ def attacker() -> Iterator[ThreadedServer]:
         )
 
     app = web.Application()
-    app.router.add_get("/v2/", v2)
+    app.router.add_get("/{tail:.*}", v2)  # any path: the URL may carry a prefix
     server = ThreadedServer(app).start()
     yield server
     server.stop()
@@ -231,7 +231,8 @@ def test_moving_the_url_to_an_attacker_does_not_send_the_stored_password(
     assert b"_secret_config" not in stored
     assert not any(BASIC_PASSWORD.encode() in v for v in stored.values())
     refresh(base, settings, sync_r, "victim")
-    assert attacker.seen, "the probe did reach the new URL"
+    assert attacker.seen, "the probe reached the new URL"
+    assert {r.path for r in attacker.seen} == {"/v2-mirror/v2/"}
     assert all("Authorization" not in r.headers for r in attacker.seen)
 
     # control: an update that supplies credentials with the new URL sends them there
