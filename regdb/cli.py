@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
@@ -129,6 +130,17 @@ class Children:
                     proc.wait()
 
 
+def child_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of `serve`'s children: its Redis, and the defaults it resolved from the
+    absence of REDIS_URL (hooks may reach loopback), which a child seeing REDIS_URL would not."""
+    assert settings.redis_url is not None
+    return dict(
+        env,
+        REDIS_URL=settings.redis_url,
+        HOOK_ALLOW_LOOPBACK="true" if settings.hook_allow_loopback else "false",
+    )
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Everything in one process tree: embedded Redis (unless REDIS_URL), API, worker, scheduler."""
     embedded = None
@@ -144,7 +156,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.resolve(),
         )
     assert settings.redis_url is not None
-    children = Children(dict(os.environ, REDIS_URL=settings.redis_url))
+    children = Children(child_env(settings, os.environ))
     try:
         children.start()
         _run_api(settings)
