@@ -276,7 +276,9 @@ def setup_hook_routes(app: web.Application) -> None:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS_KEY]
         app[HOOKS_KEY] = HookService(
-            HookStore(app[REDIS_KEY], Keys(settings.prefix)), settings, app[QUEUE_KEY]
+            HookStore(app[REDIS_KEY], Keys(settings.prefix), policy=policy_of(settings)),
+            settings,
+            app[QUEUE_KEY],
         )
         yield
 

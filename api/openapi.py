@@ -160,6 +160,13 @@ def openapi_spec() -> dict[str, Any]:
                                 "properties": {
                                     "message": {"const": "Container registry updated"},
                                     "container_registry": entry_ref,
+                                    "credentials_dropped": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "description": "Paths of stored secrets dropped because "
+                                        "the URL moved to another origin (absent when none)",
+                                    },
+                                    "warnings": {"type": "array", "items": {"type": "string"}},
                                 },
                             }
                         ),

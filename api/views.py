@@ -8,7 +8,7 @@ from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.parsing import if_match, query_options, read_json
 from api.responses import ok, ok_raw
 from regdb.codec import etag
-from regdb.secrets import redact_entry
+from regdb.secrets import origin_change_notice, redact_entry
 
 
 async def create_registry(request: web.Request) -> web.Response:
@@ -44,10 +44,8 @@ async def update_registry(request: web.Request) -> web.Response:
             for f in ("container_registry_public_url", "container_registry_config")
         )
         await request.app[HEALTH_KEY].entry_changed(entry_id, url_or_auth_changed=probe_now)
-    return ok(
-        {"message": "Container registry updated", "container_registry": redact_entry(entry)},
-        headers={"ETag": etag(rev)},
-    )
+    data = {"message": "Container registry updated", "container_registry": redact_entry(entry)}
+    return ok({**data, **origin_change_notice(before, entry)}, headers={"ETag": etag(rev)})
 
 
 async def delete_registry(request: web.Request) -> web.Response:

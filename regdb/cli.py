@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -149,6 +149,17 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(code)
 
 
+def serve_child_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of `serve`'s children: its Redis, and the defaults it resolved from the
+    absence of REDIS_URL (hooks may reach loopback), which a child seeing REDIS_URL would not."""
+    assert settings.redis_url is not None
+    return dict(
+        env,
+        REDIS_URL=settings.redis_url,
+        HOOK_ALLOW_LOOPBACK="true" if settings.hook_allow_loopback else "false",
+    )
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Everything in one process tree: embedded Redis (unless REDIS_URL), API, worker, scheduler."""
     _check_port(settings, "serve")
@@ -169,7 +180,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     roles["scheduler"] = ["scheduler"]
     if args.processes > 1:
         roles.update(_api_children(settings, args.processes))
-    children = Supervisor(dict(os.environ, REDIS_URL=settings.redis_url), roles)
+    children = Supervisor(serve_child_env(settings, os.environ), roles)
     try:
         if args.processes > 1:
             children.run_until_signalled()

@@ -2,6 +2,10 @@
 
 Checking reads everything; `--repair` adds missing memberships and removes stray ones. Repair is
 meant for a quiet store (it does not stop concurrent writers).
+
+It also finds entries whose stored public config is not what today's redaction rule makes of it
+(written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
+again, redacted, with the full config in the secret field.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from dataclasses import dataclass, field
 import redis
 
 from regdb import jsonutil
-from regdb.codec import decode_entry
+from regdb.codec import SECRET_CONFIG_FIELD, decode_entry
 from regdb.connections import sync_redis
 from regdb.keys import Keys
 from regdb.query.terms import entry_terms
+from regdb.secrets import CONFIG_FIELD, redact_config
 from regdb.settings import Settings
 from regdb.store import created_score
 
@@ -33,11 +38,18 @@ class Report:
     ids_missing: list[str] = field(default_factory=list)
     ids_stray: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unredacted: list[str] = field(default_factory=list)
+    """Ids whose stored public config is not redacted by the current rule."""
 
     @property
     def ok(self) -> bool:
         return not (
-            self.missing or self.stray or self.ids_missing or self.ids_stray or self.unreadable
+            self.missing
+            or self.stray
+            or self.ids_missing
+            or self.ids_stray
+            or self.unreadable
+            or self.unredacted
         )
 
 
@@ -50,6 +62,29 @@ def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
     except (ValueError, AttributeError):
         return "unknown"
     return status if isinstance(status, str) else "unknown"
+
+
+def _public_config(r: redis.Redis, key: str) -> object:
+    raw = r.hget(key, CONFIG_FIELD)
+    return None if raw is None else jsonutil.loads(raw)
+
+
+def _redact_again(r: redis.Redis, key: str) -> None:
+    """Store an entry's config as the current rule redacts it; atomic against a writer."""
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch(key)  # type: ignore[no-untyped-call]
+        found = decode_entry(pipe.hgetall(key))
+        if found is None or CONFIG_FIELD not in found[0]:
+            return
+        config = found[0][CONFIG_FIELD]
+        public = redact_config(config)
+        pipe.multi()
+        pipe.hset(key, CONFIG_FIELD, jsonutil.dumps(public))
+        if public != config:
+            pipe.hset(key, SECRET_CONFIG_FIELD, jsonutil.dumps(config))
+        else:
+            pipe.hdel(key, SECRET_CONFIG_FIELD)
+        pipe.execute()
 
 
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
@@ -69,6 +104,8 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
             continue
         entry = found[0]
         report.entries += 1
+        if _public_config(r, key) != redact_config(entry.get(CONFIG_FIELD)):
+            report.unredacted.append(entry_id)
         created[entry_id] = created_score(entry["created_at"])
         for path, enc in entry_terms(entry):
             expected[keys.index(path, enc)].add(entry_id)
@@ -107,6 +144,8 @@ def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
 
             pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw))})
     pipe.execute()
+    for entry_id in report.unredacted:
+        _redact_again(r, keys.entry(entry_id))
 
 
 def main(settings: Settings, *, repair: bool = False) -> int:
@@ -121,7 +160,7 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"entries: {report.entries}  index sets: {report.index_keys}  "
         f"missing: {len(report.missing)}  stray: {len(report.stray)}  "
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
-        f"unreadable: {len(report.unreadable)}"
+        f"unreadable: {len(report.unreadable)}  unredacted: {len(report.unredacted)}"
     )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")

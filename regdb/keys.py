@@ -93,3 +93,24 @@ class Keys:
 
     def hook_deliveries(self, hook_id: str) -> str:
         return f"{self.prefix}hookdeliv:{hook_id}"
+
+    def token(self, token_id: str) -> str:
+        """Hash: one API token's record (id, owner, scopes, dates, digest); never the token."""
+        return f"{self.prefix}tok:{token_id}"
+
+    def token_digest(self, digest: str) -> str:
+        """String: the id of the token whose HMAC-SHA256 digest is `digest` (the lookup)."""
+        return f"{self.prefix}tokd:{digest}"
+
+    @property
+    def tokens(self) -> str:
+        """Set: every token id."""
+        return f"{self.prefix}toks"
+
+    def owner_tokens(self, owner: str) -> str:
+        """Set: the ids of one owner's tokens."""
+        return f"{self.prefix}toko:{owner}"
+
+    def token_used(self, token_id: str) -> str:
+        """String with a TTL: present while `last_used_at` is fresh (at most one write a minute)."""
+        return f"{self.prefix}toku:{token_id}"

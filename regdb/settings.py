@@ -46,6 +46,10 @@ class Settings:
     probe_allow_private: bool = True
     probe_allow_loopback: bool = True
     probe_allow_link_local: bool = False
+    hook_allow_private: bool = True
+    hook_allow_loopback: bool = True
+    """Alert hooks may target loopback; from the environment, true only with the embedded Redis
+    (`regdb serve`, one machine): with REDIS_URL set, loopback is the host regdb runs on."""
     history_keep: int = defaults.HISTORY_KEEP
     tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
     refresh_wait_s: float = defaults.REFRESH_WAIT_S
@@ -85,6 +89,8 @@ class Settings:
             probe_allow_private=_bool(e, "PROBE_ALLOW_PRIVATE", True),
             probe_allow_loopback=_bool(e, "PROBE_ALLOW_LOOPBACK", True),
             probe_allow_link_local=_bool(e, "PROBE_ALLOW_LINK_LOCAL", False),
+            hook_allow_private=_bool(e, "HOOK_ALLOW_PRIVATE", True),
+            hook_allow_loopback=_bool(e, "HOOK_ALLOW_LOOPBACK", not e.get("REDIS_URL")),
             history_keep=_int(e, "HISTORY_KEEP", defaults.HISTORY_KEEP, 1, defaults.HISTORY_MAX),
             tls_expiry_warn_days=_int(
                 e, "TLS_EXPIRY_WARN_DAYS", defaults.TLS_EXPIRY_WARN_DAYS, 0, 3650

@@ -29,8 +29,7 @@ from regdb.keys import ENTRY_REV_FIELD, Keys
 from regdb.lua import READ_PUBLIC, WRITE_ENTRY
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
-from regdb.secrets import keep_masked_secrets
-from regdb.update import apply_update, normalise_update
+from regdb.update import apply_update, credentials_follow_origin, normalise_update
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +208,9 @@ class EntryStore:
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
                 old, old_rev = await self._current(entry_id, if_match)
-                candidate = apply_update(old, ops)
+                # "***" keeps a stored secret, unless the URL moved to another origin
+                candidate = credentials_follow_origin(old, apply_update(old, ops), ops)
                 data = {k: v for k, v in candidate.items() if k not in ("created_at", "updated_at")}
-                if "container_registry_config" in data:
-                    data["container_registry_config"] = keep_masked_secrets(
-                        data["container_registry_config"], old.get("container_registry_config")
-                    )
                 new = validate_entry(
                     data, created_at=old["created_at"], updated_at=old["updated_at"]
                 )

@@ -15,6 +15,14 @@ from typing import Any
 
 from regdb.errors import InvalidInput
 from regdb.model import ID_FIELD, READ_ONLY_FIELDS
+from regdb.secrets import (
+    CONFIG_FIELD,
+    URL_FIELD,
+    keep_masked_secrets,
+    redact_entry,
+    same_origin,
+    strip_masked,
+)
 
 OPERATORS = ("$set", "$unset", "$addToSet", "$pull")
 MAX_PATHS = 256
@@ -96,6 +104,27 @@ def apply_update(entry: dict[str, Any], ops: dict[str, dict[str, Any]]) -> dict[
         drop = _pull_values(spec, path)
         _walk(doc, path, functools.partial(_pull, drop=drop, path=path), create=False)
     return doc
+
+
+def credentials_follow_origin(
+    old: dict[str, Any], candidate: dict[str, Any], ops: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The candidate entry with its credentials decided: kept or dropped by the URL's origin.
+
+    `candidate` is ``apply_update(old, ops)``. While the origin of the public URL stays, a
+    secret sent back as ``"***"`` keeps its stored value. When the origin (scheme, host, port)
+    changes, the only secrets left are those the update itself supplies: it is replayed on the
+    redacted entry, where every stored secret is ``"***"``, and what is still ``"***"`` goes.
+    """
+    if CONFIG_FIELD not in candidate:
+        return candidate
+    out = dict(candidate)
+    if same_origin(old.get(URL_FIELD), candidate.get(URL_FIELD)):
+        out[CONFIG_FIELD] = keep_masked_secrets(candidate[CONFIG_FIELD], old.get(CONFIG_FIELD))
+        return out
+    supplied = apply_update(redact_entry(old), ops).get(CONFIG_FIELD)
+    out[CONFIG_FIELD] = strip_masked(supplied)
+    return out
 
 
 def _walk(

@@ -313,8 +313,12 @@ def test_send_errors_are_short_and_safe(receiver: Receiver) -> None:
 
 
 def test_policy_from_settings(settings: Settings) -> None:
-    p = policy_of(settings.replace(probe_allow_loopback=False))
+    """Hooks follow HOOK_ALLOW_*, not the probes' PROBE_ALLOW_*."""
+    p = policy_of(settings.replace(hook_allow_loopback=False, probe_allow_loopback=True))
     assert p.allow_loopback is False
+    p = policy_of(settings.replace(hook_allow_private=False, probe_allow_private=True))
+    assert (p.allow_private, p.allow_loopback) == (False, True)
+    assert policy_of(settings.replace(probe_allow_loopback=False)).allow_loopback is True
 
 
 def test_deliveries_list_is_trimmed(sync_r: redis.Redis, keys: Keys) -> None:

@@ -13,6 +13,7 @@ from regdb.probe.address_policy import (
     ProbePolicy,
     TargetRefused,
     check_addresses,
+    embedded_ipv4,
     parse_ip,
 )
 
@@ -80,6 +81,49 @@ DENY_NET = ProbePolicy(
         ("8.8.8.8", DENY_NET, None),
         # garbage
         ("not-an-ip", DEFAULT, "invalid"),
+        # IPv6 forms embedding an IPv4 address are judged by that address
+        ("2002:a9fe:a9fe::1", DEFAULT, "metadata"),  # 6to4 of 169.254.169.254
+        ("2002:a9fe:a9fe::1", LINK_LOCAL_OK, "metadata"),
+        ("2002:a9fe:0101::1", DEFAULT, "link-local"),  # 6to4 of 169.254.1.1
+        ("2002:a9fe:0101::1", LINK_LOCAL_OK, None),
+        ("2002:7f00:0001::1", NO_LOOPBACK, "loopback"),
+        ("2002:0a00:0001::1", NO_PRIVATE, "private"),
+        ("2002:0a00:0001::1", DEFAULT, None),
+        ("2002:0000:0001::1", DEFAULT, "unspecified"),
+        ("2002:e000:0001::1", DEFAULT, "multicast"),
+        ("2002:0808:0808::1", DEFAULT, None),  # 6to4 of a global address
+        ("2002:cb00:7101::1", DENY_NET, "denied network"),  # 203.0.113.1
+        ("64:ff9b::a9fe:a9fe", DEFAULT, "metadata"),  # NAT64 well-known prefix
+        ("64:ff9b::169.254.169.254", LINK_LOCAL_OK, "metadata"),
+        ("64:ff9b::7f00:1", NO_LOOPBACK, "loopback"),
+        ("64:ff9b::10.1.1.1", NO_PRIVATE, "private"),
+        ("64:ff9b::8.8.8.8", DEFAULT, None),
+        ("64:ff9b:1::169.254.169.254", DEFAULT, "metadata"),  # NAT64 local-use prefix
+        ("64:ff9b:1::10.0.0.1", NO_PRIVATE, "private"),
+        ("64:ff9b:1::8.8.8.8", NO_PRIVATE, "private"),  # a local network's prefix
+        ("64:ff9b:1::8.8.8.8", DEFAULT, None),
+        # Teredo: server 65.54.227.120, client address stored inverted (XOR 0xffffffff)
+        ("2001:0:4136:e378:8000:63bf:5601:5601", DEFAULT, "metadata"),  # client 169.254.169.254
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", NO_LOOPBACK, "loopback"),  # client 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", NO_PRIVATE, "private"),  # client 10.0.0.1
+        ("2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7", DEFAULT, "metadata"),  # server is metadata
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", DEFAULT, None),  # client 8.8.8.8
+        # IPv4-mapped, -compatible and -translated forms
+        ("::ffff:a9fe:a9fe", DEFAULT, "metadata"),
+        ("::ffff:7f00:1", NO_LOOPBACK, "loopback"),
+        ("::169.254.169.254", DEFAULT, "metadata"),
+        ("::a9fe:101", DEFAULT, "link-local"),
+        ("::10.0.0.1", NO_PRIVATE, "private"),
+        ("::127.0.0.1", NO_LOOPBACK, "loopback"),
+        ("::2", DEFAULT, "unspecified"),  # 0.0.0.2
+        ("::ffff:0:169.254.169.254", DEFAULT, "metadata"),
+        ("::ffff:0:10.0.0.1", NO_PRIVATE, "private"),
+        # the outer address is still checked against denied networks
+        (
+            "2002:808:808::1",
+            ProbePolicy(denied_networks=(ipaddress.ip_network("2002::/16"),)),
+            "denied",
+        ),
     ],
 )
 def test_check_single_address(addr: str, policy: ProbePolicy, refused_with: str | None) -> None:
@@ -141,6 +185,33 @@ def _fake_dns(answers: dict[str, list[list[str]]]) -> tuple[Any, list[str]]:
         return out
 
     return getaddrinfo, calls
+
+
+@pytest.mark.parametrize(
+    ("addr", "embedded"),
+    [
+        ("2002:a9fe:a9fe::1", ["169.254.169.254"]),
+        ("64:ff9b::a9fe:a9fe", ["169.254.169.254"]),
+        ("64:ff9b:1::a9fe:a9fe", ["169.254.169.254"]),
+        ("2001:0:4136:e378:8000:63bf:5601:5601", ["65.54.227.120", "169.254.169.254"]),
+        ("::ffff:10.0.0.1", ["10.0.0.1"]),
+        ("::10.0.0.1", ["10.0.0.1"]),
+        ("::1", []),
+        ("::", []),
+        ("2001:4860:4860::8888", []),
+        ("fe80::1", []),
+    ],
+)
+def test_embedded_ipv4(addr: str, embedded: list[str]) -> None:
+    got = embedded_ipv4(ipaddress.IPv6Address(addr))
+    assert [str(a) for a in got] == embedded
+
+
+async def test_resolver_judges_embedded_addresses() -> None:
+    gai, _ = _fake_dns({"sixtofour.test": [["2002:a9fe:a9fe::1"]]})
+    with pytest.raises(TargetRefused) as info:
+        await PolicyResolver(getaddrinfo=gai).resolve("sixtofour.test", 80)
+    assert "metadata" in info.value.reason
 
 
 async def test_resolver_returns_checked_addresses() -> None:

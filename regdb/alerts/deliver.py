@@ -57,8 +57,8 @@ def retry_policy() -> Retry:
 
 
 def policy_of(settings: Settings) -> ProbePolicy:
-    """Which addresses hooks may be delivered to: the prober's policy."""
-    return ProbePolicy.from_settings(settings)
+    """Which addresses hooks may be delivered to (HOOK_ALLOW_*, separate from probes)."""
+    return ProbePolicy.for_hooks(settings)
 
 
 def _origin(url: str) -> str:

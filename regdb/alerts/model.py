@@ -2,6 +2,11 @@
 
 A hook's ``secret`` is write-only: it is stored (deliveries are signed with it) and shown as
 ``"***"`` everywhere else. Validation errors come out as :class:`InvalidInput` naming each field.
+
+A hook's URL must pass the hooks' target policy (``HOOK_ALLOW_PRIVATE``, ``HOOK_ALLOW_LOOPBACK``;
+link-local and cloud metadata never) when it is saved, so a hook aimed at a denied address is a
+400 at once rather than a failure at every delivery; delivery checks again at connect time
+(a name may resolve elsewhere by then).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
+import yarl
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +30,7 @@ from pydantic import (
 
 from regdb import jsonutil
 from regdb.errors import InvalidInput, InvalidQuery
+from regdb.probe.address_policy import ProbePolicy, url_refusal
 from regdb.query.validate import validate_filter
 from regdb.secrets import MASK
 from regdb.validation import check_http_url, check_unique, invalid, refuse_read_only
@@ -187,3 +194,15 @@ def public_hook(hook: Mapping[str, Any]) -> dict[str, Any]:
     out["secret"] = MASK if has_secret else None
     out["has_secret"] = has_secret
     return out
+
+
+async def check_hook_target(hook: Mapping[str, Any], policy: ProbePolicy) -> None:
+    """Refuse (InvalidInput naming the reason) a hook whose URL the hooks' policy denies."""
+    host = yarl.URL(str(hook["url"])).raw_host or ""
+    reason = await url_refusal(host, policy)
+    if reason is not None:
+        message = f"refused by the alert hook target policy: {reason}"
+        raise InvalidInput(
+            f"invalid alert hook: url: {message}",
+            details=[{"field": "url", "message": message}],
+        )

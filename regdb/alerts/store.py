@@ -17,10 +17,17 @@ import redis
 import redis.asyncio as aredis
 
 from regdb import jsonutil
-from regdb.alerts.model import is_hook_id, merge_update, new_hook_id, validate_hook
+from regdb.alerts.model import (
+    check_hook_target,
+    is_hook_id,
+    merge_update,
+    new_hook_id,
+    validate_hook,
+)
 from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
+from regdb.probe.address_policy import ProbePolicy
 from regdb.store import storage_errors
 
 log = logging.getLogger(__name__)
@@ -54,14 +61,17 @@ def _sorted(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class HookStore:
     """CRUD of alert hooks for the API. Returned hooks still hold their secret: redact them."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aredis.Redis, keys: Keys, *, policy: ProbePolicy) -> None:
         self.redis = redis
         self.keys = keys
+        self.policy = policy
+        """Where hooks may point (checked when one is saved, and again at delivery)."""
 
     async def create(self, data: Any) -> dict[str, Any]:
         """Validate and store a new hook; returns it as stored."""
         now = now_rfc3339()
         hook = validate_hook(data, hook_id=new_hook_id(), created_at=now, updated_at=now)
+        await check_hook_target(hook, self.policy)
         async with storage_errors():
             if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
                 raise InvalidInput(f"too many alert hooks (at most {MAX_HOOKS})")
@@ -108,6 +118,7 @@ class HookStore:
         hook = validate_hook(
             data, hook_id=hook_id, created_at=old["created_at"], updated_at=now_rfc3339()
         )
+        await check_hook_target(hook, self.policy)
         async with storage_errors():
             done = await self.redis.set(self.keys.hook(hook_id), jsonutil.dumps(hook), xx=True)
         if not done:

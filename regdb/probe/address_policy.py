@@ -20,7 +20,25 @@ private (10/8, 172.16/12, 192.168/16,   allowed unless ``allow_private=False``
 everything else (global unicast)        allowed
 ======================================  ===========================================
 
-IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``) are judged as the IPv4 address.
+IPv6 addresses that embed an IPv4 address are judged by the IPv4 address they lead to, so
+``[2002:a9fe:a9fe::1]`` is the metadata service, not a global address:
+
+======================================  ===========================================
+form                                    judged as
+======================================  ===========================================
+IPv4-mapped ``::ffff:0:0/96``           the embedded address
+IPv4-compatible ``::/96`` (not ``::``,  the embedded address
+``::1``), IPv4-translated
+``::ffff:0:0:0/96``
+6to4 ``2002::/16``                      the embedded address (bits 16-47)
+NAT64 well-known ``64:ff9b::/96``       the embedded address (last 32 bits)
+NAT64 local-use ``64:ff9b:1::/48``      the embedded address (last 32 bits, the
+                                        usual /96 layout), and then as private: the
+                                        prefix is a local network's
+Teredo ``2001::/32``                    the server and the client address (its
+                                        bits inverted in the address); refused
+                                        when either is
+======================================  ===========================================
 A host is refused when *any* of its addresses is refused (a name that also points
 at the metadata service is hostile even if it has a public address too).
 
@@ -54,8 +72,10 @@ __all__ = [
     "ProbePolicy",
     "TargetRefused",
     "check_addresses",
+    "embedded_ipv4",
     "literal_verdict",
     "parse_ip",
+    "url_refusal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +113,16 @@ class ProbePolicy:
             allow_link_local=settings.probe_allow_link_local,
         )
 
+    @classmethod
+    def for_hooks(cls, settings: Settings) -> ProbePolicy:
+        """Where alert hooks may be delivered (HOOK_ALLOW_* settings, independent of probes;
+        never link-local)."""
+        return cls(
+            allow_private=settings.hook_allow_private,
+            allow_loopback=settings.hook_allow_loopback,
+            allow_link_local=False,
+        )
+
     def check_addresses(self, addrs: Iterable[str | IPAddress]) -> str | None:
         return check_addresses(addrs, self)
 
@@ -115,9 +145,47 @@ def _in(addr: IPAddress, networks: Iterable[IPNetwork]) -> bool:
     return any(addr.version == net.version and addr in net for net in networks)
 
 
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_TEREDO = ipaddress.ip_network("2001::/32")
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to (see the module docstring); () for none."""
+    if addr.ipv4_mapped is not None:
+        return (addr.ipv4_mapped,)
+    if addr.sixtofour is not None:
+        return (addr.sixtofour,)
+    if addr.teredo is not None:
+        return addr.teredo
+    low32 = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr in _NAT64 or addr in _NAT64_LOCAL or addr in _V4_TRANSLATED:
+        return (low32,)
+    if addr in _V4_COMPATIBLE and int(addr) > 1:  # :: and ::1 are themselves
+        return (low32,)
+    return ()
+
+
 def _check_one(addr: IPAddress, policy: ProbePolicy) -> str | None:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        if _in(addr, policy.denied_networks):
+            return f"address {addr} is in a denied network"
+        inner = embedded_ipv4(addr)
+        if inner:
+            for v4 in inner:
+                reason = _check_plain(v4, policy)
+                if reason is not None:
+                    return f"{reason} (embedded in {addr})"
+            if addr in _NAT64_LOCAL and not policy.allow_private:
+                return f"private address {addr} not allowed (local-use NAT64 prefix)"
+            return None
+    return _check_plain(addr, policy)
+
+
+def _check_plain(addr: IPAddress, policy: ProbePolicy) -> str | None:
     if addr in METADATA_ADDRESSES:
         return f"cloud metadata address {addr}"
     if _in(addr, policy.denied_networks):
@@ -161,6 +229,25 @@ def literal_verdict(policy: ProbePolicy, host: str) -> tuple[bool, str | None]:
     if literal is None:
         return False, None
     return True, check_addresses([literal], policy)
+
+
+async def url_refusal(
+    host: str, policy: ProbePolicy, resolver: PolicyResolver | None = None
+) -> str | None:
+    """The policy's reason to refuse connecting to `host` now, or None (also when the name
+    does not resolve: it is judged again at connect time). For checks at the edge, such as an
+    alert hook's URL when it is saved."""
+    # "169.254.169.254." is no name: the trailing dot must not hide an address literal
+    is_literal, reason = literal_verdict(policy, host.rstrip(".") or host)
+    if is_literal:
+        return reason
+    try:
+        await (resolver or PolicyResolver(policy, ttl=0)).resolve(host, 0)
+    except TargetRefused as exc:
+        return exc.reason
+    except OSError:
+        return None
+    return None
 
 
 class TargetRefused(OSError):
