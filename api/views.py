@@ -34,7 +34,7 @@ async def get_registry(request: web.Request) -> web.StreamResponse:
 
 async def update_registry(request: web.Request) -> web.Response:
     """PUT /container_registry/{id}"""
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
     entry_id = request.match_info["id"]
     store = request.app[STORE_KEY]
     before, entry, rev, changed = await store.update(entry_id, body, if_match=if_match(request))
