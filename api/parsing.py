@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
+from api.schemas import ENTRY_PATH_PATTERN
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput, InvalidQuery, UnsupportedMediaType
 from regdb.model import Entry
@@ -37,6 +39,25 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         return jsonutil.loads(raw)
     except jsonutil.JSONDecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+_ENTRY_PATH = re.compile(ENTRY_PATH_PATTERN)
+
+
+def entry_update(body: Any) -> Any:
+    """An update body, its plain form's keys checked against the spec's pattern.
+
+    Checked here, before the store reads the entry, so that a malformed update is a 400 even
+    when a stale If-Match would have made it a 412. The operator form is checked by the store.
+    """
+    if isinstance(body, dict) and not any(isinstance(k, str) and k.startswith("$") for k in body):
+        bad = sorted(k for k in body if not _ENTRY_PATH.fullmatch(k))
+        if bad:
+            raise InvalidInput(
+                f"unknown field(s) in the update: {', '.join(map(repr, bad))} (keys are entry "
+                "fields or dotted paths under them; operators are $set, $unset, $addToSet, $pull)"
+            )
+    return body
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

@@ -88,6 +88,8 @@ HEALTH_HISTORY_SCHEMA: Schema = {
 """The answer of GET /check_container_health/{id}/history (free-form until the typed view)."""
 
 _ENTRY_FIELDS = tuple(f for f in Entry.model_fields if f not in READ_ONLY_FIELDS)
+ENTRY_PATH_PATTERN = rf"^(?:{'|'.join(re.escape(f) for f in _ENTRY_FIELDS)})(?:\.[^.$][^.]*)*$"
+"""A key of a plain (operator-less) update: an entry field, or a dotted path under one."""
 
 
 def _unique(schema: Schema, *fields: str) -> None:
@@ -124,7 +126,6 @@ def _entry_item() -> Schema:
 
 def _entry_update() -> Schema:
     """PUT /container_registry/{id}: operators, or a plain partial entry (paths may be dotted)."""
-    names = "|".join(re.escape(f) for f in _ENTRY_FIELDS)
     operators = {
         op: {"type": "object", "description": f"`{op}` operands keyed by (dotted) path"}
         for op in OPERATORS
@@ -139,7 +140,7 @@ def _entry_update() -> Schema:
             {"type": "object", "properties": operators, "additionalProperties": False},
             {
                 "type": "object",
-                "propertyNames": {"pattern": rf"^(?:{names})(?:\.[^.$][^.]*)*$"},
+                "propertyNames": {"pattern": ENTRY_PATH_PATTERN},
             },
         ],
         "examples": [
@@ -194,7 +195,8 @@ def _hook_update() -> Schema:
     }
     served = _hook()["properties"]
     for f in ("id", "has_secret", "created_at", "updated_at"):
-        props[f] = {**served[f], "description": served[f]["description"] + " (ignored)"}
+        # Any value: the server ignores these (a GET's answer may be PUT back as it is).
+        props[f] = {"description": served[f]["description"] + " (ignored)"}
     return s
 
 
