@@ -219,6 +219,14 @@ DELIVERY_ATTEMPT: Schema = {
     },
 }
 
+FILTER_SCHEMA: Schema = {
+    "type": "object",
+    "description": "A MongoDB-style filter. Operators: `$eq` `$ne` `$gt` `$gte` `$lt` `$lte` "
+    "`$in` `$nin` `$all` `$exists` `$size` `$regex` (`$options` imsx) `$elemMatch` `$not` "
+    "`$and` `$or` `$nor`. `{}` (or no body) lists all. `health.status` can be filtered on.",
+    "examples": [{"container_registry_tags": {"$in": ["ai", "internal"]}}],
+}
+
 ERROR_SCHEMA: Schema = {
     "type": "object",
     "description": "The error envelope every failure answers with",
@@ -257,12 +265,3 @@ def components() -> dict[str, Schema]:
         Error=ERROR_SCHEMA,
     )
     return out
-
-
-FILTER_SCHEMA: Schema = {
-    "type": "object",
-    "description": "A MongoDB-style filter. Operators: `$eq` `$ne` `$gt` `$gte` `$lt` `$lte` "
-    "`$in` `$nin` `$all` `$exists` `$size` `$regex` (`$options` imsx) `$elemMatch` `$not` "
-    "`$and` `$or` `$nor`. `{}` (or no body) lists all. `health.status` can be filtered on.",
-    "examples": [{"container_registry_tags": {"$in": ["ai", "internal"]}}],
-}
