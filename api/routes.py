@@ -261,6 +261,7 @@ ROUTES: tuple[Route, ...] = (
             ),
         ),
         replies={
+            # The health answer's schema is api/schemas.py HEALTH_SCHEMA (component "Health").
             200: Reply("Latest result", envelope(ref("Health"), "The registry's health")),
             202: Reply(
                 "`refresh=true`: the probe is queued but not finished yet",
