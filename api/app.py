@@ -8,9 +8,20 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aredis
 from aiohttp import web
 
-from api.appkeys import HEALTH_KEY, QUEUE_KEY, REDIS_KEY, SEARCHER_KEY, SETTINGS_KEY, STORE_KEY
+from api.appkeys import (
+    HEALTH_KEY,
+    HOOKS_KEY,
+    QUEUE_KEY,
+    REDIS_KEY,
+    SEARCHER_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+)
 from api.middlewares import error_middleware
 from api.routes import setup_routes
+from regdb.alerts.deliver import policy_of
+from regdb.alerts.service import HookService
+from regdb.alerts.store import HookStore
 from regdb.connections import async_redis
 from regdb.fastread import FastReader
 from regdb.keys import Keys
@@ -41,6 +52,9 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueue(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
+        app[HOOKS_KEY] = HookService(
+            HookStore(client, keys, policy=policy_of(settings)), settings, queue
+        )
         yield
         await asyncio.to_thread(queue.close)
         if fast is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aredis
 from aiohttp import web
 
+from regdb.alerts.service import HookService
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
 from regdb.queueing import LazyQueue
@@ -16,4 +19,7 @@ REDIS_KEY = web.AppKey("redis", aredis.Redis)
 STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
+HOOKS_KEY = web.AppKey("alert_hooks", HookService)
 QUEUE_KEY = web.AppKey("queue", LazyQueue)
+SPEC_KEY = web.AppKey("openapi", dict[str, Any])
+"""The OpenAPI document generated from the route table the app was built with."""

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
+from api.schemas import ENTRY_PATH_PATTERN
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput, InvalidQuery, UnsupportedMediaType
-from regdb.query.execute import QueryOptions
+from regdb.model import Entry
+from regdb.query.execute import HEALTH_FIELD, QueryOptions
 from regdb.query.sort import parse_fields
+
+PROJECTABLE = frozenset([*Entry.model_fields, HEALTH_FIELD])
+"""What a `fields` path may start with: a projection of anything else would return items
+that are not entries (only their id), so it is refused instead."""
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
@@ -34,6 +41,25 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         raise InvalidInput(f"malformed JSON: {exc}") from None
 
 
+_ENTRY_PATH = re.compile(ENTRY_PATH_PATTERN)
+
+
+def entry_update(body: Any) -> Any:
+    """An update body, its plain form's keys checked against the spec's pattern.
+
+    Checked here, before the store reads the entry, so that a malformed update is a 400 even
+    when a stale If-Match would have made it a 412. The operator form is checked by the store.
+    """
+    if isinstance(body, dict) and not any(isinstance(k, str) and k.startswith("$") for k in body):
+        bad = sorted(k for k in body if not _ENTRY_PATH.fullmatch(k))
+        if bad:
+            raise InvalidInput(
+                f"unknown field(s) in the update: {', '.join(map(repr, bad))} (keys are entry "
+                "fields or dotted paths under them; operators are $set, $unset, $addToSet, $pull)"
+            )
+    return body
+
+
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     """An integer query parameter within [lo, hi]; 400 (InvalidQuery) otherwise."""
     raw = request.query.get(name)
@@ -48,6 +74,30 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return value
 
 
+def bool_param(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter: exactly `true` or `false` when given; 400 otherwise.
+
+    An empty value (`?wait=`) is refused rather than read as false: the spec says boolean.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise InvalidQuery(f"{name} must be true or false")
+
+
+def _fields(spec: str | None) -> list[str] | None:
+    fields = parse_fields(spec)
+    for path in fields or ():
+        if path.split(".", 1)[0] not in PROJECTABLE:
+            raise InvalidQuery(
+                f"fields: unknown field {path!r} (a path must start with one of: "
+                f"{', '.join(sorted(PROJECTABLE))})"
+            )
+    return fields
+
+
 def query_options(request: web.Request) -> QueryOptions:
     """Paging, sort and projection from the query string of POST /container_registries."""
     q = request.query
@@ -55,7 +105,7 @@ def query_options(request: web.Request) -> QueryOptions:
     if unknown:
         raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}")
     limit = int_param(request, "limit", defaults.PAGE_LIMIT, 1, defaults.PAGE_LIMIT_MAX)
-    fields = parse_fields(q.get("fields"))
+    fields = _fields(q.get("fields"))
     plan = q.get("plan", "auto")
     if plan not in ("auto", "scan"):
         raise InvalidQuery("plan must be 'auto' or 'scan'")
@@ -69,11 +119,19 @@ def query_options(request: web.Request) -> QueryOptions:
 
 
 def if_match(request: web.Request) -> str | None:
-    """The revision named by If-Match (quotes and W/ stripped); None when absent or `*`."""
+    """The revision named by If-Match (quotes and W/ stripped); None when absent or `*`.
+
+    An empty If-Match is malformed (RFC 9110 wants `*` or an entity tag): 400, not a 412
+    that would read as "the entry changed".
+    """
     value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
     value = value.strip()
+    if not value:
+        raise InvalidInput("If-Match is empty; send an ETag from a previous read, or *")
+    if value == "*":
+        return None
     if value.startswith("W/"):
         value = value[2:]
     return value.strip('"')

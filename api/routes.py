@@ -1,26 +1,447 @@
-"""The URL map, in one place."""
+"""The route table: every endpoint once, with what /openapi.json says about it.
+
+The aiohttp router and the OpenAPI document are both generated from ROUTES, so a route cannot
+be served undocumented, nor documented unserved (tests/test_openapi.py checks both).
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
 
-from api import docs, health_views, views
-from api.hook_views import setup_hook_routes
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api import docs, health_views, hook_views, views
+from api.appkeys import SPEC_KEY
+from api.openapi import build_spec
+from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
+from regdb import defaults
+from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
+from regdb.alerts.store import DELIVERIES_KEEP
+from regdb.model import ID_PATTERN
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path, query or header parameter."""
+
+    name: str
+    where: Literal["path", "query", "header"]
+    schema: Schema
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One status a route can answer: its description, JSON body schema and headers."""
+
+    description: str
+    schema: Schema | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    media: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: how it is served and how it is documented."""
+
+    method: str
+    path: str
+    handler: Handler
+    tag: str
+    summary: str
+    replies: Mapping[int, Reply]
+    params: tuple[Param, ...] = ()
+    body: Schema | None = None
+    body_required: bool = True
+    description: str = ""
+
+
+_ERROR_TEXT = {
+    400: "Invalid input: malformed JSON, invalid fields, bad filter, id or query parameter",
+    404: "No entry with that id",
+    409: "An entry with that id already exists",
+    412: "If-Match does not match the entry's current ETag",
+    413: "Request body larger than the limit",
+    415: "Content-Type is not `application/json`",
+    503: "Storage unavailable (Redis cannot be reached); retry after `Retry-After` seconds",
+}
+
+
+def errors(*codes: int, texts: Mapping[int, str] | None = None) -> dict[int, Reply]:
+    """The error envelope under each status code; `texts` overrides the descriptions."""
+    text = {**_ERROR_TEXT, **(texts or {})}
+    retry = {"Retry-After": "Seconds to wait before retrying"}
+    return {c: Reply(text[c], ERROR, retry if c == 503 else {}) for c in codes}
+
+
+def flag(name: str, description: str) -> Param:
+    """A boolean query parameter: exactly `true` or `false` (anything else is a 400)."""
+    return Param(name, "query", {"type": "boolean", "default": False}, description)
+
+
+def limit(default: int, most: int, description: str) -> Param:
+    """An integer `limit` query parameter within [1, most]."""
+    schema = {"type": "integer", "minimum": 1, "maximum": most, "default": default}
+    return Param("limit", "query", schema, description)
+
+
+ENTRY_ID = Param(
+    "id",
+    "path",
+    {"type": "string", "pattern": ID_PATTERN},
+    "The entry's `container_registry_id`",
+    required=True,
+)
+HOOK_ID = Param(
+    "id", "path", {"type": "string", "format": "uuid"}, "The hook's id (a UUID)", required=True
+)
+IF_MATCH = Param(
+    "If-Match",
+    "header",
+    {"type": "string", "minLength": 1, "pattern": r"\S"},
+    "ETag from a previous read (or `*`); the write fails with 412 if the entry changed since. "
+    "An empty `If-Match` is malformed: 400.",
+)
+IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "header",
+    {"type": "string"},
+    "ETag from a previous read; 304 without a body when the entry is unchanged",
+)
+ETAG = {"ETag": "The entry's revision, for If-Match and If-None-Match"}
+HOOK_ERRORS = {404: "No alert hook with that id"}
+ENTRY = ref("ContainerRegistry")
+HOOK = ref("AlertHook")
+DELIVERY = ref("DeliveryAttempt")
+JSON_BODY_ERRORS = (413, 415)  # aiohttp's size limit and read_json's content-type check
+
+
+def _state(value: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": value, "description": "Always " + value}},
+    }
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/container_registry",
+        views.create_registry,
+        "registries",
+        "Onboard a registry (never probes it first)",
+        body=ref("ContainerRegistryInput"),
+        replies={
+            201: Reply(
+                "Created",
+                envelope(
+                    message(
+                        "Container registry created",
+                        id={"type": "string", "description": "The new entry's id"},
+                    ),
+                    "Confirmation and the new id",
+                ),
+                {"Location": "Path of the new entry", **ETAG},
+            ),
+            **errors(400, 409, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/container_registry/{id}",
+        views.get_registry,
+        "registries",
+        "Read one entry (credentials shown as `***`)",
+        params=(ENTRY_ID, IF_NONE_MATCH),
+        replies={
+            200: Reply("The entry", envelope(ENTRY, "The entry"), ETAG),
+            304: Reply("`If-None-Match` matched: unchanged since that read", None, ETAG),
+            **errors(400, 404, 503),
+        },
+    ),
+    Route(
+        "PUT",
+        "/container_registry/{id}",
+        views.update_registry,
+        "registries",
+        "Update an entry (validated as a whole; no upsert)",
+        params=(ENTRY_ID, IF_MATCH),
+        body=ref("ContainerRegistryUpdate"),
+        replies={
+            200: Reply(
+                "Updated (or unchanged)",
+                envelope(
+                    message(
+                        "Container registry updated",
+                        container_registry={**ENTRY, "description": "The entry after the update"},
+                        optional={
+                            "credentials_dropped": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Paths of stored secrets dropped because the URL "
+                                "moved to another origin (absent when none)",
+                            },
+                            "warnings": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "What the update did that the caller may not "
+                                "expect (absent when nothing)",
+                            },
+                        },
+                    ),
+                    "Confirmation and the updated entry",
+                ),
+                ETAG,
+            ),
+            **errors(400, 404, 412, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "DELETE",
+        "/container_registry/{id}",
+        views.delete_registry,
+        "registries",
+        "Delete an entry",
+        params=(ENTRY_ID, IF_MATCH),
+        replies={
+            200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
+            **errors(400, 404, 412, 503),
+        },
+    ),
+    Route(
+        "POST",
+        "/container_registries",
+        views.query_registries,
+        "registries",
+        "Query entries with a MongoDB-style filter",
+        description="Unknown query parameters are refused (400).",
+        params=(
+            limit(defaults.PAGE_LIMIT, defaults.PAGE_LIMIT_MAX, "Entries per page"),
+            Param("cursor", "query", {"type": "string"}, "`next_cursor` of the previous page"),
+            Param(
+                "sort",
+                "query",
+                {"type": "string"},
+                "Comma-separated paths, `-` for descending; default `created_at`",
+            ),
+            Param(
+                "fields",
+                "query",
+                {"type": "string"},
+                "Comma-separated paths to return (projection); each must start with an entry "
+                "field or `health`. `container_registry_id` is always returned.",
+            ),
+            Param(
+                "plan",
+                "query",
+                {"enum": ["auto", "scan"], "default": "auto"},
+                "`scan` ignores the indexes (diagnostics)",
+            ),
+        ),
+        body=ref("Filter"),
+        body_required=False,
+        replies={
+            200: Reply(
+                "One page of matching entries",
+                envelope(
+                    {"type": "array", "items": ref("ContainerRegistryItem")},
+                    "The page's entries",
+                    count=COUNT,
+                    next_cursor={
+                        "type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next page; null on the last",
+                    },
+                ),
+            ),
+            **errors(400, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/check_container_health/{id}",
+        health_views.check_health,
+        "health",
+        "Cached health of a registry (no network I/O unless `refresh=true`)",
+        params=(
+            ENTRY_ID,
+            flag(
+                "refresh",
+                "Probe now and wait a little for the result; 202 if it is not ready in time",
+            ),
+        ),
+        replies={
+            # The health answer's schema is api/schemas.py HEALTH_SCHEMA (component "Health").
+            200: Reply("Latest result", envelope(ref("Health"), "The registry's health")),
+            202: Reply(
+                "`refresh=true`: the probe is queued but not finished yet",
+                envelope(
+                    message(job_id={"type": "string", "description": "Id of the probe job"}),
+                    "Where the probe is",
+                ),
+            ),
+            **errors(400, 404, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/check_container_health/{id}/history",
+        health_views.history,
+        "health",
+        "Recent results and uptime ratios over 1h/24h/7d",
+        params=(ENTRY_ID, limit(100, 10000, "Most results to return, newest first")),
+        replies={
+            200: Reply("History", envelope(ref("HealthHistory"), "Results and uptime")),
+            **errors(400, 404, 503),
+        },
+    ),
+    Route(
+        "POST",
+        "/alert_hooks",
+        hook_views.create_hook,
+        "alert hooks",
+        "Create an alert hook (webhook fired on health changes)",
+        body=ref("AlertHookInput"),
+        replies={
+            201: Reply("Created", envelope(HOOK, "The hook"), {"Location": "Path of the hook"}),
+            **errors(400, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/alert_hooks",
+        hook_views.list_hooks,
+        "alert hooks",
+        "List alert hooks (secrets shown as `***`)",
+        replies={
+            200: Reply(
+                "Every hook, oldest first",
+                envelope({"type": "array", "items": HOOK}, "The hooks", count=COUNT),
+            ),
+            **errors(503),
+        },
+    ),
+    Route(
+        "GET",
+        "/alert_hooks/{id}",
+        hook_views.get_hook,
+        "alert hooks",
+        "Read an alert hook",
+        params=(HOOK_ID,),
+        replies={
+            200: Reply("The hook", envelope(HOOK, "The hook")),
+            **errors(404, 503, texts=HOOK_ERRORS),
+        },
+    ),
+    Route(
+        "PUT",
+        "/alert_hooks/{id}",
+        hook_views.update_hook,
+        "alert hooks",
+        "Replace or partially update a hook (validated as a whole)",
+        params=(HOOK_ID,),
+        body=ref("AlertHookUpdate"),
+        replies={
+            200: Reply("Updated", envelope(HOOK, "The hook after the update")),
+            **errors(400, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
+        },
+    ),
+    Route(
+        "DELETE",
+        "/alert_hooks/{id}",
+        hook_views.delete_hook,
+        "alert hooks",
+        "Delete an alert hook and its delivery log",
+        params=(HOOK_ID,),
+        replies={
+            200: Reply("Deleted", envelope(message("Alert hook deleted"), "Confirmation")),
+            **errors(404, 503, texts=HOOK_ERRORS),
+        },
+    ),
+    Route(
+        "GET",
+        "/alert_hooks/{id}/deliveries",
+        hook_views.hook_deliveries,
+        "alert hooks",
+        "Recent delivery attempts, newest first",
+        params=(HOOK_ID, limit(DELIVERIES_DEFAULT_LIMIT, DELIVERIES_KEEP, "Most attempts")),
+        replies={
+            200: Reply(
+                "Attempts",
+                envelope({"type": "array", "items": DELIVERY}, "The attempts", count=COUNT),
+            ),
+            **errors(400, 404, 503, texts=HOOK_ERRORS),
+        },
+    ),
+    Route(
+        "POST",
+        "/alert_hooks/{id}/test",
+        hook_views.send_test,
+        "alert hooks",
+        "Send a test event (type `io.regdb.test`) to the hook",
+        params=(
+            HOOK_ID,
+            flag("wait", "Deliver now and answer with the attempt (200) instead of queueing (202)"),
+        ),
+        replies={
+            200: Reply(
+                "`wait=true`: delivered inline (see `ok`)", envelope(DELIVERY, "The attempt")
+            ),
+            202: Reply(
+                "Queued",
+                envelope(
+                    message(
+                        "Test delivery queued",
+                        job_id={"type": "string", "description": "Id of the delivery job"},
+                        event_id={"type": "string", "description": "Id of the test event"},
+                    ),
+                    "Where the delivery is",
+                ),
+            ),
+            **errors(400, 404, 503, texts=HOOK_ERRORS),
+        },
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        views.healthz,
+        "operations",
+        "The process is alive (no storage check)",
+        replies={200: Reply("Alive", envelope(_state("ok"), "Liveness"))},
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        views.readyz,
+        "operations",
+        "Storage reachable",
+        replies={200: Reply("Ready", envelope(_state("ready"), "Readiness")), **errors(503)},
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        docs.openapi_json,
+        "operations",
+        "This document (OpenAPI 3.1)",
+        replies={200: Reply("The OpenAPI document", {"type": "object"})},
+    ),
+    Route(
+        "GET",
+        "/docs",
+        docs.docs_page,
+        "operations",
+        "Human-readable API docs, rendered from this document",
+        replies={200: Reply("An HTML page", {"type": "string"}, media="text/html")},
+    ),
+)
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register every endpoint on `app`."""
-    app.router.add_post("/container_registry", views.create_registry)
-    app.router.add_get("/container_registry/{id}", views.get_registry, allow_head=False)
-    app.router.add_put("/container_registry/{id}", views.update_registry)
-    app.router.add_delete("/container_registry/{id}", views.delete_registry)
-    app.router.add_post("/container_registries", views.query_registries)
-    app.router.add_get("/check_container_health/{id}", health_views.check_health, allow_head=False)
-    app.router.add_get(
-        "/check_container_health/{id}/history", health_views.history, allow_head=False
-    )
-    app.router.add_get("/healthz", views.healthz, allow_head=False)
-    app.router.add_get("/readyz", views.readyz, allow_head=False)
-    app.router.add_get("/openapi.json", docs.openapi_json, allow_head=False)
-    app.router.add_get("/docs", docs.docs_page, allow_head=False)
-    setup_hook_routes(app)
+    """Register every route of the table on `app`, and the document generated from it."""
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app[SPEC_KEY] = build_spec(ROUTES)

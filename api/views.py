@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
-from api.parsing import if_match, query_options, read_json
+from api.parsing import entry_update, if_match, query_options, read_json
 from api.responses import ok, ok_raw
 from regdb.codec import etag
 from regdb.secrets import origin_change_notice, redact_entry
@@ -34,7 +34,7 @@ async def get_registry(request: web.Request) -> web.StreamResponse:
 
 async def update_registry(request: web.Request) -> web.Response:
     """PUT /container_registry/{id}"""
-    body = await read_json(request, allow_empty=True)
+    body = entry_update(await read_json(request))
     entry_id = request.match_info["id"]
     store = request.app[STORE_KEY]
     before, entry, rev, changed = await store.update(entry_id, body, if_match=if_match(request))

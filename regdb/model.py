@@ -152,14 +152,24 @@ def _check_config_knobs(cfg: dict[str, Any]) -> None:
 class StorageInfo(BaseModel):
     """Storage facts about a registry; the documented keys are typed, others are free."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "description": "Storage facts about the registry. The keys below are typed; any "
+            "other key is kept as given (free-form JSON, same limits as the metadata)."
+        },
+    )
 
-    storage_type: Literal["s3", "object-store", "fs", "unknown"] | None = None
+    storage_type: Literal["s3", "object-store", "fs", "unknown"] | None = Field(
+        default=None,
+        description="Where the registry keeps its blobs: `s3`, another `object-store`, a "
+        "local filesystem (`fs`), or `unknown`",
+    )
     storage_size: Annotated[StrictInt, Field(ge=-1)] | None = Field(
-        default=None, description="In MB, -1 for unlimited"
+        default=None, description="Storage capacity in MB; -1 for unlimited"
     )
     memory_size: Annotated[StrictInt, Field(ge=-1)] | None = Field(
-        default=None, description="In MB, -1 if unknown or unlimited"
+        default=None, description="Memory of the registry's host in MB; -1 if unknown or unlimited"
     )
     registry_type: Literal["aios", "external"] | None = Field(
         default=None, description="`aios` for an internal registry, `external` for a third party"
@@ -182,7 +192,7 @@ class EntryIn(BaseModel):
     container_registry_public_url: StrictStr = Field(
         description="Absolute http(s) URL of the registry; a path prefix is allowed "
         "(its /v2/ endpoint is probed under it)",
-        examples=["http://10.13.21.22:32633"],
+        examples=["http://127.0.0.1:5000"],
     )
     container_registry_image_prefix: StrictStr | None = Field(
         default=None,
@@ -200,7 +210,11 @@ class EntryIn(BaseModel):
         "token) and keys named like password/secret/token/access_key are write-only: stored "
         'for the prober, shown as "***".',
     )
-    container_registry_storage_info: StorageInfo = Field(default_factory=StorageInfo)
+    container_registry_storage_info: StorageInfo = Field(
+        default_factory=StorageInfo,
+        description="Storage facts: `storage_type`, `storage_size` and `memory_size` (MB), "
+        "`registry_type`, plus any free-form keys",
+    )
 
     @field_validator("container_registry_public_url")
     @classmethod

@@ -15,7 +15,7 @@ from api.app import create_app
 from regdb import context
 from regdb.alerts.deliver import enqueue_delivery
 from regdb.alerts.payload import make_test_event
-from regdb.cli import child_env
+from regdb.cli import serve_child_env
 from regdb.keys import Keys
 from regdb.settings import Settings, SettingsError
 from tests.test_alert_delivery import Receiver, deliveries, put_hook
@@ -204,6 +204,6 @@ def test_serve_children_inherit_the_resolved_hook_setting(
     """`regdb serve` hands its children REDIS_URL; without this they would read it as a
     deployment and refuse the loopback hooks the API accepted."""
     settings = Settings.from_env(env).replace(redis_url="unix:///tmp/x.sock")
-    child = child_env(settings, env)
+    child = serve_child_env(settings, env)
     assert child["REDIS_URL"] == "unix:///tmp/x.sock"
     assert Settings.from_env(child).hook_allow_loopback is (loopback == "true")

@@ -15,6 +15,7 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from regdb import jsonutil
+from regdb.alerts.deliver import policy_of
 from regdb.alerts.store import HookStore
 from regdb.connections import async_redis, sync_redis
 from regdb.fsck import check
@@ -45,7 +46,11 @@ async def _import(settings: Settings, data: bytes, *, dry_run: bool = False) -> 
     client = async_redis(settings)
     keys = Keys(settings.prefix)
     try:
-        importer = Importer(EntryStore(client, keys), HookStore(client, keys), dry_run=dry_run)
+        importer = Importer(
+            EntryStore(client, keys),
+            HookStore(client, keys, policy=policy_of(settings)),
+            dry_run=dry_run,
+        )
         return await importer.run(read_records(data.decode().splitlines()))
     finally:
         await client.aclose()

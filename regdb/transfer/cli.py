@@ -11,6 +11,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import Progress
 
+from regdb.alerts.deliver import policy_of
 from regdb.alerts.store import HookStore
 from regdb.connections import async_redis, sync_redis
 from regdb.keys import Keys
@@ -69,7 +70,11 @@ async def _import(settings: Settings, lines: list[str], *, dry_run: bool) -> Imp
     client = async_redis(settings)
     keys = Keys(settings.prefix)
     try:
-        importer = Importer(EntryStore(client, keys), HookStore(client, keys), dry_run=dry_run)
+        importer = Importer(
+            EntryStore(client, keys),
+            HookStore(client, keys, policy=policy_of(settings)),
+            dry_run=dry_run,
+        )
         with Progress(console=_err, transient=True) as bar:
             task = bar.add_task("importing", total=len(lines))
             return await importer.run(

@@ -1,0 +1,274 @@
+"""JSON schemas of what the API reads and answers, built from the pydantic models.
+
+The route table (api/routes.py) refers to these; api/openapi.py puts them in the document.
+Where a validator enforces more than pydantic can express (unique list items, the update
+operators), the schema is tightened here so that the spec refuses what the server refuses.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from typing import Any
+
+from regdb.alerts.model import Hook, HookIn
+from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
+from regdb.update import OPERATORS
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ERROR = ref("Error")
+
+
+def envelope(data: Schema, description: str, **extra: Schema) -> Schema:
+    """The success envelope `{"success": true, "data": ...}` plus extra top-level keys."""
+    props: Schema = {
+        "success": {"const": True, "description": "Always true on success"},
+        "data": {**data, "description": description},
+        **extra,
+    }
+    return {"type": "object", "required": ["success", "data", *extra], "properties": props}
+
+
+def message(
+    text: str | None = None, *, optional: dict[str, Schema] | None = None, **extra: Schema
+) -> Schema:
+    """An object with a human-readable `message` (a constant when `text` is given), the
+    `extra` properties always present and the `optional` ones sometimes."""
+    msg: Schema = {"type": "string"} if text is None else {"const": text}
+    return {
+        "type": "object",
+        "required": ["message", *extra],
+        "properties": {
+            "message": {**msg, "description": "What happened"},
+            **extra,
+            **(optional or {}),
+        },
+    }
+
+
+COUNT: Schema = {"type": "integer", "minimum": 0, "description": "Number of items in `data`"}
+
+HEALTH_SCHEMA: Schema = {
+    "type": "object",
+    "description": "Cached health; the old service's four keys plus much more.",
+    "properties": {
+        "status": {
+            "enum": ["healthy", "degraded", "unhealthy", "unknown", "maintenance"],
+            "description": "Overall state of the registry",
+        },
+        "reachable": {
+            "type": ["boolean", "null"],
+            "description": "Whether the registry answered at all; null before the first probe",
+        },
+        "status_code": {
+            "type": ["integer", "null"],
+            "description": "HTTP status of the registry's `/v2/` endpoint at the last probe",
+        },
+        "reason": {
+            "type": ["string", "null"],
+            "description": "Why the registry has this status, in words",
+        },
+        "url": {"type": ["string", "null"], "description": "The URL that was probed"},
+        "stale": {
+            "type": "boolean",
+            "description": "True when the result is older than twice the probe interval",
+        },
+    },
+    "additionalProperties": True,
+}
+"""The health answer of GET /check_container_health/{id}. The one place to swap in the typed
+public health view's JSON schema (its model_json_schema) when it lands."""
+
+HEALTH_HISTORY_SCHEMA: Schema = {
+    "type": "object",
+    "description": "Recent probe results, newest first, and uptime ratios",
+    "additionalProperties": True,
+}
+"""The answer of GET /check_container_health/{id}/history (free-form until the typed view)."""
+
+_ENTRY_FIELDS = tuple(f for f in Entry.model_fields if f not in READ_ONLY_FIELDS)
+ENTRY_PATH_PATTERN = rf"^(?:{'|'.join(re.escape(f) for f in _ENTRY_FIELDS)})(?:\.[^.$][^.]*)*$"
+"""A key of a plain (operator-less) update: an entry field, or a dotted path under one."""
+
+
+def _unique(schema: Schema, *fields: str) -> None:
+    """Mark list fields whose validator refuses duplicates as `uniqueItems`."""
+    for f in fields:
+        schema["properties"][f]["uniqueItems"] = True
+
+
+def _entry_in() -> Schema:
+    s = EntryIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    _unique(s, "container_registry_tags")
+    return s
+
+
+def _entry() -> Schema:
+    s = Entry.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    _unique(s, "container_registry_tags")
+    return s
+
+
+def _entry_item() -> Schema:
+    """A page item: an entry, possibly projected by `fields`, possibly with `health` joined."""
+    s = copy.deepcopy(_entry())
+    s.pop("$defs", None)
+    s["title"] = "ContainerRegistryItem"
+    s["description"] = (
+        "An entry as a query returns it: only `container_registry_id` is always present "
+        "(`fields` projects the others away); `health` is joined in when the filter uses it."
+    )
+    s["required"] = ["container_registry_id"]
+    s["properties"]["health"] = {**ref("Health"), "description": "Cached health of the entry"}
+    return s
+
+
+def _entry_update() -> Schema:
+    """PUT /container_registry/{id}: operators, or a plain partial entry (paths may be dotted)."""
+    operators = {
+        op: {"type": "object", "description": f"`{op}` operands keyed by (dotted) path"}
+        for op in OPERATORS
+    }
+    return {
+        "title": "ContainerRegistryUpdate",
+        "description": 'One of two forms. Operators: `{"$set": {...}}`, `{"$unset": {...}}`, '
+        '`{"$addToSet": {path: v | {"$each": [...]}}}`, `{"$pull": {path: v | {"$in": [...]}}}`, '
+        "any mix. Or a plain partial entry (treated as `$set`), whose keys are entry fields or "
+        "dotted paths under them. The updated entry is validated as a whole.",
+        "anyOf": [
+            {"type": "object", "properties": operators, "additionalProperties": False},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": ENTRY_PATH_PATTERN},
+            },
+        ],
+        "examples": [
+            {"$set": {"container_registry_name": "updated-name"}},
+            {"$addToSet": {"container_registry_tags": {"$each": ["gpu", "eu"]}}},
+        ],
+    }
+
+
+_HOOK_FIELD_TEXT = {
+    "description": "Free text for people: what the hook is for",
+    "enabled": "False pauses deliveries without deleting the hook",
+}
+"""Descriptions of hook fields the model does not describe (yet)."""
+
+
+def _describe(schema: Schema, texts: dict[str, str]) -> Schema:
+    for name, text in texts.items():
+        prop = schema["properties"].get(name)
+        if prop is not None and not prop.get("description"):
+            prop["description"] = text
+    return schema
+
+
+def _hook_in() -> Schema:
+    s = _describe(HookIn.model_json_schema(), _HOOK_FIELD_TEXT)
+    _unique(s, "events")
+    return s
+
+
+def _hook() -> Schema:
+    s = _describe(Hook.model_json_schema(mode="serialization"), _HOOK_FIELD_TEXT)
+    _unique(s, "events")
+    s["properties"]["secret"] = {"enum": ["***", None], "description": '"***" when a secret is set'}
+    return s
+
+
+def _hook_update() -> Schema:
+    """PUT /alert_hooks/{id}: any subset of the fields; a GET's answer may be sent back."""
+    s = copy.deepcopy(_hook_in())
+    s["title"] = "AlertHookUpdate"
+    s["description"] = (
+        "Any subset of the hook's fields; omitted ones keep their value. The secret is kept "
+        'when omitted or sent as `"***"`, removed when `null`. Server-managed fields (as a '
+        "GET returns them) are ignored, except an `id` naming another hook."
+    )
+    s.pop("required", None)
+    props = s["properties"]
+    props["secret"] = {
+        "anyOf": [props["secret"], {"const": "***"}],
+        "description": props["secret"]["description"],
+    }
+    served = _hook()["properties"]
+    for f in ("id", "has_secret", "created_at", "updated_at"):
+        # Any value: the server ignores these (a GET's answer may be PUT back as it is).
+        props[f] = {"description": served[f]["description"] + " (ignored)"}
+    return s
+
+
+DELIVERY_ATTEMPT: Schema = {
+    "type": "object",
+    "description": "One delivery attempt of an event to a hook",
+    "properties": {
+        "event_id": {"type": "string", "description": "Id of the event delivered"},
+        "delivery_id": {"type": "string", "description": "Id shared by the attempts of a delivery"},
+        "type": {"type": "string", "description": "Event type"},
+        "attempt": {"type": "integer", "description": "1 for the first try, then 2, 3..."},
+        "at": {"type": "string", "description": "RFC 3339 UTC time of the attempt"},
+        "status_code": {
+            "type": ["integer", "null"],
+            "description": "The receiver's HTTP status; null when it could not be reached",
+        },
+        "ok": {"type": "boolean", "description": "True when the receiver answered 2xx"},
+        "error": {"type": ["string", "null"], "description": "Why the attempt failed"},
+        "duration_ms": {"type": "number", "description": "How long the attempt took"},
+    },
+}
+
+FILTER_SCHEMA: Schema = {
+    "type": "object",
+    "description": "A MongoDB-style filter. Operators: `$eq` `$ne` `$gt` `$gte` `$lt` `$lte` "
+    "`$in` `$nin` `$all` `$exists` `$size` `$regex` (`$options` imsx) `$elemMatch` `$not` "
+    "`$and` `$or` `$nor`. `{}` (or no body) lists all. `health.status` can be filtered on.",
+    "examples": [{"container_registry_tags": {"$in": ["ai", "internal"]}}],
+}
+
+ERROR_SCHEMA: Schema = {
+    "type": "object",
+    "description": "The error envelope every failure answers with",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"const": False, "description": "Always false on failure"},
+        "error": {"type": "string", "description": "What went wrong, for people"},
+        "details": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "One `{field, message}` object per invalid field",
+        },
+    },
+}
+
+
+@functools.cache
+def components() -> dict[str, Schema]:
+    """Every named schema of the document (computed once)."""
+    entry_in, entry = _entry_in(), _entry()
+    out: dict[str, Schema] = {}
+    for s in (entry_in, entry):
+        out.update(s.pop("$defs", {}))
+    out.update(
+        ContainerRegistryInput=entry_in,
+        ContainerRegistry=entry,
+        ContainerRegistryItem=_entry_item(),
+        ContainerRegistryUpdate=_entry_update(),
+        Health=HEALTH_SCHEMA,
+        HealthHistory=HEALTH_HISTORY_SCHEMA,
+        AlertHookInput=_hook_in(),
+        AlertHookUpdate=_hook_update(),
+        AlertHook=_hook(),
+        DeliveryAttempt=DELIVERY_ATTEMPT,
+        Filter=FILTER_SCHEMA,
+        Error=ERROR_SCHEMA,
+    )
+    return out
