@@ -28,8 +28,9 @@ async def check_health(request: web.Request) -> web.Response:
         result, job_id = await service.refresh(_entry_id(request))
         if result is None:
             return ok({"message": "probe queued, not finished yet", "job_id": job_id}, status=202)
-        return ok(result)
-    return ok(await service.current(_entry_id(request)))
+        return ok(result.model_dump(mode="json"))
+    view = await service.current(_entry_id(request))
+    return ok(view.model_dump(mode="json"))
 
 
 async def history(request: web.Request) -> web.Response:

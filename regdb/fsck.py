@@ -15,6 +15,7 @@ from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.connections import sync_redis
 from regdb.keys import Keys
+from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
 from regdb.settings import Settings
 from regdb.store import created_score
@@ -41,15 +42,16 @@ class Report:
         )
 
 
-def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
+def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> HealthStatus:
+    """The status set the entry belongs in: its record's status, `unknown` when none."""
     raw = r.get(keys.health(entry_id))
     if raw is None:
-        return "unknown"
+        return HealthStatus.UNKNOWN
     try:
-        status = jsonutil.loads(raw).get("status")
-    except (ValueError, AttributeError):
-        return "unknown"
-    return status if isinstance(status, str) else "unknown"
+        record = HealthRecord.from_stored(jsonutil.loads(raw))
+    except ValueError:
+        return HealthStatus.UNKNOWN
+    return record.status if record is not None else HealthStatus.UNKNOWN
 
 
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:

@@ -211,7 +211,7 @@ class EntryStore:
                         data["container_registry_config"], old.get("container_registry_config")
                     )
                 new = validate_entry(
-                    data, created_at=old["created_at"], updated_at=old["updated_at"]
+                    data, created_at=old["created_at"], updated_at=old["updated_at"], previous=old
                 )
                 if new == old:
                     return old, old, old_rev, False
