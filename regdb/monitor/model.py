@@ -135,6 +135,10 @@ class ProbeResult(ProbeDetails):
     outcome: ProbeOutcome
     reason: str
     checked_at: str
+    # A probe always fills these in (a record of a never-probed registry has none).
+    auth: AuthInfo = Field(default_factory=AuthInfo)
+    tls: TLSInfo = Field(default_factory=TLSInfo)
+    latency_ms: Latency = Field(default_factory=Latency)
 
 
 class HealthState(BaseModel):
