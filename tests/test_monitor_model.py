@@ -50,19 +50,37 @@ OLD_FAILING_BELOW_THRESHOLD = {
 }
 
 
+def old(status: str, probe_status: str | None, reason: str, **extra: Any) -> dict[str, Any]:
+    """A record as the previous version wrote it (no probe_status: older still)."""
+    out = {"status": status, "reason": reason, **extra}
+    if probe_status is not None:
+        out["probe_status"] = probe_status
+    return out
+
+
 @pytest.mark.parametrize(
     ("stored", "status", "last_probe", "reason"),
     [
         (OLD_FAILING_BELOW_THRESHOLD, "unknown", "failed", "connection_refused"),
-        ({"status": "healthy", "probe_status": "healthy", "reason": "ok"}, "healthy", "healthy", "ok"),
-        ({"status": "maintenance", "probe_status": "degraded", "reason": "slow"}, "maintenance", "degraded", "slow"),
-        ({"status": "unhealthy", "probe_status": "unhealthy", "reason": "refused"}, "unhealthy", "refused_by_policy", "refused_by_policy"),
-        ({"status": "degraded", "reason": "slow"}, "degraded", None, "slow"),
+        (old("healthy", "healthy", "ok"), "healthy", "healthy", "ok"),
+        (old("maintenance", "degraded", "slow"), "maintenance", "degraded", "slow"),
+        (
+            old("unhealthy", "unhealthy", "refused"),
+            "unhealthy",
+            "refused_by_policy",
+            "refused_by_policy",
+        ),
+        (old("degraded", None, "slow"), "degraded", None, "slow"),
         # wrong types are dropped, not fatal
-        ({"status": "healthy", "probe_status": "healthy", "reason": "ok", "consecutive_failures": "x", "tls": 5}, "healthy", "healthy", "ok"),
-        ({"status": "on fire", "reason": "ok"}, "unknown", None, "ok"),
+        (
+            old("healthy", "healthy", "ok", consecutive_failures="x", tls=5),
+            "healthy",
+            "healthy",
+            "ok",
+        ),
+        (old("on fire", None, "ok"), "unknown", None, "ok"),
     ],
-)  # fmt: skip
+)
 def test_records_of_the_previous_version_still_read(
     stored: dict[str, Any], status: str, last_probe: str | None, reason: str
 ) -> None:

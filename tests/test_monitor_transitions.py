@@ -29,6 +29,7 @@ def probe(outcome: str, t: int, **extra: Any) -> ProbeResult:
             outcome, outcome
         ),
         checked_at=f"2026-11-28T00:00:{t:02d}.000000Z",
+        url="http://127.0.0.1:5000/v2/",
         reachable=None if outcome == R else outcome != F,
         **extra,
     )
@@ -111,19 +112,36 @@ def test_alert_table(
         # a good probe in between resets the count
         (
             [H, F, F, H, F, F],
-            [("healthy", []), ("pending", []), ("pending", []), ("healthy", [])]
-            + [("pending", []), ("pending", [])],
+            [
+                ("healthy", []),
+                ("pending", []),
+                ("pending", []),
+                ("healthy", []),
+                ("pending", []),
+                ("pending", []),
+            ],
         ),
         # one good probe recovers
         (
             [F, F, F, H, H],
-            [("pending", []), ("pending", []), ("unhealthy", UNH), ("healthy", REC)]
-            + [("healthy", [])],
+            [
+                ("pending", []),
+                ("pending", []),
+                ("unhealthy", UNH),
+                ("healthy", REC),
+                ("healthy", []),
+            ],
         ),
         # staying down does not repeat the alert without resend_every
         (
             [F] * 5,
-            [("pending", []), ("pending", []), ("unhealthy", UNH)] + [("unhealthy", [])] * 2,
+            [
+                ("pending", []),
+                ("pending", []),
+                ("unhealthy", UNH),
+                ("unhealthy", []),
+                ("unhealthy", []),
+            ],
         ),
         # degraded alerts once, recovery from degraded too
         (
@@ -138,8 +156,14 @@ def test_alert_table(
         # a policy refusal is unknown, counts nothing and alerts nothing, whatever came before
         (
             [F, F, F, R, R, H],
-            [("pending", []), ("pending", []), ("unhealthy", UNH), ("unknown", [])]
-            + [("unknown", []), ("healthy", REC)],
+            [
+                ("pending", []),
+                ("pending", []),
+                ("unhealthy", UNH),
+                ("unknown", []),
+                ("unknown", []),
+                ("healthy", REC),
+            ],
         ),
         ([R, R, R, R], [("unknown", [])] * 4),
         # the refusal does not reset the count either: one more failure reaches the threshold
@@ -160,9 +184,8 @@ def test_resend_every() -> None:
 
 def test_maintenance_silences_and_shows() -> None:
     got = run([H, F, F, F, F], maintenance=[False, True, True, True, False])
-    assert [s for s, _ in got] == ["healthy", "maintenance", "maintenance", "maintenance"] + [
-        "unhealthy"
-    ]
+    shown = ["healthy", "maintenance", "maintenance", "maintenance", "unhealthy"]
+    assert [s for s, _ in got] == shown
     assert [ev for _, ev in got][:4] == [[], [], [], []]
     # leaving maintenance while still down: the pending alert fires now
     assert got[4] == ("unhealthy", UNH)

@@ -2,7 +2,7 @@
 
 450 registries span three RECORD_HEALTH calls (RECORD_CHUNK = 200). Checked: every outcome is
 recorded (cache, history trimmed to HISTORY_KEEP, due time, queued mark cleared, exactly one
-health.status index set), the failure threshold moves a failing registry from unknown to
+health.status index set), the failure threshold moves a failing registry from pending to
 unhealthy, a due time of 0 (the entry changed during the probe) is kept, and an entry deleted
 while it was being probed leaves nothing behind (its peer plants leftovers after the delete, so
 only the script can clear them). fsck agrees at the end.
@@ -22,8 +22,9 @@ from aiohttp import web
 
 from regdb.context import configure
 from regdb.fsck import check
-from regdb.keys import HEALTH_STATUSES, Keys
+from regdb.keys import Keys
 from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
+from regdb.monitor.model import HealthStatus
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import seed_like
@@ -83,7 +84,7 @@ async def _load(settings: Settings, base: str) -> None:
 
 
 def _statuses_of(r: redis.Redis, keys: Keys, entry_id: str) -> list[str]:
-    return [s for s in HEALTH_STATUSES if r.sismember(keys.health_status_index(s), entry_id)]
+    return [s for s in HealthStatus if r.sismember(keys.health_status_index(s), entry_id)]
 
 
 def test_probe_batch_records_every_outcome(
@@ -112,7 +113,7 @@ def test_probe_batch_records_every_outcome(
             if n == DOOMED:
                 continue
             state = json.loads(sync_r.get(keys.health(entry_id)) or b"null")
-            expected = "healthy" if n % 2 == 0 else ("unhealthy" if run == 2 else "unknown")
+            expected = "healthy" if n % 2 == 0 else ("unhealthy" if run == 2 else "pending")
             assert state["status"] == expected, (run, entry_id, state)
             assert _statuses_of(sync_r, keys, entry_id) == [expected]
             assert sync_r.llen(keys.health_history(entry_id)) == min(run + 1, 2)
@@ -130,4 +131,7 @@ def test_probe_batch_records_every_outcome(
     assert sync_r.zscore(keys.queued, doomed) is None
     newest = json.loads(sync_r.lindex(keys.health_history(_id(1)), 0) or b"null")
     assert newest["status"] == "unhealthy" and newest["consecutive_failures"] == 3
+    assert newest["last_probe"] == "failed"
+    state = json.loads(sync_r.get(keys.health(_id(1))) or b"null")
+    assert (state["alert_state"], state["last_probe"]) == ("unhealthy", "failed")
     assert check(sync_r, keys).ok

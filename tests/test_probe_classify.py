@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from regdb.monitor.model import ProbeOutcome
 from regdb.probe.classify import (
     AuthObservation,
     ClassifyConfig,
@@ -18,7 +19,6 @@ from regdb.probe.classify import (
     is_oci_compliant,
     rfc3339,
 )
-from regdb.monitor.model import ProbeOutcome
 from tests.registry_servers import RESULT_KEYS
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

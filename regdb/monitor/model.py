@@ -135,6 +135,7 @@ class ProbeResult(ProbeDetails):
     outcome: ProbeOutcome
     reason: str
     checked_at: str
+    url: str = Field(description="The /v2/ URL probed (no credentials)")
     # A probe always fills these in (a record of a never-probed registry has none).
     auth: AuthInfo = Field(default_factory=AuthInfo)
     tls: TLSInfo = Field(default_factory=TLSInfo)
