@@ -7,6 +7,7 @@ from typing import Any
 
 from regdb import defaults
 from regdb.model import Entry, EntryIn
+from regdb.monitor.model import HealthView
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -91,19 +92,11 @@ def openapi_spec() -> dict[str, Any]:
             "details": {"type": "array", "items": {"type": "object"}},
         },
     }
-    schemas["Health"] = {
-        "type": "object",
-        "description": "Cached health; the old service's four keys plus much more.",
-        "properties": {
-            "status": {"enum": ["healthy", "degraded", "unhealthy", "unknown", "maintenance"]},
-            "reachable": {"type": ["boolean", "null"]},
-            "status_code": {"type": ["integer", "null"]},
-            "reason": {"type": ["string", "null"]},
-            "url": {"type": ["string", "null"]},
-            "stale": {"type": "boolean"},
-        },
-        "additionalProperties": True,
-    }
+    health = HealthView.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    schemas.update(health.pop("$defs", {}))
+    schemas["Health"] = health
     entry_ref = {"$ref": "#/components/schemas/ContainerRegistry"}
     msg = {"type": "object", "properties": {"message": {"type": "string"}}}
     paths: dict[str, Any] = {

@@ -139,9 +139,10 @@ def test_public_health_hides_bookkeeping() -> None:
 
 
 def test_view_schema_documents_every_status_and_no_bookkeeping() -> None:
-    schema = HealthView.model_json_schema()
+    schema = HealthView.model_json_schema(mode="serialization")
     props = schema["properties"]
     assert not BOOKKEEPING & set(props)
+    assert set(schema["required"]) == set(props)  # every field is always in the answer
     assert {"status", "last_probe", "stale", "reason", "container_registry_id"} <= set(props)
     statuses = schema["$defs"]["HealthStatus"]["enum"]
     assert statuses == [s.value for s in HealthStatus]

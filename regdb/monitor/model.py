@@ -226,9 +226,14 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class HealthView(ProbeDetails, HealthState):
-    """The public health of a registry (GET /check_container_health/{id})."""
+    """The public health of a registry (GET /check_container_health/{id}).
 
-    model_config = ConfigDict(extra="ignore", title="Health")
+    Its JSON schema (``HealthView.model_json_schema(mode="serialization")``) documents the
+    answer in the OpenAPI document."""
+
+    model_config = ConfigDict(
+        extra="ignore", title="Health", json_schema_serialization_defaults_required=True
+    )
 
     container_registry_id: str
     stale: bool = Field(
