@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api.appkeys import HEALTH_KEY
 from api.parsing import int_param
-from api.responses import ok
+from api.responses import ok, ok_raw
 from regdb.errors import InvalidQuery
 from regdb.model import is_valid_id
 
@@ -28,9 +28,9 @@ async def check_health(request: web.Request) -> web.Response:
         result, job_id = await service.refresh(_entry_id(request))
         if result is None:
             return ok({"message": "probe queued, not finished yet", "job_id": job_id}, status=202)
-        return ok(result.model_dump(mode="json"))
+        return ok_raw(result.model_dump_json().encode())
     view = await service.current(_entry_id(request))
-    return ok(view.model_dump(mode="json"))
+    return ok_raw(view.model_dump_json().encode())
 
 
 async def history(request: web.Request) -> web.Response:

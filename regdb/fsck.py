@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import redis
 
-from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.connections import sync_redis
 from regdb.keys import Keys
@@ -47,10 +46,7 @@ def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> HealthStatus:
     raw = r.get(keys.health(entry_id))
     if raw is None:
         return HealthStatus.UNKNOWN
-    try:
-        record = HealthRecord.from_stored(jsonutil.loads(raw))
-    except ValueError:
-        return HealthStatus.UNKNOWN
+    record = HealthRecord.read(raw)
     return record.status if record is not None else HealthStatus.UNKNOWN
 
 

@@ -112,7 +112,7 @@ class HealthService:
     def _view(
         entry_id: str, url: str | None, interval: float, raw: bytes | str | None
     ) -> HealthView:
-        record = HealthRecord.from_stored(jsonutil.loads(raw)) if raw else None
+        record = HealthRecord.read(raw) if raw else None
         now = time.time()
         return HealthView.of(record, entry_id=entry_id, url=url, interval_s=interval, now=now)
 

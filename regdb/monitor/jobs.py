@@ -16,7 +16,6 @@ from typing import Any
 from rq import Queue
 from rq.job import Job
 
-from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
 from regdb.lua import RECORD_HEALTH
@@ -65,7 +64,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             continue
         entries.append(found[0])
         stored = raw[2 * i + 1]
-        previous.append(HealthRecord.from_stored(jsonutil.loads(stored)) if stored else None)
+        previous.append(HealthRecord.read(stored) if stored else None)
     if gone:
         cleanup = r.pipeline(transaction=False)
         for entry_id in gone:

@@ -16,6 +16,7 @@ leniently by :meth:`HealthRecord.from_stored`: production data exists.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -189,6 +190,22 @@ class HealthRecord(ProbeDetails, HealthState):
                 data = {k: v for k, v in data.items() if k not in bad}
         return None
 
+    @classmethod
+    def read(cls, raw: bytes | str) -> HealthRecord | None:
+        """A record from its stored JSON text (see :meth:`from_stored`); None if not one."""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if b'"probe_status"' not in raw:  # written by this version: parse and check in one go
+            try:
+                return cls.model_validate_json(raw)
+            except ValidationError:
+                pass  # a bad field: the lenient path below drops it
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return cls.from_stored(data)
+
     def public(self) -> dict[str, Any]:
         """The fields anyone may see (everything but the alert bookkeeping), JSON-ready."""
         return self.model_dump(mode="json", include=set(PUBLIC_FIELDS))
@@ -256,8 +273,10 @@ class HealthView(ProbeDetails, HealthState):
             return cls(container_registry_id=entry_id, url=url, stale=False)
         checked = parse_time(record.checked_at)
         stale = checked is not None and now - checked > 2 * interval_s
-        fields = record.model_dump(include=set(cls.model_fields) - {"stale"})
-        return cls.model_validate({**fields, "container_registry_id": entry_id, "stale": stale})
+        # The record's nested models are taken over as they are; its bookkeeping is ignored.
+        return cls.model_validate(
+            {**record.__dict__, "container_registry_id": entry_id, "stale": stale}
+        )
 
 
 class HistoryItem(BaseModel):
@@ -310,9 +329,7 @@ def parse_time(value: str | None) -> float | None:
 def public_health(raw: bytes | str | None) -> dict[str, Any]:
     """The public part of a stored record as a plain dict (for documents that embed health,
     such as query results); ``{"status": "unknown"}`` for none."""
-    from regdb import jsonutil
-
-    record = HealthRecord.from_stored(jsonutil.loads(raw)) if raw else None
+    record = HealthRecord.read(raw) if raw else None
     if record is None:
         return {"status": HealthStatus.UNKNOWN.value}
     return record.public()

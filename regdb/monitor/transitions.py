@@ -45,6 +45,7 @@ from regdb.monitor.model import (
     AlertState,
     HealthRecord,
     HealthStatus,
+    ProbeDetails,
     ProbeOutcome,
     ProbeResult,
 )
@@ -137,11 +138,14 @@ def advance(
         ):
             events.append(CERT_EVENT)
             cert_alerted = tls.not_after
-    details = probe.model_dump(exclude={"outcome", "warnings"})
+    # Shallow: the probe's nested models are taken over as they are, not dumped and re-read.
+    details = {name: getattr(probe, name) for name in ProbeDetails.model_fields}
     record = HealthRecord.model_validate(
         {
             **details,
             "warnings": warnings,
+            "reason": probe.reason,
+            "checked_at": probe.checked_at,
             "status": status,
             "since": prev.since if status == prev.status else probe.checked_at,
             "last_probe": probe.outcome,

@@ -187,4 +187,7 @@ def scrub(value: Any, secrets: Sequence[str]) -> Any:
 
 def scrub_result(result: ProbeResult, secrets: Sequence[str]) -> ProbeResult:
     """`result` with every secret replaced in each of its texts (URL, errors, warnings...)."""
-    return ProbeResult.model_validate(scrub(result.model_dump(), secrets))
+    dumped = result.model_dump()
+    cleaned = scrub(dumped, secrets)
+    # The usual case: no secret anywhere, keep the result instead of building it again.
+    return result if cleaned == dumped else ProbeResult.model_validate(cleaned)
