@@ -127,3 +127,22 @@ async def test_a_new_entry_is_probed_at_once(service: HealthService) -> None:
     await service.redis.zadd(service.keys.due, {"hs-created": 1e12})
     assert await service.entry_changed(None, entry) is True
     assert await service.redis.zscore(service.keys.due, "hs-created") == 0
+
+
+async def test_a_record_of_the_previous_version_reads(service: HealthService) -> None:
+    """Production data written before the typed model: one status, no bookkeeping shown."""
+    await service.store.create(_entry("hs-old"))
+    old = {
+        "status": "unknown",
+        "probe_status": "unhealthy",
+        "effective_status": "unknown",
+        "reason": "connection_refused",
+        "checked_at": _stamp(5),
+        "consecutive_failures": 1,
+        "alert_state": "ok",
+        "cert_alerted_not_after": None,
+    }
+    await service.redis.set(service.keys.health("hs-old"), json.dumps(old))
+    result = (await service.current("hs-old")).model_dump(mode="json")
+    assert (result["status"], result["last_probe"], result["stale"]) == ("unknown", "failed", False)
+    assert not {"probe_status", "effective_status", "alert_state"} & set(result)

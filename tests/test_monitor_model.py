@@ -16,6 +16,7 @@ from regdb.monitor.model import (
     HealthView,
     HistoryItem,
     ProbeOutcome,
+    ProbeResult,
     parse_time,
     public_health,
 )
@@ -176,3 +177,39 @@ def test_one_index_set_per_status() -> None:
 def test_history_items_old_and_new(stored: dict[str, Any], usable: bool | None) -> None:
     item = HistoryItem.from_stored(stored)
     assert item is not None and item.usable is usable
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "last_probe"),
+    [
+        (json.dumps(OLD_FAILING_BELOW_THRESHOLD), "unknown", "failed"),
+        ('{"status": "pending", "last_probe": "failed", "reason": "timeout"}', "pending", "failed"),
+        (
+            '{"status": "pending", "last_probe": "failed", "consecutive_failures": "x"}',
+            "pending",
+            "failed",
+        ),
+        (b'{"status": "healthy", "last_probe": "healthy", "tls": []}', "healthy", "healthy"),
+    ],
+)
+def test_read_from_json_text(raw: str | bytes, status: str, last_probe: str) -> None:
+    record = HealthRecord.read(raw)
+    assert record is not None and (record.status, record.last_probe) == (status, last_probe)
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1]", b'"healthy"', b"{"])
+def test_read_garbage(raw: bytes) -> None:
+    assert HealthRecord.read(raw) is None
+
+
+def test_an_old_record_advances() -> None:
+    """The worker's first probe after the upgrade starts from a record the old code wrote."""
+    from regdb.monitor.transitions import Policy, advance
+
+    old = HealthRecord.read(json.dumps(OLD_FAILING_BELOW_THRESHOLD))
+    probe = ProbeResult(
+        outcome=ProbeOutcome.FAILED, reason="timeout", checked_at=CHECKED, url="http://x/v2/"
+    )
+    step = advance(old, probe, Policy(failure_threshold=2), in_maintenance=False)
+    assert (step.record.status, step.record.consecutive_failures) == ("unhealthy", 2)
+    assert step.events == ("registry.unhealthy",)
