@@ -272,7 +272,10 @@ def validate_entry(
         model = EntryIn.model_validate(data)
     except ValidationError as err:
         raise invalid(err, noun="entry", default_loc="entry") from None
-    out = model.model_dump(mode="json")
+    out = model.model_dump(
+        mode="json", exclude={"container_registry_config", "container_registry_storage_info"}
+    )
+    # Key order as before: config, then storage info, each as the client sent it.
     out["container_registry_config"] = model.container_registry_config.stored()
     out["container_registry_storage_info"] = model.container_registry_storage_info.model_dump(
         mode="json", exclude_none=True
