@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -134,4 +135,40 @@ def test_probe_batch_records_every_outcome(
     assert newest["last_probe"] == "failed"
     state = json.loads(sync_r.get(keys.health(_id(1))) or b"null")
     assert (state["alert_state"], state["last_probe"]) == ("unhealthy", "failed")
+    assert check(sync_r, keys).ok
+
+
+def test_policy_refusal_is_unknown_and_silent(
+    settings: Settings,
+    sync_r: redis.Redis,
+    fleet: ThreadedServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A registry the address policy forbids: `unknown` with reason refused_by_policy, in the
+    unknown index set, no failure counted and no alert, probe after probe."""
+    settings = settings.replace(probe_allow_loopback=False, failure_threshold=1)
+    keys = Keys(settings.prefix)
+    entry_id = _id(1)  # a 503 registry: it would be unhealthy at once if it were probed
+
+    async def create() -> None:
+        assert settings.redis_url is not None
+        conn = aredis.Redis.from_url(settings.redis_url)
+        try:
+            await EntryStore(conn, keys).create(seed_like(entry_id, f"{fleet.url}/r/1", {}))
+        finally:
+            await conn.aclose()
+
+    asyncio.run(create())
+    configure(settings, sync_r)
+    caplog.set_level(logging.INFO, logger="regdb.monitor.jobs")
+    for _ in range(3):
+        assert probe_batch([entry_id]) == {"unknown": 1}
+        state = json.loads(sync_r.get(keys.health(entry_id)) or b"null")
+        assert (state["status"], state["last_probe"]) == ("unknown", "refused_by_policy")
+        assert state["reason"] == "refused_by_policy" and state["reachable"] is None
+        assert state["consecutive_failures"] == 0 and state["alert_state"] == "ok"
+        assert "loopback" in state["error"] and "connection refused" not in state["error"]
+        assert _statuses_of(sync_r, keys, entry_id) == ["unknown"]
+    assert "probed 1 registries" in caplog.text
+    assert "deliveries queued" not in caplog.text  # what every alert logs, hooks or not
     assert check(sync_r, keys).ok
