@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.appkeys import HEALTH_KEY
-from api.parsing import int_param
-from api.responses import ok
+from api.parsing import bool_param, int_param
+from api.responses import ok, ok_raw
 from regdb.errors import InvalidQuery
 from regdb.model import is_valid_id
 
@@ -20,16 +20,14 @@ def _entry_id(request: web.Request) -> str:
 
 async def check_health(request: web.Request) -> web.Response:
     """GET /check_container_health/{id}; with ?refresh=true, probe now and wait a little."""
-    refresh = request.query.get("refresh", "false").lower()
-    if refresh not in ("true", "false", "1", "0"):
-        raise InvalidQuery("refresh must be true or false")
     service = request.app[HEALTH_KEY]
-    if refresh in ("true", "1"):
+    if bool_param(request, "refresh"):
         result, job_id = await service.refresh(_entry_id(request))
         if result is None:
             return ok({"message": "probe queued, not finished yet", "job_id": job_id}, status=202)
-        return ok(result)
-    return ok(await service.current(_entry_id(request)))
+        return ok_raw(result.model_dump_json().encode())
+    view = await service.current(_entry_id(request))
+    return ok_raw(view.model_dump_json().encode())
 
 
 async def history(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from typing import Any
 
 from regdb.alerts.model import Hook, HookIn
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
+from regdb.monitor.model import HealthView
 from regdb.update import OPERATORS
 
 Schema = dict[str, Any]
@@ -56,36 +57,15 @@ def message(
 
 COUNT: Schema = {"type": "integer", "minimum": 0, "description": "Number of items in `data`"}
 
-HEALTH_SCHEMA: Schema = {
-    "type": "object",
-    "description": "Cached health; the old service's four keys plus much more.",
-    "properties": {
-        "status": {
-            "enum": ["healthy", "degraded", "unhealthy", "unknown", "maintenance"],
-            "description": "Overall state of the registry",
-        },
-        "reachable": {
-            "type": ["boolean", "null"],
-            "description": "Whether the registry answered at all; null before the first probe",
-        },
-        "status_code": {
-            "type": ["integer", "null"],
-            "description": "HTTP status of the registry's `/v2/` endpoint at the last probe",
-        },
-        "reason": {
-            "type": ["string", "null"],
-            "description": "Why the registry has this status, in words",
-        },
-        "url": {"type": ["string", "null"], "description": "The URL that was probed"},
-        "stale": {
-            "type": "boolean",
-            "description": "True when the result is older than twice the probe interval",
-        },
-    },
-    "additionalProperties": True,
-}
-"""The health answer of GET /check_container_health/{id}. The one place to swap in the typed
-public health view's JSON schema (its model_json_schema) when it lands."""
+def _health(out: dict[str, Schema]) -> Schema:
+    """The health answer of GET /check_container_health/{id}: the typed public view's own
+    schema (its nested models go into `out`)."""
+    schema = HealthView.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    out.update(schema.pop("$defs", {}))
+    return schema
+
 
 HEALTH_HISTORY_SCHEMA: Schema = {
     "type": "object",
@@ -262,7 +242,7 @@ def components() -> dict[str, Schema]:
         ContainerRegistry=entry,
         ContainerRegistryItem=_entry_item(),
         ContainerRegistryUpdate=_entry_update(),
-        Health=HEALTH_SCHEMA,
+        Health=_health(out),
         HealthHistory=HEALTH_HISTORY_SCHEMA,
         AlertHookInput=_hook_in(),
         AlertHookUpdate=_hook_update(),

@@ -39,11 +39,7 @@ async def update_registry(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     before, entry, rev, changed = await store.update(entry_id, body, if_match=if_match(request))
     if changed:
-        probe_now = any(
-            before.get(f) != entry.get(f)
-            for f in ("container_registry_public_url", "container_registry_config")
-        )
-        await request.app[HEALTH_KEY].entry_changed(entry_id, url_or_auth_changed=probe_now)
+        await request.app[HEALTH_KEY].entry_changed(before, entry)
     data = {"message": "Container registry updated", "container_registry": redact_entry(entry)}
     return ok({**data, **origin_change_notice(before, entry)}, headers={"ETag": etag(rev)})
 

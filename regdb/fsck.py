@@ -19,6 +19,7 @@ from regdb import jsonutil
 from regdb.codec import SECRET_CONFIG_FIELD, decode_entry
 from regdb.connections import sync_redis
 from regdb.keys import Keys
+from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
 from regdb.secrets import CONFIG_FIELD, redact_config
 from regdb.settings import Settings
@@ -53,15 +54,13 @@ class Report:
         )
 
 
-def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
+def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> HealthStatus:
+    """The status set the entry belongs in: its record's status, `unknown` when none."""
     raw = r.get(keys.health(entry_id))
     if raw is None:
-        return "unknown"
-    try:
-        status = jsonutil.loads(raw).get("status")
-    except (ValueError, AttributeError):
-        return "unknown"
-    return status if isinstance(status, str) else "unknown"
+        return HealthStatus.UNKNOWN
+    record = HealthRecord.read(raw)
+    return record.status if record is not None else HealthStatus.UNKNOWN
 
 
 def _public_config(r: redis.Redis, key: str) -> object:

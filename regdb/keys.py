@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regdb.monitor.model import HealthStatus
+
 # Index paths are escaped so that "<path>=<value>" can never be read two ways.
 _ESCAPES = str.maketrans({"%": "%25", "=": "%3D"})
 
 HEALTH_STATUS_PATH = "health.status"
-HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
-"""Every status a registry can show; an entry is in exactly one health.status index set."""
 
 ENTRY_REV_FIELD = "_rev"
 """Hash field holding the entry's revision token (its ETag); never part of the entry itself."""
@@ -46,14 +46,14 @@ class Keys:
     def index(self, path: str, encoded: str) -> str:
         return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"
 
-    def health_status_index(self, status: str) -> str:
+    def health_status_index(self, status: HealthStatus | str) -> str:
         """Index set behind `{"health.status": status}`."""
         return self.index(HEALTH_STATUS_PATH, f"s:{status}")
 
     @property
     def health_status_indexes(self) -> list[str]:
-        """One index set per health status."""
-        return [self.health_status_index(s) for s in HEALTH_STATUSES]
+        """One index set per HealthStatus, in its order; an entry is in exactly one of them."""
+        return [self.health_status_index(s) for s in HealthStatus]
 
     @property
     def index_pattern(self) -> str:

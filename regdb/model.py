@@ -26,6 +26,7 @@ from pydantic import (
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput
+from regdb.registry_config import RegistryConfig
 from regdb.validation import check_http_url, check_unique, invalid, parse_url, refuse_read_only
 
 ID_FIELD = "container_registry_id"
@@ -97,58 +98,6 @@ def _check_json(value: Any, where: str, depth: int = 1) -> None:
         raise ValueError(f"NaN is not allowed at {where}")
 
 
-INT_KNOBS: dict[str, tuple[int, int]] = {
-    "health_interval_s": (1, 86400),
-    "failure_threshold": (1, 100),
-    "resend_every": (0, 100000),
-    "tls_expiry_warn_days": (0, 3650),
-}
-"""Integer health knobs of an entry's config and their allowed (low, high) bounds."""
-_NUMBER_KNOBS = {
-    "timeout_connect_s": (0.01, 120.0),
-    "timeout_total_s": (0.01, 600.0),
-    "latency_warn_ms": (1.0, 600000.0),
-}
-_BOOL_KNOBS = ("insecure_tls", "auth_required")
-
-
-def _check_config_knobs(cfg: dict[str, Any]) -> None:
-    """The config keys the health monitor reads must have usable values."""
-    for key, (lo, hi) in INT_KNOBS.items():
-        v = cfg.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
-            raise ValueError(f"{key} must be an integer from {lo} to {hi}")
-    for key, (flo, fhi) in _NUMBER_KNOBS.items():
-        v = cfg.get(key)
-        if v is not None and (
-            not isinstance(v, int | float) or isinstance(v, bool) or not flo <= v <= fhi
-        ):
-            raise ValueError(f"{key} must be a number from {flo} to {fhi}")
-    for key in _BOOL_KNOBS:
-        if key in cfg and not isinstance(cfg[key], bool):
-            raise ValueError(f"{key} must be true or false")
-    if "ca_bundle" in cfg and not (
-        isinstance(cfg["ca_bundle"], str) and "BEGIN CERTIFICATE" in cfg["ca_bundle"]
-    ):
-        raise ValueError("ca_bundle must be PEM text with at least one certificate")
-    auth = cfg.get("auth")
-    if auth is not None:
-        if not isinstance(auth, dict) or not all(isinstance(v, str) for v in auth.values()):
-            raise ValueError("auth must be an object of strings (username/password or token)")
-        if not ({"username", "password"} <= set(auth) or "token" in auth):
-            raise ValueError("auth needs username and password, or token")
-    m = cfg.get("maintenance")
-    if m is not None and not isinstance(m, bool):
-        if not isinstance(m, dict) or set(m) - {"until", "reason", "enabled"}:
-            raise ValueError("maintenance must be true/false or {until, reason}")
-        until = m.get("until")
-        if until is not None:
-            try:
-                datetime.fromisoformat(str(until).replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError("maintenance.until must be an RFC 3339 time") from None
-
-
 class StorageInfo(BaseModel):
     """Storage facts about a registry; the documented keys are typed, others are free."""
 
@@ -204,11 +153,11 @@ class EntryIn(BaseModel):
     container_registry_metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free-form metadata (environment, owner, region...)"
     )
-    container_registry_config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Registry configuration. Credentials under `auth` (username/password or "
-        "token) and keys named like password/secret/token/access_key are write-only: stored "
-        'for the prober, shown as "***".',
+    container_registry_config: RegistryConfig = Field(
+        default_factory=RegistryConfig,
+        description="Registry configuration: the health knobs (all optional) and any free "
+        "keys. Credentials under `auth` (username/password or token) and keys named like "
+        'password/secret/token/access_key are write-only: stored for the prober, shown as "***".',
     )
     container_registry_storage_info: StorageInfo = Field(
         default_factory=StorageInfo,
@@ -235,29 +184,33 @@ class EntryIn(BaseModel):
     def _tags(cls, v: list[str]) -> list[str]:
         return check_unique(v, "tag")
 
-    @field_validator("container_registry_metadata", "container_registry_config")
+    @field_validator("container_registry_metadata")
     @classmethod
     def _free_form(cls, v: dict[str, Any], info: Any) -> dict[str, Any]:
         _check_json(v, info.field_name)
-        if info.field_name == "container_registry_config":
-            _check_config_knobs(v)
+        return v
+
+    @field_validator("container_registry_config", mode="before")
+    @classmethod
+    def _config_keys(cls, v: Any) -> Any:
+        # Free-form keys first: a bad key name is reported as such, before any knob.
+        if isinstance(v, dict):
+            _check_json(v, "container_registry_config")
         return v
 
     @model_validator(mode="after")
     def _defaults_and_size(self) -> EntryIn:
         if self.container_registry_image_prefix is None:
-            url = parse_url(self.container_registry_public_url)
-            raw = url.raw_host or ""  # image prefixes are ASCII: keep the punycode form
-            host = f"[{raw}]" if ":" in raw else raw
-            port = f":{url.explicit_port}" if url.explicit_port is not None else ""
-            self.container_registry_image_prefix = f"{host}{port}"
+            self.container_registry_image_prefix = default_image_prefix(
+                self.container_registry_public_url
+            )
         extra = self.container_registry_storage_info.model_extra or {}
         _check_json(extra, "container_registry_storage_info")
         size = sum(
             len(jsonutil.dumps(x))
             for x in (
                 self.container_registry_metadata,
-                self.container_registry_config,
+                self.container_registry_config.stored(),
                 self.container_registry_storage_info.model_dump(exclude_none=True),
             )
         )
@@ -278,20 +231,66 @@ class Entry(EntryIn):
     updated_at: str = Field(description="RFC 3339 UTC, set by the server")
 
 
-def validate_entry(data: Any, *, created_at: str, updated_at: str) -> dict[str, Any]:
+def default_image_prefix(public_url: str) -> str:
+    """The image prefix a URL implies: its host[:port] (IPv6 in brackets, IDNA as punycode)."""
+    url = parse_url(public_url)
+    raw = url.raw_host or ""  # image prefixes are ASCII: keep the punycode form
+    host = f"[{raw}]" if ":" in raw else raw
+    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
+    return f"{host}{port}"
+
+
+PREFIX_FIELD = "container_registry_image_prefix"
+URL_FIELD = "container_registry_public_url"
+
+
+def follow_url(previous: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (an updated entry) with a defaulted image prefix following a changed URL.
+
+    The prefix was defaulted when it equals what the old URL implies; one the user chose
+    differs from it and stays. A prefix the update itself sets also stays."""
+    old_url, new_url = previous.get(URL_FIELD), data.get(URL_FIELD)
+    old_prefix = previous.get(PREFIX_FIELD)
+    if (
+        not isinstance(old_url, str)
+        or old_url == new_url
+        or data.get(PREFIX_FIELD) != old_prefix
+        or old_prefix != _safe_default_prefix(old_url)
+    ):
+        return data
+    return {k: v for k, v in data.items() if k != PREFIX_FIELD}
+
+
+def _safe_default_prefix(url: str) -> str | None:
+    try:
+        return default_image_prefix(url)
+    except (TypeError, ValueError):
+        return None
+
+
+def validate_entry(
+    data: Any, *, created_at: str, updated_at: str, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Validate client input and return the normalised entry dict that regdb stores.
 
     Raises InvalidInput naming every bad field. `created_at`/`updated_at` in the input are
-    refused: they are the server's to set.
+    refused: they are the server's to set. `previous` is the stored entry an update starts
+    from (see :func:`follow_url`).
     """
     if not isinstance(data, dict):
         raise InvalidInput("the entry must be a JSON object")
     refuse_read_only(data, READ_ONLY_FIELDS)
+    if previous is not None:
+        data = follow_url(previous, data)
     try:
         model = EntryIn.model_validate(data)
     except ValidationError as err:
         raise invalid(err, noun="entry", default_loc="entry") from None
-    out = model.model_dump(mode="json")
+    out = model.model_dump(
+        mode="json", exclude={"container_registry_config", "container_registry_storage_info"}
+    )
+    # Key order as before: config, then storage info, each as the client sent it.
+    out["container_registry_config"] = model.container_registry_config.stored()
     out["container_registry_storage_info"] = model.container_registry_storage_info.model_dump(
         mode="json", exclude_none=True
     )

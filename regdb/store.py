@@ -212,7 +212,7 @@ class EntryStore:
                 candidate = credentials_follow_origin(old, apply_update(old, ops), ops)
                 data = {k: v for k, v in candidate.items() if k not in ("created_at", "updated_at")}
                 new = validate_entry(
-                    data, created_at=old["created_at"], updated_at=old["updated_at"]
+                    data, created_at=old["created_at"], updated_at=old["updated_at"], previous=old
                 )
                 if new == old:
                     return old, old, old_rev, False

@@ -473,7 +473,7 @@ def expiring_tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 # The keys every probe result has (shared by the classifier and prober tests).
 RESULT_KEYS = {
-    "status",
+    "outcome",
     "reachable",
     "status_code",
     "reason",

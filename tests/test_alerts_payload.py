@@ -20,6 +20,7 @@ from regdb.alerts.payload import (
     slack,
     verify,
 )
+from regdb.monitor.model import AlertState, HealthRecord, HealthStatus, ProbeOutcome
 
 ENTRY = {
     "container_registry_id": "reg-1",
@@ -174,3 +175,24 @@ def test_test_event() -> None:
     assert ev.type == TEST_EVENT
     assert cloudevent(ev)["type"] == "io.regdb.test"
     assert "test" in slack(ev)["text"]
+
+
+def test_event_from_a_typed_record_carries_no_bookkeeping() -> None:
+    record = HealthRecord(
+        status=HealthStatus.UNHEALTHY,
+        reason="timeout",
+        error="timed out",
+        since="2030-01-02T03:00:00.000000Z",
+        checked_at="2030-01-02T03:04:05.000000Z",
+        last_probe=ProbeOutcome.FAILED,
+        alert_state=AlertState.UNHEALTHY,
+        cert_alerted_not_after="2030-02-01T00:00:00Z",
+    )
+    ev = registry_event("registry.unhealthy", ENTRY, record, old_status=HealthStatus.PENDING)
+    data = cloudevent(ev)["data"]
+    assert (data["old_status"], data["new_status"]) == ("pending", "unhealthy")
+    assert (data["reason"], data["error"]) == ("timeout", "timed out")
+    assert data["since"] == "2030-01-02T03:00:00.000000Z"  # the record's own
+    text = json.dumps(data)
+    for hidden in ("alert_state", "cert_alerted_not_after", "last_probe", "hunter2"):
+        assert hidden not in text

@@ -52,12 +52,12 @@ async def test_unknown_id_is_not_found(service: HealthService) -> None:
         await service.current("no-such-registry")
 
 
-async def test_never_probed_is_unknown_and_stale(service: HealthService) -> None:
+async def test_never_probed_is_unknown_and_not_stale(service: HealthService) -> None:
     await service.store.create(_entry("hs-new"))
-    result = await service.current("hs-new")
-    assert result["status"] == "unknown"
-    assert result["stale"] is True
+    result = (await service.current("hs-new")).model_dump(mode="json")
+    assert (result["status"], result["reason"], result["stale"]) == ("unknown", "not_probed", False)
     assert result["url"] == "http://127.0.0.1:9/hs-new"
+    assert result["container_registry_id"] == "hs-new"
 
 
 @pytest.mark.parametrize(
@@ -70,19 +70,79 @@ async def test_cached_result_and_staleness_from_the_registry_interval(
     config = {} if interval is None else {"health_interval_s": interval}
     await service.store.create(_entry("hs-cached", **config))
     cached = {"status": "degraded", "reason": "slow", "checked_at": _stamp(ago_s)}
-    await service.redis.set(service.keys.health("hs-cached"), json.dumps(cached))
-    result = await service.current("hs-cached")
+    bookkeeping = {"alert_state": "degraded", "interval_s": 60}
+    await service.redis.set(service.keys.health("hs-cached"), json.dumps(cached | bookkeeping))
+    result = (await service.current("hs-cached")).model_dump(mode="json")
     assert {k: result[k] for k in cached} == cached
+    assert not set(bookkeeping) & set(result)
     assert result["stale"] is stale  # default interval 60 s: stale after 120 s
 
 
 async def test_history_and_uptime(service: HealthService) -> None:
     await service.store.create(_entry("hs-hist"))
-    items = [{"status": "healthy", "checked_at": _stamp(60 * i)} for i in range(3)]
+    # written by the previous version (probe_status) and by this one (last_probe)
+    items = [
+        {"status": "healthy", "probe_status": "healthy", "checked_at": _stamp(60)},
+        {"status": "pending", "last_probe": "failed", "checked_at": _stamp(120)},
+        {"status": "unknown", "last_probe": "refused_by_policy", "checked_at": _stamp(180)},
+        {"status": "healthy", "last_probe": "healthy", "checked_at": _stamp(240)},
+    ]
     key = service.keys.health_history("hs-hist")
     await service.redis.rpush(key, *(json.dumps(i) for i in items))
     out = await service.history("hs-hist", 2)
-    assert out["total"] == 3 and out["results"] == items[:2]
-    assert out["uptime"]["1h"] == 1.0
+    assert out["total"] == 4
+    assert [(r["status"], r["last_probe"]) for r in out["results"]] == [
+        ("healthy", "healthy"),
+        ("pending", "failed"),
+    ]
+    assert "probe_status" not in out["results"][0]
+    assert out["uptime"]["1h"] == round(2 / 3, 4)  # the policy refusal tells nothing
     with pytest.raises(NotFound):
         await service.history("hs-missing", 2)
+
+
+@pytest.mark.parametrize(
+    ("change", "probe_now"),
+    [
+        ({}, False),
+        ({"container_registry_name": "renamed"}, False),
+        ({"container_registry_tags": ["x"]}, False),
+        ({"container_registry_public_url": "http://127.0.0.1:10/other"}, True),
+        ({"container_registry_config": {"auth": {"token": "new-token-value"}}}, True),
+        ({"container_registry_config": {"health_interval_s": 5}}, True),
+    ],
+)
+async def test_entry_changed_decides_which_changes_probe_now(
+    service: HealthService, change: dict[str, Any], probe_now: bool
+) -> None:
+    before, _ = await service.store.create(_entry("hs-chg"))
+    await service.redis.zadd(service.keys.due, {"hs-chg": 1e12})
+    assert await service.entry_changed(before, {**before, **change}) is probe_now
+    due = await service.redis.zscore(service.keys.due, "hs-chg")
+    assert due == (0 if probe_now else 1e12)
+
+
+async def test_a_new_entry_is_probed_at_once(service: HealthService) -> None:
+    entry, _ = await service.store.create(_entry("hs-created"))
+    await service.redis.zadd(service.keys.due, {"hs-created": 1e12})
+    assert await service.entry_changed(None, entry) is True
+    assert await service.redis.zscore(service.keys.due, "hs-created") == 0
+
+
+async def test_a_record_of_the_previous_version_reads(service: HealthService) -> None:
+    """Production data written before the typed model: one status, no bookkeeping shown."""
+    await service.store.create(_entry("hs-old"))
+    old = {
+        "status": "unknown",
+        "probe_status": "unhealthy",
+        "effective_status": "unknown",
+        "reason": "connection_refused",
+        "checked_at": _stamp(5),
+        "consecutive_failures": 1,
+        "alert_state": "ok",
+        "cert_alerted_not_after": None,
+    }
+    await service.redis.set(service.keys.health("hs-old"), json.dumps(old))
+    result = (await service.current("hs-old")).model_dump(mode="json")
+    assert (result["status"], result["last_probe"], result["stale"]) == ("unknown", "failed", False)
+    assert not {"probe_status", "effective_status", "alert_state"} & set(result)

@@ -160,7 +160,14 @@ def test_down_alert_and_recovery(
 
         reg.stop()
         health = cycle()
-        assert health["status"] == "healthy" and health["consecutive_failures"] == 1
+        # below the threshold: pending, one status, the raw outcome once
+        assert (health["status"], health["last_probe"]) == ("pending", "failed"), health
+        assert health["consecutive_failures"] == 1
+        assert not {"alert_state", "probe_status", "effective_status"} & set(health)
+        _, pending = call(api_base, "POST", "/container_registries", {"health.status": "pending"})
+        assert {e["container_registry_id"] for e in pending["data"]} == {rid, "ignored"}
+        assert all("alert_state" not in e["health"] for e in pending["data"])
+        assert receiver.events() == []
         health = cycle()
         assert health["status"] == "unhealthy" and health["reachable"] is False
         assert health["reason"] == "connection_refused", health
@@ -185,7 +192,7 @@ def test_down_alert_and_recovery(
 
         _, hist = call(api_base, "GET", f"/check_container_health/{rid}/history")
         statuses = [h["status"] for h in hist["data"]["results"]]
-        assert statuses == ["healthy", "unhealthy", "healthy", "healthy"]
+        assert statuses == ["healthy", "unhealthy", "pending", "healthy"]
         assert 0 < hist["data"]["uptime"]["1h"] < 1
         # the health.status index sets followed every change
         assert check(sync_r, Keys(mon_settings.prefix)).ok
@@ -224,7 +231,7 @@ def test_refresh_and_maintenance(
         status, body = result["resp"]
         assert status == 200, body
         assert body["data"]["status"] == "maintenance"
-        assert body["data"]["probe_status"] == "healthy"
+        assert body["data"]["last_probe"] == "healthy"
         # out of maintenance: the next refresh shows the real status
         assert (
             call(

@@ -2,7 +2,7 @@
 
 450 registries span three RECORD_HEALTH calls (RECORD_CHUNK = 200). Checked: every outcome is
 recorded (cache, history trimmed to HISTORY_KEEP, due time, queued mark cleared, exactly one
-health.status index set), the failure threshold moves a failing registry from unknown to
+health.status index set), the failure threshold moves a failing registry from pending to
 unhealthy, a due time of 0 (the entry changed during the probe) is kept, and an entry deleted
 while it was being probed leaves nothing behind (its peer plants leftovers after the delete, so
 only the script can clear them). fsck agrees at the end.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -22,8 +23,9 @@ from aiohttp import web
 
 from regdb.context import configure
 from regdb.fsck import check
-from regdb.keys import HEALTH_STATUSES, Keys
+from regdb.keys import Keys
 from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
+from regdb.monitor.model import HealthStatus
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import seed_like
@@ -83,7 +85,7 @@ async def _load(settings: Settings, base: str) -> None:
 
 
 def _statuses_of(r: redis.Redis, keys: Keys, entry_id: str) -> list[str]:
-    return [s for s in HEALTH_STATUSES if r.sismember(keys.health_status_index(s), entry_id)]
+    return [s for s in HealthStatus if r.sismember(keys.health_status_index(s), entry_id)]
 
 
 def test_probe_batch_records_every_outcome(
@@ -112,7 +114,7 @@ def test_probe_batch_records_every_outcome(
             if n == DOOMED:
                 continue
             state = json.loads(sync_r.get(keys.health(entry_id)) or b"null")
-            expected = "healthy" if n % 2 == 0 else ("unhealthy" if run == 2 else "unknown")
+            expected = "healthy" if n % 2 == 0 else ("unhealthy" if run == 2 else "pending")
             assert state["status"] == expected, (run, entry_id, state)
             assert _statuses_of(sync_r, keys, entry_id) == [expected]
             assert sync_r.llen(keys.health_history(entry_id)) == min(run + 1, 2)
@@ -130,4 +132,43 @@ def test_probe_batch_records_every_outcome(
     assert sync_r.zscore(keys.queued, doomed) is None
     newest = json.loads(sync_r.lindex(keys.health_history(_id(1)), 0) or b"null")
     assert newest["status"] == "unhealthy" and newest["consecutive_failures"] == 3
+    assert newest["last_probe"] == "failed"
+    state = json.loads(sync_r.get(keys.health(_id(1))) or b"null")
+    assert (state["alert_state"], state["last_probe"]) == ("unhealthy", "failed")
+    assert check(sync_r, keys).ok
+
+
+def test_policy_refusal_is_unknown_and_silent(
+    settings: Settings,
+    sync_r: redis.Redis,
+    fleet: ThreadedServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A registry the address policy forbids: `unknown` with reason refused_by_policy, in the
+    unknown index set, no failure counted and no alert, probe after probe."""
+    settings = settings.replace(probe_allow_loopback=False, failure_threshold=1)
+    keys = Keys(settings.prefix)
+    entry_id = _id(1)  # a 503 registry: it would be unhealthy at once if it were probed
+
+    async def create() -> None:
+        assert settings.redis_url is not None
+        conn = aredis.Redis.from_url(settings.redis_url)
+        try:
+            await EntryStore(conn, keys).create(seed_like(entry_id, f"{fleet.url}/r/1", {}))
+        finally:
+            await conn.aclose()
+
+    asyncio.run(create())
+    configure(settings, sync_r)
+    caplog.set_level(logging.INFO, logger="regdb.monitor.jobs")
+    for _ in range(3):
+        assert probe_batch([entry_id]) == {"unknown": 1}
+        state = json.loads(sync_r.get(keys.health(entry_id)) or b"null")
+        assert (state["status"], state["last_probe"]) == ("unknown", "refused_by_policy")
+        assert state["reason"] == "refused_by_policy" and state["reachable"] is None
+        assert state["consecutive_failures"] == 0 and state["alert_state"] == "ok"
+        assert "loopback" in state["error"] and "connection refused" not in state["error"]
+        assert _statuses_of(sync_r, keys, entry_id) == ["unknown"]
+    assert "probed 1 registries" in caplog.text
+    assert "deliveries queued" not in caplog.text  # what every alert logs, hooks or not
     assert check(sync_r, keys).ok

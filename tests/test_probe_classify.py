@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from regdb.monitor.model import ProbeOutcome
 from regdb.probe.classify import (
     AuthObservation,
     ClassifyConfig,
@@ -52,7 +53,6 @@ def anon(status: int | None, **kw: Any) -> AuthObservation:
 @pytest.mark.parametrize(
     ("kind", "detail", "error_prefix"),
     [
-        (ErrorKind.REFUSED, "cloud metadata address 169.254.169.254", "target refused by policy: "),
         (ErrorKind.INVALID_URL, "entry has no public URL", "invalid registry URL"),
         (ErrorKind.DNS, "host name could not be resolved", "DNS resolution failed"),
         (ErrorKind.CONNECTION_REFUSED, None, "connection refused"),
@@ -78,39 +78,41 @@ def test_unreachable_kinds(kind: str, detail: str | None, error_prefix: str) -> 
             error=detail,
         )
     )
-    assert result["status"] == "unhealthy"
-    assert result["reachable"] is False
-    assert result["reason"] == kind
-    assert result["status_code"] is None
-    assert result["oci_compliant"] is False
-    assert result["error"].startswith(error_prefix)
+    assert result.outcome == "failed"
+    assert result.reachable is False
+    assert result.reason == kind
+    assert result.status_code is None
+    assert result.oci_compliant is False
+    assert str(result.error).startswith(error_prefix)
     if detail:
-        assert result["error"].endswith(detail)
-    assert result["auth"]["required"] is None
+        assert str(result.error).endswith(detail)
+    assert result.auth.required is None
 
 
-def test_refused_message_exact() -> None:
+@pytest.mark.parametrize(
+    "detail", ["loopback address 127.0.0.1 not allowed", "cloud metadata address 169.254.169.254"]
+)
+def test_policy_refusal_is_its_own_outcome(detail: str) -> None:
+    """Not a failure of the registry and never read as a refused connection: nothing is known."""
     result = classify(
-        obs(
-            status_code=None,
-            auth=anon(None),
-            error_kind=ErrorKind.REFUSED,
-            error="loopback address 127.0.0.1 not allowed",
-        )
+        obs(status_code=None, auth=anon(None), error_kind=ErrorKind.REFUSED, error=detail)
     )
-    assert result["error"] == "target refused by policy: loopback address 127.0.0.1 not allowed"
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
+    assert result.reachable is None
+    assert result.error == f"target refused by policy: {detail}"
+    assert "connection" not in str(result.error)
 
 
-def test_error_after_headers_is_reachable_but_unhealthy() -> None:
+def test_error_after_headers_is_reachable_but_failed() -> None:
     result = classify(obs(error_kind=ErrorKind.TIMEOUT, error="no complete answer within 1 s"))
-    assert result["status"] == "unhealthy"
-    assert result["reachable"] is True
-    assert result["reason"] == "timeout"
+    assert result.outcome == "failed"
+    assert result.reachable is True
+    assert result.reason == "timeout"
 
 
 def test_no_status_and_no_error_is_internal() -> None:
     result = classify(obs(status_code=None, auth=anon(None)))
-    assert (result["status"], result["reason"]) == ("unhealthy", "internal_error")
+    assert (result.outcome, result.reason) == ("failed", "internal_error")
 
 
 # --------------------------------------------------------------------------- HTTP answers
@@ -123,20 +125,20 @@ def test_no_status_and_no_error_is_internal() -> None:
         (200, V2, "text/plain", False, "healthy", "ok", True),
         (200, "Registry/2.0 ", "text/plain", False, "healthy", "ok", True),
         (200, None, "application/json", True, "healthy", "ok", True),
-        (200, None, "text/html", False, "unhealthy", "not_oci", False),
-        (200, "registry/1.0", "text/html", False, "unhealthy", "not_oci", False),
+        (200, None, "text/html", False, "failed", "not_oci", False),
+        (200, "registry/1.0", "text/html", False, "failed", "not_oci", False),
         (401, V2, "application/json", True, "healthy", "auth_required", True),
         (401, None, "application/json", True, "healthy", "auth_required", True),
-        (401, None, "text/html", False, "unhealthy", "not_oci", False),
-        (404, None, "text/plain", False, "unhealthy", "not_found", False),
-        (404, V2, "application/json", True, "unhealthy", "not_found", False),
-        (500, V2, "application/json", True, "unhealthy", "server_error", False),
-        (502, None, "text/html", False, "unhealthy", "server_error", False),
-        (503, None, None, False, "unhealthy", "server_error", False),
-        (403, V2, "application/json", True, "unhealthy", "not_oci", False),
-        (302, None, None, False, "unhealthy", "not_oci", False),
-        (204, V2, None, False, "unhealthy", "not_oci", False),
-        (418, None, "text/plain", False, "unhealthy", "not_oci", False),
+        (401, None, "text/html", False, "failed", "not_oci", False),
+        (404, None, "text/plain", False, "failed", "not_found", False),
+        (404, V2, "application/json", True, "failed", "not_found", False),
+        (500, V2, "application/json", True, "failed", "server_error", False),
+        (502, None, "text/html", False, "failed", "server_error", False),
+        (503, None, None, False, "failed", "server_error", False),
+        (403, V2, "application/json", True, "failed", "not_oci", False),
+        (302, None, None, False, "failed", "not_oci", False),
+        (204, V2, None, False, "failed", "not_oci", False),
+        (418, None, "text/plain", False, "failed", "not_oci", False),
     ],
 )
 def test_http_answers(
@@ -157,15 +159,15 @@ def test_http_answers(
             auth=anon(status_code),
         )
     )
-    assert (result["status"], result["reason"], result["oci_compliant"]) == (
+    assert (result.outcome, result.reason, result.oci_compliant) == (
         status,
         reason,
         compliant,
     )
-    assert result["reachable"] is True
-    assert result["status_code"] == status_code
-    assert result["api_version"] == api_version
-    assert (result["error"] is None) is (status == "healthy")
+    assert result.reachable is True
+    assert result.status_code == status_code
+    assert result.api_version == api_version
+    assert (result.error is None) is (status == "healthy")
 
 
 @pytest.mark.parametrize(
@@ -364,15 +366,15 @@ def test_auth_outcomes(
     result = classify(
         obs(status_code=status_code, auth=auth), ClassifyConfig(auth_required=auth_required)
     )
-    assert (result["status"], result["reason"]) == (status, reason)
+    assert (result.outcome, result.reason) == (status, reason)
     for key, value in auth_out.items():
-        assert result["auth"][key] == value, key
+        assert getattr(result.auth, key) == value, key
     if reason == "auth_failed":
-        assert result["error"].startswith("authentication failed")
-        assert any(w.startswith("authentication failed") for w in result["warnings"])
+        assert str(result.error).startswith("authentication failed")
+        assert any(w.startswith("authentication failed") for w in result.warnings)
     if reason == "config_mismatch":
-        assert any("auth_required" in w for w in result["warnings"])
-        assert result["error"] is None
+        assert any("auth_required" in w for w in result.warnings)
+        assert result.error is None
 
 
 # --------------------------------------------------------------------------- TLS
@@ -395,15 +397,15 @@ def test_tls_expiry(
 ) -> None:
     tls = TLSObservation(enabled=True, verified=True, not_after=NOW + expires_in)
     result = classify(obs(tls=tls), ClassifyConfig(tls_expiry_warn_days=warn_days))
-    assert (result["status"], result["reason"]) == (status, reason)
-    assert result["tls"]["days_left"] == days_left
-    assert result["tls"]["not_after"] == rfc3339(NOW + expires_in)
-    assert result["tls"]["enabled"] is True
-    assert result["tls"]["verified"] is True
+    assert (result.outcome, result.reason) == (status, reason)
+    assert result.tls.days_left == days_left
+    assert result.tls.not_after == rfc3339(NOW + expires_in)
+    assert result.tls.enabled is True
+    assert result.tls.verified is True
     if status == "degraded":
-        assert any("tls certificate" in w for w in result["warnings"])
+        assert any("tls certificate" in w for w in result.warnings)
     else:
-        assert result["warnings"] == []
+        assert result.warnings == []
 
 
 @pytest.mark.parametrize(
@@ -438,12 +440,12 @@ def test_tls_expiry(
 )
 def test_tls_block(tls: TLSObservation, expected_tls: dict[str, Any], warnings: list[str]) -> None:
     result = classify(obs(tls=tls))
-    assert result["tls"] == expected_tls
-    assert result["warnings"] == warnings
-    assert result["status"] == "healthy"  # insecure_tls alone does not degrade
+    assert result.tls.model_dump() == expected_tls
+    assert result.warnings == warnings
+    assert result.outcome == "healthy"  # insecure_tls alone does not degrade
 
 
-def test_tls_failure_is_unhealthy_and_unverified() -> None:
+def test_tls_failure_fails_and_is_unverified() -> None:
     result = classify(
         obs(
             status_code=None,
@@ -453,12 +455,12 @@ def test_tls_failure_is_unhealthy_and_unverified() -> None:
             tls=TLSObservation(enabled=True, verified=False),
         )
     )
-    assert (result["status"], result["reason"], result["reachable"]) == (
-        "unhealthy",
+    assert (result.outcome, result.reason, result.reachable) == (
+        "failed",
         "tls_error",
         False,
     )
-    assert result["tls"]["verified"] is False
+    assert result.tls.verified is False
 
 
 # --------------------------------------------------------------------------- latency
@@ -475,16 +477,16 @@ def test_tls_failure_is_unhealthy_and_unverified() -> None:
 )
 def test_latency(total_ms: float, warn_ms: float, status: str, reason: str) -> None:
     result = classify(obs(total_ms=total_ms), ClassifyConfig(latency_warn_ms=warn_ms))
-    assert (result["status"], result["reason"]) == (status, reason)
-    assert result["latency_ms"]["total"] == total_ms
+    assert (result.outcome, result.reason) == (status, reason)
+    assert result.latency_ms.total == total_ms
     if status == "degraded":
-        assert result["warnings"][0].startswith("slow")
-        assert result["error"] is None
+        assert result.warnings[0].startswith("slow")
+        assert result.error is None
 
 
 def test_latency_block_rounding_and_missing_connect() -> None:
     result = classify(obs(connect_ms=None, response_ms=1.23456, total_ms=9.87654))
-    assert result["latency_ms"] == {"connect": None, "response": 1.235, "total": 9.877}
+    assert result.latency_ms.model_dump() == {"connect": None, "response": 1.235, "total": 9.877}
 
 
 # --------------------------------------------------------------------------- combinations
@@ -511,8 +513,8 @@ def test_degradations_priority_and_all_warnings() -> None:
             warnings=("userinfo in public URL ignored",),
         )
     )
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    warnings = result["warnings"]
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    warnings = result.warnings
     assert warnings[0] == "userinfo in public URL ignored"
     assert "tls verification disabled" in warnings
     assert any(w.startswith("authentication failed") for w in warnings)
@@ -520,20 +522,20 @@ def test_degradations_priority_and_all_warnings() -> None:
     assert any(w.startswith("slow") for w in warnings)
 
 
-def test_unhealthy_wins_over_degradations() -> None:
+def test_failure_wins_over_degradations() -> None:
     tls = TLSObservation(enabled=True, verified=True, not_after=NOW + timedelta(days=1))
     result = classify(
         obs(status_code=503, api_version=None, auth=anon(503), tls=tls, total_ms=9000.0)
     )
-    assert (result["status"], result["reason"]) == ("unhealthy", "server_error")
-    assert result["error"] == "server error: HTTP 503"
+    assert (result.outcome, result.reason) == ("failed", "server_error")
+    assert result.error == "server error: HTTP 503"
 
 
 def test_config_mismatch_before_tls_and_latency() -> None:
     tls = TLSObservation(enabled=True, verified=True, not_after=NOW + timedelta(days=1))
     result = classify(obs(tls=tls, total_ms=9000.0), ClassifyConfig(auth_required=True))
-    assert result["reason"] == "config_mismatch"
-    assert len(result["warnings"]) == 3
+    assert result.reason == "config_mismatch"
+    assert len(result.warnings) == 3
 
 
 # --------------------------------------------------------------------------- shape
@@ -549,20 +551,22 @@ def test_config_mismatch_before_tls_and_latency() -> None:
 )
 def test_result_shape(observation: ProbeObservation) -> None:
     result = classify(observation)
-    assert set(result) == RESULT_KEYS
-    assert set(result["auth"]) == {
+    assert set(result.model_dump()) == RESULT_KEYS
+    assert set(result.auth.model_dump()) == {
         "required",
         "scheme",
         "credentials_supplied",
         "verified",
         "error",
+        "token_cached",
+        "realm",
     }
-    assert set(result["tls"]) == {"enabled", "verified", "not_after", "days_left"}
-    assert set(result["latency_ms"]) == {"connect", "response", "total"}
-    assert result["status"] in {"healthy", "degraded", "unhealthy"}
-    assert result["url"] == URL
-    assert result["checked_at"] == "2026-03-01T12:00:00Z"
-    assert isinstance(result["warnings"], list)
+    assert set(result.tls.model_dump()) == {"enabled", "verified", "not_after", "days_left"}
+    assert set(result.latency_ms.model_dump()) == {"connect", "response", "total"}
+    assert result.outcome in set(ProbeOutcome)
+    assert result.url == URL
+    assert result.checked_at == "2026-03-01T12:00:00Z"
+    assert isinstance(result.warnings, list)
 
 
 @pytest.mark.parametrize(
@@ -584,5 +588,5 @@ def test_rfc3339(moment: datetime, text: str) -> None:
 def test_naive_checked_at_and_not_after() -> None:
     tls = TLSObservation(enabled=True, verified=True, not_after=datetime(2026, 3, 31, 12))
     result = classify(obs(checked_at=datetime(2026, 3, 1, 12), tls=tls))
-    assert result["tls"]["days_left"] == 30
-    assert result["checked_at"] == "2026-03-01T12:00:00Z"
+    assert result.tls.days_left == 30
+    assert result.checked_at == "2026-03-01T12:00:00Z"

@@ -154,72 +154,82 @@ def peers(other_origin: ThreadedServer) -> Iterator[ThreadedServer]:
 
 async def test_open_registry_is_healthy(open_registry: RegistryProcess) -> None:
     result = await probe_entry(entry(open_registry.url))
-    assert set(result) == RESULT_KEYS
-    assert result["status"] == "healthy"
-    assert result["reason"] == "ok"
-    assert result["reachable"] is True
-    assert result["status_code"] == 200
-    assert result["oci_compliant"] is True
-    assert result["api_version"] == "registry/2.0"
-    assert result["url"] == f"{open_registry.url}/v2/"
-    assert result["auth"] == {
+    assert set(result.model_dump()) == RESULT_KEYS
+    assert result.outcome == "healthy"
+    assert result.reason == "ok"
+    assert result.reachable is True
+    assert result.status_code == 200
+    assert result.oci_compliant is True
+    assert result.api_version == "registry/2.0"
+    assert result.url == f"{open_registry.url}/v2/"
+    assert result.auth.model_dump(exclude={"token_cached", "realm"}) == {
         "required": False,
         "scheme": None,
         "credentials_supplied": False,
         "verified": False,
         "error": None,
     }
-    assert result["tls"] == {
+    assert result.tls.model_dump() == {
         "enabled": False,
         "verified": None,
         "not_after": None,
         "days_left": None,
     }
-    assert result["latency_ms"]["connect"] is not None
-    assert result["latency_ms"]["response"] is not None
-    assert result["latency_ms"]["total"] >= result["latency_ms"]["response"]
-    assert result["error"] is None
-    assert result["warnings"] == []
-    json.dumps(result)  # JSON-serialisable as is
+    assert result.latency_ms.connect is not None
+    assert result.latency_ms.response is not None
+    assert (result.latency_ms.total or 0) >= result.latency_ms.response
+    assert result.error is None
+    assert result.warnings == []
+    result.model_dump_json()  # JSON-serialisable as is
 
 
 async def test_auth_required_on_open_registry_is_a_mismatch(
     open_registry: RegistryProcess,
 ) -> None:
     result = await probe_entry(entry(open_registry.url, auth_required=True))
-    assert (result["status"], result["reason"]) == ("degraded", "config_mismatch")
-    assert any("auth_required" in w for w in result["warnings"])
+    assert (result.outcome, result.reason) == ("degraded", "config_mismatch")
+    assert any("auth_required" in w for w in result.warnings)
 
 
 async def test_latency_over_threshold_is_degraded(open_registry: RegistryProcess) -> None:
+    result = await probe_entry(
+        entry(open_registry.url), settings=ProbeSettings(latency_warn_ms=0.001)
+    )
+    assert (result.outcome, result.reason) == ("degraded", "slow")
+
+
+async def test_config_values_out_of_bounds_are_ignored(open_registry: RegistryProcess) -> None:
+    """The prober reads the config through the same model as writes (RegistryConfig): a value
+    the API would refuse (here below latency_warn_ms's minimum of 1) is ignored, and said."""
     result = await probe_entry(entry(open_registry.url, latency_warn_ms=0.001))
-    assert (result["status"], result["reason"]) == ("degraded", "slow")
+    assert (result.outcome, result.reason) == ("healthy", "ok")
+    assert "invalid config value latency_warn_ms ignored" in result.warnings
 
 
 @pytest.mark.parametrize("suffix", ["/mirror", "/mirror/"])
 async def test_path_prefix_is_kept(prefixed_registry: RegistryProcess, suffix: str) -> None:
     result = await probe_entry(entry(prefixed_registry.url + suffix))
-    assert result["url"] == f"{prefixed_registry.url}/mirror/v2/"
-    assert (result["status"], result["api_version"]) == ("healthy", "registry/2.0")
+    assert result.url == f"{prefixed_registry.url}/mirror/v2/"
+    assert (result.outcome, result.api_version) == ("healthy", "registry/2.0")
 
 
 async def test_without_prefix_the_prefixed_registry_is_not_found(
     prefixed_registry: RegistryProcess,
 ) -> None:
     result = await probe_entry(entry(prefixed_registry.url))
-    assert (result["status"], result["reason"]) == ("unhealthy", "not_found")
+    assert (result.outcome, result.reason) == ("failed", "not_found")
 
 
 async def test_stopped_registry_is_connection_refused(tmp_path: Path) -> None:
     registry = RegistryProcess.start(tmp_path / "short-lived")
-    assert (await probe_entry(entry(registry.url)))["status"] == "healthy"
+    assert (await probe_entry(entry(registry.url))).outcome == "healthy"
     registry.stop()
     result = await probe_entry(entry(registry.url))
-    assert result["status"] == "unhealthy"
-    assert result["reason"] == "connection_refused"
-    assert result["reachable"] is False
-    assert result["status_code"] is None
-    assert result["error"] == "connection refused"
+    assert result.outcome == "failed"
+    assert result.reason == "connection_refused"
+    assert result.reachable is False
+    assert result.status_code is None
+    assert result.error == "connection refused"
 
 
 # --------------------------------------------------------------------------- basic auth
@@ -233,8 +243,8 @@ async def test_basic_auth_right_credentials(basic_registry: RegistryProcess) -> 
             auth_required=True,
         )
     )
-    assert (result["status"], result["reason"], result["status_code"]) == ("healthy", "ok", 200)
-    assert result["auth"] == {
+    assert (result.outcome, result.reason, result.status_code) == ("healthy", "ok", 200)
+    assert result.auth.model_dump(exclude={"token_cached", "realm"}) == {
         "required": True,
         "scheme": "basic",
         "credentials_supplied": True,
@@ -247,19 +257,19 @@ async def test_basic_auth_wrong_credentials(basic_registry: RegistryProcess) -> 
     result = await probe_entry(
         entry(basic_registry.url, auth={"username": BASIC_USER, "password": "wrong-password"})
     )
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert result["status_code"] == 401
-    assert result["oci_compliant"] is True
-    assert result["auth"]["verified"] is False
-    assert result["auth"]["error"] == "credentials rejected by the registry"
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert result.status_code == 401
+    assert result.oci_compliant is True
+    assert result.auth.verified is False
+    assert result.auth.error == "credentials rejected by the registry"
 
 
 async def test_basic_auth_without_credentials(basic_registry: RegistryProcess) -> None:
     for config in ({}, {"auth_required": True}):
         result = await probe_entry(entry(basic_registry.url, **config))
-        assert (result["status"], result["reason"]) == ("healthy", "auth_required")
-        assert result["oci_compliant"] is True
-        assert result["auth"] == {
+        assert (result.outcome, result.reason) == ("healthy", "auth_required")
+        assert result.oci_compliant is True
+        assert result.auth.model_dump(exclude={"token_cached", "realm"}) == {
             "required": True,
             "scheme": "basic",
             "credentials_supplied": False,
@@ -270,8 +280,8 @@ async def test_basic_auth_without_credentials(basic_registry: RegistryProcess) -
 
 async def test_basic_registry_with_only_a_token(basic_registry: RegistryProcess) -> None:
     result = await probe_entry(entry(basic_registry.url, auth={"token": "some-opaque-token"}))
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert "only a token" in result["auth"]["error"]
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert "only a token" in str(result.auth.error)
 
 
 # --------------------------------------------------------------------------- token auth
@@ -284,8 +294,8 @@ async def test_token_auth_right_credentials(token_registry: TokenSetup) -> None:
             token_registry.registry.url, auth={"username": TOKEN_USER, "password": TOKEN_PASSWORD}
         )
     )
-    assert (result["status"], result["reason"], result["status_code"]) == ("healthy", "ok", 200)
-    assert result["auth"] == {
+    assert (result.outcome, result.reason, result.status_code) == ("healthy", "ok", 200)
+    assert result.auth.model_dump(exclude={"token_cached", "realm"}) == {
         "required": True,
         "scheme": "bearer",
         "credentials_supplied": True,
@@ -299,7 +309,7 @@ async def test_token_auth_right_credentials(token_registry: TokenSetup) -> None:
 
 async def test_token_auth_with_a_static_token(token_registry: TokenSetup) -> None:
     result = await probe_entry(entry(token_registry.registry.url, auth={"token": STATIC_BEARER}))
-    assert (result["status"], result["auth"]["verified"]) == ("healthy", True)
+    assert (result.outcome, result.auth.verified) == ("healthy", True)
     assert token_registry.token_server.seen[-1].headers["Authorization"] == (
         f"Bearer {STATIC_BEARER}"
     )
@@ -309,18 +319,18 @@ async def test_token_auth_wrong_credentials(token_registry: TokenSetup) -> None:
     result = await probe_entry(
         entry(token_registry.registry.url, auth={"username": TOKEN_USER, "password": "nope"})
     )
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert result["auth"]["scheme"] == "bearer"
-    assert result["auth"]["verified"] is False
-    assert result["auth"]["error"] == "token endpoint rejected the credentials (HTTP 401)"
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert result.auth.scheme == "bearer"
+    assert result.auth.verified is False
+    assert result.auth.error == "token endpoint rejected the credentials (HTTP 401)"
 
 
 async def test_token_auth_without_credentials(token_registry: TokenSetup) -> None:
     before = len(token_registry.token_server.seen)
     result = await probe_entry(entry(token_registry.registry.url))
-    assert (result["status"], result["reason"]) == ("healthy", "auth_required")
-    assert result["auth"]["scheme"] == "bearer"
-    assert result["auth"]["required"] is True
+    assert (result.outcome, result.reason) == ("healthy", "auth_required")
+    assert result.auth.scheme == "bearer"
+    assert result.auth.required is True
     assert len(token_registry.token_server.seen) == before  # no token asked for
 
 
@@ -329,47 +339,51 @@ async def test_token_auth_without_credentials(token_registry: TokenSetup) -> Non
 
 async def test_tls_verified_with_ca_bundle(tls_registry: TLSSetup) -> None:
     result = await probe_entry(entry(tls_registry.registry.url, ca_bundle=tls_registry.ca_pem))
-    assert (result["status"], result["reason"]) == ("healthy", "ok")
-    assert result["tls"]["enabled"] is True
-    assert result["tls"]["verified"] is True
-    assert result["tls"]["not_after"] == tls_registry.not_after.isoformat().replace("+00:00", "Z")
-    assert result["tls"]["days_left"] in (364, 365)
-    assert result["warnings"] == []
+    assert (result.outcome, result.reason) == ("healthy", "ok")
+    assert result.tls.enabled is True
+    assert result.tls.verified is True
+    assert result.tls.not_after == tls_registry.not_after.isoformat().replace("+00:00", "Z")
+    assert result.tls.days_left in (364, 365)
+    assert result.warnings == []
 
 
 async def test_tls_unverified_without_ca_bundle(tls_registry: TLSSetup) -> None:
     result = await probe_entry(entry(tls_registry.registry.url))
-    assert (result["status"], result["reason"]) == ("unhealthy", "tls_error")
-    assert result["reachable"] is False
-    assert result["tls"]["verified"] is False
-    assert "certificate verification failed" in result["error"]
+    assert (result.outcome, result.reason) == ("failed", "tls_error")
+    assert result.reachable is False
+    assert result.tls.verified is False
+    assert "certificate verification failed" in str(result.error)
 
 
 async def test_tls_insecure_is_healthy_with_warning(tls_registry: TLSSetup) -> None:
     result = await probe_entry(entry(tls_registry.registry.url, insecure_tls=True))
-    assert (result["status"], result["reason"]) == ("healthy", "ok")
-    assert result["tls"]["verified"] is False
-    assert result["tls"]["days_left"] in (364, 365)  # read even without verification
-    assert "tls verification disabled" in result["warnings"]
+    assert (result.outcome, result.reason) == ("healthy", "ok")
+    assert result.tls.verified is False
+    assert result.tls.days_left in (364, 365)  # read even without verification
+    assert "tls verification disabled" in result.warnings
 
 
 async def test_tls_bad_ca_bundle(tls_registry: TLSSetup) -> None:
     result = await probe_entry(entry(tls_registry.registry.url, ca_bundle="not a pem"))
-    assert (result["status"], result["reason"]) == ("unhealthy", "tls_error")
-    assert "ca_bundle" in result["error"]
+    assert (result.outcome, result.reason) == ("failed", "tls_error")
+    assert "invalid config value ca_bundle ignored" in result.warnings
+    pem_like = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+    result = await probe_entry(entry(tls_registry.registry.url, ca_bundle=pem_like))
+    assert (result.outcome, result.reason) == ("failed", "tls_error")
+    assert "ca_bundle" in str(result.error)
 
 
 async def test_tls_expiring_certificate(expiring_tls_registry: TLSSetup) -> None:
     setup = expiring_tls_registry
     result = await probe_entry(entry(setup.registry.url, ca_bundle=setup.ca_pem))
-    assert (result["status"], result["reason"]) == ("degraded", "tls_expiring")
-    assert result["tls"]["days_left"] in (4, 5)
-    assert any(w.startswith("tls certificate expires in") for w in result["warnings"])
+    assert (result.outcome, result.reason) == ("degraded", "tls_expiring")
+    assert result.tls.days_left in (4, 5)
+    assert any(w.startswith("tls certificate expires in") for w in result.warnings)
     quiet = await probe_entry(
         entry(setup.registry.url, ca_bundle=setup.ca_pem),
         settings=ProbeSettings(tls_expiry_warn_days=3),
     )
-    assert quiet["status"] == "healthy"
+    assert quiet.outcome == "healthy"
 
 
 # --------------------------------------------------------------------------- odd peers
@@ -389,10 +403,10 @@ async def test_non_registries_are_unhealthy(
     peers: ThreadedServer, prefix: str, reason: str, status_code: int
 ) -> None:
     result = await probe_entry(entry(peers.url + prefix))
-    assert (result["status"], result["reason"]) == ("unhealthy", reason)
-    assert result["status_code"] == status_code
-    assert result["reachable"] is True
-    assert result["oci_compliant"] is False
+    assert (result.outcome, result.reason) == ("failed", reason)
+    assert result.status_code == status_code
+    assert result.reachable is True
+    assert result.oci_compliant is False
 
 
 @pytest.mark.timeout(10)
@@ -400,14 +414,14 @@ async def test_slow_server_times_out(peers: ThreadedServer) -> None:
     started = time.monotonic()
     result = await probe_entry(entry(peers.url + "/slow", timeout_total_s=0.5))
     assert time.monotonic() - started < 3
-    assert (result["status"], result["reason"]) == ("unhealthy", "timeout")
-    assert result["reachable"] is False
+    assert (result.outcome, result.reason) == ("failed", "timeout")
+    assert result.reachable is False
 
 
 async def test_redirect_loop_is_bounded(peers: ThreadedServer) -> None:
     before = len(peers.seen)
     result = await probe_entry(entry(peers.url + "/loop"), settings=ProbeSettings(max_redirects=2))
-    assert (result["status"], result["reason"]) == ("unhealthy", "too_many_redirects")
+    assert (result.outcome, result.reason) == ("failed", "too_many_redirects")
     assert len(peers.seen) - before == 3
 
 
@@ -423,15 +437,15 @@ async def test_cross_origin_redirect_never_gets_authorization(
     assert all("Authorization" not in r.headers for r in reached)
     # the registry's own origin did get the credentials
     assert any("Authorization" in r.headers for r in peers.seen[peers_before:])
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
 
 
 async def test_same_origin_redirect_keeps_authorization(peers: ThreadedServer) -> None:
     result = await probe_entry(
         entry(peers.url + "/same", auth={"username": PEER_USER, "password": PEER_PASSWORD})
     )
-    assert (result["status"], result["auth"]["verified"]) == ("healthy", True)
-    assert result["url"] == f"{peers.url}/same/v2/"
+    assert (result.outcome, result.auth.verified) == ("healthy", True)
+    assert result.url == f"{peers.url}/same/v2/"
 
 
 # --------------------------------------------------------------------------- policy
@@ -441,10 +455,10 @@ async def test_loopback_denied_by_policy_is_refused(open_registry: RegistryProce
     settings = ProbeSettings(policy=ProbePolicy(allow_loopback=False))
     for url in (open_registry.url, f"http://localhost:{open_registry.port}"):
         result = await probe_entry(entry(url), settings=settings)
-        assert result["status"] == "unhealthy"
-        assert result["reason"] == "refused"
-        assert result["reachable"] is False
-        assert result["error"].startswith("target refused by policy: loopback address")
+        assert result.outcome == "refused_by_policy"
+        assert result.reason == "refused_by_policy"
+        assert result.reachable is None  # nothing was sent: not "connection refused"
+        assert str(result.error).startswith("target refused by policy: loopback address")
 
 
 async def test_redirect_to_refused_target_is_refused(connect_log: list[str]) -> None:
@@ -460,8 +474,8 @@ async def test_redirect_to_refused_target_is_refused(connect_log: list[str]) -> 
         result = await probe_entry(entry(server.url))
     finally:
         server.stop()
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
-    assert "metadata" in result["error"]
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
+    assert "metadata" in str(result.error)
     assert set(connect_log) == {"127.0.0.1"}
 
 
@@ -496,8 +510,8 @@ async def test_metadata_and_special_addresses_refused_without_connecting(
     no_connections: list[Any], url: str
 ) -> None:
     result = await probe_entry(entry(url))
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
-    assert result["error"].startswith("target refused by policy: ")
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
+    assert str(result.error).startswith("target refused by policy: ")
     assert no_connections == []
 
 
@@ -508,10 +522,9 @@ async def test_policy_verdicts_on_ip_literals_hold_for_every_probe_of_a_shared_p
     async with Prober() as prober:
         for _ in range(3):
             result = await prober.probe(entry("http://169.254.169.254/"))
-            assert (result["status"], result["reason"]) == ("unhealthy", "refused")
+            assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
             assert (
-                result["error"]
-                == "target refused by policy: cloud metadata address 169.254.169.254"
+                result.error == "target refused by policy: cloud metadata address 169.254.169.254"
             )
     assert no_connections == []
 
@@ -531,7 +544,7 @@ async def test_hostname_resolving_to_metadata_is_refused(no_connections: list[An
     resolver = fake_dns({"metadata.test": [["169.254.169.254"]]})
     async with Prober(resolver=resolver) as prober:
         result = await prober.probe(entry("http://metadata.test/"))
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
     assert no_connections == []
 
 
@@ -542,7 +555,7 @@ async def test_dns_rebinding_after_the_check_is_still_refused(
     resolver = fake_dns({"rebind.test": [["127.0.0.1"], ["169.254.169.254"]]})
     async with Prober(resolver=resolver) as prober:
         result = await prober.probe(entry(f"http://rebind.test:{open_registry.port}"))
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
 
 
 async def test_resolved_name_connects_to_the_checked_address(
@@ -551,7 +564,7 @@ async def test_resolved_name_connects_to_the_checked_address(
     resolver = fake_dns({"registry.test": [["127.0.0.1"]]})
     async with Prober(resolver=resolver) as prober:
         result = await prober.probe(entry(f"http://registry.test:{open_registry.port}"))
-    assert (result["status"], result["url"]) == (
+    assert (result.outcome, result.url) == (
         "healthy",
         f"http://registry.test:{open_registry.port}/v2/",
     )
@@ -560,8 +573,8 @@ async def test_resolved_name_connects_to_the_checked_address(
 async def test_dns_failure(no_connections: list[Any]) -> None:
     async with Prober(resolver=fake_dns({})) as prober:
         result = await prober.probe(entry("http://no-such-host.test/"))
-    assert (result["status"], result["reason"]) == ("unhealthy", "dns_error")
-    assert result["reachable"] is False
+    assert (result.outcome, result.reason) == ("failed", "dns_error")
+    assert result.reachable is False
 
 
 # --------------------------------------------------------------------------- entries, URLs
@@ -572,8 +585,8 @@ async def test_dns_failure(no_connections: list[Any]) -> None:
 )
 async def test_invalid_entries(url: str | None, no_connections: list[Any]) -> None:
     result = await probe_entry(entry(url))  # type: ignore[arg-type]
-    assert (result["status"], result["reason"]) == ("unhealthy", "invalid_url")
-    assert set(result) == RESULT_KEYS
+    assert (result.outcome, result.reason) == ("failed", "invalid_url")
+    assert set(result.model_dump()) == RESULT_KEYS
 
 
 @pytest.mark.parametrize(
@@ -620,7 +633,7 @@ async def test_credentials_never_leak(
         entry("http://169.254.169.254/", auth={"username": BASIC_USER, "password": wrong}),
     ]
     results = await probe_many(entries)
-    assert [r["status"] for r in results] == [
+    assert [r.outcome for r in results] == [
         "healthy",
         "degraded",
         "healthy",
@@ -628,12 +641,12 @@ async def test_credentials_never_leak(
         "healthy",
         "degraded",
         "degraded",
-        "unhealthy",
+        "refused_by_policy",
     ]
-    assert "userinfo in public URL ignored" in results[5]["warnings"]
-    assert "@" not in results[5]["url"]
+    assert "userinfo in public URL ignored" in results[5].warnings
+    assert "@" not in results[5].url
     secrets = [BASIC_PASSWORD, TOKEN_PASSWORD, wrong, url_secret, STATIC_BEARER, PEER_PASSWORD, b64]
-    blobs = [repr(results), json.dumps(results), caplog.text]
+    blobs = [repr(results), json.dumps([r.model_dump(mode="json") for r in results]), caplog.text]
     for secret in secrets:
         for blob in blobs:
             assert secret not in blob
@@ -666,8 +679,13 @@ async def test_probe_many_keeps_order_and_shares_one_session(
     ] * 10
     results = await probe_many(entries, concurrency=7)
     assert len(sessions) == 1
-    assert [r["reason"] for r in results[:4]] == ["ok", "auth_required", "not_oci", "refused"]
-    assert [r["reason"] for r in results] == [r["reason"] for r in results[:4]] * 10
+    assert [r.reason for r in results[:4]] == [
+        "ok",
+        "auth_required",
+        "not_oci",
+        "refused_by_policy",
+    ]
+    assert [r.reason for r in results] == [r.reason for r in results[:4]] * 10
     assert await probe_many([]) == []
 
 
@@ -675,9 +693,9 @@ async def test_shared_prober_reuses_connections(open_registry: RegistryProcess) 
     async with Prober() as prober:
         first = await probe_entry(entry(open_registry.url), prober=prober)
         second = await probe_entry(entry(open_registry.url), prober=prober)
-    assert first["latency_ms"]["connect"] is not None
-    assert second["latency_ms"]["connect"] is None  # kept-alive connection reused
-    assert second["status"] == "healthy"
+    assert first.latency_ms.connect is not None
+    assert second.latency_ms.connect is None  # kept-alive connection reused
+    assert second.outcome == "healthy"
 
 
 # --------------------------------------------------------------------------- more edges
@@ -701,8 +719,8 @@ async def test_ipv6_loopback_registry() -> None:
         result = await probe_entry(entry(f"http://[::1]:{server.port}"))
     finally:
         server.stop()
-    assert (result["status"], result["reason"]) == ("healthy", "auth_required")
-    assert result["url"] == f"http://[::1]:{server.port}/v2/"
+    assert (result.outcome, result.reason) == ("healthy", "auth_required")
+    assert result.url == f"http://[::1]:{server.port}/v2/"
 
 
 async def test_https_registry_with_plain_http_realm_gets_no_credentials(
@@ -737,9 +755,9 @@ async def test_https_registry_with_plain_http_realm_gets_no_credentials(
     finally:
         server.stop()
     assert len(other_origin.seen) == before  # the http realm was never contacted
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert "plain http" in result["auth"]["error"]
-    assert result["tls"]["verified"] is True
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert "plain http" in str(result.auth.error)
+    assert result.tls.verified is True
 
 
 @pytest.fixture
@@ -778,9 +796,9 @@ async def test_token_realm_refused_by_policy(connect_log: list[str]) -> None:
         )
     finally:
         server.stop()
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert "refused" in result["auth"]["error"]
-    assert "metadata" in result["auth"]["error"]
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert "refused" in str(result.auth.error)
+    assert "metadata" in str(result.auth.error)
     assert set(connect_log) == {"127.0.0.1"}
 
 

@@ -132,8 +132,8 @@ async def test_realm_on_a_refused_address_gets_nothing(
         result = await probe(reg.url, dns({"metadata.test": [["169.254.169.254"]]}))
     finally:
         reg.stop()
-    assert (result["status"], result["reason"]) == ("degraded", "auth_failed")
-    assert "refused" in result["auth"]["error"] and "metadata" in result["auth"]["error"]
+    assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert "refused" in result.auth.error and "metadata" in result.auth.error
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []
 
@@ -150,8 +150,8 @@ async def test_realm_name_rebinding_to_metadata_at_connect_time_gets_nothing(
         result = await probe(reg.url, resolver)
     finally:
         reg.stop()
-    assert result["auth"]["verified"] is not True
-    assert "refused" in (result["auth"]["error"] or "")
+    assert result.auth.verified is not True
+    assert "refused" in (result.auth.error or "")
     assert authorizations(catcher) == []
 
 
@@ -179,8 +179,8 @@ async def test_redirect_to_a_refused_address_is_not_followed(
         result = await probe(reg.url, dns({"metadata.test": [["169.254.169.254"]]}))
     finally:
         reg.stop()
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
-    assert "metadata" in result["error"]
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
+    assert "metadata" in result.error
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []
 
@@ -194,7 +194,7 @@ async def test_redirect_name_rebinding_to_metadata_is_refused(
         result = await probe(reg.url, resolver)
     finally:
         reg.stop()
-    assert (result["status"], result["reason"]) == ("unhealthy", "refused")
+    assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
     assert catcher.seen == []
 
 
@@ -206,7 +206,7 @@ async def test_control_redirect_to_another_origin_is_followed_without_credential
         result = await probe(reg.url, dns({"hop.test": [["127.0.0.1"]]}))
     finally:
         reg.stop()
-    assert result["status"] == "healthy"
+    assert result.outcome == "healthy"
     assert len(catcher.seen) >= 1  # the hop was reached ...
     assert authorizations(catcher) == []  # ... but never with the registry's credentials
 
@@ -225,7 +225,7 @@ async def test_numeric_spellings_of_the_metadata_address_are_refused(
             result = await probe(reg.url)
         finally:
             reg.stop()
-        error = result["error"] if result["reason"] == "refused" else result["auth"]["error"]
+        error = result.error if result.reason == "refused_by_policy" else result.auth.error
         assert "cloud metadata" in error, result
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []

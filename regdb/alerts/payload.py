@@ -18,6 +18,7 @@ from typing import Any, Final
 from regdb import jsonutil
 from regdb.alerts.model import TEST_EVENT
 from regdb.model import now_rfc3339
+from regdb.monitor.model import HealthRecord
 
 SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "io.regdb."
@@ -112,31 +113,33 @@ class Event:
 def registry_event(
     event_type: str,
     entry: Mapping[str, Any],
-    health: Mapping[str, Any],
+    health: HealthRecord | Mapping[str, Any],
     *,
     old_status: str | None,
-    since: str | None,
+    since: str | None = None,
     resend: bool = False,
 ) -> Event:
-    """Build the event for a (redacted) catalog entry and its new health result.
+    """Build the event for a (redacted) catalog entry and its new health record.
 
-    What the health monitor sends: `health` is the recorded state (a
-    :func:`regdb.probe.classify.classify` result advanced by the monitor, whose `status` is
-    the effective one); only allow-listed fields are kept.
+    What the health monitor sends: `health` is the record :func:`regdb.monitor.transitions.advance`
+    made (a mapping is read as a stored record); `since` defaults to the record's. Only
+    allow-listed fields are kept.
     """
-    registry = {
+    record = health if isinstance(health, HealthRecord) else HealthRecord.from_stored(dict(health))
+    record = record or HealthRecord()
+    registry: dict[str, Any] = {
         "container_registry_id": entry.get("container_registry_id"),
         "container_registry_name": entry.get("container_registry_name"),
         "container_registry_public_url": entry.get("container_registry_public_url"),
-        "old_status": old_status,
-        "new_status": health.get("status"),
-        "reason": health.get("reason"),
-        "error": health.get("error"),
-        "checked_at": health.get("checked_at"),
-        "since": since,
+        "old_status": None if old_status is None else str(old_status),
+        "new_status": record.status.value,
+        "reason": record.reason,
+        "error": record.error,
+        "checked_at": record.checked_at,
+        "since": since if since is not None else record.since,
     }
-    if isinstance(health.get("tls"), Mapping):
-        registry["tls"] = health["tls"]
+    if record.tls is not None:
+        registry["tls"] = record.tls.model_dump(mode="json")
     return Event(type=event_type, registry=registry, resend=resend)
 
 

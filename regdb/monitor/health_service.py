@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aredis
@@ -14,52 +13,31 @@ from regdb.errors import NotFound
 from regdb.keys import Keys
 from regdb.lua import READ_HEALTH_BASICS
 from regdb.monitor.jobs import enqueue_probes
-from regdb.monitor.knobs import interval_s
+from regdb.monitor.model import HealthRecord, HealthView, HistoryItem, parse_time
 from regdb.queueing import LazyQueue
+from regdb.registry_config import RegistryConfig
 from regdb.settings import Settings
 from regdb.store import EntryStore, storage_errors
 
 UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+PROBE_FIELDS = ("container_registry_public_url", "container_registry_config")
+"""Entry fields whose change calls for a probe at once (the URL, credentials, TLS, timeouts)."""
 
 
-def unknown_health(entry_id: str, url: str | None) -> dict[str, Any]:
-    """What a registry that was never probed reports."""
-    return {
-        "status": "unknown",
-        "reachable": None,
-        "status_code": None,
-        "reason": "not probed yet",
-        "url": url,
-        "checked_at": None,
-        "container_registry_id": entry_id,
-    }
+def needs_probe(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether a write from `before` (None: a new entry) to `after` calls for a probe now."""
+    if before is None:
+        return True
+    return any(before.get(f) != after.get(f) for f in PROBE_FIELDS)
 
 
-def _parse_time(value: Any) -> float | None:
-    """Epoch seconds of an RFC 3339 time as regdb writes them (UTC when no offset)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def mark_staleness(result: dict[str, Any], interval_s: float, now: float) -> dict[str, Any]:
-    """Add `stale: true/false`: older than twice the registry's probe interval is stale."""
-    checked = _parse_time(result.get("checked_at"))
-    out = dict(result)
-    out["stale"] = checked is None or now - checked > 2 * interval_s
-    return out
-
-
-def uptime(history: list[dict[str, Any]], now: float) -> dict[str, float | None]:
-    """Share of probes that found the registry usable (healthy or degraded) per window."""
+def uptime(history: list[HistoryItem], now: float) -> dict[str, float | None]:
+    """Share of probes that found the registry usable (healthy or degraded) per window;
+    probes that tell nothing (maintenance, refused by policy) are left out."""
     ages = [
-        (now - t, h.get("status") in ("healthy", "degraded"))
+        (now - t, usable)
         for h in history
-        if h.get("status") != "maintenance" and (t := _parse_time(h.get("checked_at"))) is not None
+        if (usable := h.usable) is not None and (t := parse_time(h.checked_at)) is not None
     ]
     out: dict[str, float | None] = {}
     for name, span in UPTIME_WINDOWS.items():
@@ -97,9 +75,9 @@ class HealthService:
         )
         return str(job.id)
 
-    async def refresh(self, entry_id: str) -> tuple[dict[str, Any] | None, str]:
-        """Probe now; wait up to REFRESH_WAIT for the result. Returns (result or None, job id)."""
-        _, interval, before = await self._entry_basics(entry_id)
+    async def refresh(self, entry_id: str) -> tuple[HealthView | None, str]:
+        """Probe now; wait up to REFRESH_WAIT for the result. Returns (view or None, job id)."""
+        url, interval, before = await self._entry_basics(entry_id)
         async with storage_errors():
             job_id = await asyncio.to_thread(self._enqueue_now, entry_id)
             deadline = time.monotonic() + self.settings.refresh_wait_s
@@ -107,15 +85,17 @@ class HealthService:
                 await asyncio.sleep(0.05)
                 now_raw = await self.redis.get(self.keys.health(entry_id))
                 if now_raw is not None and now_raw != before:
-                    return mark_staleness(jsonutil.loads(now_raw), interval, time.time()), job_id
+                    return self._view(entry_id, url, interval, now_raw), job_id
         return None, job_id
 
-    async def entry_changed(self, entry_id: str, *, url_or_auth_changed: bool) -> None:
-        """A created or changed entry: make it due now so the scheduler probes it at once."""
-        if not url_or_auth_changed:
-            return
+    async def entry_changed(self, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+        """An entry was written: when the change calls for it (:func:`needs_probe`), make it
+        due now so the scheduler probes it at once. Returns whether it did."""
+        if not needs_probe(before, after):
+            return False
         async with storage_errors():
-            await self.redis.zadd(self.keys.due, {entry_id: 0})
+            await self.redis.zadd(self.keys.due, {after["container_registry_id"]: 0})
+        return True
 
     async def _entry_basics(self, entry_id: str) -> tuple[str | None, float, bytes | None]:
         """(URL, probe interval, cached health) in one round trip; NotFound for no entry.
@@ -125,14 +105,21 @@ class HealthService:
         url_raw, cfg_raw, health_raw = await self.store.read_script(self._read_basics, keys)
         if url_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        config = jsonutil.loads(cfg_raw) if cfg_raw else {}
-        return jsonutil.loads(url_raw), interval_s(config, self.settings), health_raw
+        config, _ = RegistryConfig.lenient(jsonutil.loads(cfg_raw) if cfg_raw else None)
+        return jsonutil.loads(url_raw), config.interval_s(self.settings), health_raw
 
-    async def current(self, entry_id: str) -> dict[str, Any]:
-        """The latest cached result (or `unknown`), with `stale` set."""
+    @staticmethod
+    def _view(
+        entry_id: str, url: str | None, interval: float, raw: bytes | str | None
+    ) -> HealthView:
+        record = HealthRecord.read(raw) if raw else None
+        now = time.time()
+        return HealthView.of(record, entry_id=entry_id, url=url, interval_s=interval, now=now)
+
+    async def current(self, entry_id: str) -> HealthView:
+        """The public view of the cached record (`unknown` when never probed)."""
         url, interval, raw = await self._entry_basics(entry_id)
-        result = jsonutil.loads(raw) if raw else unknown_health(entry_id, url)
-        return mark_staleness(result, interval, time.time())
+        return self._view(entry_id, url, interval, raw)
 
     async def history(self, entry_id: str, limit: int) -> dict[str, Any]:
         """The last `limit` results, newest first, and uptime ratios over 1 h / 24 h / 7 d."""
@@ -143,5 +130,9 @@ class HealthService:
             exists, raws = await pipe.execute()
         if not exists:
             raise NotFound(f"No document found with id {entry_id!r}")
-        items = [jsonutil.loads(r) for r in raws]
-        return {"uptime": uptime(items, time.time()), "results": items[:limit], "total": len(items)}
+        items = [i for r in raws if (i := HistoryItem.from_stored(jsonutil.loads(r))) is not None]
+        return {
+            "uptime": uptime(items, time.time()),
+            "results": [i.model_dump(mode="json") for i in items[:limit]],
+            "total": len(items),
+        }

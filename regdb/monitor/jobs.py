@@ -16,15 +16,14 @@ from typing import Any
 from rq import Queue
 from rq.job import Job
 
-from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
-from regdb.keys import HEALTH_STATUSES
 from regdb.lua import RECORD_HEALTH
-from regdb.monitor.knobs import alert_policy, in_maintenance, interval_s
+from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
+from regdb.registry_config import RegistryConfig
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
 
@@ -33,17 +32,6 @@ log = logging.getLogger(__name__)
 RECORD_CHUNK = 200
 """Registries recorded per RECORD_HEALTH call: one round of packing for many, while no call
 keeps Redis busy for more than about a millisecond."""
-
-HISTORY_FIELDS = (
-    "checked_at",
-    "status",
-    "probe_status",
-    "reachable",
-    "status_code",
-    "reason",
-    "error",
-    "consecutive_failures",
-)
 
 
 def probe_settings(settings: Settings) -> ProbeSettings:
@@ -54,14 +42,6 @@ def probe_settings(settings: Settings) -> ProbeSettings:
         tls_expiry_warn_days=settings.tls_expiry_warn_days,
         policy=ProbePolicy.from_settings(settings),
     )
-
-
-def history_item(state: dict[str, Any]) -> dict[str, Any]:
-    """The compact record kept in a registry's history list."""
-    item = {k: state.get(k) for k in HISTORY_FIELDS}
-    latency = state.get("latency_ms")
-    item["latency_ms"] = latency.get("total") if isinstance(latency, dict) else latency
-    return item
 
 
 def probe_batch(entry_ids: list[str]) -> dict[str, int]:
@@ -75,7 +55,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         pipe.get(keys.health(entry_id))
     raw = pipe.execute()
     entries: list[dict[str, Any]] = []
-    previous: list[dict[str, Any] | None] = []
+    previous: list[HealthRecord | None] = []
     gone = []
     for i, entry_id in enumerate(entry_ids):
         found = decode_entry(raw[2 * i])
@@ -83,7 +63,8 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             gone.append(entry_id)
             continue
         entries.append(found[0])
-        previous.append(jsonutil.loads(raw[2 * i + 1]) if raw[2 * i + 1] else None)
+        stored = raw[2 * i + 1]
+        previous.append(HealthRecord.read(stored) if stored else None)
     if gone:
         cleanup = r.pipeline(transaction=False)
         for entry_id in gone:
@@ -98,9 +79,10 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         )
     )
     recording = time.perf_counter()
-    record = r.register_script(RECORD_HEALTH)
+    record_script = r.register_script(RECORD_HEALTH)
     status_keys = keys.health_status_indexes
-    position = {status: i + 1 for i, status in enumerate(HEALTH_STATUSES)}
+    # The Lua addresses the status sets by position, in HealthStatus order (keys.py builds them).
+    position = {status: i + 1 for i, status in enumerate(HealthStatus)}
     counts: dict[str, int] = {}
     alerts: list[Alerting] = []
     writes = r.pipeline(transaction=False)
@@ -109,7 +91,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
 
     def flush() -> None:
         if chunk_args:
-            record(
+            record_script(
                 keys=[keys.due, keys.queued, *status_keys, *chunk_keys],
                 args=[len(status_keys), settings.history_keep, *chunk_args],
                 client=writes,
@@ -118,26 +100,29 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             chunk_args.clear()
 
     for entry, prev, result in zip(entries, previous, results, strict=True):
-        config = entry.get("container_registry_config")
+        config, _ = RegistryConfig.lenient(entry.get("container_registry_config"))
         outcome = advance(
-            prev, result, alert_policy(config, settings), in_maintenance=in_maintenance(config, now)
+            prev,
+            result,
+            config.alert_policy(settings),
+            in_maintenance=config.in_maintenance(now),
         )
-        state = outcome.state
-        state["interval_s"] = interval_s(config, settings)
+        record = outcome.record
+        record.interval_s = config.interval_s(settings)
         entry_id = entry["container_registry_id"]
         chunk_keys += [keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id)]
         chunk_args += [
             entry_id,
-            jsonutil.dumps(state),
-            jsonutil.dumps(history_item(state)),
-            time.time() + state["interval_s"],
-            position[state["status"]],
+            record.model_dump_json(),
+            record.history_item().model_dump_json(),
+            time.time() + record.interval_s,
+            position[record.status],
         ]
         if len(chunk_args) >= 5 * RECORD_CHUNK:
             flush()
-        counts[state["status"]] = counts.get(state["status"], 0) + 1
+        counts[record.status.value] = counts.get(record.status.value, 0) + 1
         if outcome.events:
-            alerts.append(Alerting(entry, prev or {}, state, outcome.events, outcome.resend))
+            alerts.append(Alerting(entry, prev, record, outcome.events, outcome.resend))
     flush()
     writes.execute()
     if alerts:
@@ -180,9 +165,9 @@ class Alerting:
     """A registry whose probe outcome calls for alerts."""
 
     entry: dict[str, Any]
-    previous: dict[str, Any]
-    state: dict[str, Any]
-    events: list[str]
+    previous: HealthRecord | None
+    record: HealthRecord
+    events: tuple[str, ...]
     resend: bool
 
 
@@ -193,13 +178,12 @@ def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
     queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
     hooks = subscribers(ctx.redis, ctx.keys)  # once for the whole batch
     for a in alerts:
-        entry, prev, state = a.entry, a.previous, a.state
-        doc = {**redact_entry(entry), "health": state}
-        old_status = prev.get("effective_status", prev.get("status", "unknown"))
+        entry, record = a.entry, a.record
+        # Hooks filter on the public document: the health they see is the public view.
+        doc = {**redact_entry(entry), "health": record.public()}
+        old_status = a.previous.status if a.previous else HealthStatus.UNKNOWN
         evs = [
-            registry_event(
-                name, doc, state, old_status=old_status, since=state.get("since"), resend=a.resend
-            )
+            registry_event(name, doc, record, old_status=old_status, resend=a.resend)
             for name in a.events
         ]
         sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc, hooks=hooks)

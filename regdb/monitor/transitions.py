@@ -1,26 +1,59 @@
-"""From one probe result and the previous state to the new cached state and the alerts due.
+"""From the previous record and one probe result to the new record and the alerts due.
 
-Pure: no Redis, no clock (times come in as arguments). The rules:
+Pure: no Redis, no clock (times come in as arguments). The status shown, first rule that
+matches wins (``n`` is the count of consecutive failed probes, this one included):
 
-- A failed probe (``unhealthy``) counts towards ``failure_threshold``; the registry is shown as
-  unhealthy only once that many consecutive probes failed. Until then it keeps its previous
-  status, with ``consecutive_failures`` and a warning saying a failure is pending.
-- One good probe (``healthy`` or ``degraded``) resets the count and shows the probe's status.
-- Alerts fire on transitions only: entering unhealthy, entering degraded, leaving a state that
-  was alerted (``recovered``), and once per certificate that is about to expire. While a registry
-  stays unhealthy, ``resend_every`` > 0 repeats the alert every that many failed probes.
-- In maintenance the registry is still probed and its history kept, its status shows
-  ``maintenance``, and no alert fires; the alert state is left as it was, so leaving maintenance
-  in the same bad state does not alert again, and a change during maintenance alerts afterwards.
+==========================  ==============================  ===========  =====================
+latest probe outcome        condition                       status       consecutive_failures
+==========================  ==============================  ===========  =====================
+any                         registry in maintenance         maintenance  as the rows below
+``healthy`` / ``degraded``                                  the outcome  0
+``failed``                  n < ``failure_threshold``       pending      n
+``failed``                  n >= ``failure_threshold``      unhealthy    n
+``refused_by_policy``                                       unknown      unchanged
+==========================  ==============================  ===========  =====================
+
+Alerts (event names like ``registry.unhealthy``) fire on transitions of the announced state
+(``alert_state``), never while in maintenance:
+
+=============================================  ==============================================
+the new status                                 events
+=============================================  ==============================================
+unhealthy, not announced yet                   ``registry.unhealthy``
+unhealthy, announced, ``resend_every`` = k > 0 ``registry.unhealthy`` (resend) every k-th
+                                               failure after the threshold
+degraded, not announced yet                    ``registry.recovered`` first if unhealthy was
+                                               announced, then ``registry.degraded``
+healthy, something was announced              ``registry.recovered``
+pending, unknown (policy refusal)              none: nothing is known for sure yet
+certificate expiring within                    ``registry.certificate_expiring``, once per
+``tls_expiry_warn_days`` (any status)          certificate (``not_after``)
+=============================================  ==============================================
+
+In maintenance the registry is still probed and its history kept, but the alert state is left
+as it was: leaving maintenance in the same bad state does not alert again, and a change during
+maintenance alerts afterwards. A policy refusal leaves the failure count and the alert state
+alone: regdb did not look, so it neither confirms nor clears a failure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-GOOD = ("healthy", "degraded")
-UNHEALTHY = "unhealthy"
+from regdb.monitor.model import (
+    GOOD_OUTCOMES,
+    AlertState,
+    HealthRecord,
+    HealthStatus,
+    ProbeDetails,
+    ProbeOutcome,
+    ProbeResult,
+)
+
+UNHEALTHY_EVENT = "registry.unhealthy"
+DEGRADED_EVENT = "registry.degraded"
+RECOVERED_EVENT = "registry.recovered"
+CERT_EVENT = "registry.certificate_expiring"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,88 +65,94 @@ class Policy:
     tls_expiry_warn_days: int = 14
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """The state to store and the alert events (names like ``registry.unhealthy``) to send."""
+    """The record to store and the alert events to send."""
 
-    state: dict[str, Any]
-    events: list[str] = field(default_factory=list)
+    record: HealthRecord
+    events: tuple[str, ...] = ()
     resend: bool = False
 
 
+def shown_status(outcome: ProbeOutcome, failures: int, threshold: int) -> tuple[HealthStatus, int]:
+    """(status, consecutive failures) after a probe, outside maintenance (first table)."""
+    if outcome in GOOD_OUTCOMES:
+        return HealthStatus(outcome.value), 0
+    if outcome == ProbeOutcome.REFUSED_BY_POLICY:
+        return HealthStatus.UNKNOWN, failures
+    failures += 1
+    return (HealthStatus.UNHEALTHY if failures >= threshold else HealthStatus.PENDING), failures
+
+
+def alert_events(
+    status: HealthStatus, alerted: AlertState, failures: int, policy: Policy
+) -> tuple[list[str], AlertState, bool]:
+    """(events, new alert state, resend) for a status outside maintenance (second table)."""
+    if status == HealthStatus.UNHEALTHY:
+        if alerted != AlertState.UNHEALTHY:
+            return [UNHEALTHY_EVENT], AlertState.UNHEALTHY, False
+        beyond = failures - policy.failure_threshold
+        if policy.resend_every > 0 and beyond > 0 and beyond % policy.resend_every == 0:
+            return [UNHEALTHY_EVENT], alerted, True
+        return [], alerted, False
+    if status == HealthStatus.DEGRADED:
+        if alerted == AlertState.DEGRADED:
+            return [], alerted, False
+        events = [RECOVERED_EVENT] if alerted == AlertState.UNHEALTHY else []
+        return [*events, DEGRADED_EVENT], AlertState.DEGRADED, False
+    if status == HealthStatus.HEALTHY and alerted != AlertState.OK:
+        return [RECOVERED_EVENT], AlertState.OK, False
+    return [], alerted, False
+
+
 def advance(
-    previous: dict[str, Any] | None,
-    probe: dict[str, Any],
+    previous: HealthRecord | None,
+    probe: ProbeResult,
     policy: Policy,
     *,
     in_maintenance: bool,
 ) -> Outcome:
-    """Combine the previous cached state with a fresh probe result."""
-    prev = previous or {}
-    prev_status = prev.get("status", "unknown")
-    prev_effective = prev.get("effective_status", prev_status)
-    alerted = prev.get("alert_state", "ok")
-    failures = int(prev.get("consecutive_failures", 0))
-    state = dict(probe)
-    state["probe_status"] = probe.get("status")
-    state["warnings"] = list(probe.get("warnings") or [])
-    checked_at = probe.get("checked_at")
+    """Combine the previous record with a fresh probe result."""
+    prev = previous or HealthRecord()
+    status, failures = shown_status(
+        probe.outcome, prev.consecutive_failures, policy.failure_threshold
+    )
+    warnings = list(probe.warnings)
+    if status == HealthStatus.PENDING:
+        warnings.append(f"probe failed ({failures} of {policy.failure_threshold} before unhealthy)")
     events: list[str] = []
     resend = False
-
-    if probe.get("status") == UNHEALTHY:
-        failures += 1
-        if failures >= policy.failure_threshold:
-            effective = UNHEALTHY
-        else:
-            effective = prev_effective if prev_effective in GOOD else "unknown"
-            state["warnings"].append(
-                f"probe failed ({failures}/{policy.failure_threshold} before unhealthy)"
-            )
-        state["last_ok_at"] = prev.get("last_ok_at")
+    alerted = prev.alert_state
+    cert_alerted = prev.cert_alerted_not_after
+    if in_maintenance:
+        status = HealthStatus.MAINTENANCE
     else:
-        failures = 0
-        effective = str(probe.get("status", "unknown"))
-        state["last_ok_at"] = checked_at
-    state["consecutive_failures"] = failures
-    state["effective_status"] = effective
-    since = prev.get("since") if effective == prev_effective else checked_at
-    state["since"] = since
-
-    cert_alerted = prev.get("cert_alerted_not_after")
-    tls = probe.get("tls") or {}
-    days_left = tls.get("days_left")
-    expiring = (
-        isinstance(days_left, int)
-        and days_left <= policy.tls_expiry_warn_days
-        and tls.get("not_after") is not None
+        events, alerted, resend = alert_events(status, alerted, failures, policy)
+        tls = probe.tls
+        if (
+            tls is not None
+            and tls.not_after is not None
+            and tls.days_left is not None
+            and tls.days_left <= policy.tls_expiry_warn_days
+            and cert_alerted != tls.not_after
+        ):
+            events.append(CERT_EVENT)
+            cert_alerted = tls.not_after
+    # Shallow: the probe's nested models are taken over as they are, not dumped and re-read.
+    details = {name: getattr(probe, name) for name in ProbeDetails.model_fields}
+    record = HealthRecord.model_validate(
+        {
+            **details,
+            "warnings": warnings,
+            "reason": probe.reason,
+            "checked_at": probe.checked_at,
+            "status": status,
+            "since": prev.since if status == prev.status else probe.checked_at,
+            "last_probe": probe.outcome,
+            "consecutive_failures": failures,
+            "last_ok_at": probe.checked_at if probe.outcome in GOOD_OUTCOMES else prev.last_ok_at,
+            "alert_state": alerted,
+            "cert_alerted_not_after": cert_alerted,
+        }
     )
-
-    if not in_maintenance:
-        if effective == UNHEALTHY:
-            if alerted != UNHEALTHY:
-                events.append("registry.unhealthy")
-                alerted = UNHEALTHY
-            elif (
-                policy.resend_every > 0
-                and (failures - policy.failure_threshold) % policy.resend_every == 0
-                and failures > policy.failure_threshold
-            ):
-                events.append("registry.unhealthy")
-                resend = True
-        elif effective == "degraded":
-            if alerted == UNHEALTHY:
-                events.append("registry.recovered")
-            if alerted != "degraded":
-                events.append("registry.degraded")
-                alerted = "degraded"
-        elif effective == "healthy" and alerted != "ok":
-            events.append("registry.recovered")
-            alerted = "ok"
-        if expiring and cert_alerted != tls.get("not_after"):
-            events.append("registry.certificate_expiring")
-            cert_alerted = tls.get("not_after")
-    state["alert_state"] = alerted
-    state["cert_alerted_not_after"] = cert_alerted
-    state["status"] = "maintenance" if in_maintenance else effective
-    return Outcome(state=state, events=events, resend=resend)
+    return Outcome(record=record, events=tuple(events), resend=resend)

@@ -1,43 +1,50 @@
 """Classify what a probe observed into a health result. Pure: no I/O, no clock.
 
 The prober (:mod:`regdb.probe.prober`) records a :class:`ProbeObservation`; this
-module turns it into the result dict stored for the registry.
+module turns it into a :class:`~regdb.monitor.model.ProbeResult`.
 
 Definitions
 -----------
 * **reachable**: an HTTP response came back from the ``/v2/`` URL (after redirects).
-  Connection refused, DNS failure, timeout before the response, TLS handshake failure
-  and policy refusal are *not* reachable.
+  Connection refused, DNS failure, timeout before the response and TLS handshake failure
+  are *not* reachable; after a policy refusal reachability is unknown (``null``).
 * **OCI compliant**: ``/v2/`` answered ``200`` or ``401`` *and* either carried
   ``Docker-Distribution-API-Version: registry/2.0`` or a JSON body. An HTML page,
   a 404 or a 5xx is not compliant.
 
-Status and reason, first rule that matches wins
------------------------------------------------
-==============================================  =========  ======================
-observation                                     status     reason
-==============================================  =========  ======================
-target refused by policy                        unhealthy  ``refused``
-invalid URL in the entry                        unhealthy  ``invalid_url``
-DNS failure                                     unhealthy  ``dns_error``
-connection refused                              unhealthy  ``connection_refused``
-timeout (connect or response)                   unhealthy  ``timeout``
-TLS handshake / verification failure            unhealthy  ``tls_error``
-too many redirects                              unhealthy  ``too_many_redirects``
-other connection / protocol error               unhealthy  ``connection_error`` /
-                                                           ``protocol_error``
-5xx                                             unhealthy  ``server_error``
-404                                             unhealthy  ``not_found``
-any other non-compliant answer (HTML, 403, 3xx) unhealthy  ``not_oci``
-credentials supplied and not accepted           degraded   ``auth_failed``
-config says ``auth_required`` but /v2/          degraded   ``config_mismatch``
+Outcome and reason, first rule that matches wins
+------------------------------------------------
+==============================================  =================  ======================
+observation                                     outcome            reason
+==============================================  =================  ======================
+target refused by the address policy            refused_by_policy  ``refused_by_policy``
+invalid URL in the entry                        failed             ``invalid_url``
+DNS failure                                     failed             ``dns_error``
+connection refused (by the registry's host)     failed             ``connection_refused``
+timeout (connect or response)                   failed             ``timeout``
+TLS handshake / verification failure            failed             ``tls_error``
+too many redirects                              failed             ``too_many_redirects``
+other connection / protocol error               failed             ``connection_error`` /
+                                                                   ``protocol_error``
+5xx                                             failed             ``server_error``
+404                                             failed             ``not_found``
+any other non-compliant answer (HTML, 403, 3xx) failed             ``not_oci``
+credentials supplied and not accepted           degraded           ``auth_failed``
+config says ``auth_required`` but /v2/          degraded           ``config_mismatch``
 answered 200 anonymously
-certificate already expired (insecure_tls)      degraded   ``tls_expired``
-certificate expires in < tls_expiry_warn_days   degraded   ``tls_expiring``
-probe took longer than latency_warn_ms          degraded   ``slow``
-401 with a challenge, no credentials supplied   healthy    ``auth_required``
-otherwise                                       healthy    ``ok``
-==============================================  =========  ======================
+certificate already expired (insecure_tls)      degraded           ``tls_expired``
+certificate expires in < tls_expiry_warn_days   degraded           ``tls_expiring``
+probe took longer than latency_warn_ms          degraded           ``slow``
+401 with a challenge, no credentials supplied   healthy            ``auth_required``
+otherwise                                       healthy            ``ok``
+==============================================  =================  ======================
+
+A policy refusal is not a failure of the registry: regdb chose not to connect (the address
+is one the operator forbade, e.g. a private network), so nothing is known about it. It has
+its own outcome, is never read as ``connection_refused``, has ``reachable: null``, and the
+monitor shows the registry as ``unknown`` with reason ``refused_by_policy``: it does not
+count towards the failure threshold and fires no alert (see
+:mod:`regdb.monitor.transitions`), so tightening the policy cannot cause an alert storm.
 
 A 401 without credentials is healthy: the registry is up and asks for auth, which is
 normal (also when the config says ``auth_required: true``). Every degradation that
@@ -52,7 +59,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
+
+from regdb.monitor.model import AuthInfo, Latency, ProbeOutcome, ProbeResult, TLSInfo
 
 __all__ = [
     "AuthObservation",
@@ -71,7 +80,7 @@ API_VERSION_V2: Final = "registry/2.0"
 class ErrorKind:
     """Machine-friendly names of the ways the ``/v2/`` request itself can fail."""
 
-    REFUSED: Final = "refused"
+    REFUSED: Final = "refused_by_policy"
     INVALID_URL: Final = "invalid_url"
     DNS: Final = "dns_error"
     CONNECTION_REFUSED: Final = "connection_refused"
@@ -101,6 +110,7 @@ class AuthObservation:
     ``challenge_present`` is whether the 401 carried a Basic or Bearer challenge.
     ``attempted``: credentials were sent; ``verified``: the registry then answered 200.
     ``error`` says why verification failed (never contains a credential).
+    ``token_cached``: a cached bearer token was used; ``realm``: origin of the token realm.
     """
 
     anonymous_status: int | None = None
@@ -110,6 +120,8 @@ class AuthObservation:
     attempted: bool = False
     verified: bool = False
     error: str | None = None
+    token_cached: bool = False
+    realm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +215,7 @@ def _auth_required(obs: ProbeObservation) -> bool | None:
 
 
 def _failure_verdict(obs: ProbeObservation) -> tuple[str, str] | None:
-    """(reason, error) when the probe is unhealthy, else None."""
+    """(reason, error) when the probe failed or was refused, else None."""
     if obs.error_kind is not None:
         return obs.error_kind, _error_text(obs.error_kind, obs.error)
     code = obs.status_code
@@ -250,33 +262,35 @@ def _degradations(
     return found
 
 
-def _auth_dict(obs: ProbeObservation) -> dict[str, Any]:
+def _auth_info(obs: ProbeObservation) -> AuthInfo:
     auth = obs.auth
-    return {
-        "required": _auth_required(obs),
-        "scheme": auth.scheme,
-        "credentials_supplied": auth.credentials_supplied,
-        "verified": auth.verified,
-        "error": auth.error,
-    }
+    return AuthInfo(
+        required=_auth_required(obs),
+        scheme=auth.scheme,
+        credentials_supplied=auth.credentials_supplied,
+        verified=auth.verified,
+        error=auth.error,
+        token_cached=auth.token_cached,
+        realm=auth.realm,
+    )
 
 
-def _tls_dict(obs: ProbeObservation, days_left: int | None) -> dict[str, Any]:
+def _tls_info(obs: ProbeObservation, days_left: int | None) -> TLSInfo:
     tls = obs.tls
-    return {
-        "enabled": tls.enabled,
-        "verified": tls.verified,
-        "not_after": rfc3339(tls.not_after) if tls.not_after is not None else None,
-        "days_left": days_left,
-    }
+    return TLSInfo(
+        enabled=tls.enabled,
+        verified=tls.verified,
+        not_after=rfc3339(tls.not_after) if tls.not_after is not None else None,
+        days_left=days_left,
+    )
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> dict[str, Any]:
-    """The result dict for one probe (keys listed in the module docstring of probe.py)."""
+def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> ProbeResult:
+    """The result of one probe, by the rule table of this module's docstring."""
     config = config or ClassifyConfig()
     days_left = _days_left(obs.tls.not_after, obs.checked_at)
     warnings = list(obs.warnings)
@@ -287,33 +301,36 @@ def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> dic
     compliant = is_oci_compliant(obs.status_code, obs.api_version, obs.body_is_json)
     error: str | None
     if failure is not None:
-        status, (reason, error) = "unhealthy", failure
+        reason, error = failure
+        refused = reason == ErrorKind.REFUSED
+        outcome = ProbeOutcome.REFUSED_BY_POLICY if refused else ProbeOutcome.FAILED
     else:
         degradations = _degradations(obs, config, days_left)
         warnings.extend(w for _, w in degradations if w not in warnings)
         if degradations:
-            status, reason = "degraded", degradations[0][0]
+            outcome, reason = ProbeOutcome.DEGRADED, degradations[0][0]
             error = degradations[0][1] if reason == "auth_failed" else None
         else:
-            status, error = "healthy", None
+            outcome, error = ProbeOutcome.HEALTHY, None
             reason = "auth_required" if obs.status_code == 401 else "ok"
 
-    return {
-        "status": status,
-        "reachable": obs.status_code is not None,
-        "status_code": obs.status_code,
-        "reason": reason,
-        "url": obs.url,
-        "api_version": obs.api_version,
-        "oci_compliant": compliant,
-        "auth": _auth_dict(obs),
-        "tls": _tls_dict(obs, days_left),
-        "latency_ms": {
-            "connect": _round(obs.connect_ms),
-            "response": _round(obs.response_ms),
-            "total": round(obs.total_ms, 3),
-        },
-        "checked_at": rfc3339(obs.checked_at),
-        "error": error,
-        "warnings": warnings,
-    }
+    refused = outcome == ProbeOutcome.REFUSED_BY_POLICY
+    return ProbeResult(
+        outcome=outcome,
+        reachable=None if refused else obs.status_code is not None,
+        status_code=obs.status_code,
+        reason=reason,
+        url=obs.url,
+        api_version=obs.api_version,
+        oci_compliant=compliant,
+        auth=_auth_info(obs),
+        tls=_tls_info(obs, days_left),
+        latency_ms=Latency(
+            connect=_round(obs.connect_ms),
+            response=_round(obs.response_ms),
+            total=round(obs.total_ms, 3),
+        ),
+        checked_at=rfc3339(obs.checked_at),
+        error=error,
+        warnings=warnings,
+    )

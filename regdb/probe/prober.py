@@ -5,7 +5,7 @@ Public API
 * :class:`ProbeSettings` - timeouts, thresholds, target policy, user agent.
 * :class:`Prober` - owns ONE aiohttp session/connector (with the policy resolver and a
   timing trace) shared by every probe made through it; ``async with Prober(s) as p``.
-* :func:`probe_entry` - probe one catalog entry, returns the result dict.
+* :func:`probe_entry` - probe one catalog entry, returns its ProbeResult.
 * :func:`probe_many` - probe many entries through one shared Prober with bounded
   concurrency; results in the order of the entries.
 
@@ -40,9 +40,9 @@ What one probe does
    ``response`` the time from sending it to its response headers, ``total`` the whole
    probe including redirects and auth steps.
 
-The result dict (see :mod:`regdb.probe.classify` for the rules) has exactly the keys
-``status, reachable, status_code, reason, url, api_version, oci_compliant, auth, tls,
-latency_ms, checked_at, error, warnings``. No credential appears in a result, a log line
+The result is a :class:`~regdb.monitor.model.ProbeResult` (see :mod:`regdb.probe.classify`
+for the rules): ``outcome, reason, reachable, status_code, url, api_version, oci_compliant,
+auth, tls, latency_ms, checked_at, error, warnings``. No credential appears in a result, a log line
 or an exception message: URLs are stripped of userinfo, error texts are built from
 exception kinds, and the result is finally scrubbed of every configured secret.
 """
@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from aiohttp.abc import AbstractResolver
 
+from regdb.monitor.model import ProbeResult
 from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
 from regdb.probe.auth import authenticate
 from regdb.probe.challenge import parse_challenges
@@ -72,7 +73,7 @@ from regdb.probe.target import (
     entry_secrets,
     registry_v2_url,
     safe_url,
-    scrub,
+    scrub_result,
 )
 from regdb.probe.tls import SSLContexts
 from regdb.probe.transport import Call, Transport
@@ -191,9 +192,7 @@ class Prober:
         elif creds is not None and 200 <= main.status < 300:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
 
-    async def probe(
-        self, entry: Mapping[str, Any], *, now: datetime | None = None
-    ) -> dict[str, Any]:
+    async def probe(self, entry: Mapping[str, Any], *, now: datetime | None = None) -> ProbeResult:
         """Probe one entry; never raises (except on cancellation)."""
         started = time.perf_counter()
         checked_at = now or datetime.now(UTC)
@@ -210,7 +209,7 @@ class Prober:
             rec = Recorder(safe_url(entry))
             rec.fail(exc, settings.total_timeout_s)
             result = self._finish(rec, None, checked_at, started)
-            return scrub(result, secrets) if secrets else result
+            return scrub_result(result, secrets) if secrets else result
         rec = Recorder(str(target.v2_url))
         rec.warnings.extend(target.warnings)
         deadline = started + target.total_timeout_s
@@ -225,13 +224,13 @@ class Prober:
                 )
         result = self._finish(rec, target, checked_at, started)
         if secrets:
-            result = scrub(result, secrets)
-        logger.debug("probed %s: %s (%s)", result["url"], result["status"], result["reason"])
+            result = scrub_result(result, secrets)
+        logger.debug("probed %s: %s (%s)", result.url, result.outcome, result.reason)
         return result
 
     def _finish(
         self, rec: Recorder, target: Target | None, checked_at: datetime, started: float
-    ) -> dict[str, Any]:
+    ) -> ProbeResult:
         total_ms = (time.perf_counter() - started) * 1000.0
         config = ClassifyConfig(
             latency_warn_ms=target.latency_warn_ms if target else self.settings.latency_warn_ms,
@@ -247,7 +246,7 @@ async def probe_entry(
     settings: ProbeSettings = DEFAULT_SETTINGS,
     prober: Prober | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> ProbeResult:
     """Probe one entry. Pass a shared open ``prober`` when probing many (see probe_many)."""
     if prober is not None:
         return await prober.probe(entry, now=now)
@@ -262,14 +261,14 @@ async def probe_many(
     concurrency: int = 100,
     now: datetime | None = None,
     prober: Prober | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ProbeResult]:
     """Probe every entry through ONE shared session, at most ``concurrency`` at a time.
 
     Results come back in the order of ``entries``. A fixed pool of ``concurrency``
     workers pulls entries, so memory stays flat however long the list is.
     """
     items = list(entries)
-    results: list[dict[str, Any]] = [{} for _ in items]
+    results: list[ProbeResult | None] = [None] * len(items)
     if not items:
         return []
     workers = max(1, min(concurrency, len(items)))
@@ -292,4 +291,4 @@ async def probe_many(
     else:
         async with Prober(settings, limit=workers) as own:
             await run(own)
-    return results
+    return [r for r in results if r is not None]

@@ -1,10 +1,10 @@
 """From a catalog entry to a probe target, and keeping the entry's secrets out of results.
 
-Pure logic, no I/O. :func:`build_target` reads the entry's public URL and
-``container_registry_config`` (auth, TLS options, timeouts); invalid config values are
-ignored with a warning, an entry that cannot be probed raises
-:class:`~regdb.probe.failures.BadEntry`. :func:`entry_secrets` and :func:`scrub` remove
-every configured secret from a result, whatever went wrong on the way.
+Pure logic, no I/O. :func:`build_target` reads the entry's public URL and its
+``container_registry_config`` through :class:`~regdb.registry_config.RegistryConfig` (auth,
+TLS options, timeouts); invalid config values are ignored with a warning, an entry that
+cannot be probed raises :class:`~regdb.probe.failures.BadEntry`. :func:`entry_secrets` and
+:func:`scrub_result` remove every configured secret from a result, whatever went wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 from yarl import URL
 
+from regdb.monitor.model import ProbeResult
 from regdb.probe.failures import BadEntry
+from regdb.registry_config import RegistryConfig
 
 __all__ = [
     "Credentials",
@@ -26,6 +28,7 @@ __all__ = [
     "registry_v2_url",
     "safe_url",
     "scrub",
+    "scrub_result",
 ]
 
 
@@ -90,28 +93,14 @@ def registry_v2_url(public_url: str) -> URL:
     return base.with_path(base.raw_path.rstrip("/") + "/v2/", encoded=True)
 
 
-def _positive(config: Mapping[str, Any], key: str, default: float, warnings: list[str]) -> float:
-    value = config.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        warnings.append(f"invalid config value {key} ignored")
-        return default
-    return float(value)
-
-
-def _credentials(config: Mapping[str, Any], warnings: list[str]) -> Credentials | None:
-    auth = config.get("auth")
+def _credentials(config: RegistryConfig, warnings: list[str]) -> Credentials | None:
+    auth = config.auth
     if auth is None:
         return None
-    if not isinstance(auth, Mapping):
-        warnings.append("invalid auth config ignored")
-        return None
-    token, username, password = auth.get("token"), auth.get("username"), auth.get("password")
-    if isinstance(token, str) and token:
-        return Credentials(token=token)
-    if isinstance(username, str) and isinstance(password, str) and ":" not in username:
-        return Credentials(username=username, password=password)
+    if auth.token:
+        return Credentials(token=auth.token)
+    if auth.username is not None and auth.password is not None:
+        return Credentials(username=auth.username, password=auth.password)
     warnings.append("invalid auth config ignored")
     return None
 
@@ -128,22 +117,21 @@ def build_target(
     if not isinstance(public_url, str) or not public_url.strip():
         raise BadEntry("entry has no public URL")
     v2_url = registry_v2_url(public_url)
-    raw_config = entry.get("container_registry_config") or {}
-    config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
     warnings: list[str] = []
     if URL(public_url.strip()).raw_user is not None:
         warnings.append("userinfo in public URL ignored")
-    ca_bundle = config.get("ca_bundle")
-    auth_required = config.get("auth_required")
+    config, config_warnings = RegistryConfig.lenient(entry.get("container_registry_config"))
+    warnings += config_warnings
+    ca_bundle = config.ca_bundle
     return Target(
         v2_url=v2_url,
         credentials=_credentials(config, warnings),
-        insecure_tls=config.get("insecure_tls") is True,
-        ca_bundle=ca_bundle if isinstance(ca_bundle, str) and ca_bundle.strip() else None,
-        connect_timeout_s=_positive(config, "timeout_connect_s", connect_timeout_s, warnings),
-        total_timeout_s=_positive(config, "timeout_total_s", total_timeout_s, warnings),
-        latency_warn_ms=_positive(config, "latency_warn_ms", latency_warn_ms, warnings),
-        auth_required=auth_required if isinstance(auth_required, bool) else None,
+        insecure_tls=config.insecure_tls is True,
+        ca_bundle=ca_bundle if ca_bundle and ca_bundle.strip() else None,
+        connect_timeout_s=float(config.timeout_connect_s or connect_timeout_s),
+        total_timeout_s=float(config.timeout_total_s or total_timeout_s),
+        latency_warn_ms=float(config.latency_warn_ms or latency_warn_ms),
+        auth_required=config.auth_required,
         warnings=tuple(warnings),
     )
 
@@ -195,3 +183,11 @@ def scrub(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list):
         return [scrub(v, secrets) for v in value]
     return value
+
+
+def scrub_result(result: ProbeResult, secrets: Sequence[str]) -> ProbeResult:
+    """`result` with every secret replaced in each of its texts (URL, errors, warnings...)."""
+    dumped = result.model_dump()
+    cleaned = scrub(dumped, secrets)
+    # The usual case: no secret anywhere, keep the result instead of building it again.
+    return result if cleaned == dumped else ProbeResult.model_validate(cleaned)

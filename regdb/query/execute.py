@@ -18,6 +18,7 @@ from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
 from regdb.keys import ENTRY_REV_FIELD
 from regdb.model import ID_FIELD
+from regdb.monitor.model import public_health
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
@@ -206,7 +207,7 @@ class Searcher:
             del doc[ENTRY_REV_FIELD]
             if with_health:
                 raw = healths[n]
-                doc[HEALTH_FIELD] = jsonutil.loads(raw) if raw else {"status": "unknown"}
+                doc[HEALTH_FIELD] = public_health(raw)  # never the alert bookkeeping
         return docs
 
     # -- default order: creation time, from the ids sorted set ---------------------------
