@@ -11,13 +11,14 @@ from aiohttp import web
 from api.appkeys import (
     HEALTH_KEY,
     HOOKS_KEY,
+    METRICS_KEY,
     QUEUE_KEY,
     REDIS_KEY,
     SEARCHER_KEY,
     SETTINGS_KEY,
     STORE_KEY,
 )
-from api.middlewares import error_middleware
+from api.middlewares import error_middleware, metrics_middleware
 from api.routes import setup_routes
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
@@ -25,6 +26,8 @@ from regdb.alerts.store import HookStore
 from regdb.connections import async_redis
 from regdb.fastread import FastReader
 from regdb.keys import Keys
+from regdb.metrics.exporter import Exporter
+from regdb.metrics.fleet import FleetReader
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
 from regdb.queueing import LazyQueue
@@ -35,8 +38,11 @@ from regdb.store import EntryStore
 
 def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.Application:
     """Build the API. With `redis` given (tests), the caller owns that connection."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[metrics_middleware, error_middleware], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = exporter = Exporter()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         client = redis if redis is not None else async_redis(settings)
@@ -55,7 +61,11 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[HOOKS_KEY] = HookService(
             HookStore(client, keys, policy=policy_of(settings)), settings, queue
         )
+        exporter.attach(
+            FleetReader(client, keys, settings.queue_name), queue.conn, settings.history_keep
+        )
         yield
+        await exporter.close()
         await asyncio.to_thread(queue.close)
         if fast is not None:
             fast.close()

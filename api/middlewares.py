@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.appkeys import METRICS_KEY
 from api.responses import error
 from regdb.errors import (
     Conflict,
@@ -17,6 +19,7 @@ from regdb.errors import (
     StorageUnavailable,
     UnsupportedMediaType,
 )
+from regdb.metrics.exporter import UNMATCHED
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +71,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error("internal server error", status=500)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Time every request, labelled by its route template (never the raw path: ids would make
+    one series per registry). Outermost, so it sees the status the error middleware chose."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else UNMATCHED
+        request.app[METRICS_KEY].observe(route, request.method, status, time.perf_counter() - start)

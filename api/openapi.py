@@ -31,6 +31,7 @@ def _reply(r: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {"description": r.description}
     if r.schema is not None:
         out["content"] = {r.media: {"schema": r.schema}}
+        out["content"].update({media: {"schema": s} for media, s in r.also.items()})
     if r.headers:
         out["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}

@@ -13,13 +13,14 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import docs, health_views, hook_views, views
+from api import badge_views, docs, health_views, hook_views, metrics_views, views
 from api.appkeys import SPEC_KEY
 from api.openapi import build_spec
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
+from regdb.badges import UPTIME_WINDOWS
 from regdb.model import ID_PATTERN
 
 
@@ -42,6 +43,8 @@ class Reply:
     schema: Schema | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     media: str = "application/json"
+    also: Mapping[str, Schema] = field(default_factory=dict)
+    """The same answer in other media types (a query parameter picks one), media -> schema."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,44 @@ ENTRY = ref("ContainerRegistry")
 HOOK = ref("AlertHook")
 DELIVERY = ref("DeliveryAttempt")
 JSON_BODY_ERRORS = (413, 415)  # aiohttp's size limit and read_json's content-type check
+
+
+SHIELDS: Schema = {
+    "type": "object",
+    "description": "Shields.io endpoint JSON (https://shields.io/badges/endpoint-badge)",
+    "required": ["schemaVersion", "label", "message", "color"],
+    "properties": {
+        "schemaVersion": {"const": 1, "description": "Always 1"},
+        "label": {"type": "string", "description": "Left-hand text"},
+        "message": {"type": "string", "description": "Right-hand text"},
+        "color": {"type": "string", "description": "A Shields.io colour name"},
+    },
+}
+SVG: Schema = {"type": "string", "description": "An SVG document"}
+BADGE_FORMAT = Param(
+    "format",
+    "query",
+    {"enum": list(badge_views.FORMATS), "default": "svg"},
+    "`svg` (default) or `shields` for Shields.io endpoint JSON",
+)
+BADGE_CACHE = {"Cache-Control": f"`max-age={badge_views.CACHE_S}`: badges are cached briefly"}
+
+
+def badge_replies(what: str) -> dict[int, Reply]:
+    """A badge, the grey "not found" badge for an unknown id, and the usual errors."""
+    return {
+        200: Reply(
+            what, SVG, BADGE_CACHE, media=badge_views.SVG, also={"application/json": SHIELDS}
+        ),
+        404: Reply(
+            'No entry with that id: a grey "not found" badge (SVG, or JSON with `format=shields`)',
+            SVG,
+            BADGE_CACHE,
+            media=badge_views.SVG,
+            also={"application/json": SHIELDS},
+        ),
+        **errors(400, 503),
+    }
 
 
 def _state(value: str) -> Schema:
@@ -300,6 +341,46 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "GET",
+        "/badge/{id}/status.svg",
+        badge_views.status_svg,
+        "badges",
+        "Status badge: the registry's name and health status",
+        params=(ENTRY_ID, BADGE_FORMAT),
+        replies=badge_replies("The badge"),
+    ),
+    Route(
+        "GET",
+        "/badge/{id}/uptime/{window}.svg",
+        badge_views.uptime_svg,
+        "badges",
+        "Uptime badge over a window",
+        description="From the recent results the health service keeps: when they reach back "
+        "less than the window, the message says how far (`99.5% (8.3h)`); `30d` is `n/a` "
+        "until long-term rollups exist.",
+        params=(
+            ENTRY_ID,
+            Param(
+                "window",
+                "path",
+                {"enum": list(UPTIME_WINDOWS)},
+                "The window: " + ", ".join(UPTIME_WINDOWS),
+                required=True,
+            ),
+            BADGE_FORMAT,
+        ),
+        replies=badge_replies("The badge"),
+    ),
+    Route(
+        "GET",
+        "/badge/{id}/response-time.svg",
+        badge_views.response_time_svg,
+        "badges",
+        "Response-time badge: how long the latest probe took",
+        params=(ENTRY_ID, BADGE_FORMAT),
+        replies=badge_replies("The badge"),
+    ),
+    Route(
         "POST",
         "/alert_hooks",
         hook_views.create_hook,
@@ -420,6 +501,26 @@ ROUTES: tuple[Route, ...] = (
         "operations",
         "Storage reachable",
         replies={200: Reply("Ready", envelope(_state("ready"), "Readiness")), **errors(503)},
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics_views.metrics,
+        "operations",
+        "Prometheus metrics (text format 0.0.4)",
+        description="Per registry: `regdb_registry_up`, `regdb_registry_status{status}`, "
+        "`regdb_registry_probe_duration_seconds{phase}`, "
+        "`regdb_registry_cert_expiry_timestamp_seconds`, `regdb_registry_uptime_ratio{window}`, "
+        "labelled `registry_id`, `name`, `owner`; `regdb_registries{status}`; the queue; "
+        "probes and alert deliveries by result; this process's request durations.",
+        replies={
+            200: Reply(
+                "The exposition",
+                {"type": "string", "description": "Prometheus text format"},
+                media="text/plain",
+            ),
+            **errors(503),
+        },
     ),
     Route(
         "GET",

@@ -13,6 +13,10 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P hook:<id>``           string: one alert hook (JSON)
 - ``P hooks``               set: every alert hook id
 - ``P hookdeliv:<id>``      list: recent delivery attempts of a hook, newest first
+- ``P m:probes``            hash: probes recorded by the workers, outcome -> count (metrics)
+- ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
+- ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
+- ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
 """
 
 from __future__ import annotations
@@ -114,3 +118,24 @@ class Keys:
     def token_used(self, token_id: str) -> str:
         """String with a TTL: present while `last_used_at` is fresh (at most one write a minute)."""
         return f"{self.prefix}toku:{token_id}"
+
+    @property
+    def probe_counts(self) -> str:
+        """Hash: probes recorded by the workers since the counters began, outcome -> count."""
+        return f"{self.prefix}m:probes"
+
+    @property
+    def delivery_counts(self) -> str:
+        """Hash: alert delivery attempts since the counters began, result -> count."""
+        return f"{self.prefix}m:deliveries"
+
+    @property
+    def uptime_ratios(self) -> str:
+        """Hash: id -> the registry's uptime ratios as /metrics shows them (see
+        regdb/metrics/uptime.py), plus the field ``_at``: when the last sweep finished."""
+        return f"{self.prefix}m:uptime"
+
+    @property
+    def uptime_lock(self) -> str:
+        """String with an expiry: held by the one API process sweeping uptime ratios."""
+        return f"{self.prefix}lock:uptime"

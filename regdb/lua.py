@@ -135,3 +135,22 @@ READ_HEALTH_BASICS = """
 local v = redis.call('HMGET', KEYS[1], 'container_registry_public_url', 'container_registry_config')
 return {v[1], v[2], redis.call('GET', KEYS[2])}
 """
+
+
+# The /metrics scrape's read of one batch of registries, in one round trip.
+# KEYS: the uptime hash, then per registry: entry, cached health. ARGV: the registry ids.
+# Returns per registry {name JSON, owner JSON, health JSON, uptime text}, each nil when absent
+# (a registry deleted meanwhile has no name).
+READ_METRICS_BATCH = """
+local out = {}
+for i = 1, #ARGV do
+  local k = 2 * i
+  local v = redis.call('HMGET', KEYS[k], 'container_registry_name', 'container_registry_owner')
+  local n = 4 * (i - 1)
+  out[n + 1] = v[1]
+  out[n + 2] = v[2]
+  out[n + 3] = redis.call('GET', KEYS[k + 1])
+  out[n + 4] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+return out
+"""

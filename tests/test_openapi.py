@@ -77,7 +77,7 @@ async def test_every_operation_is_complete(client: Client) -> None:
         assert op["responses"], (method, path)
         for code, reply in op["responses"].items():
             assert reply["description"], (method, path, code)
-            if code.startswith(("4", "5")):
+            if code.startswith(("4", "5")) and (code, path.split("/")[1]) != ("404", "badge"):
                 schema = reply["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, code)
         for p in op.get("parameters", []):
@@ -86,6 +86,38 @@ async def test_every_operation_is_complete(client: Client) -> None:
             assert {"413", "415"} <= set(op["responses"]), (method, path)
         if any(c == "503" for c in op["responses"]):
             assert "Retry-After" in op["responses"]["503"]["headers"]
+
+
+BADGES = (
+    "/badge/{id}/status.svg",
+    "/badge/{id}/uptime/{window}.svg",
+    "/badge/{id}/response-time.svg",
+)
+
+
+async def test_badges_describe_svg_shields_and_the_not_found_badge(client: Client) -> None:
+    spec = await _spec(client)
+    for path in BADGES:
+        op = _op(spec, "GET", path)
+        assert _query(op)["format"]["schema"]["enum"] == ["svg", "shields"]
+        for code in ("200", "404"):  # an unknown id is still a badge, in either format
+            content = op["responses"][code]["content"]
+            assert set(content) == {"image/svg+xml", "application/json"}, (path, code)
+            assert content["application/json"]["schema"]["required"] == [
+                "schemaVersion",
+                "label",
+                "message",
+                "color",
+            ]
+            assert "Cache-Control" in op["responses"][code]["headers"]
+        assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }
+    window = _op(spec, "GET", "/badge/{id}/uptime/{window}.svg")["parameters"][1]
+    assert window["schema"]["enum"] == ["1h", "24h", "7d", "30d"]
+    metrics = _op(spec, "GET", "/metrics")
+    assert set(metrics["responses"]["200"]["content"]) == {"text/plain"}
+    assert "503" in metrics["responses"]
 
 
 def _op(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from regdb.alerts.payload import DEFAULT_SOURCE, Event, render
 from regdb.alerts.store import load_hook, load_hooks, record_attempt
 from regdb.context import current
 from regdb.keys import Keys
+from regdb.metrics.counters import count_delivery
 from regdb.model import now_rfc3339
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy, TargetRefused, literal_verdict
 from regdb.probe.failures import find_refusal
@@ -162,6 +163,7 @@ def attempt_delivery(
         "duration_ms": duration_ms,
     }
     record_attempt(conn, keys, str(hook["id"]), record)
+    count_delivery(conn, keys, error is None)
     if error is None:
         log.info(
             "alert hook %s: %s delivered to %s (attempt %d, HTTP %s, %.0f ms)",

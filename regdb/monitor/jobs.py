@@ -19,6 +19,7 @@ from rq.job import Job
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
 from regdb.lua import RECORD_HEALTH
+from regdb.metrics.counters import count_probes
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
@@ -84,6 +85,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     # The Lua addresses the status sets by position, in HealthStatus order (keys.py builds them).
     position = {status: i + 1 for i, status in enumerate(HealthStatus)}
     counts: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
     alerts: list[Alerting] = []
     writes = r.pipeline(transaction=False)
     chunk_keys: list[str] = []
@@ -121,9 +123,11 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         if len(chunk_args) >= 5 * RECORD_CHUNK:
             flush()
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
+        outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
         if outcome.events:
             alerts.append(Alerting(entry, prev, record, outcome.events, outcome.resend))
     flush()
+    count_probes(writes, keys, outcomes)
     writes.execute()
     if alerts:
         _send_alerts(ctx, alerts)

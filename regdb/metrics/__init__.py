@@ -1,0 +1,1 @@
+"""Prometheus metrics: counters the workers keep in Redis, and the scrape-time collector."""

@@ -1,0 +1,97 @@
+"""What /metrics answers: the fleet read at scrape time, and the API's own request timings.
+
+One Exporter per API process. The request histogram lives in the process (each API process is
+its own scrape target); the fleet is read from Redis at each scrape, and the uptime ratios are
+refreshed in the background when a scrape finds them old (see :mod:`regdb.metrics.uptime`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from regdb.keys import Keys
+from regdb.metrics import uptime
+from regdb.metrics.collector import FleetCollector, FleetRead
+from regdb.metrics.fleet import FleetReader
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The Prometheus text format, version 0.0.4."""
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched (its raw path is never a label)."""
+
+
+class Exporter:
+    """The metrics of one API process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Histogram(
+            "regdb_http_request_duration_seconds",
+            "API request duration by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._reader: FleetReader | None = None
+        self._sync: Callable[[], redis.Redis] | None = None
+        self._keys = Keys()
+        self._history_keep = 0
+        self._sweep: asyncio.Task[int | None] | None = None
+
+    def attach(
+        self, reader: FleetReader, sync_conn: Callable[[], redis.Redis], history_keep: int
+    ) -> None:
+        """Give the exporter its storage (when the app's resources start)."""
+        self._reader, self._sync, self._keys = reader, sync_conn, reader.keys
+        self._history_keep = history_keep
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Time one API request."""
+        self.requests.labels(route, method, str(status)).observe(seconds)
+
+    async def scrape(self) -> bytes:
+        """The whole exposition: the fleet, the counters, the queue, the request timings."""
+        assert self._reader is not None, "Exporter.attach was not called"
+        read = await self._reader.read()
+        self._maybe_sweep(read)
+        # Formatting 100,000+ samples is CPU work: off the event loop, so requests still flow.
+        return await asyncio.to_thread(self._render, read)
+
+    def _render(self, read: FleetRead) -> bytes:
+        fleet = CollectorRegistry(auto_describe=False)
+        fleet.register(FleetCollector(read))
+        return generate_latest(fleet) + generate_latest(self.registry)
+
+    def _maybe_sweep(self, read: FleetRead) -> None:
+        if self._sweep is not None and not self._sweep.done():
+            return
+        if not uptime.due(read.uptime_swept_at, read.now):
+            return
+        assert self._sync is not None
+        conn = self._sync()
+        self._sweep = asyncio.create_task(
+            asyncio.to_thread(uptime.sweep, conn, self._keys, self._history_keep)
+        )
+        self._sweep.add_done_callback(_log_failure)
+
+    async def sweep_now(self) -> int | None:
+        """Run an uptime sweep and wait for it (tests, benchmarks)."""
+        assert self._sync is not None
+        return await asyncio.to_thread(uptime.sweep, self._sync(), self._keys, self._history_keep)
+
+    async def close(self) -> None:
+        """Wait for a running sweep (it holds a lock other processes would wait out)."""
+        if self._sweep is not None:
+            await asyncio.gather(self._sweep, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[int | None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("metrics: uptime sweep failed (%s)", type(exc).__name__)

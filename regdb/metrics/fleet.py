@@ -1,0 +1,63 @@
+"""One scrape's read of Redis: every registry in batches, the counters and the queue.
+
+Each batch is one read-only Lua call (names, owners, health records and uptime ratios of
+BATCH registries), so 10,000 registries cost 1 + 10,000 / BATCH round trips.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import redis.asyncio as aredis
+from rq import Queue as RQQueue
+
+from regdb.keys import Keys
+from regdb.lua import READ_METRICS_BATCH
+from regdb.metrics import uptime
+from regdb.metrics.collector import FleetRead, Queue
+from regdb.store import storage_errors
+
+BATCH: Final = 1000
+"""Registries per Lua call: big enough to amortise the round trip, small enough that no call
+keeps Redis busy for more than a few milliseconds."""
+
+
+class FleetReader:
+    """Reads what /metrics shows; one per API process (the script is registered once)."""
+
+    def __init__(self, redis: aredis.Redis, keys: Keys, queue_name: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.queue_key = RQQueue.redis_queue_namespace_prefix + queue_name
+        self._batch = redis.register_script(READ_METRICS_BATCH)
+
+    async def read(self) -> FleetRead:
+        """Everything one scrape needs."""
+        keys = self.keys
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrange(keys.ids, 0, -1)
+            pipe.hgetall(keys.probe_counts)
+            pipe.hgetall(keys.delivery_counts)
+            pipe.hget(keys.uptime_ratios, uptime.SWEPT_AT)
+            pipe.llen(self.queue_key)
+            pipe.zcard(keys.queued)
+            pipe.zrange(keys.queued, 0, 0, withscores=True)
+            ids_raw, probes, deliveries, swept, jobs, queued, oldest = await pipe.execute()
+            read = FleetRead(
+                now=time.time(),
+                probes=probes,
+                deliveries=deliveries,
+                uptime_swept_at=swept,
+                queue=Queue(jobs, queued, oldest[0][1] if oldest else None),
+            )
+            read.ids = [i.decode() for i in ids_raw]
+            for start in range(0, len(read.ids), BATCH):
+                chunk = read.ids[start : start + BATCH]
+                script_keys = [keys.uptime_ratios]
+                for entry_id in chunk:
+                    script_keys += [keys.entry(entry_id), keys.health(entry_id)]
+                flat = await self._batch(keys=script_keys, args=chunk)
+                read.rows += [flat[i : i + 4] for i in range(0, len(flat), 4)]
+        return read

@@ -1,0 +1,109 @@
+"""Uptime ratios for /metrics, computed in sweeps and kept in Redis.
+
+A registry's uptime is what the health service computes for ``/history`` today (the share of
+usable probes among its recent results, :func:`regdb.monitor.health_service.uptime`). That
+reads up to HISTORY_KEEP results per registry: far too much for a scrape at 10,000 registries
+(500 results of ~200 B each, about 1 GB). So one API process at a time sweeps every registry's
+history in the background, at most every REFRESH_S, and stores the ratios in one hash that the
+scrape reads with the rest (``regdb_uptime_sweep_timestamp_seconds`` says how old they are).
+Exact rollups will replace this.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Final
+
+import redis
+from redis.typing import EncodableT, FieldT
+
+from regdb import jsonutil
+from regdb.keys import Keys
+from regdb.monitor.health_service import UPTIME_WINDOWS, uptime
+from regdb.monitor.model import HistoryItem
+
+log = logging.getLogger(__name__)
+
+REFRESH_S: Final = 300
+"""A sweep starts when the stored ratios are older than this (and a scrape asks)."""
+LOCK_S: Final = 600
+"""How long one process may hold the sweep to itself."""
+BATCH: Final = 200
+"""Registries whose histories are read per round trip."""
+SWEPT_AT: Final = "_at"
+"""Field of the uptime hash holding when the last sweep finished (epoch seconds)."""
+WINDOWS: Final = tuple(UPTIME_WINDOWS)
+
+
+def encode(ratios: dict[str, float | None]) -> str:
+    """`1h 24h 7d` ratios as stored: space-separated, `-` for a window with no probe."""
+    return " ".join("-" if (v := ratios.get(w)) is None else repr(v) for w in WINDOWS)
+
+
+def decode(text: bytes | str | None) -> dict[str, float]:
+    """The windows that have a ratio (malformed text gives none)."""
+    if not text:
+        return {}
+    if isinstance(text, bytes):
+        text = text.decode()
+    out: dict[str, float] = {}
+    for window, part in zip(WINDOWS, text.split(" "), strict=False):
+        if part != "-":
+            try:
+                out[window] = float(part)
+            except ValueError:
+                return {}
+    return out
+
+
+def due(swept_at: bytes | str | None, now: float) -> bool:
+    """Whether the stored ratios are old enough for a new sweep."""
+    try:
+        return now - float(swept_at or 0) >= REFRESH_S
+    except ValueError:
+        return True
+
+
+def sweep(conn: redis.Redis, keys: Keys, history_keep: int) -> int | None:
+    """Recompute every registry's ratios if no other process is at it (blocking: run it in a
+    thread). Returns how many registries were swept, None when another process holds it."""
+    token = uuid.uuid4().hex
+    if not conn.set(keys.uptime_lock, token, nx=True, ex=LOCK_S):
+        return None
+    started = time.monotonic()
+    try:
+        ids = [_text(i) for i in conn.zrange(keys.ids, 0, -1)]
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            pipe = conn.pipeline(transaction=False)
+            for entry_id in chunk:
+                pipe.lrange(keys.health_history(entry_id), 0, history_keep - 1)
+            now = time.time()
+            ratios: dict[FieldT, EncodableT] = {
+                entry_id: encode(uptime(_items(raws), now))
+                for entry_id, raws in zip(chunk, pipe.execute(), strict=True)
+            }
+            if ratios:
+                conn.hset(keys.uptime_ratios, mapping=ratios)
+        known = set(ids) | {SWEPT_AT}
+        gone = [f for f in conn.hkeys(keys.uptime_ratios) if _text(f) not in known]
+        if gone:
+            conn.hdel(keys.uptime_ratios, *gone)
+        conn.hset(keys.uptime_ratios, SWEPT_AT, repr(time.time()))
+    finally:
+        if conn.get(keys.uptime_lock) == token.encode():
+            conn.delete(keys.uptime_lock)
+    log.info(
+        "metrics: uptime of %d registries swept in %.2f s", len(ids), time.monotonic() - started
+    )
+    return len(ids)
+
+
+def _items(raws: list[bytes]) -> list[HistoryItem]:
+    return [i for r in raws if (i := HistoryItem.from_stored(jsonutil.loads(r))) is not None]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
