@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import redis
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from regdb.keys import Keys
 from regdb.metrics import uptime
@@ -22,8 +22,9 @@ from regdb.metrics.fleet import FleetReader
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The Prometheus text format, version 0.0.4."""
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The Prometheus text format 0.0.4: every Prometheus version reads it (names here need no
+UTF-8 escaping, so the output is the same as 1.0.0)."""
 UNMATCHED = "unmatched"
 """The route label of a request no route matched (its raw path is never a label)."""
 
