@@ -123,7 +123,7 @@ def status_badge(name: str, status: HealthStatus) -> Badge:
 
 def percent(ratio: float) -> str:
     """A ratio as a percentage, rounded down to 0.01 (99.999 % is not 100 %)."""
-    value = math.floor(ratio * 10000) / 100
+    value = math.floor(round(ratio * 10000, 6)) / 100  # round first: 0.7273 * 10000 < 7273
     return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
 
 
