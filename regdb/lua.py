@@ -138,19 +138,23 @@ return {v[1], v[2], redis.call('GET', KEYS[2])}
 
 
 # The /metrics scrape's read of one batch of registries, in one round trip.
-# KEYS: the uptime hash, then per registry: entry, cached health. ARGV: the registry ids.
+# KEYS: the uptime hash. ARGV: the entry key prefix, the health key prefix (both from
+# regdb/keys.py: `Keys.entry("")`, `Keys.health("")`), then the registry ids. The keys are
+# built here from the prefixes rather than sent: 3x fewer arguments to pack per scrape.
 # Returns per registry {name JSON, owner JSON, health JSON, uptime text}, each nil when absent
 # (a registry deleted meanwhile has no name).
 READ_METRICS_BATCH = """
 local out = {}
-for i = 1, #ARGV do
-  local k = 2 * i
-  local v = redis.call('HMGET', KEYS[k], 'container_registry_name', 'container_registry_owner')
-  local n = 4 * (i - 1)
+local n = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local v = redis.call(
+    'HMGET', ARGV[1] .. id, 'container_registry_name', 'container_registry_owner')
   out[n + 1] = v[1]
   out[n + 2] = v[2]
-  out[n + 3] = redis.call('GET', KEYS[k + 1])
-  out[n + 4] = redis.call('HGET', KEYS[1], ARGV[i])
+  out[n + 3] = redis.call('GET', ARGV[2] .. id)
+  out[n + 4] = redis.call('HGET', KEYS[1], id)
+  n = n + 4
 end
 return out
 """

@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from regdb.keys import Keys
 from regdb.metrics import uptime
-from regdb.metrics.collector import FleetCollector, FleetRead
+from regdb.metrics.collector import FleetRead, render_fleet
 from regdb.metrics.fleet import FleetReader
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,7 @@ class Exporter:
         return await asyncio.to_thread(self._render, read)
 
     def _render(self, read: FleetRead) -> bytes:
-        fleet = CollectorRegistry(auto_describe=False)
-        fleet.register(FleetCollector(read))
-        return generate_latest(fleet) + generate_latest(self.registry)
+        return render_fleet(read) + generate_latest(self.registry)
 
     def _maybe_sweep(self, read: FleetRead) -> None:
         if self._sweep is not None and not self._sweep.done():

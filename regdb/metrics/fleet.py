@@ -1,7 +1,9 @@
 """One scrape's read of Redis: every registry in batches, the counters and the queue.
 
 Each batch is one read-only Lua call (names, owners, health records and uptime ratios of
-BATCH registries), so 10,000 registries cost 1 + 10,000 / BATCH round trips.
+BATCH registries), so 10,000 registries cost 1 + 10,000 / BATCH round trips. The script
+builds each registry's keys from the prefixes of regdb/keys.py (see regdb/lua.py): regdb runs
+on one Redis (or a Sentinel-managed primary), never a cluster, where this would not do.
 """
 
 from __future__ import annotations
@@ -55,9 +57,8 @@ class FleetReader:
             read.ids = [i.decode() for i in ids_raw]
             for start in range(0, len(read.ids), BATCH):
                 chunk = read.ids[start : start + BATCH]
-                script_keys = [keys.uptime_ratios]
-                for entry_id in chunk:
-                    script_keys += [keys.entry(entry_id), keys.health(entry_id)]
-                flat = await self._batch(keys=script_keys, args=chunk)
+                flat = await self._batch(
+                    keys=[keys.uptime_ratios], args=[keys.entry(""), keys.health(""), *chunk]
+                )
                 read.rows += [flat[i : i + 4] for i in range(0, len(flat), 4)]
         return read

@@ -52,9 +52,12 @@ def decode(text: bytes | str | None) -> dict[str, float]:
     for window, part in zip(WINDOWS, text.split(" "), strict=False):
         if part != "-":
             try:
-                out[window] = float(part)
+                value = float(part)
             except ValueError:
                 return {}
+            if not 0.0 <= value <= 1.0:  # also NaN: not a ratio this module wrote
+                return {}
+            out[window] = value
     return out
 
 
