@@ -15,6 +15,7 @@ import pytest
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rq import Queue
@@ -26,6 +27,7 @@ from regdb.alerts.model import new_hook_id, validate_hook
 from regdb.alerts.payload import make_test_event
 from regdb.context import configure
 from regdb.keys import Keys
+from regdb.metrics.collector import FleetCollector, FleetRead, render_fleet
 from regdb.model import now_rfc3339, rfc3339
 from regdb.monitor.jobs import enqueue_probes, probe_batch
 from regdb.monitor.model import (
@@ -309,3 +311,53 @@ async def test_deliveries_and_queue(
     assert m["regdb_probe_queue_registries"][0].value == 2
     assert 119 < m["regdb_probe_queue_oldest_age_seconds"][0].value < 130
     assert m["regdb_registries"] and all(s.value == 0 for s in m["regdb_registries"])
+
+
+def fleet_read(rows: list[tuple[str, list[bytes | None]]]) -> FleetRead:
+    read = FleetRead(now=time.time())
+    read.ids = [i for i, _ in rows]
+    read.rows = [r for _, r in rows]
+    return read
+
+
+HOSTILE_NAMES = ['a"b', "back\\slash", "new\nline", "ünï 雅 🚀", "", '{x="1"} 2\n# HELP']
+
+
+def test_fast_text_is_generate_latest_byte_for_byte() -> None:
+    """render_fleet writes what prometheus-client's generate_latest writes over FleetCollector,
+    for every kind of row: hostile names, odd records, gone registries, odd numbers."""
+    good = HealthRecord(
+        status=HealthStatus.DEGRADED,
+        last_probe=ProbeOutcome.DEGRADED,
+        latency_ms=Latency(connect=0.001, response=12345678.9, total=1e-9),
+        tls=TLSInfo(enabled=True, not_after="2031-02-03T04:05:06Z"),
+    ).model_dump_json()
+    odd_health: list[bytes | None] = [
+        good.encode(),
+        b'{"status": "exploded", "last_probe": 7, "latency_ms": {"total": true}}',
+        b"not json",
+        b"[]",
+        None,
+        b'{"status": "maintenance", "last_probe": "refused_by_policy", "tls": {"not_after": 1}}',
+    ]
+    uptimes: list[bytes | None] = [b"0.5 - 1.0", b"1e400 0.1 0.2", b"nonsense", None, b"0.0"]
+    rows: list[tuple[str, list[bytes | None]]] = []
+    for n, name in enumerate(HOSTILE_NAMES * 3):
+        health = odd_health[n % len(odd_health)]
+        owner = jsonutil.dumps(name[::-1]) if n % 2 else None
+        rows.append((f"id-{n}", [jsonutil.dumps(name), owner, health, uptimes[n % len(uptimes)]]))
+    rows.append(("gone", [None, None, good.encode(), b"1.0 1.0 1.0"]))
+    rows.append(("not-a-string-name", [b"42", b"{}", good.encode(), None]))
+    read = fleet_read(rows)
+    read.probes = {b"healthy": b"5", b"failed": b"2"}
+    read.uptime_swept_at = b"1700000000.5"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(read))
+    slow = generate_latest(registry)
+    assert render_fleet(read) == slow
+    text = slow.decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert len({s.labels["registry_id"] for s in families["regdb_registry_status"].samples}) == 19
+    names = {s.labels["name"] for s in families["regdb_registry_status"].samples}
+    assert set(HOSTILE_NAMES) <= names  # every hostile name came back intact through the parser
+    assert "gone" not in text
