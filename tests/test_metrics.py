@@ -6,13 +6,16 @@ as the worker writes them."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -45,6 +48,7 @@ from tests.registry_servers import ThreadedServer
 
 Client = TestClient[Any, Any]
 LABELS = ("registry_id", "name", "owner")
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -361,3 +365,28 @@ def test_fast_text_is_generate_latest_byte_for_byte() -> None:
     names = {s.labels["name"] for s in families["regdb_registry_status"].samples}
     assert set(HOSTILE_NAMES) <= names  # every hostile name came back intact through the parser
     assert "gone" not in text
+
+
+async def test_readme_scrape_config_and_rules_use_what_is_served(
+    client: Client, settings: Settings, sync_r: redis.Redis
+) -> None:
+    await create(client, "m-doc", "http://127.0.0.1:9/doc")
+    sync_r.set(
+        Keys(settings.prefix).health("m-doc"),
+        record(
+            HealthStatus.UNHEALTHY,
+            ProbeOutcome.FAILED,
+            tls=TLSInfo(enabled=True, not_after="2030-01-01T00:00:00Z"),
+        ),
+    )
+    served = set(await scrape(client))
+    readme = README.read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)]
+    config = next(b for b in blocks if "scrape_configs" in b)
+    assert config["scrape_configs"][0]["metrics_path"] == "/metrics"
+    rules = next(b for b in blocks if "groups" in b)["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {"RegistryDown", "RegistryCertificateExpiringSoon"}
+    for rule in rules:
+        used = set(re.findall(r"regdb_\w+", rule["expr"]))
+        assert used and used <= served, rule["alert"]
+    assert rules[0]["for"] == "5m" and "14 * 86400" in rules[1]["expr"]
