@@ -151,11 +151,12 @@ def badge_replies(what: str) -> dict[int, Reply]:
             what, SVG, BADGE_CACHE, media=badge_views.SVG, also={"application/json": SHIELDS}
         ),
         404: Reply(
-            'No entry with that id: a grey "not found" badge (SVG, or JSON with `format=shields`)',
+            'No entry with that id: a grey "not found" badge (SVG, or JSON with '
+            "`format=shields`). A path no route matches (an id with a `/`) is the Error envelope.",
             SVG,
             BADGE_CACHE,
             media=badge_views.SVG,
-            also={"application/json": SHIELDS},
+            also={"application/json": {"anyOf": [SHIELDS, ERROR]}},
         ),
         **errors(400, 503),
     }

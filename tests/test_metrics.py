@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from regdb.alerts.model import new_hook_id, validate_hook
 from regdb.alerts.payload import make_test_event
 from regdb.context import configure
 from regdb.keys import Keys
+from regdb.metrics import uptime
 from regdb.metrics.collector import FleetCollector, FleetRead, render_fleet
 from regdb.model import now_rfc3339, rfc3339
 from regdb.monitor.jobs import enqueue_probes, probe_batch
@@ -390,3 +392,27 @@ async def test_readme_scrape_config_and_rules_use_what_is_served(
         used = set(re.findall(r"regdb_\w+", rule["expr"]))
         assert used and used <= served, rule["alert"]
     assert rules[0]["for"] == "5m" and "14 * 86400" in rules[1]["expr"]
+
+
+def test_one_sweep_at_a_time_and_stoppable(settings: Settings, sync_r: redis.Redis) -> None:
+    keys = Keys(settings.prefix)
+    for n in range(3):
+        sync_r.zadd(keys.ids, {f"s-{n}": n})
+        item = HistoryItem(checked_at=stamp(30), status="healthy", last_probe="healthy")
+        sync_r.rpush(keys.health_history(f"s-{n}"), item.model_dump_json())
+    sync_r.hset(keys.uptime_ratios, "s-deleted-since", "1.0 1.0 1.0")
+    sync_r.set(keys.uptime_lock, "another process")
+    assert uptime.sweep(sync_r, keys, 500) is None  # someone else is at it
+    assert sync_r.hget(keys.uptime_ratios, "s-0") is None
+    sync_r.delete(keys.uptime_lock)
+    stop = threading.Event()
+    stop.set()
+    assert uptime.sweep(sync_r, keys, 500, stop) is None  # shutting down: nothing written
+    assert sync_r.hget(keys.uptime_ratios, "s-0") is None
+    assert not sync_r.exists(keys.uptime_lock)  # and the lock is given back
+    assert uptime.sweep(sync_r, keys, 500) == 3
+    stored = sync_r.hgetall(keys.uptime_ratios)
+    assert {k for k in stored if k != b"_at"} == {b"s-0", b"s-1", b"s-2"}  # the deleted one gone
+    assert uptime.decode(stored[b"s-1"]) == {"1h": 1.0, "24h": 1.0, "7d": 1.0}
+    assert not uptime.due(stored[b"_at"], time.time())
+    assert uptime.due(stored[b"_at"], time.time() + uptime.REFRESH_S)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 
 import redis
@@ -45,6 +46,7 @@ class Exporter:
         self._keys = Keys()
         self._history_keep = 0
         self._sweep: asyncio.Task[int | None] | None = None
+        self._stop = threading.Event()
 
     def attach(
         self, reader: FleetReader, sync_conn: Callable[[], redis.Redis], history_keep: int
@@ -76,7 +78,7 @@ class Exporter:
         assert self._sync is not None
         conn = self._sync()
         self._sweep = asyncio.create_task(
-            asyncio.to_thread(uptime.sweep, conn, self._keys, self._history_keep)
+            asyncio.to_thread(uptime.sweep, conn, self._keys, self._history_keep, self._stop)
         )
         self._sweep.add_done_callback(_log_failure)
 
@@ -86,7 +88,9 @@ class Exporter:
         return await asyncio.to_thread(uptime.sweep, self._sync(), self._keys, self._history_keep)
 
     async def close(self) -> None:
-        """Wait for a running sweep (it holds a lock other processes would wait out)."""
+        """Stop a running sweep and wait for it (it gives its lock back as it ends, rather than
+        leave other processes to wait out the lock's expiry)."""
+        self._stop.set()
         if self._sweep is not None:
             await asyncio.gather(self._sweep, return_exceptions=True)
 

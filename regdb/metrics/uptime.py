@@ -12,6 +12,7 @@ Exact rollups will replace this.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Final
@@ -69,9 +70,12 @@ def due(swept_at: bytes | str | None, now: float) -> bool:
         return True
 
 
-def sweep(conn: redis.Redis, keys: Keys, history_keep: int) -> int | None:
+def sweep(
+    conn: redis.Redis, keys: Keys, history_keep: int, stop: threading.Event | None = None
+) -> int | None:
     """Recompute every registry's ratios if no other process is at it (blocking: run it in a
-    thread). Returns how many registries were swept, None when another process holds it."""
+    thread). Returns how many registries were swept, None when another process holds it or
+    `stop` was set (between batches: the process is shutting down; the next sweep redoes it)."""
     token = uuid.uuid4().hex
     if not conn.set(keys.uptime_lock, token, nx=True, ex=LOCK_S):
         return None
@@ -79,6 +83,8 @@ def sweep(conn: redis.Redis, keys: Keys, history_keep: int) -> int | None:
     try:
         ids = [_text(i) for i in conn.zrange(keys.ids, 0, -1)]
         for start in range(0, len(ids), BATCH):
+            if stop is not None and stop.is_set():
+                return None
             chunk = ids[start : start + BATCH]
             pipe = conn.pipeline(transaction=False)
             for entry_id in chunk:
