@@ -8,7 +8,8 @@ never fail the work it counts: a lost increment is a smaller harm than a lost pr
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable
 
 import redis
 
@@ -22,9 +23,9 @@ DELIVERY_RESULTS = (DELIVERED, FAILED)
 """What a delivery attempt counts as: a 2xx answer, or anything else."""
 
 
-def count_probes(pipe: redis.client.Pipeline, keys: Keys, outcomes: Mapping[str, int]) -> None:
-    """Add probe counts by outcome to `pipe` (sent with the caller's other writes)."""
-    for outcome, n in outcomes.items():
+def count_probes(pipe: redis.client.Pipeline, keys: Keys, outcomes: Iterable[str]) -> None:
+    """Add one count per probe outcome to `pipe` (sent with the caller's other writes)."""
+    for outcome, n in Counter(outcomes).items():
         pipe.hincrby(keys.probe_counts, outcome, n)
 
 

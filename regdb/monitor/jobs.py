@@ -85,7 +85,6 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     # The Lua addresses the status sets by position, in HealthStatus order (keys.py builds them).
     position = {status: i + 1 for i, status in enumerate(HealthStatus)}
     counts: dict[str, int] = {}
-    outcomes: dict[str, int] = {}
     alerts: list[Alerting] = []
     writes = r.pipeline(transaction=False)
     chunk_keys: list[str] = []
@@ -123,11 +122,10 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         if len(chunk_args) >= 5 * RECORD_CHUNK:
             flush()
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
-        outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
         if outcome.events:
             alerts.append(Alerting(entry, prev, record, outcome.events, outcome.resend))
     flush()
-    count_probes(writes, keys, outcomes)
+    count_probes(writes, keys, [result.outcome for result in results])
     writes.execute()
     if alerts:
         _send_alerts(ctx, alerts)
