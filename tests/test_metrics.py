@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rq import Queue
+from rq.utils import utcformat
 
 from api.routes import ROUTES
 from regdb import jsonutil
@@ -303,7 +304,10 @@ async def test_deliveries_and_queue(
 
     queue = Queue(settings.queue_name, connection=sync_r)
     for n in range(3):
-        enqueue_probes(queue, [f"q-{n}"], job_timeout=60, description="metrics test")
+        job = enqueue_probes(queue, [f"q-{n}"], job_timeout=60, description="metrics test")
+        if n == 0:  # enqueued 5 minutes ago, written as RQ writes it
+            ago = datetime.now(UTC) - timedelta(seconds=300)
+            sync_r.hset(job.key, "enqueued_at", utcformat(ago))
     sync_r.zadd(keys.queued, {"q-0": time.time() - 120, "q-1": time.time() - 5})
 
     m = await scrape(client)
@@ -314,6 +318,7 @@ async def test_deliveries_and_queue(
     }
     assert deliveries == {"delivered": 2, "failed": 1}
     assert m["regdb_probe_queue_jobs"][0].value == 3
+    assert 299 < m["regdb_probe_queue_oldest_job_age_seconds"][0].value < 310
     assert m["regdb_probe_queue_registries"][0].value == 2
     assert 119 < m["regdb_probe_queue_oldest_age_seconds"][0].value < 130
     assert m["regdb_registries"] and all(s.value == 0 for s in m["regdb_registries"])

@@ -53,6 +53,9 @@ class Queue:
     jobs: int
     registries: int
     oldest_enqueued_at: float | None
+    """When the registry queued longest was queued (epoch seconds)."""
+    oldest_job_enqueued_at: float | None = None
+    """When the oldest job near the head of the worker queue was enqueued."""
 
 
 @dataclass
@@ -66,7 +69,7 @@ class FleetRead:
     probes: dict[bytes, bytes] = field(default_factory=dict)
     deliveries: dict[bytes, bytes] = field(default_factory=dict)
     uptime_swept_at: bytes | None = None
-    queue: Queue = field(default_factory=lambda: Queue(0, 0, None))
+    queue: Queue = field(default_factory=lambda: Queue(0, 0, None, None))
 
 
 def _text(raw: bytes | None) -> str:
@@ -293,7 +296,13 @@ def tail_families(read: FleetRead, counts: dict[str, int]) -> list[Metric]:
     )
     oldest = read.queue.oldest_enqueued_at
     age.add_metric([], max(0.0, read.now - oldest) if oldest is not None else 0.0)
-    out: list[Metric] = [fleet, probes, deliveries, jobs, waiting, age]
+    job_age = GaugeMetricFamily(
+        "regdb_probe_queue_oldest_job_age_seconds",
+        "How long the oldest job in the worker queue has waited (0: the queue is empty)",
+    )
+    oldest_job = read.queue.oldest_job_enqueued_at
+    job_age.add_metric([], max(0.0, read.now - oldest_job) if oldest_job is not None else 0.0)
+    out: list[Metric] = [fleet, probes, deliveries, jobs, job_age, waiting, age]
     try:
         swept = float(read.uptime_swept_at) if read.uptime_swept_at else None
     except ValueError:

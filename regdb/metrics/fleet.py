@@ -13,13 +13,18 @@ from typing import Final
 
 import redis.asyncio as aredis
 from rq import Queue as RQQueue
+from rq.job import Job as RQJob
 
 from regdb.keys import Keys
 from regdb.lua import READ_METRICS_BATCH
 from regdb.metrics import uptime
 from regdb.metrics.collector import FleetRead, Queue
+from regdb.monitor.model import parse_time
 from regdb.store import storage_errors
 
+HEAD_JOBS: Final = 10
+"""Jobs at the head of the queue whose age is read: the oldest job is among them (jobs are
+appended; only `refresh=true` puts one in front, and those are newer)."""
 BATCH: Final = 1000
 """Registries per Lua call: big enough to amortise the round trip, small enough that no call
 keeps Redis busy for more than a few milliseconds."""
@@ -46,13 +51,23 @@ class FleetReader:
             pipe.llen(self.queue_key)
             pipe.zcard(keys.queued)
             pipe.zrange(keys.queued, 0, 0, withscores=True)
-            ids_raw, probes, deliveries, swept, jobs, queued, oldest = await pipe.execute()
+            pipe.lrange(self.queue_key, 0, HEAD_JOBS - 1)
+            ids_raw, probes, deliveries, swept, jobs, queued, oldest, head = await pipe.execute()
+            enqueued: list[bytes | None] = []
+            if head:
+                pipe = self.redis.pipeline(transaction=False)
+                for job_id in head:
+                    pipe.hget(RQJob.redis_job_namespace_prefix + job_id.decode(), "enqueued_at")
+                enqueued = await pipe.execute()
+            times = [t for raw in enqueued if raw and (t := parse_time(raw.decode()))]
             read = FleetRead(
                 now=time.time(),
                 probes=probes,
                 deliveries=deliveries,
                 uptime_swept_at=swept,
-                queue=Queue(jobs, queued, oldest[0][1] if oldest else None),
+                queue=Queue(
+                    jobs, queued, oldest[0][1] if oldest else None, min(times) if times else None
+                ),
             )
             read.ids = [i.decode() for i in ids_raw]
             for start in range(0, len(read.ids), BATCH):
