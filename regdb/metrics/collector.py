@@ -3,9 +3,9 @@
 Pure: raw Redis answers in, metric text out; nothing per registry outlives the scrape.
 :class:`FleetCollector` is the prometheus-client Collector of it all; :func:`render_fleet`
 writes the same text as ``generate_latest`` over that collector (a test compares them byte for
-byte) about four times faster, because the per-registry families are written directly
+byte) about seven times faster, because the per-registry families are written directly
 (``generate_latest`` re-validates and re-escapes every label name of every sample: at 10,000
-registries, 130,000 samples, that alone was over 1 s). Per registry, labelled ``registry_id``,
+registries, 130,000 samples, it took 4.3 s where this takes 0.6 s on the same loaded machine). Per registry, labelled ``registry_id``,
 ``name``, ``owner``:
 
 =============================================  ==============================================
@@ -18,6 +18,8 @@ registries, 130,000 samples, that alone was over 1 s). Per registry, labelled ``
 ``regdb_registry_cert_expiry_timestamp_seconds``  the certificate's notAfter (TLS only)
 ``regdb_registry_uptime_ratio{window}``        from the latest uptime sweep (1h, 24h, 7d)
 =============================================  ==============================================
+
+Then :func:`tail_families`: the catalog by status, the workers' counters, the queue.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Queue:
 
 @dataclass
 class FleetRead:
-    """The raw answers of one scrape (see :func:`regdb.metrics.fleet.read_fleet`)."""
+    """The raw answers of one scrape (see :meth:`regdb.metrics.fleet.FleetReader.read`)."""
 
     now: float
     ids: list[str] = field(default_factory=list)
