@@ -90,7 +90,9 @@ class Settings:
             probe_allow_loopback=_bool(e, "PROBE_ALLOW_LOOPBACK", True),
             probe_allow_link_local=_bool(e, "PROBE_ALLOW_LINK_LOCAL", False),
             hook_allow_private=_bool(e, "HOOK_ALLOW_PRIVATE", True),
-            hook_allow_loopback=_bool(e, "HOOK_ALLOW_LOOPBACK", not e.get("REDIS_URL")),
+            hook_allow_loopback=_bool(
+                e, "HOOK_ALLOW_LOOPBACK", not (e.get("REDIS_URL") or e.get("REDIS_SENTINELS"))
+            ),
             history_keep=_int(e, "HISTORY_KEEP", defaults.HISTORY_KEEP, 1, defaults.HISTORY_MAX),
             tls_expiry_warn_days=_int(
                 e, "TLS_EXPIRY_WARN_DAYS", defaults.TLS_EXPIRY_WARN_DAYS, 0, 3650
