@@ -16,7 +16,7 @@ from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore
 

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore
 

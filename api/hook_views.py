@@ -22,7 +22,7 @@ from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import DELIVERIES_KEEP, HookStore
 from regdb.errors import InvalidInput
 from regdb.keys import Keys
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueue
 from regdb.settings import Settings
 from regdb.store import storage_errors
 

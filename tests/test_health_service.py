@@ -20,7 +20,7 @@ from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.model import rfc3339
 from regdb.monitor.health_service import HealthService
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import seed_like

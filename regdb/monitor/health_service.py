@@ -15,7 +15,7 @@ from regdb.keys import Keys
 from regdb.lua import READ_HEALTH_BASICS
 from regdb.monitor.jobs import enqueue_probes
 from regdb.monitor.knobs import interval_s
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueue
 from regdb.settings import Settings
 from regdb.store import EntryStore, storage_errors
 
