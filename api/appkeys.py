@@ -7,7 +7,7 @@ from aiohttp import web
 
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queues import LazyQueue
+from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -16,4 +16,4 @@ REDIS_KEY = web.AppKey("redis", aredis.Redis)
 STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
-QUEUE_KEY = web.AppKey("queue", LazyQueue)
+QUEUE_KEY = web.AppKey("queue", LazyQueues)

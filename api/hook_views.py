@@ -16,13 +16,13 @@ from api.appkeys import QUEUE_KEY, REDIS_KEY, SETTINGS_KEY
 from api.openapi import add_paths, error_responses, json_body, ok_schema
 from api.parsing import int_param, read_json
 from api.responses import ok
-from regdb.alerts.deliver import attempt_delivery, enqueue_delivery, policy_of
+from regdb.alerts.deliver import attempt_delivery, policy_of
 from regdb.alerts.model import Hook, HookIn, public_hook
 from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import DELIVERIES_KEEP, HookStore
 from regdb.errors import InvalidInput
 from regdb.keys import Keys
-from regdb.queues import LazyQueue
+from regdb.queues import LazyQueues, enqueue_delivery
 from regdb.settings import Settings
 from regdb.store import storage_errors
 
@@ -34,7 +34,7 @@ DELIVERIES_DEFAULT_LIMIT = 50
 class HookService:
     """What the hook handlers share: the store, and the API's RQ queue."""
 
-    def __init__(self, store: HookStore, settings: Settings, queue: LazyQueue) -> None:
+    def __init__(self, store: HookStore, settings: Settings, queue: LazyQueues) -> None:
         self.store = store
         self.settings = settings
         self.keys = store.keys
@@ -111,8 +111,7 @@ async def send_test(request: web.Request) -> web.Response:
     if wait:
         async with storage_errors():
             conn = await asyncio.to_thread(svc.sync_conn)
-            record = await asyncio.to_thread(
-                attempt_delivery,
+            record = await attempt_delivery(
                 conn,
                 svc.keys,
                 hook,

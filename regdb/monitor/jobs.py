@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rq import Queue
-from rq.job import Job
-
 from regdb import jsonutil
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
@@ -25,6 +22,7 @@ from regdb.monitor.knobs import alert_policy, in_maintenance, interval_s
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
+from regdb.queues import normal_queue
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
 
@@ -155,26 +153,6 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def enqueue_probes(
-    queue: Queue,
-    entry_ids: list[str],
-    *,
-    job_timeout: int,
-    description: str,
-    at_front: bool = False,
-) -> Job:
-    """Put one probe_batch job for these registries on `queue` (the caller marks them queued)."""
-    return queue.enqueue(
-        probe_batch,
-        entry_ids,
-        at_front=at_front,
-        job_timeout=job_timeout,
-        result_ttl=300,
-        failure_ttl=3600,
-        description=description,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Alerting:
     """A registry whose probe outcome calls for alerts."""
@@ -190,7 +168,7 @@ def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
     from regdb.alerts.deliver import dispatch, subscribers
     from regdb.alerts.payload import registry_event
 
-    queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
+    queue = normal_queue(ctx.settings, ctx.redis)
     hooks = subscribers(ctx.redis, ctx.keys)  # once for the whole batch
     for a in alerts:
         entry, prev, state = a.entry, a.previous, a.state
