@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -145,7 +145,8 @@ class Scheduler:
         )
         if not due:
             return 0
-        queued = self.conn.zmscore(self.keys.queued, [i for i, _ in due])  # type: ignore[arg-type]
+        members: list[Any] = [i for i, _ in due]  # redis-py's KeysT is invariant over bytes
+        queued = self.conn.zmscore(self.keys.queued, members)
         stuck = now - stuck_after_seconds(self.settings)
         fresh: list[str] = []
         todo: list[str] = []

@@ -13,7 +13,7 @@ import pytest
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job, JobStatus
 
 from regdb import context, jsonutil

@@ -39,7 +39,7 @@ def run(settings: Settings, *, burst: bool = False) -> bool:
     conn = sync_redis(settings)
     conn.ping()
     configure(settings, conn)
-    helpers: list[multiprocessing.process.BaseProcess] = []
+    helpers: list[multiprocessing.context.ForkProcess] = []
     if not burst:
         fork = multiprocessing.get_context("fork")
         for _ in range(settings.priority_workers):
