@@ -13,6 +13,9 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P hook:<id>``           string: one alert hook (JSON)
 - ``P hooks``               set: every alert hook id
 - ``P hookdeliv:<id>``      list: recent delivery attempts of a hook, newest first
+- ``P tok:<hmac>``          string: a cached Bearer token, AES-GCM sealed, with its lifetime
+- ``P tokroute:<hmac>``     string: which Bearer challenge a registry gave, sealed likewise
+                            (names are HMACs keyed by the credentials: regdb/probe/tokens.py)
 """
 
 from __future__ import annotations
@@ -93,3 +96,11 @@ class Keys:
 
     def hook_deliveries(self, hook_id: str) -> str:
         return f"{self.prefix}hookdeliv:{hook_id}"
+
+    def token(self, digest: str) -> str:
+        """A cached Bearer token; `digest` is an HMAC, never a credential."""
+        return f"{self.prefix}tok:{digest}"
+
+    def token_route(self, digest: str) -> str:
+        """The Bearer challenge a registry answered with; `digest` is an HMAC."""
+        return f"{self.prefix}tokroute:{digest}"

@@ -556,6 +556,8 @@ def test_result_shape(observation: ProbeObservation) -> None:
         "credentials_supplied",
         "verified",
         "error",
+        "token_cached",
+        "realm",
     }
     assert set(result["tls"]) == {"enabled", "verified", "not_after", "days_left"}
     assert set(result["latency_ms"]) == {"connect", "response", "total"}

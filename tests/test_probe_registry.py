@@ -168,6 +168,8 @@ async def test_open_registry_is_healthy(open_registry: RegistryProcess) -> None:
         "credentials_supplied": False,
         "verified": False,
         "error": None,
+        "token_cached": False,
+        "realm": None,
     }
     assert result["tls"] == {
         "enabled": False,
@@ -240,6 +242,8 @@ async def test_basic_auth_right_credentials(basic_registry: RegistryProcess) -> 
         "credentials_supplied": True,
         "verified": True,
         "error": None,
+        "token_cached": False,
+        "realm": None,
     }
 
 
@@ -265,6 +269,8 @@ async def test_basic_auth_without_credentials(basic_registry: RegistryProcess) -
             "credentials_supplied": False,
             "verified": False,
             "error": None,
+            "token_cached": False,
+            "realm": None,
         }
 
 
@@ -291,6 +297,8 @@ async def test_token_auth_right_credentials(token_registry: TokenSetup) -> None:
         "credentials_supplied": True,
         "verified": True,
         "error": None,
+        "token_cached": False,  # probe_entry without a token cache
+        "realm": token_registry.token_server.url,  # the origin credentials went to
     }
     assert token_registry.issuer.issued == before + 1
     asked = token_registry.token_server.seen[-1]

@@ -22,6 +22,7 @@ from regdb.monitor.knobs import alert_policy, in_maintenance, interval_s
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
+from regdb.probe.tokens import redis_token_cache
 from regdb.queues import normal_queue
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
@@ -92,7 +93,11 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     probing = time.perf_counter()
     results = asyncio.run(
         probe_many(
-            entries, probe_settings(settings), concurrency=settings.probe_concurrency, now=now
+            entries,
+            probe_settings(settings),
+            concurrency=settings.probe_concurrency,
+            now=now,
+            tokens=redis_token_cache(settings),
         )
     )
     recording = time.perf_counter()

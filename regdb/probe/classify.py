@@ -101,6 +101,8 @@ class AuthObservation:
     ``challenge_present`` is whether the 401 carried a Basic or Bearer challenge.
     ``attempted``: credentials were sent; ``verified``: the registry then answered 200.
     ``error`` says why verification failed (never contains a credential).
+    ``token_cached``: the Bearer token came from the token cache (no token request this probe).
+    ``realm``: origin (scheme://host:port) of the token realm the credentials were sent to.
     """
 
     anonymous_status: int | None = None
@@ -110,6 +112,8 @@ class AuthObservation:
     attempted: bool = False
     verified: bool = False
     error: str | None = None
+    token_cached: bool = False
+    realm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +262,8 @@ def _auth_dict(obs: ProbeObservation) -> dict[str, Any]:
         "credentials_supplied": auth.credentials_supplied,
         "verified": auth.verified,
         "error": auth.error,
+        "token_cached": auth.token_cached,
+        "realm": auth.realm,
     }
 
 

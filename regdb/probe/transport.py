@@ -30,7 +30,7 @@ from regdb.probe.address_policy import ProbePolicy, TargetRefused, literal_verdi
 from regdb.probe.failures import BadRedirect, TooManyRedirects
 from regdb.probe.tls import PeerCertResponse
 
-__all__ = ["Answer", "Call", "Transport"]
+__all__ = ["Answer", "Call", "Transport", "origin"]
 
 _REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
 
@@ -110,6 +110,12 @@ class Call:
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, (url.host or "").lower(), url.port)
+
+
+def origin(url: URL) -> str:
+    """``scheme://host:port`` of a URL, the port always shown: where credentials go."""
+    host = url.raw_host or ""
+    return f"{url.scheme}://{f'[{host}]' if ':' in host else host}:{url.port}"
 
 
 class Transport:
