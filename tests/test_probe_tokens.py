@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -73,7 +73,7 @@ def remember(cache: TokenCache, token: str, creds: Credentials = CREDS, **kw: An
 async def test_round_trip_per_credentials_and_expiry() -> None:
     now = [1000.0]
     store = MemoryTokenStore(clock=lambda: now[0])
-    cache = TokenCache(store, KEYS)
+    cache = TokenCache(store, KEYS, clock=lambda: now[0])
     assert await cache.lookup(V2, CREDS) is None
     await remember(cache, "tok-1", expires_in=60)
     found = await cache.lookup(V2, CREDS)
@@ -88,38 +88,75 @@ async def test_round_trip_per_credentials_and_expiry() -> None:
     assert await cache.lookup(V2, Credentials(username="alice", password="other")) is None
     assert await cache.lookup(V2, Credentials(token="alice-s3cret")) is None
     assert await cache.lookup("http://127.0.0.1:5001/v2/", CREDS) is None
-    # a server key (pepper) changes every name: the same credentials find nothing
+    await cache.flush()
+    # another cache (the next batch) finds it in the store ...
+    assert await TokenCache(store, KEYS, clock=lambda: now[0]).lookup(V2, CREDS) == found
+    # ... unless a server key (pepper) changes every name
     assert await TokenCache(store, KEYS, pepper=b"server-key").lookup(V2, CREDS) is None
     now[0] += 60 - MARGIN_S - 0.5
     assert await cache.lookup(V2, CREDS) is not None
+    assert await TokenCache(store, KEYS, clock=lambda: now[0]).lookup(V2, CREDS) is not None
     now[0] += 1
     assert await cache.lookup(V2, CREDS) is None  # dropped MARGIN_S before it expires
+    assert await TokenCache(store, KEYS, clock=lambda: now[0]).lookup(V2, CREDS) is None
+
+
+async def test_a_batch_costs_two_round_trips_to_read_and_one_to_write() -> None:
+    store = MemoryTokenStore()
+    writer = TokenCache(store, KEYS)
+    urls = [f"http://127.0.0.1:{5000 + i}/v2/" for i in range(50)]
+    for i, url in enumerate(urls):
+        await writer.remember(
+            url,
+            CREDS,
+            realm=f"https://a{i}/t",
+            service="s",
+            scope=None,
+            token=f"t{i}",
+            expires_in=60,
+        )
+    assert store.round_trips == 0  # written behind
+    await writer.close()
+    assert store.round_trips == 1
+    reader = TokenCache(store, KEYS)
+    await reader.prefetch([(url, CREDS) for url in [*urls, "http://127.0.0.1:9/v2/"]])
+    assert store.round_trips == 3  # the routes, then the tokens
+    found = [await reader.lookup(url, CREDS) for url in urls]
+    assert [f.token if f else None for f in found] == [f"t{i}" for i in range(50)]
+    assert await reader.lookup("http://127.0.0.1:9/v2/", CREDS) is None
+    assert store.round_trips == 3  # every lookup answered from the prefetch
 
 
 async def test_forget_and_tampering() -> None:
     store = MemoryTokenStore()
     cache = TokenCache(store, KEYS)
     await remember(cache, "tok-1")
+    await cache.flush()
     found = await cache.lookup(V2, CREDS)
     assert found is not None
     await cache.forget(found, CREDS)
     assert await cache.lookup(V2, CREDS) is None
+    assert await TokenCache(store, KEYS).lookup(V2, CREDS) is None  # gone from the store too
     await remember(cache, "tok-2")
+    await cache.flush()
+    assert await TokenCache(store, KEYS).lookup(V2, CREDS) is not None
     # a value moved under another name, or changed, does not decrypt: a miss, not garbage
     names = sorted(store.data)
     values = [store.data[n] for n in names]
     store.data[names[0]], store.data[names[1]] = values[1], values[0]
-    assert await cache.lookup(V2, CREDS) is None
+    assert await TokenCache(store, KEYS).lookup(V2, CREDS) is None
     await remember(cache, "tok-3")
+    await cache.flush()
     for name, (value, until) in list(store.data.items()):
         store.data[name] = (value[:-1] + bytes([value[-1] ^ 1]), until)
-    assert await cache.lookup(V2, CREDS) is None
+    assert await TokenCache(store, KEYS).lookup(V2, CREDS) is None
 
 
 async def test_nothing_secret_in_names_or_values() -> None:
     store = MemoryTokenStore()
     cache = TokenCache(store, KEYS)
     await remember(cache, "the-bearer-token-value")
+    await cache.flush()
     assert len(store.data) == 2
     blob = b" ".join(k.encode() + b" " + v for k, (v, _) in store.data.items())
     for secret in (b"alice", b"alice-s3cret", b"the-bearer-token-value", b"auth.example"):
@@ -129,15 +166,16 @@ async def test_nothing_secret_in_names_or_values() -> None:
 
 async def test_a_failing_store_is_a_miss() -> None:
     class Down(MemoryTokenStore):
-        async def get(self, key: str) -> bytes | None:
+        async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
             raise redis.ConnectionError("down")
 
-        async def put(self, key: str, value: bytes, ttl_s: int) -> None:
+        async def put_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
             raise redis.ConnectionError("down")
 
     cache = TokenCache(Down(), KEYS)
-    await remember(cache, "tok")  # no exception
-    assert await cache.lookup(V2, CREDS) is None
+    await remember(cache, "tok")
+    await cache.close()  # no exception
+    assert await TokenCache(Down(), KEYS).lookup(V2, CREDS) is None
 
 
 # --------------------------------------------------------------------------- real registry
@@ -252,6 +290,8 @@ async def test_an_expired_token_is_fetched_again(
             before = issuer.issued
             await prober.probe(token_entry(token_registry))
             assert issuer.issued == before + 1
+            assert cache is prober.tokens
+            await cache.flush()  # written behind: make it visible to this check now
             keys = list(sync_r.scan_iter(match=f"{KEYS.prefix}tok*"))
             assert keys and all(0 < sync_r.pttl(k) <= 1000 for k in keys)
             assert (await prober.probe(token_entry(token_registry)))["auth"]["token_cached"]

@@ -160,6 +160,29 @@ class Prober:
         if self.tokens is not None:
             await self.tokens.close()
 
+    async def prefetch_tokens(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Read the cached tokens of these entries in two round trips, before probing them."""
+        if self.tokens is None:
+            return
+        settings = self.settings
+        wanted = []
+        for entry in entries:
+            config = entry.get("container_registry_config")
+            if not isinstance(config, Mapping) or not config.get("auth"):
+                continue
+            try:
+                target = build_target(
+                    entry,
+                    connect_timeout_s=settings.connect_timeout_s,
+                    total_timeout_s=settings.total_timeout_s,
+                    latency_warn_ms=settings.latency_warn_ms,
+                )
+            except BadEntry:
+                continue
+            if target.credentials is not None:
+                wanted.append((str(target.v2_url), target.credentials))
+        await self.tokens.prefetch(wanted)
+
     async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
         self.open()  # no-op when already open; a Prober used without `async with` still works
         is_https = target.v2_url.scheme == "https"
@@ -306,6 +329,7 @@ async def probe_many(
             results[index] = await p.probe(items[index], now=now)
 
     async def run(p: Prober) -> None:
+        await p.prefetch_tokens(items)
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker(p))

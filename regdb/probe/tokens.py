@@ -29,7 +29,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -65,6 +65,11 @@ MARGIN_S: Final = 10
 DEFAULT_EXPIRES_IN_S: Final = 60
 """The token spec's lifetime when ``expires_in`` is missing."""
 _NONCE_BYTES: Final = 12
+FLUSH_EVERY: Final = 400
+"""Records written behind before a flush (two per token)."""
+ABSENT_FOR_S: Final = 5.0
+"""How long a record found absent is taken as absent without asking the store again."""
+_UNKNOWN: Final = object()
 
 
 def token_ttl_s(expires_in: Any, *, cap_s: int = MAX_TTL_S, margin_s: int = MARGIN_S) -> int:
@@ -80,11 +85,12 @@ def token_ttl_s(expires_in: Any, *, cap_s: int = MAX_TTL_S, margin_s: int = MARG
 
 
 class TokenStore(Protocol):
-    """Opaque bytes under string keys with a time to live."""
+    """Opaque bytes under string keys with a time to live; batched, as a probe batch uses it."""
 
-    async def get(self, key: str) -> bytes | None: ...
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
-    async def put(self, key: str, value: bytes, ttl_s: int) -> None: ...
+    async def put_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        """Store each (key, value, ttl_s)."""
 
     async def drop(self, key: str) -> None: ...
 
@@ -97,24 +103,30 @@ class MemoryTokenStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.data: dict[str, tuple[bytes, float]] = {}
+        self.round_trips = 0
 
-    async def get(self, key: str) -> bytes | None:
-        found = self.data.get(key)
-        if found is None:
-            return None
-        if found[1] <= self.clock():
-            del self.data[key]
-            return None
-        return found[0]
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self.round_trips += 1
+        out: list[bytes | None] = []
+        for key in keys:
+            found = self.data.get(key)
+            if found is not None and found[1] <= self.clock():
+                del self.data[key]
+                found = None
+            out.append(None if found is None else found[0])
+        return out
 
-    async def put(self, key: str, value: bytes, ttl_s: int) -> None:
-        self.data[key] = (value, self.clock() + ttl_s)
+    async def put_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        self.round_trips += 1
+        for key, value, ttl_s in items:
+            self.data[key] = (value, self.clock() + ttl_s)
 
     async def drop(self, key: str) -> None:
+        self.round_trips += 1
         self.data.pop(key, None)
 
     async def close(self) -> None:
-        self.data.clear()
+        pass
 
 
 class RedisTokenStore:
@@ -129,12 +141,19 @@ class RedisTokenStore:
             self._client = self._connect()
         return self._client
 
-    async def get(self, key: str) -> bytes | None:
-        value = await self._redis().get(key)
-        return value if isinstance(value, bytes) else None
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = await self._redis().mget(keys)
+        return [v if isinstance(v, bytes) else None for v in values]
 
-    async def put(self, key: str, value: bytes, ttl_s: int) -> None:
-        await self._redis().set(key, value, ex=ttl_s)
+    async def put_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        if not items:
+            return
+        pipe = self._redis().pipeline(transaction=False)
+        for key, value, ttl_s in items:
+            pipe.set(key, value, ex=ttl_s)
+        await pipe.execute()
 
     async def drop(self, key: str) -> None:
         await self._redis().delete(key)
@@ -186,17 +205,37 @@ class _Sealer:
 class TokenCache:
     """Bearer tokens per realm, service, scope and credentials, in a :class:`TokenStore`.
 
-    ``pepper`` is a server-side key mixed into every derived key (e.g. regdb's secret key):
-    without it a reader of the store could test guessed passwords against the record names.
+    One cache serves one probe batch: :meth:`prefetch` reads the records of the whole batch
+    in two round trips, :meth:`remember` writes behind (flushed every :data:`FLUSH_EVERY`
+    records and on :meth:`close`), and what it read or wrote is kept locally until it expires,
+    so a probe costs the store nothing more. ``pepper`` is a server-side key mixed into every
+    derived key (e.g. regdb's secret key): without it a reader of the store could test guessed
+    passwords against the record names.
     """
 
-    def __init__(self, store: TokenStore, keys: Keys, *, pepper: bytes = b"") -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        keys: Keys,
+        *,
+        pepper: bytes = b"",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.keys = keys
         self.pepper = pepper
+        self.clock = clock
+        self._sealers: dict[tuple[str, str, str], _Sealer] = {}
+        self._local: dict[str, tuple[bytes | None, float]] = {}
+        """key -> (sealed value, or None for known absent; until when that holds)."""
+        self._pending: dict[str, tuple[bytes, int]] = {}
 
     def _sealer(self, creds: Credentials) -> _Sealer:
-        return _Sealer(self.pepper, creds)
+        ident = (creds.username or "", creds.password or "", creds.token or "")
+        sealer = self._sealers.get(ident)
+        if sealer is None:
+            sealer = self._sealers[ident] = _Sealer(self.pepper, creds)
+        return sealer
 
     def _route_key(self, sealer: _Sealer, v2_url: str) -> str:
         return self.keys.token_route(sealer.name("route", v2_url))
@@ -206,30 +245,69 @@ class TokenCache:
     ) -> str:
         return self.keys.token(sealer.name("token", realm, service or "", scope or ""))
 
-    async def _get(self, sealer: _Sealer, key: str) -> bytes | None:
+    async def _read(self, keys: Sequence[str]) -> None:
+        """Fill the local view with these keys from the store (one round trip)."""
+        missing = [k for k in dict.fromkeys(keys) if self._cached(k) is _UNKNOWN]
+        if not missing:
+            return
         try:
-            sealed = await self.store.get(key)
+            values = await self.store.get_many(missing)
         except (RedisError, OSError) as exc:
             log.debug("token cache read failed: %s", type(exc).__name__)
+            values = [None] * len(missing)
+        # An absent record is taken as absent for a short while only: another worker may add it.
+        until = self.clock() + ABSENT_FOR_S
+        for key, value in zip(missing, values, strict=True):
+            self._local[key] = (value, until)
+
+    def _cached(self, key: str) -> object:
+        """The local sealed value, None when known absent, or _UNKNOWN."""
+        found = self._local.get(key)
+        if found is None:
+            return _UNKNOWN
+        if found[1] <= self.clock():
+            del self._local[key]
+            return _UNKNOWN
+        return found[0]
+
+    def _route(self, sealer: _Sealer, route_key: str) -> tuple[str, str | None, str | None] | None:
+        sealed = self._cached(route_key)
+        if not isinstance(sealed, bytes):
             return None
-        return None if sealed is None else sealer.open(key, sealed)
+        raw = sealer.open(route_key, sealed)
+        route = jsonutil.loads(raw) if raw is not None else None
+        if not isinstance(route, dict) or not isinstance(route.get("realm"), str):
+            return None
+        return route["realm"], route.get("service"), route.get("scope")
+
+    async def prefetch(self, wanted: Iterable[tuple[str, Credentials]]) -> None:
+        """Read the records of these (v2 URL, credentials) for the lookups that follow."""
+        routes = [(self._sealer(c), self._route_key(self._sealer(c), url)) for url, c in wanted]
+        if not routes:
+            return
+        await self._read([key for _, key in routes])
+        token_keys = []
+        for sealer, route_key in routes:
+            route = self._route(sealer, route_key)
+            if route is not None:
+                token_keys.append(self._token_key(sealer, *route))
+        await self._read(token_keys)
 
     async def lookup(self, v2_url: str, creds: Credentials) -> CachedToken | None:
         """The cached token for this registry and credentials, or None."""
         sealer = self._sealer(creds)
-        route_raw = await self._get(sealer, self._route_key(sealer, v2_url))
-        if route_raw is None:
+        route_key = self._route_key(sealer, v2_url)
+        await self._read([route_key])
+        route = self._route(sealer, route_key)
+        if route is None:
             return None
-        route = jsonutil.loads(route_raw)
-        if not isinstance(route, dict):
-            return None
-        realm, service, scope = route.get("realm"), route.get("service"), route.get("scope")
-        if not isinstance(realm, str):
-            return None
-        token = await self._get(sealer, self._token_key(sealer, realm, service, scope))
+        token_key = self._token_key(sealer, *route)
+        await self._read([token_key])
+        sealed = self._cached(token_key)
+        token = sealer.open(token_key, sealed) if isinstance(sealed, bytes) else None
         if token is None:
             return None
-        return CachedToken(realm, service, scope, token.decode())
+        return CachedToken(*route, token.decode())
 
     async def remember(
         self,
@@ -250,23 +328,39 @@ class TokenCache:
         route_key = self._route_key(sealer, v2_url)
         token_key = self._token_key(sealer, realm, service, scope)
         route = jsonutil.dumps({"realm": realm, "service": service, "scope": scope})
+        until = self.clock() + ttl
+        for key, value in ((token_key, token.encode()), (route_key, route)):
+            sealed = sealer.seal(key, value)
+            self._local[key] = (sealed, until)
+            self._pending[key] = (sealed, ttl)
+        if len(self._pending) >= FLUSH_EVERY:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what :meth:`remember` kept to the store (one round trip)."""
+        items = [(key, value, ttl) for key, (value, ttl) in self._pending.items()]
+        self._pending.clear()
         try:
-            await self.store.put(token_key, sealer.seal(token_key, token.encode()), ttl)
-            await self.store.put(route_key, sealer.seal(route_key, route), ttl)
+            await self.store.put_many(items)
         except (RedisError, OSError) as exc:
             log.debug("token cache write failed: %s", type(exc).__name__)
 
     async def forget(self, cached: CachedToken, creds: Credentials) -> None:
         """Drop a token the registry rejected."""
         sealer = self._sealer(creds)
+        key = self._token_key(sealer, cached.realm, cached.service, cached.scope)
+        self._local[key] = (None, self.clock() + ABSENT_FOR_S)
+        self._pending.pop(key, None)
         try:
-            await self.store.drop(
-                self._token_key(sealer, cached.realm, cached.service, cached.scope)
-            )
+            await self.store.drop(key)
         except (RedisError, OSError) as exc:
             log.debug("token cache drop failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
+        """Flush, then close the store."""
+        await self.flush()
+        self._local.clear()
+        self._sealers.clear()
         await self.store.close()
 
 
