@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import signal
 
+import uvloop
+
 # Imported here, before RQ forks a work horse per job, so that no job pays for these imports.
 import regdb.alerts.deliver
 import regdb.monitor.jobs  # noqa: F401
@@ -36,6 +38,9 @@ def _serve_priority(settings: Settings) -> None:
 
 def run(settings: Settings, *, burst: bool = False) -> bool:
     """Work the queues until stopped (or, with burst, until they are empty)."""
+    # Each job runs one event loop (asyncio.run); libuv's costs less CPU per probe than
+    # asyncio's own. Set before forking, so helpers and work horses inherit it.
+    uvloop.install()
     conn = sync_redis(settings)
     conn.ping()
     configure(settings, conn)

@@ -67,7 +67,7 @@ DEFAULT_EXPIRES_IN_S: Final = 60
 _NONCE_BYTES: Final = 12
 FLUSH_EVERY: Final = 400
 """Records written behind before a flush (two per token)."""
-ABSENT_FOR_S: Final = 5.0
+ABSENT_FOR_S: Final = 60.0
 """How long a record found absent is taken as absent without asking the store again."""
 _UNKNOWN: Final = object()
 

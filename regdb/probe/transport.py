@@ -194,22 +194,27 @@ class Transport:
             response_ms = (time.perf_counter() - started) * 1000.0
             connect_ms = resp.connect_ms if isinstance(resp, ProbeResponse) else None
             if connect_ms is not None:
-                response_ms = max(response_ms - connect_ms, 0.0)
+                response_ms = response_ms - connect_ms if response_ms > connect_ms else 0.0
             limit = self._max_body_bytes
-            body = bytearray()
-            while len(body) < limit:
-                chunk = await resp.content.read(limit - len(body))
-                if not chunk:
-                    break
-                body += chunk
-            truncated = len(body) >= limit and not resp.content.at_eof()
+            content = resp.content
+            # A registry's /v2/ body is a few bytes, usually in one read; loop only for more.
+            body = await content.read(limit)
+            if body and len(body) < limit and not content.at_eof():
+                more = bytearray(body)
+                while len(more) < limit:
+                    chunk = await content.read(limit - len(more))
+                    if not chunk:
+                        break
+                    more += chunk
+                body = bytes(more)
+            truncated = len(body) >= limit and not content.at_eof()
             return Answer(
                 url=url,
                 status=resp.status,
                 api_version=resp.headers.get("Docker-Distribution-API-Version"),
                 content_type=resp.headers.get("Content-Type"),
                 www_authenticate=resp.headers.getall("WWW-Authenticate", []),
-                body=bytes(body),
+                body=body,
                 truncated=truncated,
                 peer_cert_der=getattr(resp, "peer_cert_der", None),
                 connect_ms=connect_ms,
