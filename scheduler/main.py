@@ -41,7 +41,7 @@ PRIORITY_BATCH = 50
 """Registries per job on the priority queue: small, so a refresh queued behind one waits for
 at most a few probes."""
 
-MAX_PRIORITY_PER_TICK = 200
+MAX_PRIORITY_PER_TICK = 100
 """New or changed registries sent to the priority queue per tick; a bulk import beyond this
 joins the normal cycle instead of holding up every refresh."""
 

@@ -142,6 +142,7 @@ class Prober:
             max_redirects=settings.max_redirects,
             limit=limit,
             keepalive_timeout_s=keepalive_timeout_s,
+            default_ssl=lambda: self._ssl_contexts.get(False, None),
         )
         self._ssl_contexts = SSLContexts()
 
@@ -188,7 +189,11 @@ class Prober:
         is_https = target.v2_url.scheme == "https"
         rec.tls_enabled = is_https
         rec.verification_disabled = is_https and target.insecure_tls
-        ssl_ctx = self._ssl_contexts.get(target.insecure_tls, target.ca_bundle)
+        custom_tls = target.insecure_tls or target.ca_bundle is not None
+        # A custom context is built (and a bad ca_bundle found) before the first request.
+        ssl_ctx = (
+            self._ssl_contexts.get(target.insecure_tls, target.ca_bundle) if custom_tls else None
+        )
         call = Call(ssl_ctx, deadline, target.connect_timeout_s)
         creds = target.credentials
         rec.credentials_supplied = creds is not None

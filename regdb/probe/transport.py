@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -101,9 +101,13 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Per-probe request parameters shared by every request of that probe."""
+    """Per-probe request parameters shared by every request of that probe.
 
-    ssl_ctx: ssl.SSLContext
+    ``ssl_ctx`` None means the default verifying context, built on the first https request:
+    building one costs tens of milliseconds, which a batch of plain-http registries never pays.
+    """
+
+    ssl_ctx: ssl.SSLContext | None
     deadline: float
     connect_s: float
 
@@ -131,8 +135,10 @@ class Transport:
         max_redirects: int,
         limit: int,
         keepalive_timeout_s: float,
+        default_ssl: Callable[[], ssl.SSLContext],
     ) -> None:
         self._policy = policy
+        self._default_ssl = default_ssl
         self._resolver = resolver
         self._user_agent = user_agent
         self._max_body_bytes = max_body_bytes
@@ -188,7 +194,7 @@ class Transport:
             url,
             headers=headers,
             allow_redirects=False,
-            ssl=call.ssl_ctx if url.scheme == "https" else True,
+            ssl=(call.ssl_ctx or self._default_ssl()) if url.scheme == "https" else True,
             timeout=timeout,
         ) as resp:
             response_ms = (time.perf_counter() - started) * 1000.0
