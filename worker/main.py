@@ -10,6 +10,7 @@ the cycle.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -28,8 +29,21 @@ from regdb.settings import Settings
 log = logging.getLogger(__name__)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies, even by SIGKILL (no orphans)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: `run` still stops it on a clean exit
+        pass
+
+
 def _serve_priority(settings: Settings) -> None:
     """A priority-only worker: a child process of `run`, which stops it."""
+    _die_with_parent()
     conn = sync_redis(settings)  # its own connection: a forked socket must not be shared
     configure(settings, conn)
     worker = QuietWorker([priority_queue(settings, conn)], connection=conn)
