@@ -10,7 +10,7 @@ from aiohttp import web
 from regdb.alerts.service import HookService
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -20,6 +20,6 @@ STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
-QUEUE_KEY = web.AppKey("queue", LazyQueue)
+QUEUE_KEY = web.AppKey("queue", LazyQueues)
 SPEC_KEY = web.AppKey("openapi", dict[str, Any])
 """The OpenAPI document generated from the route table the app was built with."""

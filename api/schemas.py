@@ -57,6 +57,7 @@ def message(
 
 COUNT: Schema = {"type": "integer", "minimum": 0, "description": "Number of items in `data`"}
 
+
 def _health(out: dict[str, Schema]) -> Schema:
     """The health answer of GET /check_container_health/{id}: the typed public view's own
     schema (its nested models go into `out`)."""

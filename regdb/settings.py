@@ -54,6 +54,8 @@ class Settings:
     tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
     refresh_wait_s: float = defaults.REFRESH_WAIT_S
     queue_name: str = defaults.QUEUE_NAME
+    priority_workers: int = defaults.PRIORITY_WORKERS
+    """Worker processes per `regdb worker` that serve only the priority queue."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +101,7 @@ class Settings:
             ),
             refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
+            priority_workers=_int(e, "REGDB_PRIORITY_WORKERS", defaults.PRIORITY_WORKERS, 0, 64),
         )
         sentinels = e.get("REDIS_SENTINELS") or None
         try:
