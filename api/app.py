@@ -30,7 +30,7 @@ from regdb.metrics.exporter import Exporter
 from regdb.metrics.fleet import FleetReader
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues
 from regdb.redis_address import is_sentinel
 from regdb.settings import Settings
 from regdb.store import EntryStore
@@ -56,14 +56,12 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
         app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)
-        app[QUEUE_KEY] = queue = LazyQueue(settings)
+        app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         app[HOOKS_KEY] = HookService(
             HookStore(client, keys, policy=policy_of(settings)), settings, queue
         )
-        exporter.attach(
-            FleetReader(client, keys, settings.queue_name), queue.conn, settings.history_keep
-        )
+        exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
         yield
         await exporter.close()
         await asyncio.to_thread(queue.close)

@@ -11,7 +11,7 @@ from regdb.alerts.service import HookService
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -21,7 +21,7 @@ STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
-QUEUE_KEY = web.AppKey("queue", LazyQueue)
+QUEUE_KEY = web.AppKey("queue", LazyQueues)
 METRICS_KEY = web.AppKey("metrics", Exporter)
 """The process's metrics: request timings, and the fleet read at scrape time."""
 SPEC_KEY = web.AppKey("openapi", dict[str, Any])

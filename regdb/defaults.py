@@ -47,7 +47,11 @@ TLS_EXPIRY_WARN_DAYS = 14
 REFRESH_WAIT_S = 5.0
 """How long ?refresh=true waits for the probe before answering 202."""
 QUEUE_NAME = "regdb-health"
-"""Name of the RQ queue probes and alert deliveries go through."""
+"""Name of the normal RQ queue (the probe cycle, alert deliveries); the priority queue is
+this name with `-priority` appended."""
+PRIORITY_WORKERS = 1
+"""Worker processes per `regdb worker` that serve only the priority queue (refreshes, new or
+changed entries), so a long scheduled batch never holds them up."""
 
 SENTINEL_MASTER = "mymaster"
 """Sentinel's name of the primary, when REDIS_SENTINELS comes without REDIS_SENTINEL_MASTER."""

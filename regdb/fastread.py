@@ -6,6 +6,14 @@ writes its packed command and awaits a future, and replies (which Redis sends in
 the futures in order. hiredis packs and parses. Only read-only script calls go through here;
 every write stays on redis-py. Failures raise redis-py's own ConnectionError/TimeoutError, so
 callers map them to 503 like any other storage error, and the next call reconnects.
+
+A call that times out fails alone: its reply, when it comes, is read and dropped in order, and
+the calls behind it keep waiting for theirs. Only a connection that has answered nothing for
+:data:`DEAD_AFTER_TIMEOUTS` timeouts while calls were waiting is taken for dead and dropped.
+
+``rediss://`` URLs get the TLS context redis-py would build from the same URL (its own
+``SSLConnection`` reads ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
+``ssl_check_hostname``, ... from the query), so both clients verify the server alike.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ import asyncio
 import collections
 import logging
 import ssl
-from typing import Any, cast
+import time
+from collections.abc import Mapping
+from typing import Any, Final, cast
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
@@ -25,6 +35,21 @@ from redis.typing import ScriptTextT
 
 log = logging.getLogger(__name__)
 
+DEAD_AFTER_TIMEOUTS: Final = 2
+"""A connection silent this many timeouts while calls wait for it is dropped."""
+
+
+def ssl_context(options: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """The TLS context redis-py's asyncio client uses for these ``parse_url`` options.
+
+    Built by redis-py's own SSLConnection (which connects only when asked), so defaults such
+    as ``ssl_cert_reqs=required`` and ``ssl_check_hostname=true`` cannot drift from its.
+    """
+    if options.get("connection_class") is not SSLConnection:
+        return None
+    kwargs = {k: v for k, v in options.items() if k != "connection_class"}
+    return SSLConnection(**kwargs).ssl_context.get()
+
 
 class _Protocol(asyncio.Protocol):
     """Replies arrive in request order: each resolves the oldest waiting future."""
@@ -34,12 +59,15 @@ class _Protocol(asyncio.Protocol):
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.WriteTransport | None = None
         self.closed = False
+        self.progress_at = time.monotonic()
+        """Last time a reply arrived, or a call found nothing outstanding before it."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they write the same.
         self.transport = cast(asyncio.WriteTransport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.progress_at = time.monotonic()
         self.reader.feed(data)
         while True:
             try:
@@ -82,6 +110,7 @@ class FastReader:
     def __init__(self, url: str, *, timeout_s: float) -> None:
         self.options = parse_url(url)
         self.timeout_s = timeout_s
+        self._tls = ssl_context(self.options)
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -93,11 +122,7 @@ class FastReader:
             if "path" in opts:
                 coro = loop.create_unix_connection(_Protocol, opts["path"])
             else:
-                tls = (
-                    ssl.create_default_context()
-                    if opts.get("connection_class") is SSLConnection
-                    else None
-                )
+                tls = self._tls
                 coro = loop.create_connection(
                     _Protocol, opts.get("host", "localhost"), opts.get("port", 6379), ssl=tls
                 )
@@ -130,10 +155,12 @@ class FastReader:
     async def _call(self, proto: _Protocol, command: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
+        if not proto.waiters:
+            proto.progress_at = time.monotonic()
         proto.waiters.append(waiter)
         assert proto.transport is not None
         proto.transport.write(hiredis.pack_command(command))
-        timer = loop.call_later(self.timeout_s, _expire, proto, waiter)
+        timer = loop.call_later(self.timeout_s, _expire, proto, waiter, self.timeout_s)
         try:
             return await waiter
         finally:
@@ -162,8 +189,13 @@ class FastReader:
         self._proto = None
 
 
-def _expire(proto: _Protocol, waiter: asyncio.Future[Any]) -> None:
-    # A reply this late means Redis is stuck or gone: fail every waiter and reconnect next time.
-    if not waiter.done():
-        log.warning("redis read timed out; dropping the connection")
+def _expire(proto: _Protocol, waiter: asyncio.Future[Any], timeout_s: float) -> None:
+    if waiter.done():
+        return
+    if time.monotonic() - proto.progress_at >= DEAD_AFTER_TIMEOUTS * timeout_s:
+        # Nothing for that long while calls wait: Redis is stuck or gone. Reconnect next time.
+        log.warning("redis read connection silent; dropping it")
         proto.abort(RedisTimeoutError("Redis did not answer in time"))
+        return
+    # Only this call fails; its reply is still read (and dropped) in order when it arrives.
+    waiter.set_exception(RedisTimeoutError("Redis did not answer in time"))

@@ -13,6 +13,16 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P hook:<id>``           string: one alert hook (JSON)
 - ``P hooks``               set: every alert hook id
 - ``P hookdeliv:<id>``      list: recent delivery attempts of a hook, newest first
+- ``P bearer:<hmac>``       string: a cached registry Bearer token, AES-GCM sealed, with its
+                            lifetime
+- ``P bearerroute:<hmac>``  string: which Bearer challenge a registry gave, sealed likewise
+                            (names are HMACs keyed by the credentials: regdb/probe/tokens.py)
+- ``P tok:<id>``            hash: one regdb API token (owner, scopes, dates, digest; never the
+                            token itself: regdb/tokens.py)
+- ``P tokd:<digest>``       string: the id of the API token with that HMAC-SHA256 digest
+- ``P toks``                set: every API token id
+- ``P toko:<owner>``        set: one owner's API token ids
+- ``P toku:<id>``           string with a TTL: the token's last use was recorded lately
 - ``P m:probes``            hash: probes recorded by the workers, outcome -> count (metrics)
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
@@ -118,6 +128,14 @@ class Keys:
     def token_used(self, token_id: str) -> str:
         """String with a TTL: present while `last_used_at` is fresh (at most one write a minute)."""
         return f"{self.prefix}toku:{token_id}"
+
+    def bearer_token(self, digest: str) -> str:
+        """A cached Bearer token; `digest` is an HMAC, never a credential."""
+        return f"{self.prefix}bearer:{digest}"
+
+    def bearer_route(self, digest: str) -> str:
+        """The Bearer challenge a registry answered with; `digest` is an HMAC."""
+        return f"{self.prefix}bearerroute:{digest}"
 
     @property
     def probe_counts(self) -> str:

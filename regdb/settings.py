@@ -54,6 +54,8 @@ class Settings:
     tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
     refresh_wait_s: float = defaults.REFRESH_WAIT_S
     queue_name: str = defaults.QUEUE_NAME
+    priority_workers: int = defaults.PRIORITY_WORKERS
+    """Worker processes per `regdb worker` that serve only the priority queue."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,13 +92,16 @@ class Settings:
             probe_allow_loopback=_bool(e, "PROBE_ALLOW_LOOPBACK", True),
             probe_allow_link_local=_bool(e, "PROBE_ALLOW_LINK_LOCAL", False),
             hook_allow_private=_bool(e, "HOOK_ALLOW_PRIVATE", True),
-            hook_allow_loopback=_bool(e, "HOOK_ALLOW_LOOPBACK", not e.get("REDIS_URL")),
+            hook_allow_loopback=_bool(
+                e, "HOOK_ALLOW_LOOPBACK", not (e.get("REDIS_URL") or e.get("REDIS_SENTINELS"))
+            ),
             history_keep=_int(e, "HISTORY_KEEP", defaults.HISTORY_KEEP, 1, defaults.HISTORY_MAX),
             tls_expiry_warn_days=_int(
                 e, "TLS_EXPIRY_WARN_DAYS", defaults.TLS_EXPIRY_WARN_DAYS, 0, 3650
             ),
             refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
+            priority_workers=_int(e, "REGDB_PRIORITY_WORKERS", defaults.PRIORITY_WORKERS, 0, 64),
         )
         sentinels = e.get("REDIS_SENTINELS") or None
         try:

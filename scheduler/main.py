@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -25,7 +25,7 @@ from rq import Queue, Worker
 from regdb.connections import sync_redis
 from regdb.keys import Keys
 from regdb.lua import LEAD, RESIGN
-from regdb.monitor.jobs import enqueue_probes
+from regdb.queues import enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,14 @@ MAX_DUE_PER_TICK = 20000
 
 MAX_BATCH = 20000
 """Largest number of registries in one probe job."""
+
+PRIORITY_BATCH = 50
+"""Registries per job on the priority queue: small, so a refresh queued behind one waits for
+at most a few probes."""
+
+MAX_PRIORITY_PER_TICK = 100
+"""New or changed registries sent to the priority queue per tick; a bulk import beyond this
+joins the normal cycle instead of holding up every refresh."""
 
 
 def batch_size(due: int, workers: int, settings: Settings) -> int:
@@ -83,7 +91,8 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.prefix)
-        self.queue = Queue(self.settings.queue_name, connection=self.conn)
+        self.queue = normal_queue(self.settings, self.conn)
+        self.priority = priority_queue(self.settings, self.conn)
         self._lead = self.conn.register_script(LEAD)
         self._resign = self.conn.register_script(RESIGN)
 
@@ -129,31 +138,46 @@ class Scheduler:
         if now - self.last_reconcile >= self.settings.health_interval_s:
             self.reconcile(now)
         due = cast(
-            list[bytes],
-            self.conn.zrangebyscore(self.keys.due, "-inf", now, start=0, num=MAX_DUE_PER_TICK),
+            list[tuple[bytes, float]],
+            self.conn.zrangebyscore(
+                self.keys.due, "-inf", now, start=0, num=MAX_DUE_PER_TICK, withscores=True
+            ),
         )
         if not due:
             return 0
-        queued = self.conn.zmscore(self.keys.queued, due)  # type: ignore[arg-type]
+        members: list[Any] = [i for i, _ in due]  # redis-py's KeysT is invariant over bytes
+        queued = self.conn.zmscore(self.keys.queued, members)
         stuck = now - stuck_after_seconds(self.settings)
-        todo = [i.decode() for i, q in zip(due, queued, strict=True) if q is None or q < stuck]
+        fresh: list[str] = []
+        todo: list[str] = []
+        for (member, score), q in zip(due, queued, strict=True):
+            if q is None or q < stuck:
+                # A due time of 0 is a new or changed entry: someone is waiting for it.
+                wanted = score == 0 and len(fresh) < MAX_PRIORITY_PER_TICK
+                (fresh if wanted else todo).append(member.decode())
+        for start in range(0, len(fresh), PRIORITY_BATCH):
+            self._enqueue(
+                self.priority, fresh[start : start + PRIORITY_BATCH], now, "new or changed"
+            )
         size = batch_size(len(todo), Worker.count(queue=self.queue), self.settings)
         for start in range(0, len(todo), size):
-            batch = todo[start : start + size]
-            pipe = self.conn.pipeline(transaction=True)
-            pipe.zadd(self.keys.queued, dict.fromkeys(batch, now))
-            # Leave 0 behind: a due time of 0 means "changed, probe again when recorded".
-            pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
-            pipe.execute()
-            enqueue_probes(
-                self.queue,
-                batch,
-                job_timeout=job_timeout_seconds(len(batch), self.settings),
-                description=f"probe {len(batch)} registries",
-            )
-        if todo:
-            log.info("enqueued %d due registries", len(todo))
-        return len(todo)
+            self._enqueue(self.queue, todo[start : start + size], now, "due")
+        if fresh or todo:
+            log.info("enqueued %d new or changed and %d due registries", len(fresh), len(todo))
+        return len(fresh) + len(todo)
+
+    def _enqueue(self, queue: Queue, batch: list[str], now: float, why: str) -> None:
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.zadd(self.keys.queued, dict.fromkeys(batch, now))
+        # Leave 0 behind: a due time of 0 means "changed, probe again when recorded".
+        pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
+        pipe.execute()
+        enqueue_probes(
+            queue,
+            batch,
+            job_timeout=job_timeout_seconds(len(batch), self.settings),
+            description=f"probe {len(batch)} {why} registries",
+        )
 
     def safe_tick(self) -> None:
         """tick() for the scheduler loop: a Redis outage is logged, not fatal."""

@@ -301,6 +301,9 @@ class TokenIssuer:
             .sign(self.key, hashes.SHA256())
         )
         self.issued = 0
+        self.expires_in = 300
+        """What the token answers say (tests of the token cache shorten it)."""
+        self.tokens: list[str] = []
 
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
@@ -359,7 +362,10 @@ class TokenIssuer:
             )
         self.issued += 1
         token = self.sign(subject, request.query.get("scope"))
-        return web.json_response({"token": token, "access_token": token, "expires_in": 300})
+        self.tokens.append(token)
+        return web.json_response(
+            {"token": token, "access_token": token, "expires_in": self.expires_in}
+        )
 
     def app(self) -> web.Application:
         app = web.Application()

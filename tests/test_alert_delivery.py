@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,23 +13,18 @@ import pytest
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job, JobStatus
 
 from regdb import context, jsonutil
-from regdb.alerts.deliver import (
-    RETRY_MAX,
-    dispatch,
-    enqueue_delivery,
-    policy_of,
-    send,
-)
+from regdb.alerts.deliver import RETRY_MAX, dispatch, policy_of, send
 from regdb.alerts.model import new_hook_id, validate_hook
 from regdb.alerts.payload import Event, registry_event, verify
 from regdb.alerts.store import DELIVERIES_KEEP, record_attempt
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
 from regdb.probe.address_policy import ProbePolicy
+from regdb.queues import DELIVERY_JOB, QuietSimpleWorker, enqueue_delivery
 from regdb.settings import Settings
 from tests.conftest import free_port
 
@@ -128,7 +124,7 @@ def put_hook(conn: redis.Redis, keys: Keys, **fields: Any) -> dict[str, Any]:
 
 
 def work(queue: Queue, conn: redis.Redis) -> None:
-    SimpleWorker([queue], connection=conn).work(burst=True)
+    QuietSimpleWorker([queue], connection=conn).work(burst=True)
 
 
 def deliveries(conn: redis.Redis, keys: Keys, hook_id: str) -> list[dict[str, Any]]:
@@ -294,19 +290,21 @@ def test_deleted_and_disabled_hooks_are_skipped(
     assert not sync_r.exists(keys.hook_deliveries(gone["id"]))
 
 
-def test_send_errors_are_short_and_safe(receiver: Receiver) -> None:
+async def test_send_errors_are_short_and_safe(receiver: Receiver) -> None:
     policy = ProbePolicy()
-    status, error, _ = send(
+    status, error, _ = await send(
         f"http://127.0.0.1:{free_port()}/x?token=abc", b"{}", {}, policy=policy, timeout_s=2
     )
     assert status is None and error == "connection refused"
-    status, error, ms = send(receiver.url("slow"), b"{}", {}, policy=policy, timeout_s=0.3)
+    status, error, ms = await send(receiver.url("slow"), b"{}", {}, policy=policy, timeout_s=0.3)
     assert status is None and error == "no answer within 0.3 s" and ms < 1500
-    status, error, _ = send(receiver.url("redirect"), b"{}", {}, policy=policy)
+    status, error, _ = await send(receiver.url("redirect"), b"{}", {}, policy=policy)
     assert status == 302 and error is not None and "redirect" in error
-    status, error, _ = send(receiver.url("ok"), b"{}", {}, policy=ProbePolicy(allow_loopback=False))
+    status, error, _ = await send(
+        receiver.url("ok"), b"{}", {}, policy=ProbePolicy(allow_loopback=False)
+    )
     assert status is None and error is not None and error.startswith("refused by target policy")
-    status, error, _ = send(
+    status, error, _ = await send(
         "http://169.254.169.254/latest", b"{}", {}, policy=ProbePolicy(allow_link_local=True)
     )
     assert status is None and error is not None and "metadata" in error
@@ -384,3 +382,37 @@ def test_queued_test_delivery_runs_on_worker(
     work(queue, sync_r)
     assert Job.fetch(job.id, connection=sync_r).get_status() == JobStatus.FINISHED
     assert len(receiver.received()) == 1
+
+
+def test_down_receiver_logs_one_line_per_attempt_and_no_traceback(
+    queue: Queue, sync_r: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver that is down is not a bug: one WARNING per attempt, no ERROR, no traceback."""
+    h = put_hook(sync_r, keys, url=f"http://127.0.0.1:{free_port()}/hook")
+    job = enqueue_delivery(queue, h["id"], unhealthy_event())
+    with caplog.at_level(logging.DEBUG):
+        work(queue, sync_r)
+        # the retry, played by hand as the RQ scheduler would after its 2 s wait
+        job = Job.fetch(job.id, connection=sync_r)
+        queue.scheduled_job_registry.remove(job)
+        queue.enqueue_job(job)
+        work(queue, sync_r)
+    assert Job.fetch(job.id, connection=sync_r).get_status() == JobStatus.SCHEDULED
+    failed = [r for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert [r.levelno for r in failed] == [logging.WARNING, logging.WARNING]
+    assert [r.getMessage().split("(attempt ")[1][:1] for r in failed] == ["1", "2"]
+    assert all(h["id"] in r.getMessage() and "connection refused" in r.getMessage() for r in failed)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_in_a_delivery_job_still_shows_its_traceback(
+    queue: Queue, sync_r: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the expected failure is quiet: a job that crashes is logged with its traceback."""
+    h = put_hook(sync_r, keys, url="http://127.0.0.1:9/hook")
+    job = queue.enqueue(DELIVERY_JOB, h["id"], {"not": "an event"})
+    with caplog.at_level(logging.ERROR):
+        work(queue, sync_r)
+    assert Job.fetch(job.id, connection=sync_r).get_status() == JobStatus.FAILED
+    assert "Traceback" in caplog.text

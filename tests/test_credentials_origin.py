@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import redis
 from aiohttp import web
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from api.app import create_app
 from regdb.context import configure
+from regdb.queues import worker_queues
 from regdb.secrets import MASK, origin_change_notice, redact_entry
 from regdb.settings import Settings
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
@@ -186,10 +187,10 @@ def refresh(base: str, settings: Settings, sync_r: redis.Redis, rid: str) -> dic
 
     asker = threading.Thread(target=ask)
     asker.start()
-    queue = Queue(settings.queue_name, connection=sync_r)
+    queues = worker_queues(settings, sync_r)
     deadline = time.monotonic() + 20
     while asker.is_alive() and time.monotonic() < deadline:
-        SimpleWorker([queue], connection=sync_r).work(burst=True)
+        SimpleWorker(queues, connection=sync_r).work(burst=True)
         time.sleep(0.05)
     asker.join(5)
     status, body = out["resp"]

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 
+import hiredis
 import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -55,7 +56,8 @@ async def test_silent_server_times_out_then_reconnects() -> None:
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
-        await reader.read(1 << 16)  # read the command, never answer
+        while await reader.read(1 << 16):  # read the commands, never answer
+            pass
 
     server = await asyncio.start_server(silent, "127.0.0.1", port)
     reader = FastReader(f"redis://127.0.0.1:{port}/0", timeout_s=0.3)
@@ -63,14 +65,57 @@ async def test_silent_server_times_out_then_reconnects() -> None:
     with pytest.raises(RedisTimeoutError):
         await reader.evalsha(SHA, ECHO, ["k"])
     assert time.monotonic() - started < 1.5
+    # silent for one timeout: only that call failed, the connection is kept ...
     with pytest.raises(RedisTimeoutError):
         await reader.evalsha(SHA, ECHO, ["k"])
-    assert len(writers) == 2, "a timed-out connection must be replaced, not reused"
+    # ... silent for DEAD_AFTER_TIMEOUTS timeouts: dropped, and the next call reconnects
+    with pytest.raises(RedisTimeoutError):
+        await reader.evalsha(SHA, ECHO, ["k"])
+    assert len(writers) == 2, "a connection silent that long must be replaced, not reused"
     reader.close()
     for writer in writers:
         writer.close()
         await writer.wait_closed()
     writers.clear()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_slow_reply_fails_only_its_own_call() -> None:
+    """A fake Redis on loopback answers its first command late (after that call's timeout),
+    then the rest in order: the calls sent meanwhile still get their own answers."""
+    port = free_port()
+    late_s, timeout_s = 0.9, 0.6
+
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        parser = hiredis.Reader()
+        answered = 0
+        while data := await reader.read(1 << 16):
+            parser.feed(data)
+            while (command := parser.gets()) is not False:
+                if answered == 0:
+                    await asyncio.sleep(late_s)  # everything behind it waits too, as in Redis
+                writer.write(b"$%d\r\n%s\r\n" % (len(command[3]), command[3]))
+                answered += 1
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    reader = FastReader(f"redis://127.0.0.1:{port}/0", timeout_s=timeout_s)
+    slow = asyncio.ensure_future(reader.evalsha(SHA, ECHO, ["slow"]))
+    await asyncio.sleep(0.7)  # sent after the slow one timed out; due long after its reply
+    others = [asyncio.ensure_future(reader.evalsha(SHA, ECHO, [f"k{i}"])) for i in range(5)]
+    assert slow.done()
+    with pytest.raises(RedisTimeoutError):
+        await slow
+    assert await asyncio.gather(*others) == [f"k{i}".encode() for i in range(5)]
+    assert await reader.evalsha(SHA, ECHO, ["after"]) == b"after"  # same connection, in order
+    assert len(writers) == 1
+    reader.close()
+    for writer in writers:
+        writer.close()
+        await writer.wait_closed()
     server.close()
     await server.wait_closed()
 

@@ -20,7 +20,7 @@ from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.model import rfc3339
 from regdb.monitor.health_service import HealthService
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import seed_like
@@ -33,7 +33,7 @@ async def service(
     assert settings.redis_url is not None
     fast = FastReader(settings.redis_url, timeout_s=1.0) if request.param == "fast" else None
     store = EntryStore(async_r, Keys(settings.prefix), fast=fast)
-    yield HealthService(store, settings, LazyQueue(settings))
+    yield HealthService(store, settings, LazyQueues(settings))
     if fast is not None:
         fast.close()
 

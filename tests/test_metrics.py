@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from rq import Queue
 from rq.utils import utcformat
 
 from api.routes import ROUTES
@@ -35,7 +34,7 @@ from regdb.keys import Keys
 from regdb.metrics import uptime
 from regdb.metrics.collector import FleetCollector, FleetRead, render_fleet
 from regdb.model import now_rfc3339, rfc3339
-from regdb.monitor.jobs import enqueue_probes, probe_batch
+from regdb.monitor.jobs import probe_batch
 from regdb.monitor.model import (
     HealthRecord,
     HealthStatus,
@@ -45,6 +44,7 @@ from regdb.monitor.model import (
     TLSInfo,
     parse_time,
 )
+from regdb.queues import enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 from tests.conftest import seed_like
 from tests.registry_servers import ThreadedServer
@@ -290,8 +290,7 @@ async def test_deliveries_and_queue(
             created_at=now,
             updated_at=now,
         )
-        result = await asyncio.to_thread(
-            attempt_delivery,
+        result = await attempt_delivery(
             sync_r,
             keys,
             hook,
@@ -302,7 +301,8 @@ async def test_deliveries_and_queue(
         )
         assert result["ok"] is (path == "ok")
 
-    queue = Queue(settings.queue_name, connection=sync_r)
+    enqueue_probes(priority_queue(settings, sync_r), ["q-now"], job_timeout=60, description="t")
+    queue = normal_queue(settings, sync_r)
     for n in range(3):
         job = enqueue_probes(queue, [f"q-{n}"], job_timeout=60, description="metrics test")
         if n == 0:  # enqueued 5 minutes ago, written as RQ writes it
@@ -317,8 +317,10 @@ async def test_deliveries_and_queue(
         if s.name.endswith("_total")
     }
     assert deliveries == {"delivered": 2, "failed": 1}
-    assert m["regdb_probe_queue_jobs"][0].value == 3
-    assert 299 < m["regdb_probe_queue_oldest_job_age_seconds"][0].value < 310
+    by_queue = {s.labels["queue"]: s.value for s in m["regdb_probe_queue_jobs"]}
+    assert by_queue == {"priority": 1, "normal": 3}
+    age = {s.labels["queue"]: s.value for s in m["regdb_probe_queue_oldest_job_age_seconds"]}
+    assert 299 < age["normal"] < 310 and 0 <= age["priority"] < 10
     assert m["regdb_probe_queue_registries"][0].value == 2
     assert 119 < m["regdb_probe_queue_oldest_age_seconds"][0].value < 130
     assert m["regdb_registries"] and all(s.value == 0 for s in m["regdb_registries"])

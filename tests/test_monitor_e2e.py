@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import redis
 from aiohttp import web
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from api.app import create_app
 from regdb.context import configure
 from regdb.fsck import check
 from regdb.keys import Keys
+from regdb.queues import worker_queues
 from regdb.settings import Settings
 from scheduler.main import Scheduler
 from tests import registry_servers
@@ -139,13 +140,13 @@ def test_down_alert_and_recovery(
         assert call(api_base, "POST", "/container_registry", ignored)[0] == 201
         rid = watched["container_registry_id"]
         sched = Scheduler(mon_settings, sync_r)
-        queue = Queue(mon_settings.queue_name, connection=sync_r)
+        queues = worker_queues(mon_settings, sync_r)
         clock = [time.time()]
 
         def cycle() -> dict[str, Any]:
             clock[0] += 5  # the scheduler's clock: every registry is due again
             assert sched.tick(now=clock[0]) >= 1
-            SimpleWorker([queue], connection=sync_r).work(burst=True)
+            SimpleWorker(queues, connection=sync_r).work(burst=True)
             return dict(call(api_base, "GET", f"/check_container_health/{rid}")[1]["data"])
 
         health = cycle()
@@ -222,10 +223,10 @@ def test_refresh_and_maintenance(
 
         asker = threading.Thread(target=ask)
         asker.start()
-        queue = Queue(mon_settings.queue_name, connection=sync_r)
+        queues = worker_queues(mon_settings, sync_r)
         deadline = time.monotonic() + 15
         while asker.is_alive() and time.monotonic() < deadline:
-            SimpleWorker([queue], connection=sync_r).work(burst=True)
+            SimpleWorker(queues, connection=sync_r).work(burst=True)
             time.sleep(0.05)
         asker.join(5)
         status, body = result["resp"]
@@ -246,7 +247,7 @@ def test_refresh_and_maintenance(
         asker.start()
         deadline = time.monotonic() + 15
         while asker.is_alive() and time.monotonic() < deadline:
-            SimpleWorker([queue], connection=sync_r).work(burst=True)
+            SimpleWorker(queues, connection=sync_r).work(burst=True)
             time.sleep(0.05)
         asker.join(5)
         assert result["resp"][1]["data"]["status"] == "healthy"
@@ -277,9 +278,7 @@ def test_monitor_uses_stored_credentials(
         assert call(api_base, "POST", "/container_registry", e)[0] == 201
     sched = Scheduler(mon_settings, sync_r)
     assert sched.tick(now=time.time() + 5) == 2
-    SimpleWorker([Queue(mon_settings.queue_name, connection=sync_r)], connection=sync_r).work(
-        burst=True
-    )
+    SimpleWorker(worker_queues(mon_settings, sync_r), connection=sync_r).work(burst=True)
     good = call(api_base, "GET", f"/check_container_health/{entry['container_registry_id']}")
     bad = call(api_base, "GET", "/check_container_health/wrong-creds")
     assert good[1]["data"]["status"] == "healthy", good

@@ -120,7 +120,8 @@ def test_api_children_die_with_a_killed_supervisor(
 def test_worker_processes_register_as_workers(
     env: dict[str, str], redis_url: str, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    pid = _start(procs, env, "worker", "--processes", "2")
+    # no priority-only helpers here: each child is then exactly one RQ worker
+    pid = _start(procs, {**env, "REGDB_PRIORITY_WORKERS": "0"}, "worker", "--processes", "2")
     conn = redis.Redis.from_url(redis_url)
     try:
         _wait(lambda: len(Worker.all(connection=conn)) == 2, 30, "two RQ workers")

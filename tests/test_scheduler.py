@@ -11,9 +11,9 @@ import time
 
 import redis
 import redis.asyncio as aredis
-from rq import Queue
 
 from regdb.keys import Keys
+from regdb.queues import worker_queues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from scheduler.main import Scheduler, lock_ttl_seconds
@@ -39,13 +39,17 @@ async def test_due_enqueued_once_and_reconciled(settings: Settings, sync_r: redi
     now = time.time()
     # entries created without the API have no due time yet: reconcile gives them one
     assert sched.tick(now=now) == 7
-    queue = Queue(settings.queue_name, connection=sync_r)
-    assert queue.count == 1  # no worker registered: one job takes them all (batch_size)
-    assert sorted(a for job in queue.jobs for a in job.args[0]) == sorted(ids)
+    priority, queue = worker_queues(settings, sync_r)
+    # new entries (due time 0) go to the priority queue, in small jobs
+    assert priority.count == 1 and queue.count == 0
+    assert sorted(a for job in priority.jobs for a in job.args[0]) == sorted(ids)
     # still queued: nothing new, even when due again
     assert sched.tick(now=now + 100) == 0
     # a lost job (never recorded) is enqueued again once it is clearly stuck
     assert sched.tick(now=now + 10_000) == 7
+    # ... on the normal queue this time: they are merely due, not new
+    assert queue.count == 1  # no worker registered: one job takes them all (batch_size)
+    assert sorted(a for job in queue.jobs for a in job.args[0]) == sorted(ids)
     # a deleted entry leaves the schedule at the next reconcile
     sync_r.zrem(sched.keys.ids, "s0")
     sched.reconcile(now + 20_000)

@@ -1,9 +1,11 @@
 """Delivering events to alert hooks: the RQ job, one HTTP attempt, and ``dispatch``.
 
 ``dispatch`` (called by the health monitor) enqueues one :func:`deliver` job per interested
-hook and event. The job POSTs the signed body once, logs the attempt in the hook's delivery
-list and raises on failure, so RQ retries it (``Retry(max=4, interval=[2, 10, 30, 120])``;
-the intervals need a worker running with its scheduler). Hook URLs are user input: the
+hook and event (:func:`regdb.queues.enqueue_delivery`). The job runs one event loop, POSTs the
+signed body once, logs the attempt in the hook's delivery list and in one log line, and raises
+:class:`DeliveryFailed` on failure, so RQ retries it (``Retry(max=4, interval=[2, 10, 30,
+120])``; the intervals need a worker running with its scheduler) and the worker logs no
+traceback for it. Hook URLs are user input: the
 connection goes through the prober's target policy (no cloud metadata, no redirects).
 """
 
@@ -21,7 +23,7 @@ from typing import Any, Final
 import aiohttp
 import redis
 import yarl
-from rq import Queue, Retry, get_current_job
+from rq import Queue, get_current_job
 from rq.job import Job
 
 from regdb.alerts.model import TEST_EVENT
@@ -34,27 +36,20 @@ from regdb.model import now_rfc3339
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy, TargetRefused, literal_verdict
 from regdb.probe.failures import find_refusal
 from regdb.query.match import Predicate, compile_filter
+from regdb.queues import DELIVERY_RETRY_MAX, ExpectedJobFailure, enqueue_delivery
 from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S: Final = 5.0
 """Time budget of one POST (connect, send, answer)."""
-RETRY_MAX: Final = 4
-RETRY_INTERVALS: Final = (2, 10, 30, 120)
-JOB_TIMEOUT_S: Final = 30
-FAILURE_TTL_S: Final = 7 * 86400
+RETRY_MAX: Final = DELIVERY_RETRY_MAX
 MAX_RESPONSE_BYTES: Final = 64 * 1024
 """How much of a receiver's answer is read (and thrown away) before closing."""
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(ExpectedJobFailure):
     """A delivery attempt did not get a 2xx; raised from the job so that RQ retries it."""
-
-
-def retry_policy() -> Retry:
-    """RQ retry policy of a delivery job."""
-    return Retry(max=RETRY_MAX, interval=list(RETRY_INTERVALS))
 
 
 def policy_of(settings: Settings) -> ProbePolicy:
@@ -106,7 +101,7 @@ async def _post(
         return resp.status
 
 
-def send(
+async def send(
     url: str,
     body: bytes,
     headers: Mapping[str, str],
@@ -114,17 +109,19 @@ def send(
     policy: ProbePolicy,
     timeout_s: float = TIMEOUT_S,
 ) -> tuple[int | None, str | None, float]:
-    """POST once (blocking; no running event loop in this thread).
+    """POST once. Returns (status code or None, error or None, duration in ms).
 
-    Returns (status code or None, error or None, duration in ms). A non-2xx is an error.
+    A non-2xx is an error. Never raises for a failed POST (cancellation excepted).
     """
     start = time.perf_counter()
     status: int | None = None
     error: str | None = None
     try:
-        status = asyncio.run(_post(url, body, headers, policy, timeout_s))
+        status = await _post(url, body, headers, policy, timeout_s)
     except Exception as exc:
         error = describe_error(exc, timeout_s)
+        if error.startswith("internal error"):  # not the receiver's fault: show the bug in full
+            log.exception("alert POST to %s failed unexpectedly", _origin(url))
     duration_ms = round((time.perf_counter() - start) * 1000, 3)
     if status is not None and not 200 <= status < 300:
         error = f"HTTP {status}"
@@ -133,7 +130,7 @@ def send(
     return status, error, duration_ms
 
 
-def attempt_delivery(
+async def attempt_delivery(
     conn: redis.Redis,
     keys: Keys,
     hook: Mapping[str, Any],
@@ -145,10 +142,14 @@ def attempt_delivery(
     timeout_s: float = TIMEOUT_S,
     source: str = DEFAULT_SOURCE,
 ) -> dict[str, Any]:
-    """Render, sign and POST `event` to `hook` once; log and return the attempt record."""
+    """Render, sign and POST `event` to `hook` once; log and return the attempt record.
+
+    The record goes to Redis through ``conn`` (sync) in a thread, so an API loop is never blocked.
+    A failure is one WARNING line (hook, event, origin, attempt, reason), never a traceback.
+    """
     body, headers = render(hook, event, delivery_id=delivery_id, source=source)
     at = now_rfc3339()
-    status, error, duration_ms = send(
+    status, error, duration_ms = await send(
         str(hook["url"]), body, headers, policy=policy, timeout_s=timeout_s
     )
     record = {
@@ -162,8 +163,8 @@ def attempt_delivery(
         "error": error,
         "duration_ms": duration_ms,
     }
-    record_attempt(conn, keys, str(hook["id"]), record)
-    count_delivery(conn, keys, error is None)
+    await asyncio.to_thread(record_attempt, conn, keys, str(hook["id"]), record)
+    await asyncio.to_thread(count_delivery, conn, keys, error is None)
     if error is None:
         log.info(
             "alert hook %s: %s delivered to %s (attempt %d, HTTP %s, %.0f ms)",
@@ -209,32 +210,21 @@ def deliver(hook_id: str, event: dict[str, Any]) -> dict[str, Any]:
         log.info("alert hook %s: disabled, %s event %s skipped", hook_id, ev.type, ev.id)
         return {"skipped": "hook disabled", "event_id": ev.id}
     job = get_current_job()
-    record = attempt_delivery(
-        ctx.redis,
-        ctx.keys,
-        hook,
-        ev,
-        delivery_id=job.id if job is not None else str(uuid.uuid4()),
-        attempt=_attempt_number(job),
-        policy=policy_of(ctx.settings),
+    # The job's one event loop: the POST and the record of the attempt run inside it.
+    record = asyncio.run(
+        attempt_delivery(
+            ctx.redis,
+            ctx.keys,
+            hook,
+            ev,
+            delivery_id=job.id if job is not None else str(uuid.uuid4()),
+            attempt=_attempt_number(job),
+            policy=policy_of(ctx.settings),
+        )
     )
-    if not record["ok"]:
+    if not record["ok"]:  # already logged in one line; RQ retries without a traceback
         raise DeliveryFailed(f"alert hook {hook_id}: {record['error']}")
     return record
-
-
-def enqueue_delivery(queue: Queue, hook_id: str, event: Event, *, retry: bool = True) -> Job:
-    """Put one delivery job on `queue` (with the retry policy unless `retry` is False)."""
-    return queue.enqueue(
-        deliver,
-        hook_id,
-        event.to_dict(),
-        retry=retry_policy() if retry else None,
-        meta={"retry_max": RETRY_MAX if retry else 0},
-        job_timeout=JOB_TIMEOUT_S,
-        failure_ttl=FAILURE_TTL_S,
-        description=f"alert {event.type} {event.id} -> hook {hook_id}",
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from regdb.alerts.deliver import attempt_delivery, enqueue_delivery, policy_of
+from regdb.alerts.deliver import attempt_delivery, policy_of
 from regdb.alerts.model import public_hook
-from regdb.alerts.payload import Event, make_test_event
+from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import HookStore
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues, enqueue_delivery
 from regdb.settings import Settings
 from regdb.store import storage_errors
 
@@ -35,7 +35,7 @@ class TestSent:
 class HookService:
     """CRUD of alert hooks, their delivery logs and test deliveries, for the API."""
 
-    def __init__(self, store: HookStore, settings: Settings, queue: LazyQueue) -> None:
+    def __init__(self, store: HookStore, settings: Settings, queue: LazyQueues) -> None:
         self.store = store
         self.settings = settings
         self._queue = queue
@@ -70,21 +70,18 @@ class HookService:
         event = make_test_event()
         async with storage_errors():
             if wait:
-                record = await asyncio.to_thread(self._deliver_now, hook, event)
+                conn = await asyncio.to_thread(self._queue.conn)
+                record = await attempt_delivery(
+                    conn,
+                    self.store.keys,
+                    hook,
+                    event,
+                    delivery_id=str(uuid.uuid4()),
+                    attempt=1,
+                    policy=policy_of(self.settings),
+                )
                 return TestSent(event_id=event.id, record=record)
             job = await asyncio.to_thread(
                 lambda: enqueue_delivery(self._queue.queue(), hook["id"], event, retry=False)
             )
         return TestSent(event_id=event.id, job_id=job.id)
-
-    def _deliver_now(self, hook: dict[str, Any], event: Event) -> dict[str, Any]:
-        # Blocking (sync Redis and an HTTP POST): runs in a thread.
-        return attempt_delivery(
-            self._queue.conn(),
-            self.store.keys,
-            hook,
-            event,
-            delivery_id=str(uuid.uuid4()),
-            attempt=1,
-            policy=policy_of(self.settings),
-        )

@@ -48,16 +48,22 @@ _STATUS_VALUES = tuple(s.value for s in STATUSES)
 _KNOWN = frozenset(_STATUS_VALUES)
 
 
+QUEUE_LABELS = ("priority", "normal")
+"""The workers' two queues (regdb/queues.py), as the `queue` label names them."""
+
+
 @dataclass
 class Queue:
-    """The probe queue as one scrape saw it."""
+    """The probe queues as one scrape saw them."""
 
-    jobs: int
     registries: int
+    """Registries marked queued for a probe."""
     oldest_enqueued_at: float | None
     """When the registry queued longest was queued (epoch seconds)."""
-    oldest_job_enqueued_at: float | None = None
-    """When the oldest job near the head of the worker queue was enqueued."""
+    jobs: dict[str, int] = field(default_factory=dict)
+    """Jobs waiting, by queue label."""
+    oldest_job_enqueued_at: dict[str, float | None] = field(default_factory=dict)
+    """When the oldest job near the head of each queue was enqueued."""
 
 
 @dataclass
@@ -71,7 +77,7 @@ class FleetRead:
     probes: dict[bytes, bytes] = field(default_factory=dict)
     deliveries: dict[bytes, bytes] = field(default_factory=dict)
     uptime_swept_at: bytes | None = None
-    queue: Queue = field(default_factory=lambda: Queue(0, 0, None, None))
+    queue: Queue = field(default_factory=lambda: Queue(0, None))
 
 
 def _text(raw: bytes | None) -> str:
@@ -285,9 +291,21 @@ def tail_families(read: FleetRead, counts: dict[str, int]) -> list[Metric]:
     for result in DELIVERY_RESULTS:
         deliveries.add_metric([result], stored.get(result, 0))
     jobs = GaugeMetricFamily(
-        "regdb_probe_queue_jobs", "Jobs waiting in the worker queue (probe batches, alerts)"
+        "regdb_probe_queue_jobs",
+        "Jobs waiting in the workers' queues: priority (refreshes, first probes), normal "
+        "(the probe cycle, alert deliveries)",
+        labels=["queue"],
     )
-    jobs.add_metric([], read.queue.jobs)
+    job_age = GaugeMetricFamily(
+        "regdb_probe_queue_oldest_job_age_seconds",
+        "How long the oldest job of each worker queue has waited (0: the queue is empty)",
+        labels=["queue"],
+    )
+    for label in QUEUE_LABELS:
+        jobs.add_metric([label], read.queue.jobs.get(label, 0))
+        oldest_job = read.queue.oldest_job_enqueued_at.get(label)
+        age_s = max(0.0, read.now - oldest_job) if oldest_job is not None else 0.0
+        job_age.add_metric([label], age_s)
     waiting = GaugeMetricFamily(
         "regdb_probe_queue_registries", "Registries queued for a probe not yet recorded"
     )
@@ -298,12 +316,6 @@ def tail_families(read: FleetRead, counts: dict[str, int]) -> list[Metric]:
     )
     oldest = read.queue.oldest_enqueued_at
     age.add_metric([], max(0.0, read.now - oldest) if oldest is not None else 0.0)
-    job_age = GaugeMetricFamily(
-        "regdb_probe_queue_oldest_job_age_seconds",
-        "How long the oldest job in the worker queue has waited (0: the queue is empty)",
-    )
-    oldest_job = read.queue.oldest_job_enqueued_at
-    job_age.add_metric([], max(0.0, read.now - oldest_job) if oldest_job is not None else 0.0)
     out: list[Metric] = [fleet, probes, deliveries, jobs, job_age, waiting, age]
     try:
         swept = float(read.uptime_swept_at) if read.uptime_swept_at else None

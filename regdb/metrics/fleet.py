@@ -18,8 +18,10 @@ from rq.job import Job as RQJob
 from regdb.keys import Keys
 from regdb.lua import READ_METRICS_BATCH
 from regdb.metrics import uptime
-from regdb.metrics.collector import FleetRead, Queue
+from regdb.metrics.collector import QUEUE_LABELS, FleetRead, Queue
 from regdb.monitor.model import parse_time
+from regdb.queues import queue_names
+from regdb.settings import Settings
 from regdb.store import storage_errors
 
 HEAD_JOBS: Final = 10
@@ -33,10 +35,15 @@ keeps Redis busy for more than a few milliseconds."""
 class FleetReader:
     """Reads what /metrics shows; one per API process (the script is registered once)."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, queue_name: str) -> None:
+    def __init__(self, redis: aredis.Redis, keys: Keys, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
-        self.queue_key = RQQueue.redis_queue_namespace_prefix + queue_name
+        # The workers' queues by label: (priority, normal), as regdb/queues.py names them.
+        priority, normal = queue_names(settings)
+        self.queue_keys = {
+            QUEUE_LABELS[0]: RQQueue.redis_queue_namespace_prefix + priority,
+            QUEUE_LABELS[1]: RQQueue.redis_queue_namespace_prefix + normal,
+        }
         self._batch = redis.register_script(READ_METRICS_BATCH)
 
     async def read(self) -> FleetRead:
@@ -48,27 +55,22 @@ class FleetReader:
             pipe.hgetall(keys.probe_counts)
             pipe.hgetall(keys.delivery_counts)
             pipe.hget(keys.uptime_ratios, uptime.SWEPT_AT)
-            pipe.llen(self.queue_key)
             pipe.zcard(keys.queued)
             pipe.zrange(keys.queued, 0, 0, withscores=True)
-            pipe.lrange(self.queue_key, 0, HEAD_JOBS - 1)
-            ids_raw, probes, deliveries, swept, jobs, queued, oldest, head = await pipe.execute()
-            enqueued: list[bytes | None] = []
-            if head:
-                pipe = self.redis.pipeline(transaction=False)
-                for job_id in head:
-                    pipe.hget(RQJob.redis_job_namespace_prefix + job_id.decode(), "enqueued_at")
-                enqueued = await pipe.execute()
-            times = [t for raw in enqueued if raw and (t := parse_time(raw.decode()))]
+            for queue_key in self.queue_keys.values():
+                pipe.llen(queue_key)
+                pipe.lrange(queue_key, 0, HEAD_JOBS - 1)
+            ids_raw, probes, deliveries, swept, queued, oldest, *queues = await pipe.execute()
             read = FleetRead(
                 now=time.time(),
                 probes=probes,
                 deliveries=deliveries,
                 uptime_swept_at=swept,
-                queue=Queue(
-                    jobs, queued, oldest[0][1] if oldest else None, min(times) if times else None
-                ),
+                queue=Queue(queued, oldest[0][1] if oldest else None),
             )
+            for n, label in enumerate(self.queue_keys):
+                read.queue.jobs[label] = queues[2 * n]
+                read.queue.oldest_job_enqueued_at[label] = await self._oldest(queues[2 * n + 1])
             read.ids = [i.decode() for i in ids_raw]
             for start in range(0, len(read.ids), BATCH):
                 chunk = read.ids[start : start + BATCH]
@@ -77,3 +79,13 @@ class FleetReader:
                 )
                 read.rows += [flat[i : i + 4] for i in range(0, len(flat), 4)]
         return read
+
+    async def _oldest(self, head: list[bytes]) -> float | None:
+        """When the oldest of these jobs was enqueued (None: no job, or no time on any)."""
+        if not head:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in head:
+            pipe.hget(RQJob.redis_job_namespace_prefix + job_id.decode(), "enqueued_at")
+        times = [t for raw in await pipe.execute() if raw and (t := parse_time(raw.decode()))]
+        return min(times) if times else None

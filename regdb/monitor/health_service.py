@@ -12,9 +12,8 @@ from regdb import jsonutil
 from regdb.errors import NotFound
 from regdb.keys import Keys
 from regdb.lua import READ_HEALTH_BASICS
-from regdb.monitor.jobs import enqueue_probes
 from regdb.monitor.model import HealthRecord, HealthView, HistoryItem, parse_time
-from regdb.queueing import LazyQueue
+from regdb.queues import LazyQueues, enqueue_probes
 from regdb.registry_config import RegistryConfig
 from regdb.settings import Settings
 from regdb.store import EntryStore, storage_errors
@@ -49,7 +48,7 @@ def uptime(history: list[HistoryItem], now: float) -> dict[str, float | None]:
 class HealthService:
     """Cached health for the API, and the hand-off of probe requests to the scheduler."""
 
-    def __init__(self, store: EntryStore, settings: Settings, queue: LazyQueue) -> None:
+    def __init__(self, store: EntryStore, settings: Settings, queue: LazyQueues) -> None:
         self.store = store
         self.settings = settings
         self.queue = queue
@@ -64,7 +63,7 @@ class HealthService:
         return self.store.keys
 
     def _enqueue_now(self, entry_id: str) -> str:
-        queue = self.queue.queue()
+        queue = self.queue.priority()  # served before the cycle: answers within REFRESH_WAIT
         queue.connection.zadd(self.keys.queued, {entry_id: time.time()})
         job = enqueue_probes(
             queue,

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rq import Queue
-from rq.job import Job
-
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
 from regdb.lua import RECORD_HEALTH
@@ -24,6 +21,8 @@ from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
+from regdb.probe.tokens import redis_token_cache
+from regdb.queues import normal_queue
 from regdb.registry_config import RegistryConfig
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
@@ -76,7 +75,11 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     probing = time.perf_counter()
     results = asyncio.run(
         probe_many(
-            entries, probe_settings(settings), concurrency=settings.probe_concurrency, now=now
+            entries,
+            probe_settings(settings),
+            concurrency=settings.probe_concurrency,
+            now=now,
+            tokens=redis_token_cache(settings),
         )
     )
     recording = time.perf_counter()
@@ -142,26 +145,6 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def enqueue_probes(
-    queue: Queue,
-    entry_ids: list[str],
-    *,
-    job_timeout: int,
-    description: str,
-    at_front: bool = False,
-) -> Job:
-    """Put one probe_batch job for these registries on `queue` (the caller marks them queued)."""
-    return queue.enqueue(
-        probe_batch,
-        entry_ids,
-        at_front=at_front,
-        job_timeout=job_timeout,
-        result_ttl=300,
-        failure_ttl=3600,
-        description=description,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Alerting:
     """A registry whose probe outcome calls for alerts."""
@@ -177,7 +160,7 @@ def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
     from regdb.alerts.deliver import dispatch, subscribers
     from regdb.alerts.payload import registry_event
 
-    queue = Queue(ctx.settings.queue_name, connection=ctx.redis)
+    queue = normal_queue(ctx.settings, ctx.redis)
     hooks = subscribers(ctx.redis, ctx.keys)  # once for the whole batch
     for a in alerts:
         entry, record = a.entry, a.record

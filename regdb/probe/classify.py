@@ -110,7 +110,8 @@ class AuthObservation:
     ``challenge_present`` is whether the 401 carried a Basic or Bearer challenge.
     ``attempted``: credentials were sent; ``verified``: the registry then answered 200.
     ``error`` says why verification failed (never contains a credential).
-    ``token_cached``: a cached bearer token was used; ``realm``: origin of the token realm.
+    ``token_cached``: the Bearer token came from the token cache (no token request this probe).
+    ``realm``: origin (scheme://host:port) of the token realm the credentials were sent to.
     """
 
     anonymous_status: int | None = None

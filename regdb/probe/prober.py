@@ -76,6 +76,7 @@ from regdb.probe.target import (
     scrub_result,
 )
 from regdb.probe.tls import SSLContexts
+from regdb.probe.tokens import TokenCache
 from regdb.probe.transport import Call, Transport
 
 __all__ = [
@@ -130,8 +131,10 @@ class Prober:
         limit: int = 0,
         resolver: AbstractResolver | None = None,
         keepalive_timeout_s: float = 1.0,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.settings = settings
+        self.tokens = tokens
         self._transport = Transport(
             policy=settings.policy,
             resolver=resolver or PolicyResolver(settings.policy),
@@ -140,6 +143,7 @@ class Prober:
             max_redirects=settings.max_redirects,
             limit=limit,
             keepalive_timeout_s=keepalive_timeout_s,
+            default_ssl=lambda: self._ssl_contexts.get(False, None),
         )
         self._ssl_contexts = SSLContexts()
 
@@ -155,23 +159,67 @@ class Prober:
 
     async def close(self) -> None:
         await self._transport.close()
+        if self.tokens is not None:
+            await self.tokens.close()
+
+    async def prefetch_tokens(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Read the cached tokens of these entries in two round trips, before probing them."""
+        if self.tokens is None:
+            return
+        settings = self.settings
+        wanted = []
+        for entry in entries:
+            config = entry.get("container_registry_config")
+            if not isinstance(config, Mapping) or not config.get("auth"):
+                continue
+            try:
+                target = build_target(
+                    entry,
+                    connect_timeout_s=settings.connect_timeout_s,
+                    total_timeout_s=settings.total_timeout_s,
+                    latency_warn_ms=settings.latency_warn_ms,
+                )
+            except BadEntry:
+                continue
+            if target.credentials is not None:
+                wanted.append((str(target.v2_url), target.credentials))
+        await self.tokens.prefetch(wanted)
 
     async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
         self.open()  # no-op when already open; a Prober used without `async with` still works
         is_https = target.v2_url.scheme == "https"
         rec.tls_enabled = is_https
         rec.verification_disabled = is_https and target.insecure_tls
-        ssl_ctx = self._ssl_contexts.get(target.insecure_tls, target.ca_bundle)
+        custom_tls = target.insecure_tls or target.ca_bundle is not None
+        # A custom context is built (and a bad ca_bundle found) before the first request.
+        ssl_ctx = (
+            self._ssl_contexts.get(target.insecure_tls, target.ca_bundle) if custom_tls else None
+        )
         call = Call(ssl_ctx, deadline, target.connect_timeout_s)
-        main = await self._transport.fetch(target.v2_url, call, warnings=rec.warnings)
+        creds = target.credentials
+        rec.credentials_supplied = creds is not None
+        cached = None
+        if creds is not None and self.tokens is not None:
+            cached = await self.tokens.lookup(str(target.v2_url), creds)
+        main = await self._transport.fetch(
+            target.v2_url,
+            call,
+            authorization=None if cached is None else f"Bearer {cached.token}",
+            warnings=rec.warnings,
+        )
         rec.main = main
         if main.url.scheme == "https":
             rec.tls_enabled = True
             rec.tls_verified = not target.insecure_tls
         elif main.redirects:
             rec.tls_enabled = False
-        creds = target.credentials
-        rec.credentials_supplied = creds is not None
+        if cached is not None and creds is not None and self.tokens is not None:
+            if main.status != 401:
+                rec.used_cached_token(cached, main)
+                return
+            # Rejected (revoked, or the registry restarted with a new key): this 401 is the
+            # challenge, and a fresh token is fetched below.
+            await self.tokens.forget(cached, creds)
         if main.status == 401:
             challenges = parse_challenges(main.www_authenticate)
             usable = [c for c in challenges if c.scheme in ("basic", "bearer")]
@@ -188,6 +236,7 @@ class Prober:
                     call,
                     rec,
                     total_timeout_s=self.settings.total_timeout_s,
+                    tokens=self.tokens,
                 )
         elif creds is not None and 200 <= main.status < 300:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
@@ -261,11 +310,13 @@ async def probe_many(
     concurrency: int = 100,
     now: datetime | None = None,
     prober: Prober | None = None,
+    tokens: TokenCache | None = None,
 ) -> list[ProbeResult]:
     """Probe every entry through ONE shared session, at most ``concurrency`` at a time.
 
     Results come back in the order of ``entries``. A fixed pool of ``concurrency``
-    workers pulls entries, so memory stays flat however long the list is.
+    workers pulls entries, so memory stays flat however long the list is. ``tokens`` is the
+    Bearer token cache of the Prober created here (closed with it; unused with ``prober``).
     """
     items = list(entries)
     results: list[ProbeResult | None] = [None] * len(items)
@@ -282,6 +333,7 @@ async def probe_many(
             results[index] = await p.probe(items[index], now=now)
 
     async def run(p: Prober) -> None:
+        await p.prefetch_tokens(items)
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker(p))
@@ -289,6 +341,6 @@ async def probe_many(
     if prober is not None:
         await run(prober)
     else:
-        async with Prober(settings, limit=workers) as own:
+        async with Prober(settings, limit=workers, tokens=tokens) as own:
             await run(own)
     return [r for r in results if r is not None]

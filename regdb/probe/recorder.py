@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from yarl import URL
+
 from regdb.probe.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
 from regdb.probe.failures import error_kind
 from regdb.probe.tls import cert_not_after
-from regdb.probe.transport import Answer
+from regdb.probe.tokens import CachedToken
+from regdb.probe.transport import Answer, origin
 
 __all__ = ["Recorder"]
 
@@ -33,10 +36,32 @@ class Recorder:
         self.attempted = False
         self.verified = False
         self.auth_error: str | None = None
+        self.token_cached = False
+        self.realm: str | None = None
+        self.anonymous_status: int | None = None
+        """Set when the first /v2/ request carried a cached token: the 401 that token answers."""
         self.tls_enabled = False
         self.tls_verified: bool | None = None
         self.verification_disabled = False
         self.warnings: list[str] = []
+
+    def used_cached_token(self, cached: CachedToken, answer: Answer) -> None:
+        """Note a first ``/v2/`` request that carried a cached Bearer token.
+
+        The registry gave a Bearer challenge (a 401) when the token was fetched: that is the
+        anonymous answer reported, without asking again within the token's lifetime.
+        """
+        self.scheme = "bearer"
+        self.challenge_present = True
+        self.attempted = True
+        self.token_cached = True
+        self.anonymous_status = 401
+        self.realm = origin(URL(cached.realm))
+        if answer.status == 200:
+            self.verified = True
+            self.final = answer
+        else:
+            self.auth_error = f"registry answered HTTP {answer.status} with credentials"
 
     def fail(self, exc: BaseException, total_s: float) -> None:
         """Note the exception that ended the probe (or its auth step, which is not fatal)."""
@@ -66,13 +91,17 @@ class Recorder:
             error_kind=self.error_kind,
             error=self.error,
             auth=AuthObservation(
-                anonymous_status=main.status if main else None,
+                anonymous_status=self.anonymous_status
+                if self.anonymous_status is not None
+                else (main.status if main else None),
                 scheme=self.scheme,
                 challenge_present=self.challenge_present,
                 credentials_supplied=self.credentials_supplied,
                 attempted=self.attempted,
                 verified=self.verified,
                 error=self.auth_error,
+                token_cached=self.token_cached,
+                realm=self.realm,
             ),
             tls=TLSObservation(
                 enabled=self.tls_enabled,

@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -30,7 +30,7 @@ from regdb.probe.address_policy import ProbePolicy, TargetRefused, literal_verdi
 from regdb.probe.failures import BadRedirect, TooManyRedirects
 from regdb.probe.tls import PeerCertResponse
 
-__all__ = ["Answer", "Call", "Transport"]
+__all__ = ["Answer", "Call", "Transport", "origin"]
 
 _REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
 
@@ -101,15 +101,25 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Per-probe request parameters shared by every request of that probe."""
+    """Per-probe request parameters shared by every request of that probe.
 
-    ssl_ctx: ssl.SSLContext
+    ``ssl_ctx`` None means the default verifying context, built on the first https request:
+    building one costs tens of milliseconds, which a batch of plain-http registries never pays.
+    """
+
+    ssl_ctx: ssl.SSLContext | None
     deadline: float
     connect_s: float
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, (url.host or "").lower(), url.port)
+
+
+def origin(url: URL) -> str:
+    """``scheme://host:port`` of a URL, the port always shown: where credentials go."""
+    host = url.raw_host or ""
+    return f"{url.scheme}://{f'[{host}]' if ':' in host else host}:{url.port}"
 
 
 class Transport:
@@ -125,8 +135,10 @@ class Transport:
         max_redirects: int,
         limit: int,
         keepalive_timeout_s: float,
+        default_ssl: Callable[[], ssl.SSLContext],
     ) -> None:
         self._policy = policy
+        self._default_ssl = default_ssl
         self._resolver = resolver
         self._user_agent = user_agent
         self._max_body_bytes = max_body_bytes
@@ -182,28 +194,33 @@ class Transport:
             url,
             headers=headers,
             allow_redirects=False,
-            ssl=call.ssl_ctx if url.scheme == "https" else True,
+            ssl=(call.ssl_ctx or self._default_ssl()) if url.scheme == "https" else True,
             timeout=timeout,
         ) as resp:
             response_ms = (time.perf_counter() - started) * 1000.0
             connect_ms = resp.connect_ms if isinstance(resp, ProbeResponse) else None
             if connect_ms is not None:
-                response_ms = max(response_ms - connect_ms, 0.0)
+                response_ms = response_ms - connect_ms if response_ms > connect_ms else 0.0
             limit = self._max_body_bytes
-            body = bytearray()
-            while len(body) < limit:
-                chunk = await resp.content.read(limit - len(body))
-                if not chunk:
-                    break
-                body += chunk
-            truncated = len(body) >= limit and not resp.content.at_eof()
+            content = resp.content
+            # A registry's /v2/ body is a few bytes, usually in one read; loop only for more.
+            body = await content.read(limit)
+            if body and len(body) < limit and not content.at_eof():
+                more = bytearray(body)
+                while len(more) < limit:
+                    chunk = await content.read(limit - len(more))
+                    if not chunk:
+                        break
+                    more += chunk
+                body = bytes(more)
+            truncated = len(body) >= limit and not content.at_eof()
             return Answer(
                 url=url,
                 status=resp.status,
                 api_version=resp.headers.get("Docker-Distribution-API-Version"),
                 content_type=resp.headers.get("Content-Type"),
                 www_authenticate=resp.headers.getall("WWW-Authenticate", []),
-                body=bytes(body),
+                body=body,
                 truncated=truncated,
                 peer_cert_der=getattr(resp, "peer_cert_der", None),
                 connect_ms=connect_ms,
