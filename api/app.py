@@ -31,14 +31,20 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         keys = Keys(settings.prefix)
         app[REDIS_KEY] = client
         assert settings.redis_url is not None
-        fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        # REGDB_FASTREAD=false: every read on redis-py's pool (the benchmark's A/B switch).
+        fast = (
+            FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
+            if settings.fastread
+            else None
+        )
         app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueue(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         yield
         await asyncio.to_thread(queue.close)
-        fast.close()
+        if fast is not None:
+            fast.close()
         if redis is None:
             await client.aclose()
 

@@ -182,7 +182,7 @@ class EntryIn(BaseModel):
     container_registry_public_url: StrictStr = Field(
         description="Absolute http(s) URL of the registry; a path prefix is allowed "
         "(its /v2/ endpoint is probed under it)",
-        examples=["http://10.13.21.22:32633"],
+        examples=["http://127.0.0.1:5000"],
     )
     container_registry_image_prefix: StrictStr | None = Field(
         default=None,

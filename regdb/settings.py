@@ -49,6 +49,8 @@ class Settings:
     tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
     refresh_wait_s: float = defaults.REFRESH_WAIT_S
     queue_name: str = defaults.QUEUE_NAME
+    fastread: bool = True
+    """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +92,7 @@ class Settings:
             ),
             refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
+            fastread=_bool(e, "REGDB_FASTREAD", True),
         )
         if s.redis_url is not None and not s.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
