@@ -23,8 +23,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench._common import bounded
-
 
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -65,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.client_ceiling", description=__doc__)
     parser.add_argument("--base", required=True, help="e.g. http://127.0.0.1:PORT")
     parser.add_argument("--paths-file", required=True)
-    parser.add_argument("--concurrency", type=bounded(int, 1, 5_000), default=500)
-    parser.add_argument("--requests", type=bounded(int, 1, 1_000_000), default=10_000)
+    parser.add_argument("--concurrency", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, not asyncio's loop")
     args = parser.parse_args(argv)
     try:
@@ -75,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         loopback = False
     if not loopback:
         parser.error("--base must be a loopback IP address")
+    if not (1 <= args.concurrency <= 5_000 and 1 <= args.requests <= 1_000_000):
+        parser.error("--concurrency must be 1..5,000 and --requests 1..1,000,000")
     with open(args.paths_file, encoding="utf-8") as f:
         paths = [line.strip() for line in f if line.strip()]
     if not paths:
