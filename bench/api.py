@@ -260,6 +260,36 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             f"{errors} failed requests, {created:,} created, answers agree: {answers_agree}",
         ),
     ]
+    notes = [
+        (
+            "entries",
+            f"{n:,} seed-shaped (4 or 5 tags, 3 metadata keys), loaded at "
+            f"{n / load_s:,.0f}/s through EntryStore (200 in flight)",
+        ),
+        ("bare aiohttp app, GET /", f"{bare.rps:,.0f} req/s"),
+        ("GET /container_registry/{id}", f"{get.rps:,.0f} req/s, p50 {get.p50_ms:.2f} ms"),
+        (
+            f"$in page at {conns} connections",
+            f"{in_page.rps:,.0f} req/s, p50 {in_page.p50_ms:.1f} ms",
+        ),
+        (
+            f"metadata equality page at {conns} connections",
+            f"{owner.rps:,.0f} req/s, p50 {owner.p50_ms:.1f} ms",
+        ),
+        (
+            "$in page forced to scan (plan=scan), alone",
+            f"p50 {scan_p50:,.0f} ms: the index answers {scan_p50 / alone_p50:,.0f} x faster",
+        ),
+        *(
+            (
+                f"fastread A/B, {label} (A B B A, mean)",
+                f"{r['rps']['on']:,.0f} req/s with, {r['rps']['off']:,.0f} without: "
+                f"{r['on_over_off']:.2f} x; p50 {r['p50_ms']['on']:.2f} / "
+                f"{r['p50_ms']['off']:.2f} ms",
+            )
+            for label, r in ab.items()
+        ),
+    ]
     return {
         "entries": n,
         "connections": conns,
@@ -273,6 +303,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "loads": {r.scenario: vars(r) for r in loads[:5]},
         "fastread_ab": ab,
         "targets": targets,
+        "notes": notes,
     }
 
 

@@ -389,6 +389,7 @@ def session(name: str, body: Callable[[Run], dict[str, Any]]) -> int:
             embedded.stop()
     results = {
         "benchmark": name,
+        "args": " ".join(sys.argv[1:]),
         "revision": _revision(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),

@@ -277,6 +277,32 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             f"{idle.errors + during.errors} errors; {idle.rps:,.0f} / {during.rps:,.0f} per s",
         ),
     ]
+    notes = [
+        (
+            "bare aiohttp client, one process, GETs at the fleet",
+            f"{ceiling['rps']:,.0f} req/s, {ceiling['cpu_ms_per_request']:.3f} ms of CPU each",
+        ),
+        *(
+            (
+                f"{r.scenario} ({reads})",
+                f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms",
+            )
+            for r in (idle, during)
+        ),
+        (
+            "refresh",
+            f"{present:,} / {n:,} recorded in {refresh_s:.2f} s by {args.workers} "
+            f"worker(s), {fleet_requests:,} fleet requests (token fetches and 401s included)",
+        ),
+        (
+            "worker CPU, work horses included",
+            f"{worker_cpu:.2f} s: {cpu_per_request:.3f} ms per fleet request",
+        ),
+        (
+            "statuses after the refresh",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(by_status.items())),
+        ),
+    ]
     return {
         "registries": n,
         "workers": args.workers,
@@ -301,6 +327,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             "cpu_ratio_to_bare_client": cpu_ratio,
         },
         "targets": targets,
+        "notes": notes,
     }
 
 
