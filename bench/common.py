@@ -397,6 +397,8 @@ def session(name: str, body: Callable[[Run], dict[str, Any]]) -> int:
         "other_cpu_cores": round(others.cores(), 2),
         **results,
     }
+    for label, value in results.get("notes", []):
+        print(f"{label}: {value}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")

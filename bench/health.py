@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-connections", type=int, default=10)
     parser.add_argument("--probe-concurrency", type=int, help="PROBE_CONCURRENCY of the workers")
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and workers)")
-    parser.add_argument("--wait-idle", type=float, default=20.0, help="see bench.api --help")
+    parser.add_argument("--wait-idle", type=float, default=10.0, help="see bench.api --help")
     args = parser.parse_args(argv)
     if args.quick:
         args.registries = 1_000
@@ -242,14 +242,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     cpu_ratio = cpu_per_request / ceiling["cpu_ms_per_request"]
     reads = f"open loop {rate:g}/s" if rate else f"closed loop, {args.health_connections} conns"
     print_loads([idle, during])
-    print(
-        f"refresh: {enqueued:,} enqueued, {present:,}/{n:,} recorded in {refresh_s:.2f} s "
-        f"({probes_per_s:,.0f} probes/s); fleet served {fleet_requests:,} requests "
-        f"({dict(served)}); statuses {dict(by_status)}\n"
-        f"worker CPU {worker_cpu:.2f} s: {cpu_per_request:.3f} ms per fleet request; bare "
-        f"aiohttp client {ceiling['cpu_ms_per_request']:.3f} ms per GET "
-        f"({ceiling['rps']:,.0f} GET/s from one process)"
-    )
+    print_loads([idle, during])
     targets = [
         target(
             f"all {n:,} refreshed by {args.workers} worker(s) in <= {TARGET_REFRESH_S:g} s",
@@ -313,7 +306,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         },
         "health_reads": reads,
         "client_ceiling": ceiling,
-        "loads": {r.scenario: vars(r) for r in (idle, during)},
+        "loads": [vars(r) for r in (idle, during)],
         "refresh": {
             "enqueued": enqueued,
             "seconds": refresh_s,
