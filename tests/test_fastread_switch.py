@@ -37,8 +37,9 @@ async def test_reads_answer_the_same_with_and_without_fastread(
         got = await client.get(f"/container_registry/{rid}")
         assert got.status == 200
         body = await got.json()
-        assert body["data"]["container_registry_public_url"] == (
-            SEED_ENTRY["container_registry_public_url"]
+        assert (
+            body["data"]["container_registry_public_url"]
+            == (SEED_ENTRY["container_registry_public_url"])
         )
         health = await client.get(f"/check_container_health/{rid}")
         assert health.status == 200
