@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-connections", type=int, default=10)
     parser.add_argument("--probe-concurrency", type=int, help="PROBE_CONCURRENCY of the workers")
     parser.add_argument("--batch-size", type=int, help="PROBE_BATCH_SIZE (scheduler and workers)")
+    parser.add_argument("--profile", metavar="PY_SPY", help="py-spy binary: sample the worker")
     parser.add_argument("--wait-idle", type=float, default=10.0, help="see bench.api --help")
     args = parser.parse_args(argv)
     if args.quick:
@@ -202,6 +204,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     _wait_registered(queue, workers, run)
     settle([*servers, *(w.pid for w in workers)], args.wait_idle)
     print("  refresh, health reads meanwhile ...", flush=True)
+    spy = profiler(args.profile, workers[0].pid, run)
     bound_s = max(120.0, n / 50.0)
     read.name = "GET /check_container_health/{id} during refresh"
     reader = Wrk(read, args.health_connections, bound_s + 60, run.tmp)
@@ -221,6 +224,10 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             break
         time.sleep(0.02)
     reader.interrupt()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+        spy.wait(30)
+        print_profile(run.tmp / "worker.spy")
     during = reader.result()
     settle([w.pid for w in workers], 0.0)  # the last work horses are reaped
     worker_cpu = sum(tree_cpu_s(w.pid) for w in workers) - cpu0
@@ -241,7 +248,6 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     cpu_per_request = 1000.0 * worker_cpu / fleet_requests if fleet_requests else float("nan")
     cpu_ratio = cpu_per_request / ceiling["cpu_ms_per_request"]
     reads = f"open loop {rate:g}/s" if rate else f"closed loop, {args.health_connections} conns"
-    print_loads([idle, during])
     print_loads([idle, during])
     targets = [
         target(
@@ -322,6 +328,26 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "targets": targets,
         "notes": notes,
     }
+
+
+def profiler(py_spy: str | None, pid: int, run: Run) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling a worker and its work horses during the refresh (--profile)."""
+    if py_spy is None:
+        return None
+    argv = [py_spy, "record", "--subprocesses", "-r", "100", "-f", "raw", "-p", str(pid)]
+    return subprocess.Popen([*argv, "-o", str(run.tmp / "worker.spy")], stdout=subprocess.DEVNULL)
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    """The functions the worker spent its samples in, inclusive, from py-spy's raw output."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        inclusive.update(dict.fromkeys(stack.split(";"), int(count)))
+    for frame, samples in inclusive.most_common(top):
+        print(f"{100.0 * samples / max(total, 1):5.1f} % {frame}")
 
 
 def _wait_registered(queue: Queue, workers: list[subprocess.Popen[bytes]], run: Run) -> None:
