@@ -354,7 +354,9 @@ def _revision() -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
 
     head = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
+    # Results files of an earlier run do not make the measured code "dirty".
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+    return head + ("+dirty" if changed.strip() else "")
 
 
 @dataclass
