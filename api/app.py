@@ -50,9 +50,10 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[REDIS_KEY] = client
         assert settings.redis_url is not None
         # The multiplexed read connection speaks to one address; behind Sentinel reads go
-        # through redis-py, which follows the primary.
+        # through redis-py, which follows the primary. REGDB_FASTREAD=false turns it off
+        # (the benchmark's A/B switch).
         fast = None
-        if not is_sentinel(settings.redis_url):
+        if settings.fastread and not is_sentinel(settings.redis_url):
             fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
         app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
         app[SEARCHER_KEY] = Searcher(store)

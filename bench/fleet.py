@@ -23,7 +23,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from bench._common import serve_app
+from bench.hello import serve
 
 TOKEN = "fleet-token-0123456789"
 SLOW_S = 2.0
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    serve_app(make_app(args.port), args.port, backlog=1024)
+    serve(make_app(args.port), args.port, backlog=1024)
 
 
 if __name__ == "__main__":

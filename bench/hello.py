@@ -1,7 +1,7 @@
-"""Baseline server for bench.api: a bare aiohttp app answering GET / with a small JSON body.
+"""The baseline server of bench.api: a bare aiohttp app answering GET / with a small JSON body.
 
-Run as ``python -m bench.hello --port P``. It uses uvloop exactly like ``regdb api`` does
-(see regdb/cli.py ``_run_api``), so the ratio to it measures regdb's own work per request.
+``python -m bench.hello --port P``. It runs on uvloop like ``regdb api`` (regdb/cli.py), so the
+ratio of a regdb GET to it measures regdb's own work per request.
 """
 
 from __future__ import annotations
@@ -10,20 +10,25 @@ import argparse
 
 from aiohttp import web
 
-from bench._common import serve_app
-
 
 async def hello(request: web.Request) -> web.Response:
     return web.json_response({"hello": "world"})
 
 
-def main(argv: list[str] | None = None) -> None:
+def serve(app: web.Application, port: int, backlog: int = 128) -> None:
+    """Run a benchmark peer (this app, the fleet) on loopback with uvloop, quietly."""
+    import uvloop
+
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=backlog)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
     app = web.Application()
     app.router.add_get("/", hello)
-    serve_app(app, args.port)
+    serve(app, parser.parse_args().port)
 
 
 if __name__ == "__main__":

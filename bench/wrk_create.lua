@@ -1,10 +1,8 @@
--- wrk script: every request creates a new entry (POST /container_registry) with a unique
--- id and URL, built from a run prefix, the wrk thread number and a counter.
--- Usage: wrk ... -s bench/wrk_create.lua BASE_URL -- RUN_PREFIX
--- The shape matches bench/_common.py create_body (the Python fallback generator).
-local threads = 0
-local counter = 0
-local prefix = "bench"
+-- Closed loop: every request creates a new entry (POST /container_registry), unique id and
+-- URL built from a run prefix, the wrk thread and a counter; the URL is on loopback.
+-- Usage: wrk ... -s bench/wrk_create.lua URL -- RUN_PREFIX
+dofile("bench/wrk_report.lua")
+local threads, counter, prefix = 0, 0, "bench"
 local headers = { ["Content-Type"] = "application/json" }
 local envs = { "production", "staging", "development" }
 
@@ -25,15 +23,15 @@ function request()
   local body = string.format(
     '{"container_registry_id":"%s","container_registry_name":"created-%s",'
       .. '"container_registry_metadata":{"environment":"%s","owner":"owner-%02d",'
-      .. '"region":"region-%d","team_id":"T%04d","replicas":%d},'
-      .. '"container_registry_tags":["created","tag-%02d","fast-pull"],'
-      .. '"container_registry_public_url":"http://%s.bench.internal:5000",'
+      .. '"region":"region-%d"},'
+      .. '"container_registry_tags":["created","tag-%02d","fast-pull","ai"],'
+      .. '"container_registry_public_url":"http://127.0.0.1:5000/%s",'
       .. '"container_registry_config":{"auth_required":%s,"mirror_enabled":false,'
       .. '"storage_backend":"s3","max_layer_size_mb":500},'
       .. '"container_registry_storage_info":{"storage_type":"s3","storage_size":-1,'
       .. '"memory_size":8192,"registry_type":"aios"}}',
-    id, id, envs[k % 3 + 1], k % 50, k % 10, math.random(0, 499), k % 9 + 1, k, id,
-    (k % 2 == 0) and "true" or "false"
-  )
+    id, id, envs[k % 3 + 1], k % 50, k % 10, k, id, (k % 2 == 0) and "true" or "false")
   return wrk.format("POST", "/container_registry", headers, body)
 end
+
+done = closed_loop_done

@@ -56,6 +56,8 @@ class Settings:
     queue_name: str = defaults.QUEUE_NAME
     priority_workers: int = defaults.PRIORITY_WORKERS
     """Worker processes per `regdb worker` that serve only the priority queue."""
+    fastread: bool = True
+    """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +104,7 @@ class Settings:
             refresh_wait_s=_float(e, "REFRESH_WAIT", defaults.REFRESH_WAIT_S, 0, 60),
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
             priority_workers=_int(e, "REGDB_PRIORITY_WORKERS", defaults.PRIORITY_WORKERS, 0, 64),
+            fastread=_bool(e, "REGDB_FASTREAD", True),
         )
         sentinels = e.get("REDIS_SENTINELS") or None
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import socket
@@ -25,6 +26,85 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- loopback guard
+# A test must never make regdb reach past this machine: an entry whose URL is not on loopback,
+# stored while a worker (RQ SimpleWorker, probe_batch, an alert delivery) runs in this process,
+# would be probed for real. Every connect and every name lookup of the test process goes through
+# the guard: a destination outside loopback is refused before any packet leaves, and the test
+# that asked for it fails, naming it (a refused probe alone could pass as "unreachable").
+# Worker child processes (`regdb serve` in test_serve) are outside it; their entries are checked
+# by test_loopback_only.py.
+
+OUTSIDE: list[str] = []
+"""Destinations outside loopback that the current test tried to reach."""
+
+
+def _loopback_host(host: object) -> bool:
+    if host in (None, "localhost", b"localhost"):
+        return True
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _ip_literal(host: object) -> bool:
+    """An address the resolver reads without asking DNS: an IP literal, or one of the numeric
+    IPv4 spellings libc accepts (`2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376`)."""
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        try:
+            socket.inet_aton(text)
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_only() -> Iterator[None]:
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(address: object) -> None:
+        OUTSIDE.append(repr(address))
+        raise ConnectionRefusedError(f"tests may only reach loopback, not {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback_host(address[0]):
+            refuse(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback_host(address[0]):
+            refuse(address)
+        return real_connect_ex(self, address)
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # An IP literal needs no resolver (the connect is checked); any other name but
+        # localhost would send a DNS query out.
+        if not (_loopback_host(host) or _ip_literal(host)):
+            refuse(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(socket.socket, "connect", connect)
+    patch.setattr(socket.socket, "connect_ex", connect_ex)
+    patch.setattr(socket, "getaddrinfo", lookup)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _no_address_outside_loopback(_loopback_only: None) -> Iterator[None]:
+    OUTSIDE.clear()
+    yield
+    if OUTSIDE:
+        pytest.fail(f"the test tried to reach past loopback: {', '.join(OUTSIDE[:5])}")
 
 
 def skip_or_fail(reason: str) -> None:

@@ -17,7 +17,7 @@ SECRET = "webhook-signing-secret-42"
 
 def hook(**changes: Any) -> dict[str, Any]:
     h: dict[str, Any] = {
-        "url": "https://hooks.example.com/regdb?team=ops",
+        "url": "https://127.0.0.1:9443/regdb?team=ops",
         "events": ["registry.unhealthy", "registry.recovered"],
         "secret": SECRET,
         "filter": {"container_registry_tags": {"$in": ["prod"]}},

@@ -64,7 +64,7 @@ class HookIn(BaseModel):
 
     url: StrictStr = Field(
         description="Absolute http(s) URL the events are POSTed to (no user:password@)",
-        examples=["https://hooks.example.com/regdb"],
+        examples=["http://127.0.0.1:9000/hook"],
     )
     events: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))] = Field(
         description="Event types to send (unique, at least one)",
