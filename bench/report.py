@@ -17,7 +17,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 RESULTS = REPO / "bench" / "results"
-COMMANDS = {"api": "python -m bench.api", "health": "python -m bench.health"}
+COMMANDS = {
+    "api": "python -m bench.api",
+    "health": "python -m bench.health",
+    "metrics": "python -m bench.metrics_scrape",
+}
 
 
 def render(name: str, results: dict[str, Any]) -> str:
