@@ -1,10 +1,16 @@
 """How an entry sits in its Redis hash.
 
-One field per top-level key, each JSON-encoded, plus ``_rev`` (the revision, the ETag). The
-config is stored **redacted** in ``container_registry_config``; when it holds secrets, the full
-config sits beside it in ``_secret_config``, which only the prober and the update path read.
-So every public read is safe by construction, and cheap: a Lua script can assemble the public
-JSON of an entry from its fields without Python decoding and re-encoding it.
+Three fields, four when the entry has secrets:
+
+- ``p``: the public JSON of the entry (its config redacted), exactly what reads return, so that
+  GET and query pages are Redis concatenating stored bytes, never Python re-encoding them;
+- ``_rev``: the revision (the ETag);
+- ``_n``: the document number, the entry's member in the index sets (written by the scripts);
+- ``_secret_config``: the full config, beside the redacted one, only when they differ; only the
+  prober and the update path read it.
+
+So every public read is safe by construction, and few short fields keep the hash a compact
+listpack (field names are stored in every entry).
 """
 
 from __future__ import annotations
@@ -13,50 +19,49 @@ from collections.abc import Mapping
 from typing import Any
 
 from regdb import jsonutil
-from regdb.keys import ENTRY_REV_FIELD
+from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD
 from regdb.secrets import CONFIG_FIELD, redact_config
 
 SECRET_CONFIG_FIELD = "_secret_config"
 _REV = ENTRY_REV_FIELD.encode()
 _SECRET = SECRET_CONFIG_FIELD.encode()
-_CONFIG = CONFIG_FIELD.encode()
+_PUBLIC = ENTRY_PUBLIC_FIELD.encode()
+_DOCNUM = ENTRY_DOCNUM_FIELD.encode()
 
 
 def encode_entry(entry: dict[str, Any], rev: str) -> list[bytes | str]:
-    """Flat field/value list for HSET."""
-    out: list[bytes | str] = []
-    for key, value in entry.items():
-        out.append(key)
-        if key == CONFIG_FIELD:
-            public = redact_config(value)
-            out.append(jsonutil.dumps(public))
-            if public != value:
-                out.append(SECRET_CONFIG_FIELD)
-                out.append(jsonutil.dumps(value))
-        else:
-            out.append(jsonutil.dumps(value))
-    out.append(ENTRY_REV_FIELD)
-    out.append(rev)
+    """Flat field/value list for HSET (without the document number, which scripts set)."""
+    public = entry
+    secret: bytes | None = None
+    config = entry.get(CONFIG_FIELD)
+    if config is not None:
+        redacted = redact_config(config)
+        if redacted != config:
+            public = {**entry, CONFIG_FIELD: redacted}
+            secret = jsonutil.dumps(config)
+    out: list[bytes | str] = [ENTRY_PUBLIC_FIELD, jsonutil.dumps(public), ENTRY_REV_FIELD, rev]
+    if secret is not None:
+        out += [SECRET_CONFIG_FIELD, secret]
     return out
 
 
 def decode_entry(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], str] | None:
     """(entry with its secrets, rev) from HGETALL's answer, or None for a missing hash."""
-    if not raw:
+    public = raw.get(_PUBLIC)
+    if public is None:
         return None
-    rev = ""
-    entry: dict[str, Any] = {}
-    secret_config = None
-    for key, value in raw.items():
-        if key == _REV:
-            rev = value.decode()
-        elif key == _SECRET:
-            secret_config = value
-        else:
-            entry[key.decode()] = jsonutil.loads(value)
-    if secret_config is not None:
-        entry[CONFIG_FIELD] = jsonutil.loads(secret_config)
-    return entry, rev
+    entry: dict[str, Any] = jsonutil.loads(public)
+    secret = raw.get(_SECRET)
+    if secret is not None:
+        entry[CONFIG_FIELD] = jsonutil.loads(secret)
+    rev = raw.get(_REV)
+    return entry, rev.decode() if rev is not None else ""
+
+
+def docnum(raw: Mapping[Any, Any]) -> int | None:
+    """The document number in HGETALL's answer (None when the hash has none)."""
+    value = raw.get(_DOCNUM)
+    return int(value) if value is not None else None
 
 
 def etag(rev: str) -> str:

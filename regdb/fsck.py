@@ -1,7 +1,12 @@
-"""`regdb fsck`: do the index sets and the ids sorted set agree with the entries?
+"""`regdb fsck`: do the index sets, the document numbers and the ids sorted set agree with the
+entries?
 
-Checking reads everything; `--repair` adds missing memberships and removes stray ones. Repair is
-meant for a quiet store (it does not stop concurrent writers).
+Checked: every index set (members are document numbers, see lua.py), the `docids` map from
+numbers to ids, the numbers themselves (one per entry, distinct, growing with creation order,
+not above `docseq`) and the `ids` sorted set. Checking reads everything; `--repair` renumbers
+the entries when their numbers are missing, shared or out of order, then adds missing
+memberships and removes stray ones. Repair is meant for a quiet store (it does not stop
+concurrent writers).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from dataclasses import dataclass, field
 import redis
 
 from regdb import jsonutil
-from regdb.codec import decode_entry
+from regdb.codec import decode_entry, docnum
 from regdb.connections import sync_redis
-from regdb.keys import Keys
+from regdb.keys import ENTRY_DOCNUM_FIELD, Keys
 from regdb.query.terms import entry_terms
 from regdb.settings import Settings
 from regdb.store import created_score
@@ -27,17 +32,30 @@ class Report:
     entries: int = 0
     index_keys: int = 0
     missing: list[tuple[str, str]] = field(default_factory=list)
-    """(index key, id) the entry needs but the set lacks."""
+    """(index key, document number) the entry needs but the set lacks."""
     stray: list[tuple[str, str]] = field(default_factory=list)
-    """(index key, id) present in a set although the entry does not need it (or is gone)."""
+    """(index key, member) present in a set although no entry needs it there."""
     ids_missing: list[str] = field(default_factory=list)
     ids_stray: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    misnumbered: list[str] = field(default_factory=list)
+    """Ids whose document number is absent, shared, or out of creation order."""
+    docids_wrong: list[tuple[str, str | None]] = field(default_factory=list)
+    """(number, id it should map to, or None for a number no entry has)."""
+    docseq_behind: int = 0
+    """The highest number in use when `docseq` is below it (new entries would reuse it)."""
 
     @property
     def ok(self) -> bool:
         return not (
-            self.missing or self.stray or self.ids_missing or self.ids_stray or self.unreadable
+            self.missing
+            or self.stray
+            or self.ids_missing
+            or self.ids_stray
+            or self.unreadable
+            or self.misnumbered
+            or self.docids_wrong
+            or self.docseq_behind
         )
 
 
@@ -52,16 +70,38 @@ def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
     return status if isinstance(status, str) else "unknown"
 
 
+def _misnumbered(numbers: dict[str, int | None], created: dict[str, int]) -> list[str]:
+    """Entries whose number is absent, shared, or out of (creation score, id) order."""
+    bad: set[str] = {i for i, n in numbers.items() if n is None}
+    owners: dict[int, list[str]] = defaultdict(list)
+    for entry_id, n in numbers.items():
+        if n is not None:
+            owners[n].append(entry_id)
+    bad.update(i for ids in owners.values() if len(ids) > 1 for i in ids)
+    previous = 0
+    for entry_id in sorted(created, key=lambda i: (created[i], i)):
+        n = numbers.get(entry_id)
+        if n is None or entry_id in bad:
+            continue
+        if n <= previous:
+            bad.add(entry_id)
+        previous = max(previous, n)
+    return sorted(bad)
+
+
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
-    """Compare every index set and the ids set with what the entries imply."""
+    """Compare every index set, the numbers and the ids set with what the entries imply."""
     report = Report()
     expected: dict[str, set[str]] = defaultdict(set)
     created: dict[str, int] = {}
+    numbers: dict[str, int | None] = {}
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=batch):
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
+        raw = r.hgetall(key)
         try:
-            found = decode_entry(r.hgetall(key))
+            found = decode_entry(raw)  # type: ignore[arg-type]
+            number = docnum(raw)  # type: ignore[arg-type]
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -70,9 +110,24 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         entry = found[0]
         report.entries += 1
         created[entry_id] = created_score(entry["created_at"])
+        numbers[entry_id] = number
+        if number is None:
+            continue
+        member = str(number)
         for path, enc in entry_terms(entry):
-            expected[keys.index(path, enc)].add(entry_id)
-        expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(entry_id)
+            expected[keys.index(path, enc)].add(member)
+        expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(member)
+    report.misnumbered = _misnumbered(numbers, created)
+    want_docids = {str(n): i for i, n in numbers.items() if n is not None}
+    have_docids = {k.decode(): v.decode() for k, v in r.hgetall(keys.docids).items()}  # type: ignore[union-attr]
+    for n, entry_id in want_docids.items():
+        if have_docids.get(n) != entry_id:
+            report.docids_wrong.append((n, entry_id))
+    report.docids_wrong.extend((n, None) for n in sorted(have_docids.keys() - want_docids.keys()))
+    seq = r.get(keys.docseq)
+    in_use = [n for n in numbers.values() if n is not None]
+    if in_use and int(seq or 0) < max(in_use):  # type: ignore[arg-type]
+        report.docseq_behind = max(in_use)
     seen_keys: set[str] = set()
     for raw_key in r.scan_iter(match=keys.index_pattern, count=batch):
         key = raw_key.decode()
@@ -91,21 +146,47 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
     return report
 
 
+def renumber(r: redis.Redis, keys: Keys) -> None:
+    """Give every entry a fresh document number in creation order (then repair the sets)."""
+    created: dict[str, int] = {}
+    for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
+        key = raw_key.decode()
+        found = decode_entry(r.hgetall(key))  # type: ignore[arg-type]
+        if found is not None:
+            created[keys.entry_id_from_key(key)] = created_score(found[0]["created_at"])
+    pipe = r.pipeline(transaction=False)
+    pipe.delete(keys.docids)
+    order = sorted(created, key=lambda i: (created[i], i))
+    for n, entry_id in enumerate(order, start=1):
+        pipe.hset(keys.entry(entry_id), ENTRY_DOCNUM_FIELD, n)
+        pipe.hset(keys.docids, str(n), entry_id)
+    pipe.set(keys.docseq, len(order))
+    pipe.execute()
+
+
 def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
     """Apply the fixes a report calls for."""
+    if report.misnumbered:
+        renumber(r, keys)
+        report = check(r, keys)
     pipe = r.pipeline(transaction=False)
     for key, member in report.missing:
         pipe.sadd(key, member)
     for key, member in report.stray:
         pipe.srem(key, member)
+    for n, entry_id in report.docids_wrong:
+        if entry_id is None:
+            pipe.hdel(keys.docids, n)
+        else:
+            pipe.hset(keys.docids, n, entry_id)
+    if report.docseq_behind:
+        pipe.set(keys.docseq, report.docseq_behind)
     for entry_id in report.ids_stray:
         pipe.zrem(keys.ids, entry_id)
     for entry_id in report.ids_missing:
-        raw = r.hget(keys.entry(entry_id), "created_at")
+        raw = r.hget(keys.entry(entry_id), "p")
         if raw is not None:
-            from regdb import jsonutil
-
-            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw))})
+            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw)["created_at"])})  # type: ignore[arg-type]
     pipe.execute()
 
 
@@ -121,7 +202,8 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"entries: {report.entries}  index sets: {report.index_keys}  "
         f"missing: {len(report.missing)}  stray: {len(report.stray)}  "
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
-        f"unreadable: {len(report.unreadable)}"
+        f"misnumbered: {len(report.misnumbered)}  docids wrong: {len(report.docids_wrong)}  "
+        f"docseq behind: {report.docseq_behind}  unreadable: {len(report.unreadable)}"
     )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")

@@ -2,9 +2,14 @@
 
 Layout (``P`` is the prefix, ``regdb:`` by default):
 
-- ``P e:<id>``              hash: one entry, each top-level field JSON-encoded, plus ``_rev``
-- ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch)
-- ``P ix:<path>=<value>``   set: ids whose ``path`` equals the encoded scalar ``value``
+- ``P e:<id>``              hash: one entry (see codec.py): its public JSON, revision, document
+                            number and, when it has secrets, its full config
+- ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch,
+                            unique: a create never stamps a time at or before the latest one)
+- ``P docseq``              string: the last document number handed out
+- ``P docids``              hash: document number -> entry id
+- ``P ix:<path>=<value>``   set: document numbers of the entries whose ``path`` equals the
+                            encoded scalar ``value`` (small integers: Redis keeps them as intsets)
 - ``P h:<id>``              string: latest health result (JSON)
 - ``P hh:<id>``             list: recent health results, newest first
 - ``P due``                 sorted set: id -> time the next probe is due (s since epoch)
@@ -28,6 +33,10 @@ HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
 
 ENTRY_REV_FIELD = "_rev"
 """Hash field holding the entry's revision token (its ETag); never part of the entry itself."""
+ENTRY_PUBLIC_FIELD = "p"
+"""Hash field holding the entry's public JSON (config redacted), what reads return as is."""
+ENTRY_DOCNUM_FIELD = "_n"
+"""Hash field holding the entry's document number, its member in the index sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +46,24 @@ class Keys:
     prefix: str = "regdb:"
 
     def entry(self, entry_id: str) -> str:
-        return f"{self.prefix}e:{entry_id}"
+        return f"{self.entry_prefix}{entry_id}"
 
     @property
     def ids(self) -> str:
         return f"{self.prefix}ids"
+
+    @property
+    def docseq(self) -> str:
+        return f"{self.prefix}docseq"
+
+    @property
+    def docids(self) -> str:
+        return f"{self.prefix}docids"
+
+    @property
+    def entry_prefix(self) -> str:
+        """What `entry` puts before an id (the page script builds entry keys from ids)."""
+        return f"{self.prefix}e:"
 
     def index(self, path: str, encoded: str) -> str:
         return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"

@@ -1,6 +1,6 @@
 """The entry store: create, read, update and delete entries and their index sets in Redis.
 
-Every write is one Lua call that checks the revision it was computed from (see lua.py);
+Every write is one Lua call (see lua.py) that checks the revision it was computed from;
 a writer that lost a race recomputes from the fresh entry. Writers in one process are also
 serialised per id, so contention between processes is the only thing that causes retries.
 """
@@ -11,9 +11,10 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aredis
@@ -25,8 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
-from regdb.keys import ENTRY_REV_FIELD, Keys
-from regdb.lua import READ_PUBLIC, WRITE_ENTRY
+from regdb.keys import ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD, Keys
+from regdb.lua import CREATE_ENTRY, DELETE_ENTRY, READ_PAGE, READ_PUBLIC, UPDATE_ENTRY
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
 from regdb.secrets import keep_masked_secrets
@@ -35,7 +36,19 @@ from regdb.update import apply_update, normalise_update
 log = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 100
-_REV_MARK = f',"{ENTRY_REV_FIELD}":"'.encode()
+_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PagePart:
+    """Entries READ_PAGE took: their public JSON joined by commas, and where it stopped."""
+
+    items_json: bytes
+    count: int
+    more: bool
+    """An entry follows the last one taken among the numbers given."""
+    last: tuple[int, str, int] | None
+    """(creation score, id, document number) of the last entry taken."""
 
 
 def created_score(created_at: str) -> int:
@@ -83,8 +96,11 @@ class EntryStore:
         self.keys = keys
         self.fast = fast
         """Optional multiplexed connection for the public read script (the API's hot path)."""
-        self._write = redis.register_script(WRITE_ENTRY)
+        self._create = redis.register_script(CREATE_ENTRY)
+        self._update = redis.register_script(UPDATE_ENTRY)
+        self._delete = redis.register_script(DELETE_ENTRY)
         self._read_public = redis.register_script(READ_PUBLIC)
+        self._read_page = redis.register_script(READ_PAGE)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, entry_id: str) -> asyncio.Lock:
@@ -114,22 +130,29 @@ class EntryStore:
         # A new entry is unknown to the monitor: it sits in that health.status index set.
         add = [*self._index_keys(entry_terms(entry)), self.keys.health_status_index("unknown")]
         entry_id = entry[ID_FIELD]
-        async with storage_errors():
-            res = await self._write(
-                keys=[self.keys.entry(entry_id), self.keys.ids, *add, self.keys.due],
-                args=[
-                    "create",
-                    "",
-                    entry_id,
-                    epoch_us(moment),
-                    len(add),
-                    0,
-                    *encode_entry(entry, rev),
-                ],
-            )
-        if res == 0:
-            raise Conflict(f"container registry {entry_id!r} already exists")
-        return entry, rev
+        keys = [
+            self.keys.entry(entry_id),
+            self.keys.ids,
+            self.keys.docseq,
+            self.keys.docids,
+            self.keys.due,
+            *add,
+        ]
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            async with storage_errors():
+                res = await self._create(
+                    keys=keys, args=[entry_id, epoch_us(moment), *encode_entry(entry, rev)]
+                )
+            if res[0] == 1:
+                return entry, rev
+            if res[0] == 0:
+                raise Conflict(f"container registry {entry_id!r} already exists")
+            # Another create stamped a time at or after ours first: creation times (and so
+            # document numbers) must grow together, so stamp just after the newest.
+            newest = datetime.fromtimestamp(0, UTC) + int(float(res[1])) * _US
+            moment = max(datetime.now(UTC), newest + _US)
+            entry["created_at"] = entry["updated_at"] = rfc3339(moment)
+        raise StorageUnavailable("too much contention on creates, try again")
 
     async def get(self, entry_id: str) -> tuple[dict[str, Any], str]:
         """(entry, rev) with secrets still in it: callers redact before returning it."""
@@ -149,17 +172,26 @@ class EntryStore:
                 return await self.fast.call(*command)
             return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
-    async def read_script(self, script: AsyncScript, keys: list[str]) -> Any:
+    async def read_script(
+        self, script: AsyncScript, keys: list[str], args: Sequence[Any] = ()
+    ) -> Any:
         """A read-only Lua script, on the fast connection when there is one (raw RESP2)."""
         async with storage_errors():
-            if self.fast is not None:
-                return await self.fast.evalsha(script.sha, script.script, keys)
-            return await script(keys=keys)
+            if self.fast is None:
+                return await script(keys=keys, args=args)
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            try:
+                return await self.fast.call(*command)
+            except ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            await self.fast.call("SCRIPT", "LOAD", script.script)
+            return await self.fast.call(*command)
 
     async def public_json(self, entry_ids: list[str]) -> bytes:
-        """The public entries as one JSON array (null where one is gone), each with `_rev`.
+        """The public entries as one JSON array (null where one is gone).
 
-        Assembled by Redis itself: no secret leaves it, and Python decodes once per batch.
+        Assembled by Redis itself from the stored public JSON: no secret leaves it.
         """
         if not entry_ids:
             return b"[]"
@@ -170,12 +202,27 @@ class EntryStore:
         """(public entry as JSON bytes, rev), never decoded in Python; NotFound when absent."""
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
-        raw = await self.public_json([entry_id])
-        if raw == b"[null]":
+        doc, rev = await self.read(
+            "HMGET", self.keys.entry(entry_id), ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD
+        )
+        if doc is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        # The script always ends an entry with "_rev":"<rev>"}; cut it off the raw JSON.
-        cut = raw.rfind(_REV_MARK)
-        return raw[1:cut] + b"}", raw[cut + len(_REV_MARK) : -3].decode()
+        return doc, rev.decode()
+
+    async def page_part(self, docnums: list[int], want: int) -> PagePart:
+        """Up to `want` entries of `docnums`, in that order, as joined public JSON (READ_PAGE).
+
+        Numbers whose entry is gone are skipped: the caller asks again with more numbers
+        when `count` falls short and `more` is false."""
+        raw = await self.read_script(
+            self._read_page,
+            [self.keys.docids, self.keys.ids],
+            [self.keys.entry_prefix, want, *docnums],
+        )
+        last = None
+        if raw[1]:
+            last = (int(float(raw[4])), raw[3].decode(), int(raw[5]))
+        return PagePart(bytes(raw[0]), int(raw[1]), bool(raw[2]), last)
 
     async def _current(self, entry_id: str, if_match: str | None) -> tuple[dict[str, Any], str]:
         """The entry a write starts from, after checking If-Match against it."""
@@ -186,10 +233,12 @@ class EntryStore:
             )
         return old, old_rev
 
-    async def _apply(self, entry_id: str, keys: list[str], args: list[Any]) -> bool:
-        """Run the write script: True when applied, False when another writer came first."""
+    async def _apply(
+        self, script: AsyncScript, entry_id: str, keys: list[str], args: list[Any]
+    ) -> bool:
+        """Run a write script: True when applied, False when another writer came first."""
         async with storage_errors():
-            res = await self._write(keys=keys, args=args)
+            res = await script(keys=keys, args=args)
         if res == -1:
             raise NotFound(f"No document found with id {entry_id!r}")
         if res == 0:
@@ -220,25 +269,28 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                keys = [self.keys.entry(entry_id), self.keys.ids, *add, *rem]
-                args = ["update", old_rev, entry_id, 0, len(add), len(rem), *encode_entry(new, rev)]
-                if await self._apply(entry_id, keys, args):
+                keys = [self.keys.entry(entry_id), *add, *rem]
+                args = [old_rev, len(add), *encode_entry(new, rev)]
+                if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
 
     async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
-        """Remove an entry, its index memberships and its health records."""
+        """Remove an entry, its index memberships, its schedule and its health records."""
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
                 old, old_rev = await self._current(entry_id, if_match)
-                rem = [*self._index_keys(entry_terms(old)), *self.keys.health_status_indexes]
-                extra = [self.keys.health(entry_id), self.keys.health_history(entry_id)]
-                keys = [self.keys.entry(entry_id), self.keys.ids, *rem, *extra]
-                if await self._apply(entry_id, keys, ["delete", old_rev, entry_id, 0, 0, len(rem)]):
-                    async with storage_errors():
-                        pipe = self.redis.pipeline(transaction=False)
-                        pipe.zrem(self.keys.due, entry_id)
-                        pipe.zrem(self.keys.queued, entry_id)
-                        await pipe.execute()
+                keys = [
+                    self.keys.entry(entry_id),
+                    self.keys.ids,
+                    self.keys.docids,
+                    self.keys.due,
+                    self.keys.queued,
+                    self.keys.health(entry_id),
+                    self.keys.health_history(entry_id),
+                    *self._index_keys(entry_terms(old)),
+                    *self.keys.health_status_indexes,
+                ]
+                if await self._apply(self._delete, entry_id, keys, [old_rev, entry_id]):
                     return
             raise StorageUnavailable("too much contention on this entry, try again")

@@ -219,7 +219,7 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
     # stored for the prober
     assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
     # the public field is stored redacted: reads never handle the secret
-    assert b"hunter2" not in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
+    assert b"hunter2" not in sync_r.hget(f"regdb-test:e:{rid}", "p")
     # PUT back what GET returned: the mask must not overwrite the stored secret
     resp = await client.put(
         f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}

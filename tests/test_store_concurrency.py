@@ -50,8 +50,9 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
     assert report.ok, (report.missing, report.stray)
     final, _ = await stores[0].get(rid)
     # every tag index holding the id agrees with the entry's final tags
+    number = sync_r.hget(keys.entry(rid), "_n")
     for tag in tags:
-        member = sync_r.sismember(keys.index("container_registry_tags", f"s:{tag}"), rid)
+        member = sync_r.sismember(keys.index("container_registry_tags", f"s:{tag}"), number)
         assert bool(member) == (tag in final["container_registry_tags"])
     for c in clients:
         await c.aclose()
@@ -66,13 +67,14 @@ async def test_fsck_detects_and_repairs(settings: Settings, sync_r: redis.Redis)
     rid = SEED_ENTRY["container_registry_id"]
     assert check(sync_r, keys).ok
     # break it three ways: a lost membership, a stray one, a missing ids member
-    sync_r.srem(keys.index("container_registry_tags", "s:ai"), rid)
-    sync_r.sadd(keys.index("container_registry_tags", "s:bogus"), rid)
+    number = sync_r.hget(keys.entry(rid), "_n").decode()  # type: ignore[union-attr]
+    sync_r.srem(keys.index("container_registry_tags", "s:ai"), number)
+    sync_r.sadd(keys.index("container_registry_tags", "s:bogus"), number)
     sync_r.zrem(keys.ids, rid)
     report = check(sync_r, keys)
     assert not report.ok
-    assert (keys.index("container_registry_tags", "s:ai"), rid) in report.missing
-    assert (keys.index("container_registry_tags", "s:bogus"), rid) in report.stray
+    assert (keys.index("container_registry_tags", "s:ai"), number) in report.missing
+    assert (keys.index("container_registry_tags", "s:bogus"), number) in report.stray
     assert report.ids_missing == [rid]
     apply_repair(sync_r, keys, report)
     assert check(sync_r, keys).ok

@@ -122,11 +122,12 @@ class HealthService:
 
         The API's hot health read: one read-only script on the store's fast connection."""
         keys = [self.keys.entry(entry_id), self.keys.health(entry_id)]
-        url_raw, cfg_raw, health_raw = await self.store.read_script(self._read_basics, keys)
-        if url_raw is None:
+        entry_raw, health_raw = await self.store.read_script(self._read_basics, keys)
+        if entry_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        config = jsonutil.loads(cfg_raw) if cfg_raw else {}
-        return jsonutil.loads(url_raw), interval_s(config, self.settings), health_raw
+        entry = jsonutil.loads(entry_raw)
+        config = entry.get("container_registry_config") or {}
+        return entry.get("container_registry_public_url"), interval_s(config, self.settings), health_raw
 
     async def current(self, entry_id: str) -> dict[str, Any]:
         """The latest cached result (or `unknown`), with `stale` set."""
