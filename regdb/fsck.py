@@ -100,8 +100,8 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         entry_id = keys.entry_id_from_key(key)
         raw = r.hgetall(key)
         try:
-            found = decode_entry(raw)  # type: ignore[arg-type]
-            number = docnum(raw)  # type: ignore[arg-type]
+            found = decode_entry(raw)
+            number = docnum(raw)
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -126,7 +126,7 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
     report.docids_wrong.extend((n, None) for n in sorted(have_docids.keys() - want_docids.keys()))
     seq = r.get(keys.docseq)
     in_use = [n for n in numbers.values() if n is not None]
-    if in_use and int(seq or 0) < max(in_use):  # type: ignore[arg-type]
+    if in_use and int(seq or 0) < max(in_use):
         report.docseq_behind = max(in_use)
     seen_keys: set[str] = set()
     for raw_key in r.scan_iter(match=keys.index_pattern, count=batch):
@@ -151,7 +151,7 @@ def renumber(r: redis.Redis, keys: Keys) -> None:
     created: dict[str, int] = {}
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
         key = raw_key.decode()
-        found = decode_entry(r.hgetall(key))  # type: ignore[arg-type]
+        found = decode_entry(r.hgetall(key))
         if found is not None:
             created[keys.entry_id_from_key(key)] = created_score(found[0]["created_at"])
     pipe = r.pipeline(transaction=False)
@@ -186,7 +186,7 @@ def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
     for entry_id in report.ids_missing:
         raw = r.hget(keys.entry(entry_id), "p")
         if raw is not None:
-            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw)["created_at"])})  # type: ignore[arg-type]
+            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw)["created_at"])})
     pipe.execute()
 
 

@@ -84,8 +84,8 @@ async def _load(settings: Settings, base: str) -> None:
 
 def _statuses_of(r: redis.Redis, keys: Keys, entry_id: str) -> list[str]:
     number = r.hget(keys.entry(entry_id), "_n")  # index sets hold document numbers
-    assert number is not None
-    return [s for s in HEALTH_STATUSES if r.sismember(keys.health_status_index(s), number)]
+    assert isinstance(number, bytes)
+    return [s for s in HEALTH_STATUSES if r.sismember(keys.health_status_index(s), number.decode())]
 
 
 def test_probe_batch_records_every_outcome(

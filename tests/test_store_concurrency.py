@@ -51,8 +51,11 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
     final, _ = await stores[0].get(rid)
     # every tag index holding the id agrees with the entry's final tags
     number = sync_r.hget(keys.entry(rid), "_n")
+    assert isinstance(number, bytes)
     for tag in tags:
-        member = sync_r.sismember(keys.index("container_registry_tags", f"s:{tag}"), number)
+        member = sync_r.sismember(
+            keys.index("container_registry_tags", f"s:{tag}"), number.decode()
+        )
         assert bool(member) == (tag in final["container_registry_tags"])
     for c in clients:
         await c.aclose()

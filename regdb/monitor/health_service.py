@@ -127,7 +127,11 @@ class HealthService:
             raise NotFound(f"No document found with id {entry_id!r}")
         entry = jsonutil.loads(entry_raw)
         config = entry.get("container_registry_config") or {}
-        return entry.get("container_registry_public_url"), interval_s(config, self.settings), health_raw
+        return (
+            entry.get("container_registry_public_url"),
+            interval_s(config, self.settings),
+            health_raw,
+        )
 
     async def current(self, entry_id: str) -> dict[str, Any]:
         """The latest cached result (or `unknown`), with `stale` set."""
