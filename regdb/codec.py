@@ -1,67 +1,54 @@
-"""How an entry sits in its Redis hash.
+"""How an entry sits in Redis.
 
-Three fields, four when the entry has secrets:
+Its public JSON (config redacted), exactly what reads return, is one field of the ``docs`` hash
+under its document number: GET is that field sent as it is, and a query page is one HMGET of
+its entries' numbers joined by commas; Python never decodes and re-encodes them.
 
-- ``p``: the public JSON of the entry (its config redacted), exactly what reads return, so that
-  GET and query pages are Redis concatenating stored bytes, never Python re-encoding them;
+The entry's own hash holds the rest:
+
 - ``_rev``: the revision (the ETag);
-- ``_n``: the document number, the entry's member in the index sets (written by the scripts);
-- ``_secret_config``: the full config, beside the redacted one, only when they differ; only the
+- ``_n``: the document number, its member in the index sets and its field in ``docs``
+  (written by the scripts);
+- ``_secret_config``: the full config, only when it differs from the redacted one; only the
   prober and the update path read it.
 
-So every public read is safe by construction, and few short fields keep the hash a compact
-listpack (field names are stored in every entry).
+So every public read is safe by construction, and the small entry hash stays a listpack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from regdb import jsonutil
-from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD
+from regdb.keys import ENTRY_REV_FIELD
 from regdb.secrets import CONFIG_FIELD, redact_config
 
 SECRET_CONFIG_FIELD = "_secret_config"
-_REV = ENTRY_REV_FIELD.encode()
-_SECRET = SECRET_CONFIG_FIELD.encode()
-_PUBLIC = ENTRY_PUBLIC_FIELD.encode()
-_DOCNUM = ENTRY_DOCNUM_FIELD.encode()
 
 
-def encode_entry(entry: dict[str, Any], rev: str) -> list[bytes | str]:
-    """Flat field/value list for HSET (without the document number, which scripts set)."""
+def encode_entry(entry: dict[str, Any], rev: str) -> tuple[bytes, list[bytes | str]]:
+    """(public JSON, field/value list for the entry's hash without its document number)."""
     public = entry
-    secret: bytes | None = None
+    fields: list[bytes | str] = [ENTRY_REV_FIELD, rev]
     config = entry.get(CONFIG_FIELD)
     if config is not None:
         redacted = redact_config(config)
         if redacted != config:
             public = {**entry, CONFIG_FIELD: redacted}
-            secret = jsonutil.dumps(config)
-    out: list[bytes | str] = [ENTRY_PUBLIC_FIELD, jsonutil.dumps(public), ENTRY_REV_FIELD, rev]
-    if secret is not None:
-        out += [SECRET_CONFIG_FIELD, secret]
-    return out
+            fields += [SECRET_CONFIG_FIELD, jsonutil.dumps(config)]
+    return jsonutil.dumps(public), fields
 
 
-def decode_entry(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], str] | None:
-    """(entry with its secrets, rev) from HGETALL's answer, or None for a missing hash."""
-    public = raw.get(_PUBLIC)
+def decode_entry(raw: Sequence[Any]) -> tuple[dict[str, Any], str] | None:
+    """(entry with its secrets, rev) from READ_ENTRY_PRIVATE's answer; None for no entry."""
+    public, secret, rev = raw
     if public is None:
         return None
     entry: dict[str, Any] = jsonutil.loads(public)
-    secret = raw.get(_SECRET)
-    if secret is not None:
+    if secret:
         entry[CONFIG_FIELD] = jsonutil.loads(secret)
-    rev = raw.get(_REV)
-    return entry, rev.decode() if rev is not None else ""
-
-
-def docnum(raw: Mapping[Any, Any]) -> int | None:
-    """The document number in HGETALL's answer (None when the hash has none)."""
-    value = raw.get(_DOCNUM)
-    return int(value) if value is not None else None
+    return entry, bytes(rev).decode()
 
 
 def etag(rev: str) -> str:

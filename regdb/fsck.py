@@ -2,24 +2,25 @@
 entries?
 
 Checked: every index set (members are document numbers, see lua.py), the `docids` map from
-numbers to ids, the numbers themselves (one per entry, distinct, growing with creation order,
-not above `docseq`) and the `ids` sorted set. Checking reads everything; `--repair` renumbers
-the entries when their numbers are missing, shared or out of order, then adds missing
-memberships and removes stray ones. Repair is meant for a quiet store (it does not stop
-concurrent writers).
+numbers to ids, the `docs` hash (numbers to public JSON, none without an entry), the numbers
+themselves (one per entry, distinct, growing with creation order, not above `docseq`) and the
+`ids` sorted set. Checking reads everything; `--repair` renumbers the entries when their
+numbers are shared or out of order, then adds missing memberships and removes stray ones.
+Repair is meant for a quiet store (it does not stop concurrent writers).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from regdb import jsonutil
-from regdb.codec import decode_entry, docnum
+from regdb.codec import SECRET_CONFIG_FIELD, decode_entry
 from regdb.connections import sync_redis
-from regdb.keys import ENTRY_DOCNUM_FIELD, Keys
+from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
 from regdb.query.terms import entry_terms
 from regdb.settings import Settings
 from regdb.store import created_score
@@ -42,6 +43,8 @@ class Report:
     """Ids whose document number is absent, shared, or out of creation order."""
     docids_wrong: list[tuple[str, str | None]] = field(default_factory=list)
     """(number, id it should map to, or None for a number no entry has)."""
+    docs_stray: list[str] = field(default_factory=list)
+    """Numbers in `docs` that no entry has."""
     docseq_behind: int = 0
     """The highest number in use when `docseq` is below it (new entries would reuse it)."""
 
@@ -55,6 +58,7 @@ class Report:
             or self.unreadable
             or self.misnumbered
             or self.docids_wrong
+            or self.docs_stray
             or self.docseq_behind
         )
 
@@ -68,6 +72,20 @@ def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> str:
     except (ValueError, AttributeError):
         return "unknown"
     return status if isinstance(status, str) else "unknown"
+
+
+def _read_entry(
+    r: redis.Redis, keys: Keys, key: str
+) -> tuple[tuple[dict[str, Any], str] | None, int | None]:
+    """(decoded entry or None, its document number or None); ValueError when unreadable."""
+    number, secret, rev = r.hmget(key, ENTRY_DOCNUM_FIELD, SECRET_CONFIG_FIELD, ENTRY_REV_FIELD)
+    if number is None:
+        # No number, so no public JSON to find: an entry fsck cannot read (nor renumber).
+        raise ValueError("entry without a document number")
+    public = r.hget(keys.docs, number)
+    if public is None:
+        raise ValueError("entry without public JSON")
+    return decode_entry([public, secret, rev]), int(number)
 
 
 def _misnumbered(numbers: dict[str, int | None], created: dict[str, int]) -> list[str]:
@@ -98,10 +116,8 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=batch):
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
-        raw = r.hgetall(key)
         try:
-            found = decode_entry(raw)
-            number = docnum(raw)
+            found, number = _read_entry(r, keys, key)
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -124,6 +140,8 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         if have_docids.get(n) != entry_id:
             report.docids_wrong.append((n, entry_id))
     report.docids_wrong.extend((n, None) for n in sorted(have_docids.keys() - want_docids.keys()))
+    have_docs = {k.decode() for k in r.hkeys(keys.docs)}  # type: ignore[union-attr]
+    report.docs_stray = sorted(have_docs - want_docids.keys(), key=int)
     seq = r.get(keys.docseq)
     in_use = [n for n in numbers.values() if n is not None]
     if in_use and int(seq or 0) < max(in_use):
@@ -147,19 +165,26 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
 
 
 def renumber(r: redis.Redis, keys: Keys) -> None:
-    """Give every entry a fresh document number in creation order (then repair the sets)."""
+    """Give every numbered entry a fresh number in creation order (then repair the sets)."""
     created: dict[str, int] = {}
+    public: dict[str, bytes] = {}
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
         key = raw_key.decode()
-        found = decode_entry(r.hgetall(key))
+        try:
+            found, number = _read_entry(r, keys, key)
+        except ValueError:
+            continue
         if found is not None:
-            created[keys.entry_id_from_key(key)] = created_score(found[0]["created_at"])
+            entry_id = keys.entry_id_from_key(key)
+            created[entry_id] = created_score(found[0]["created_at"])
+            public[entry_id] = r.hget(keys.docs, number)  # type: ignore[assignment, arg-type]
     pipe = r.pipeline(transaction=False)
-    pipe.delete(keys.docids)
+    pipe.delete(keys.docids, keys.docs)
     order = sorted(created, key=lambda i: (created[i], i))
     for n, entry_id in enumerate(order, start=1):
         pipe.hset(keys.entry(entry_id), ENTRY_DOCNUM_FIELD, n)
         pipe.hset(keys.docids, str(n), entry_id)
+        pipe.hset(keys.docs, str(n), public[entry_id])
     pipe.set(keys.docseq, len(order))
     pipe.execute()
 
@@ -179,14 +204,16 @@ def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
             pipe.hdel(keys.docids, n)
         else:
             pipe.hset(keys.docids, n, entry_id)
+    for n in report.docs_stray:
+        pipe.hdel(keys.docs, n)
     if report.docseq_behind:
         pipe.set(keys.docseq, report.docseq_behind)
     for entry_id in report.ids_stray:
         pipe.zrem(keys.ids, entry_id)
     for entry_id in report.ids_missing:
-        raw = r.hget(keys.entry(entry_id), "p")
-        if raw is not None:
-            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw)["created_at"])})
+        found, _ = _read_entry(r, keys, keys.entry(entry_id))
+        if found is not None:
+            pipe.zadd(keys.ids, {entry_id: created_score(found[0]["created_at"])})
     pipe.execute()
 
 

@@ -2,8 +2,10 @@
 
 Layout (``P`` is the prefix, ``regdb:`` by default):
 
-- ``P e:<id>``              hash: one entry (see codec.py): its public JSON, revision, document
-                            number and, when it has secrets, its full config
+- ``P e:<id>``              hash: one entry's revision, document number and, when it has
+                            secrets, its full config (see codec.py)
+- ``P docs``                hash: document number -> the entry's public JSON (a query page is
+                            one HMGET of it)
 - ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch,
                             unique: a create never stamps a time at or before the latest one)
 - ``P docseq``              string: the last document number handed out
@@ -33,8 +35,6 @@ HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
 
 ENTRY_REV_FIELD = "_rev"
 """Hash field holding the entry's revision token (its ETag); never part of the entry itself."""
-ENTRY_PUBLIC_FIELD = "p"
-"""Hash field holding the entry's public JSON (config redacted), what reads return as is."""
 ENTRY_DOCNUM_FIELD = "_n"
 """Hash field holding the entry's document number, its member in the index sets."""
 
@@ -46,7 +46,7 @@ class Keys:
     prefix: str = "regdb:"
 
     def entry(self, entry_id: str) -> str:
-        return f"{self.entry_prefix}{entry_id}"
+        return f"{self.prefix}e:{entry_id}"
 
     @property
     def ids(self) -> str:
@@ -61,9 +61,8 @@ class Keys:
         return f"{self.prefix}docids"
 
     @property
-    def entry_prefix(self) -> str:
-        """What `entry` puts before an id (the page script builds entry keys from ids)."""
-        return f"{self.prefix}e:"
+    def docs(self) -> str:
+        return f"{self.prefix}docs"
 
     def index(self, path: str, encoded: str) -> str:
         return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"

@@ -7,15 +7,16 @@ writers can never leave an index pointing at the wrong entry. Index sets hold do
 as intsets. Document numbers grow with creation time (CREATE_ENTRY refuses a stamp that is not
 later than the newest entry's), so ordering a set of them is ordering by creation.
 
-Reads that return entries hand back the stored public JSON (codec.py) joined by Redis.
+An entry's public JSON lives in the `docs` hash under its document number (codec.py): a query
+page needs no script at all, it is one HMGET of `docs` (regdb/query/execute.py).
 No script has a failing step after its first write: Redis would not roll back what it wrote.
-Scripts that build keys from what they read (READ_PAGE) need every key on one Redis node.
 """
 
 from __future__ import annotations
 
-# KEYS: entry, ids, docseq, docids, due, then every index set the entry belongs in.
-# ARGV: id, creation score (µs since the epoch), then the hash's field/value pairs.
+# KEYS: entry, ids, docseq, docids, docs, due, then every index set the entry belongs in.
+# ARGV: id, creation score (µs since the epoch), public JSON, then the entry hash's field/value
+# pairs.
 # Returns {1, document number} created; {0} when the id exists; {-1, newest creation score}
 # when the score is not later than the newest entry's (stamp a later time and call again).
 CREATE_ENTRY = """
@@ -23,16 +24,19 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 if newest and tonumber(newest) >= tonumber(ARGV[2]) then return {-1, newest} end
 local n = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
 redis.call('HSET', KEYS[4], n, ARGV[1])
+redis.call('HSET', KEYS[5], n, ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[5], 0, ARGV[1])
-for i = 6, #KEYS do redis.call('SADD', KEYS[i], n) end
+redis.call('ZADD', KEYS[6], 0, ARGV[1])
+for i = 7, #KEYS do redis.call('SADD', KEYS[i], n) end
 return {1, n}
 """
 
-# KEYS: entry, then the index sets to add it to (ARGV[2] of them), then those to remove it from.
-# ARGV: expected revision, number of sets to add to, then the hash's new field/value pairs.
+# KEYS: entry, docs, then the index sets to add it to (ARGV[2] of them), then those to remove
+# it from.
+# ARGV: expected revision, number of sets to add to, new public JSON, then the entry hash's new
+# field/value pairs.
 # Returns 1 updated, 0 conflict (the revision changed), -1 not found.
 UPDATE_ENTRY = """
 local cur = redis.call('HGET', KEYS[1], '_rev')
@@ -40,14 +44,16 @@ if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 local n = redis.call('HGET', KEYS[1], '_n')
 local nadd = tonumber(ARGV[2])
-for i = 2, 1 + nadd do redis.call('SADD', KEYS[i], n) end
-for i = 2 + nadd, #KEYS do redis.call('SREM', KEYS[i], n) end
+for i = 3, 2 + nadd do redis.call('SADD', KEYS[i], n) end
+for i = 3 + nadd, #KEYS do redis.call('SREM', KEYS[i], n) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], n, ARGV[3])
 return 1
 """
 
-# KEYS: entry, ids, docids, due, queued, health, history, then the index sets to remove it from.
+# KEYS: entry, ids, docids, docs, due, queued, health, history, then the index sets to remove
+# it from.
 # ARGV: expected revision, id.
 # Returns 1 deleted, 0 conflict (the revision changed), -1 not found.
 DELETE_ENTRY = """
@@ -55,12 +61,13 @@ local cur = redis.call('HGET', KEYS[1], '_rev')
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 local n = redis.call('HGET', KEYS[1], '_n')
-for i = 8, #KEYS do redis.call('SREM', KEYS[i], n) end
-redis.call('DEL', KEYS[1], KEYS[6], KEYS[7])
+for i = 9, #KEYS do redis.call('SREM', KEYS[i], n) end
+redis.call('DEL', KEYS[1], KEYS[7], KEYS[8])
 redis.call('HDEL', KEYS[3], n)
+redis.call('HDEL', KEYS[4], n)
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return 1
 """
 
@@ -122,48 +129,38 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# The public JSON of entries by key. KEYS: entry keys.
+# An entry as clients see it. KEYS: entry, docs.
+# Returns {public JSON, revision}, both nil when there is no such entry.
+READ_ENTRY = """
+local v = redis.call('HMGET', KEYS[1], '_n', '_rev')
+if not v[1] then return {false, false} end
+return {redis.call('HGET', KEYS[2], v[1]), v[2]}
+"""
+
+# An entry with its secrets, for the prober and the update path. KEYS: entry, docs.
+# Returns {public JSON, full config JSON (nil when it has no secrets), revision}, all nil when
+# there is no such entry.
+READ_ENTRY_PRIVATE = """
+local v = redis.call('HMGET', KEYS[1], '_n', '_secret_config', '_rev')
+if not v[1] then return {false, false, false} end
+return {redis.call('HGET', KEYS[2], v[1]), v[2], v[3]}
+"""
+
+# The public JSON of entries by key. KEYS: docs, then entry keys.
 # Returns one JSON array of the entries in KEYS order, null for a missing one.
 READ_PUBLIC = """
 local out = {}
-for i = 1, #KEYS do
-  out[i] = redis.call('HGET', KEYS[i], 'p') or 'null'
+for i = 2, #KEYS do
+  local n = redis.call('HGET', KEYS[i], '_n')
+  out[i - 1] = n and redis.call('HGET', KEYS[1], n) or 'null'
 end
 return '[' .. table.concat(out, ',') .. ']'
 """
 
-# One page of a query, by document number, assembled by Redis.
-# KEYS: docids, ids. ARGV: entry key prefix, how many entries to take at most, then document
-# numbers in page order. Numbers whose entry is gone (deleted since the caller read the index)
-# are skipped.
-# Returns {the taken entries' JSON joined by commas, how many, 1 if a number after the last
-# taken one still has an entry (else 0), then the id, creation score and document number of the
-# last one taken (absent when none was)}.
-READ_PAGE = """
-local want = tonumber(ARGV[2])
-local out = {}
-local last_id, last_n
-local more = 0
-for i = 3, #ARGV do
-  local id = redis.call('HGET', KEYS[1], ARGV[i])
-  local doc = id and redis.call('HGET', ARGV[1] .. id, 'p')
-  if doc then
-    if #out == want then
-      more = 1
-      break
-    end
-    out[#out + 1] = doc
-    last_id, last_n = id, ARGV[i]
-  end
-end
-if not last_id then return {'', 0, more} end
-local score = redis.call('ZSCORE', KEYS[2], last_id)
-return {table.concat(out, ','), #out, more, last_id, score, last_n}
-"""
-
 # What GET /check_container_health needs, in one round trip.
-# KEYS: entry, its cached health. Returns {public entry JSON, health JSON}, each nil when absent
-# (the public JSON carries the redacted config: no secret is read).
+# KEYS: entry, its cached health, docs. Returns {public entry JSON, health JSON}, each nil when
+# absent (the public JSON carries the redacted config: no secret is read).
 READ_HEALTH_BASICS = """
-return {redis.call('HGET', KEYS[1], 'p'), redis.call('GET', KEYS[2])}
+local n = redis.call('HGET', KEYS[1], '_n')
+return {n and redis.call('HGET', KEYS[3], n), redis.call('GET', KEYS[2])}
 """

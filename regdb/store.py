@@ -13,7 +13,6 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,8 +25,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
-from regdb.keys import ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD, Keys
-from regdb.lua import CREATE_ENTRY, DELETE_ENTRY, READ_PAGE, READ_PUBLIC, UPDATE_ENTRY
+from regdb.keys import Keys
+from regdb.lua import (
+    CREATE_ENTRY,
+    DELETE_ENTRY,
+    READ_ENTRY,
+    READ_ENTRY_PRIVATE,
+    READ_PUBLIC,
+    UPDATE_ENTRY,
+)
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
 from regdb.secrets import keep_masked_secrets
@@ -37,18 +43,6 @@ log = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 100
 _US = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class PagePart:
-    """Entries READ_PAGE took: their public JSON joined by commas, and where it stopped."""
-
-    items_json: bytes
-    count: int
-    more: bool
-    """An entry follows the last one taken among the numbers given."""
-    last: tuple[int, str, int] | None
-    """(creation score, id, document number) of the last entry taken."""
 
 
 def created_score(created_at: str) -> int:
@@ -100,7 +94,8 @@ class EntryStore:
         self._update = redis.register_script(UPDATE_ENTRY)
         self._delete = redis.register_script(DELETE_ENTRY)
         self._read_public = redis.register_script(READ_PUBLIC)
-        self._read_page = redis.register_script(READ_PAGE)
+        self._read_entry = redis.register_script(READ_ENTRY)
+        self._read_private = redis.register_script(READ_ENTRY_PRIVATE)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, entry_id: str) -> asyncio.Lock:
@@ -135,13 +130,15 @@ class EntryStore:
             self.keys.ids,
             self.keys.docseq,
             self.keys.docids,
+            self.keys.docs,
             self.keys.due,
             *add,
         ]
         for _ in range(MAX_WRITE_ATTEMPTS):
+            public, fields = encode_entry(entry, rev)
             async with storage_errors():
                 res = await self._create(
-                    keys=keys, args=[entry_id, epoch_us(moment), *encode_entry(entry, rev)]
+                    keys=keys, args=[entry_id, epoch_us(moment), public, *fields]
                 )
             if res[0] == 1:
                 return entry, rev
@@ -159,7 +156,7 @@ class EntryStore:
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
         async with storage_errors():
-            raw = await self.redis.hgetall(self.keys.entry(entry_id))
+            raw = await self._read_private(keys=[self.keys.entry(entry_id), self.keys.docs])
         found = decode_entry(raw)
         if found is None:
             raise NotFound(f"No document found with id {entry_id!r}")
@@ -195,34 +192,26 @@ class EntryStore:
         """
         if not entry_ids:
             return b"[]"
-        raw = await self.read_script(self._read_public, [self.keys.entry(i) for i in entry_ids])
-        return bytes(raw)
+        keys = [self.keys.docs, *(self.keys.entry(i) for i in entry_ids)]
+        return bytes(await self.read_script(self._read_public, keys))
 
     async def get_public_json(self, entry_id: str) -> tuple[bytes, str]:
         """(public entry as JSON bytes, rev), never decoded in Python; NotFound when absent."""
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
-        doc, rev = await self.read(
-            "HMGET", self.keys.entry(entry_id), ENTRY_PUBLIC_FIELD, ENTRY_REV_FIELD
+        doc, rev = await self.read_script(
+            self._read_entry, [self.keys.entry(entry_id), self.keys.docs]
         )
         if doc is None:
             raise NotFound(f"No document found with id {entry_id!r}")
         return doc, rev.decode()
 
-    async def page_part(self, docnums: list[int], want: int) -> PagePart:
-        """Up to `want` entries of `docnums`, in that order, as joined public JSON (READ_PAGE).
-
-        Numbers whose entry is gone are skipped: the caller asks again with more numbers
-        when `count` falls short and `more` is false."""
-        raw = await self.read_script(
-            self._read_page,
-            [self.keys.docids, self.keys.ids],
-            [self.keys.entry_prefix, want, *docnums],
-        )
-        last = None
-        if raw[1]:
-            last = (int(float(raw[4])), raw[3].decode(), int(raw[5]))
-        return PagePart(bytes(raw[0]), int(raw[1]), bool(raw[2]), last)
+    async def public_json_by_number(self, numbers: list[int]) -> list[bytes | None]:
+        """The stored public JSON of these document numbers (None where the entry is gone):
+        one HMGET, the bytes as Redis has them."""
+        if not numbers:
+            return []
+        return list(await self.read("HMGET", self.keys.docs, *numbers))
 
     async def _current(self, entry_id: str, if_match: str | None) -> tuple[dict[str, Any], str]:
         """The entry a write starts from, after checking If-Match against it."""
@@ -269,8 +258,9 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                keys = [self.keys.entry(entry_id), *add, *rem]
-                args = [old_rev, len(add), *encode_entry(new, rev)]
+                keys = [self.keys.entry(entry_id), self.keys.docs, *add, *rem]
+                public, fields = encode_entry(new, rev)
+                args = [old_rev, len(add), public, *fields]
                 if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
@@ -284,6 +274,7 @@ class EntryStore:
                     self.keys.entry(entry_id),
                     self.keys.ids,
                     self.keys.docids,
+                    self.keys.docs,
                     self.keys.due,
                     self.keys.queued,
                     self.keys.health(entry_id),

@@ -3,6 +3,8 @@ docseq behind are found, and --repair renumbers in creation order so queries pag
 
 from __future__ import annotations
 
+import json
+
 import redis
 import redis.asyncio as aredis
 
@@ -28,23 +30,32 @@ def _numbers(r: redis.Redis, keys: Keys, ids: list[str]) -> list[int]:
     return [int(r.hget(keys.entry(i), "_n") or 0) for i in ids]  # type: ignore[arg-type]
 
 
-async def test_renumbers_out_of_order_and_missing_numbers(
+async def test_renumbers_entries_out_of_creation_order(
     settings: Settings, sync_r: redis.Redis
 ) -> None:
     keys = Keys(settings.prefix)
     ids = await _store_of_three(settings)
     assert check(sync_r, keys).ok and _numbers(sync_r, keys, ids) == [1, 2, 3]
-    # swap a's and c's numbers (out of creation order) and drop b's
-    sync_r.hset(keys.entry("a"), "_n", 3)
-    sync_r.hset(keys.entry("c"), "_n", 1)
-    sync_r.hdel(keys.entry("b"), "_n")
+    # a (number 1) now says it was created last: numbers no longer follow creation order
+    doc = json.loads(sync_r.hget(keys.docs, "1") or b"")
+    doc["created_at"] = "2999-01-01T00:00:00.000000Z"
+    sync_r.hset(keys.docs, "1", json.dumps(doc))
     report = check(sync_r, keys)
-    assert report.misnumbered == ["b", "c"]  # b has none; c comes after a, numbered lower
-    assert report.docids_wrong and report.missing and report.stray
+    assert report.misnumbered == ["a"]  # it comes after b and c, numbered lower
     apply_repair(sync_r, keys, report)
     assert check(sync_r, keys).ok
-    assert _numbers(sync_r, keys, ids) == [1, 2, 3]
+    assert _numbers(sync_r, keys, ids) == [3, 1, 2]
+    assert json.loads(sync_r.hget(keys.docs, "3") or b"")["container_registry_id"] == "a"
     assert sync_r.get(keys.docseq) == b"3"
+
+
+async def test_an_entry_without_its_number_is_unreadable(
+    settings: Settings, sync_r: redis.Redis
+) -> None:
+    keys = Keys(settings.prefix)
+    await _store_of_three(settings)
+    sync_r.hdel(keys.entry("b"), "_n")
+    assert check(sync_r, keys).unreadable == ["b"]
 
 
 async def test_repairs_docids_and_a_docseq_behind(settings: Settings, sync_r: redis.Redis) -> None:
@@ -52,9 +63,11 @@ async def test_repairs_docids_and_a_docseq_behind(settings: Settings, sync_r: re
     await _store_of_three(settings)
     sync_r.hset(keys.docids, "2", "zzz")
     sync_r.hset(keys.docids, "9", "ghost")
+    sync_r.hset(keys.docs, "7", "{}")
     sync_r.set(keys.docseq, 1)
     report = check(sync_r, keys)
     assert report.docids_wrong == [("2", "b"), ("9", None)]
+    assert report.docs_stray == ["7"]
     assert report.docseq_behind == 3 and not report.misnumbered
     apply_repair(sync_r, keys, report)
     assert check(sync_r, keys).ok

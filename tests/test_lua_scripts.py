@@ -15,7 +15,8 @@ from redis.commands.core import Script
 
 from regdb import lua
 
-E, IDS, SEQ, DOCIDS, DUE, QUEUED = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:due", "t:queued"
+E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
+DUE, QUEUED = "t:due", "t:queued"
 IX_AI, IX_GPU, IX_HUB = "t:ix:tags=s:ai", "t:ix:tags=s:gpu", "t:ix:tags=s:hub"
 H, HH = "t:h:a", "t:hh:a"
 
@@ -34,8 +35,8 @@ def members(r: redis.Redis, key: str) -> set[bytes]:
 
 
 def create(r: redis.Redis, entry_id: str, score: int, *index: str, doc: bytes = b"{}") -> Any:
-    keys = [f"t:e:{entry_id}", IDS, SEQ, DOCIDS, DUE, *index]
-    return script(r, lua.CREATE_ENTRY)(keys=keys, args=[entry_id, score, "p", doc, "_rev", "r1"])
+    keys = [f"t:e:{entry_id}", IDS, SEQ, DOCIDS, DOCS, DUE, *index]
+    return script(r, lua.CREATE_ENTRY)(keys=keys, args=[entry_id, score, doc, "_rev", "r1"])
 
 
 # -- CREATE_ENTRY ----------------------------------------------------------------------------
@@ -43,8 +44,8 @@ def create(r: redis.Redis, entry_id: str, score: int, *index: str, doc: bytes = 
 
 def test_create_stores_numbers_and_indexes(r: redis.Redis) -> None:
     assert create(r, "a", 100, IX_AI, IX_GPU, doc=b'{"x":1}') == [1, 1]
-    assert r.hgetall(E) == {b"_n": b"1", b"p": b'{"x":1}', b"_rev": b"r1"}
-    assert r.hget(DOCIDS, "1") == b"a"
+    assert r.hgetall(E) == {b"_n": b"1", b"_rev": b"r1"}
+    assert r.hget(DOCIDS, "1") == b"a" and r.hget(DOCS, "1") == b'{"x":1}'
     assert r.zscore(IDS, "a") == 100 and r.zscore(DUE, "a") == 0
     assert members(r, IX_AI) == members(r, IX_GPU) == {b"1"}
     assert create(r, "b", 101, IX_AI) == [1, 2]
@@ -56,6 +57,7 @@ def test_create_refuses_an_existing_id(r: redis.Redis) -> None:
     create(r, "a", 100, IX_AI)
     assert create(r, "a", 200, IX_GPU) == [0]
     assert r.zscore(IDS, "a") == 100 and not r.exists(IX_GPU) and r.get(SEQ) == b"1"
+    assert r.hgetall(DOCS) == {b"1": b"{}"}
 
 
 @pytest.mark.parametrize("score", [99, 100])
@@ -69,35 +71,38 @@ def test_create_refuses_a_stamp_not_after_the_newest(r: redis.Redis, score: int)
 
 
 def update(r: redis.Redis, rev: str, add: list[str], rem: list[str], *fields: str) -> Any:
-    return script(r, lua.UPDATE_ENTRY)(keys=[E, *add, *rem], args=[rev, len(add), *fields])
+    keys = [E, DOCS, *add, *rem]
+    return script(r, lua.UPDATE_ENTRY)(keys=keys, args=[rev, len(add), *fields])
 
 
 def test_update_moves_memberships_and_replaces_the_hash(r: redis.Redis) -> None:
     create(r, "a", 100, IX_AI, IX_GPU)
     create(r, "b", 101, IX_AI)
     r.hset(E, "_secret_config", "{}")
-    assert update(r, "r1", [IX_HUB], [IX_AI], "p", '{"y":2}', "_rev", "r2") == 1
+    assert update(r, "r1", [IX_HUB], [IX_AI], '{"y":2}', "_rev", "r2") == 1
     # the number stays, fields not written again (an old secret) are gone
-    assert r.hgetall(E) == {b"_n": b"1", b"p": b'{"y":2}', b"_rev": b"r2"}
+    assert r.hgetall(E) == {b"_n": b"1", b"_rev": b"r2"}
+    assert r.hgetall(DOCS) == {b"1": b'{"y":2}', b"2": b"{}"}
     assert members(r, IX_AI) == {b"2"} and members(r, IX_HUB) == members(r, IX_GPU) == {b"1"}
 
 
 def test_update_conflict_changes_nothing(r: redis.Redis) -> None:
     create(r, "a", 100, IX_AI)
-    assert update(r, "stale", [IX_HUB], [IX_AI], "p", "{}", "_rev", "r2") == 0
+    assert update(r, "stale", [IX_HUB], [IX_AI], "{}", "_rev", "r2") == 0
     assert r.hget(E, "_rev") == b"r1" and members(r, IX_AI) == {b"1"} and not r.exists(IX_HUB)
+    assert r.hgetall(DOCS) == {b"1": b"{}"}
 
 
 def test_update_of_a_missing_entry_is_not_found(r: redis.Redis) -> None:
-    assert update(r, "r1", [IX_HUB], [], "p", "{}", "_rev", "r2") == -1
-    assert not r.exists(E, IX_HUB)
+    assert update(r, "r1", [IX_HUB], [], "{}", "_rev", "r2") == -1
+    assert not r.exists(E, IX_HUB, DOCS)
 
 
 # -- DELETE_ENTRY ----------------------------------------------------------------------------
 
 
 def delete(r: redis.Redis, rev: str, entry_id: str = "a", *index: str) -> Any:
-    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DUE, QUEUED, H, HH, *index]
+    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, *index]
     return script(r, lua.DELETE_ENTRY)(keys=keys, args=[rev, entry_id])
 
 
@@ -110,7 +115,7 @@ def test_delete_removes_everything_of_the_entry_only(r: redis.Redis) -> None:
     assert delete(r, "r1", "a", IX_AI, IX_GPU) == 1
     assert not r.exists(E, H, HH, IX_GPU)
     assert members(r, IX_AI) == {b"2"}
-    assert r.hgetall(DOCIDS) == {b"2": b"b"}
+    assert r.hgetall(DOCIDS) == {b"2": b"b"} and r.hgetall(DOCS) == {b"2": b"{}"}
     assert r.zrange(IDS, 0, -1) == r.zrange(DUE, 0, -1) == r.zrange(QUEUED, 0, -1) == [b"b"]
 
 
@@ -118,6 +123,7 @@ def test_delete_conflict_and_not_found(r: redis.Redis) -> None:
     create(r, "a", 100, IX_AI)
     assert delete(r, "stale", "a", IX_AI) == 0
     assert r.exists(E) and members(r, IX_AI) == {b"1"} and r.hget(DOCIDS, "1") == b"a"
+    assert r.hget(DOCS, "1") == b"{}"
     assert delete(r, "r1", "nope", IX_AI) == -1
     assert members(r, IX_AI) == {b"1"}
 
@@ -196,36 +202,29 @@ def test_resign_only_our_own_lock(r: redis.Redis) -> None:
 # -- reads -----------------------------------------------------------------------------------
 
 
+def test_read_entry_public_and_private(r: redis.Redis) -> None:
+    create(r, "a", 100, doc=b'{"id":"a"}')
+    read, private = script(r, lua.READ_ENTRY), script(r, lua.READ_ENTRY_PRIVATE)
+    assert read(keys=[E, DOCS]) == [b'{"id":"a"}', b"r1"]
+    assert private(keys=[E, DOCS]) == [b'{"id":"a"}', None, b"r1"]
+    r.hset(E, "_secret_config", "{}")
+    assert private(keys=[E, DOCS]) == [b'{"id":"a"}', b"{}", b"r1"]
+    assert read(keys=["t:e:gone", DOCS]) == [None, None]
+    assert private(keys=["t:e:gone", DOCS]) == [None, None, None]
+
+
 def test_read_public_joins_stored_json_with_null_for_missing(r: redis.Redis) -> None:
     create(r, "a", 100, doc=b'{"id":"a"}')
     create(r, "b", 101, doc=b'{"id":"b"}')
     read = script(r, lua.READ_PUBLIC)
-    assert read(keys=["t:e:b", "t:e:gone", "t:e:a"]) == b'[{"id":"b"},null,{"id":"a"}]'
-
-
-def test_read_page_takes_skips_and_reports_more(r: redis.Redis) -> None:
-    for n, entry_id in enumerate("abcd"):
-        create(r, entry_id, 100 + n, doc=f'{{"id":"{entry_id}"}}'.encode())
-    delete(r, "r1", "b")
-    page = script(r, lua.READ_PAGE)
-
-    def call(want: int, *numbers: int) -> Any:
-        return page(keys=[DOCIDS, IDS], args=["t:e:", want, *numbers])
-
-    # number 2 (b) is gone: skipped; a third entry (d) follows: more
-    assert call(2, 1, 2, 3, 4) == [b'{"id":"a"},{"id":"c"}', 2, 1, b"c", b"102", b"3"]
-    # the numbers run out before `want`: no more
-    assert call(5, 4, 3) == [b'{"id":"d"},{"id":"c"}', 2, 0, b"c", b"102", b"3"]
-    # exactly `want`, nothing after it with an entry
-    assert call(1, 4, 2) == [b'{"id":"d"}', 1, 0, b"d", b"103", b"4"]
-    assert call(3, 2, 99) == [b"", 0, 0]
+    assert read(keys=[DOCS, "t:e:b", "t:e:gone", "t:e:a"]) == b'[{"id":"b"},null,{"id":"a"}]'
 
 
 def test_read_health_basics(r: redis.Redis) -> None:
     create(r, "a", 100, doc=b'{"u":1}')
     r.set(H, "h")
     read = script(r, lua.READ_HEALTH_BASICS)
-    assert read(keys=[E, H]) == [b'{"u":1}', b"h"]
+    assert read(keys=[E, H, DOCS]) == [b'{"u":1}', b"h"]
     r.delete(H)
-    assert read(keys=[E, H]) == [b'{"u":1}', None]
-    assert read(keys=["t:e:gone", H]) == [None, None]
+    assert read(keys=[E, H, DOCS]) == [b'{"u":1}', None]
+    assert read(keys=["t:e:gone", H, DOCS]) == [None, None]

@@ -121,7 +121,7 @@ class HealthService:
         """(URL, probe interval, cached health) in one round trip; NotFound for no entry.
 
         The API's hot health read: one read-only script on the store's fast connection."""
-        keys = [self.keys.entry(entry_id), self.keys.health(entry_id)]
+        keys = [self.keys.entry(entry_id), self.keys.health(entry_id), self.keys.docs]
         entry_raw, health_raw = await self.store.read_script(self._read_basics, keys)
         if entry_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
 from regdb.query.terms import encode_scalar, is_indexed_path
 from regdb.query.validate import validate_filter
-from regdb.store import EntryStore, storage_errors
+from regdb.store import EntryStore, created_score, storage_errors
 
 HEALTH_FIELD = "health"
 
@@ -133,6 +134,16 @@ def index_is_exact(filt: dict[str, Any]) -> bool:
     return True
 
 
+def _set_combination(expr: IndexExpr) -> tuple[list[Term], str] | None:
+    """(terms, Redis command) when one set command evaluates `expr`, else None."""
+    if isinstance(expr, Term):
+        return [expr], "SMEMBERS"
+    if all(isinstance(c, Term) for c in expr.children):
+        terms = [c for c in expr.children if isinstance(c, Term)]
+        return terms, "SINTER" if isinstance(expr, Inter) else "SUNION"
+    return None
+
+
 def _pairs(raw: Any) -> list[tuple[int, bytes]]:
     """(score, id) pairs from a WITHSCORES answer."""
     return [(int(score), member) for member, score in raw]
@@ -205,37 +216,48 @@ class Searcher:
     async def _exact_page(
         self, expr: IndexExpr, limit: int, direction: int, after: Any
     ) -> tuple[bytes, int, Any]:
-        """(JSON array of the page, its length, next cursor key or None), joined by Redis."""
-        numbers = sorted((int(n) for n in await self._eval(expr)), reverse=direction < 0)
-        if after is not None:
-            start = after[2]
-            numbers = [n for n in numbers if (n > start if direction > 0 else n < start)]
-        parts: list[bytes] = []
-        count = 0
-        pos = 0
-        while pos < len(numbers):
-            # The numbers come from the index sets just read: nearly all still have an entry.
-            take = numbers[pos : pos + limit - count + PAGE_SLACK]
-            pos += len(take)
-            part = await self.store.page_part(take, limit - count)
-            if part.count:
-                parts.append(part.items_json)
-                count += part.count
-            if count == limit:
-                more = part.more or await self._any_left(numbers[pos:])
-                if more and part.last is not None:
-                    score, entry_id, number = part.last
-                    return b"[" + b",".join(parts) + b"]", count, [score, entry_id, number]
-                break
-        return b"[" + b",".join(parts) + b"]", count, None
+        """(JSON array of the page, its length, next cursor key or None), joined by Redis.
 
-    async def _any_left(self, numbers: list[int]) -> bool:
-        """Whether any of these document numbers still has an entry."""
-        for start in range(0, len(numbers), defaults.SCAN_BATCH):
-            chunk = numbers[start : start + defaults.SCAN_BATCH]
-            if any(i is not None for i in await self.store.read("HMGET", self.keys.docids, *chunk)):
-                return True
-        return False
+        Numbers ascend with creation time, so the page is the candidates' numbers in order,
+        after the cursor's; their stored JSON comes back in one HMGET and is joined as is."""
+        combination = _set_combination(expr)
+        if combination is None:
+            found: list[bytes] = list(await self._eval(expr))
+        else:
+            terms, command = combination
+            keys = [self.keys.index(t.path, t.encoded) for t in terms]
+            found = await self.store.read(command, *keys)
+        numbers = sorted(map(int, found))
+        if after is not None:
+            if direction > 0:
+                numbers = numbers[bisect.bisect_right(numbers, after[2]) :]
+            else:
+                numbers = numbers[: bisect.bisect_left(numbers, after[2])]
+        if direction < 0:
+            numbers.reverse()
+        docs: list[bytes] = []
+        last_number = 0
+        more = False
+        pos = 0
+        while pos < len(numbers) and not more:
+            # Nearly every number read from the index still has an entry: a few spare ones
+            # cover entries deleted since.
+            take = numbers[pos : pos + limit + 1 - len(docs) + PAGE_SLACK]
+            pos += len(take)
+            found_docs = await self.store.public_json_by_number(take)
+            for number, doc in zip(take, found_docs, strict=True):
+                if doc is None:
+                    continue
+                if len(docs) == limit:
+                    more = True
+                    break
+                docs.append(doc)
+                last_number = number
+        nxt = None
+        if more:
+            last = jsonutil.loads(docs[-1])  # the cursor needs the last entry's id and time
+            nxt = [created_score(last["created_at"]), last[ID_FIELD], last_number]
+        return b"[" + b",".join(docs) + b"]", len(docs), nxt
 
     # -- candidates ---------------------------------------------------------------------
 
