@@ -113,8 +113,8 @@ class EmbeddedRedis:
             "everysec",
             "--save",
             "",
-            # Entries are hashes of a dozen JSON fields, a few longer than 64 bytes; a higher
-            # limit keeps them in the compact encoding (see README: production Redis).
+            # An entry's hash holds its full config when it has secrets, often longer than 64
+            # bytes; a higher limit keeps it in the compact encoding (see README: production).
             "--hash-max-ziplist-value",
             "8192",
             # Index sets hold small integers (document numbers): as intsets they take 4 bytes
