@@ -24,10 +24,17 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # Index paths are escaped so that "<path>=<value>" can never be read two ways.
 _ESCAPES = str.maketrans({"%": "%25", "=": "%3D"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _escaped(path: str) -> str:
+    # Paths repeat (a create builds a dozen index keys): escape each once.
+    return path.translate(_ESCAPES)
 
 HEALTH_STATUS_PATH = "health.status"
 HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
@@ -65,7 +72,7 @@ class Keys:
         return f"{self.prefix}docs"
 
     def index(self, path: str, encoded: str) -> str:
-        return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"
+        return f"{self.prefix}ix:{_escaped(path)}={encoded}"
 
     def health_status_index(self, status: str) -> str:
         """Index set behind `{"health.status": status}`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
 
 import redis
 import redis.asyncio as aredis
@@ -94,3 +95,20 @@ async def test_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings
     )
     assert len({entry["container_registry_id"] for entry, _ in results}) == 200
     await client.aclose()
+
+
+async def test_create_stamps_after_a_newer_entry(settings: Settings, sync_r: redis.Redis) -> None:
+    # Another process, its clock a minute ahead, created an entry: a create here must stamp a
+    # later time, so that creation times keep growing with document numbers.
+    from regdb.model import epoch_us, rfc3339
+
+    keys = Keys(settings.prefix)
+    ahead = datetime.now(UTC) + timedelta(minutes=1)
+    sync_r.zadd(keys.ids, {"elsewhere": epoch_us(ahead)})
+    assert settings.redis_url
+    client = aredis.Redis.from_url(settings.redis_url)
+    entry, _ = await EntryStore(client, keys).create(SEED_ENTRY)
+    await client.aclose()
+    assert entry["created_at"] == entry["updated_at"] > rfc3339(ahead)
+    score = sync_r.zscore(keys.ids, SEED_ENTRY["container_registry_id"])
+    assert score == epoch_us(ahead) + 1

@@ -6,9 +6,10 @@ filter can never be used to guess a secret.
 
 Index sets hold document numbers, which grow with creation time. When the index sets alone
 answer a filter (`index_is_exact`), the page is in creation order and needs no health join nor
-projection, the page is the candidates' numbers in order, after the cursor's, and Redis joins
-the stored public JSON of its entries (READ_PAGE): Python never decodes an entry. Otherwise
-entries are decoded, checked by the matcher, sorted and projected in Python.
+projection, the page is the candidates' numbers in order after the cursor's, and one HMGET of
+the `docs` hash hands back the page's stored public JSON, which is joined as bytes: Python never
+decodes an entry (but the last, for the next cursor). Otherwise entries are decoded, checked by
+the matcher, sorted and projected in Python.
 """
 
 from __future__ import annotations
