@@ -36,6 +36,7 @@ def _escaped(path: str) -> str:
     # Paths repeat (a create builds a dozen index keys): escape each once.
     return path.translate(_ESCAPES)
 
+
 HEALTH_STATUS_PATH = "health.status"
 HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "unknown", "maintenance")
 """Every status a registry can show; an entry is in exactly one health.status index set."""
