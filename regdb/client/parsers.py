@@ -74,7 +74,9 @@ def _leaf(
 
 def _page_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="entries per page (server default 100, max 1000)")
-    p.add_argument("--sort", help="comma-separated paths, - for descending (e.g. -created_at)")
+    p.add_argument(
+        "--sort", help="comma-separated paths, - for descending (write --sort=-created_at)"
+    )
     p.add_argument("--fields", help="comma-separated paths to return (projection)")
     p.add_argument("--cursor", help="next_cursor of a previous page")
     p.add_argument("--all", action="store_true", help="follow next_cursor to the last page")
