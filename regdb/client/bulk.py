@@ -104,7 +104,8 @@ def registries_create(api: Api, out: Output, args: argparse.Namespace) -> int:
         return OK
     outcomes: list[Outcome] = []
     lost: Unreachable | None = None
-    with Progress(console=out.err, transient=True) as bar:
+    # The bar is for a person watching; in a log or a pipe it would only add noise.
+    with Progress(console=out.err, transient=True, disable=not out.err.is_terminal) as bar:
         task = bar.add_task("creating", total=len(docs.items))
         for doc in docs.items:
             try:

@@ -85,7 +85,7 @@ def _page_options(p: argparse.ArgumentParser) -> None:
 def _registries(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     group = sub.add_parser(
         "registries",
-        help="list, read, create, update, delete and query entries",
+        help="List, read, create, update, delete and query entries (HTTP API client).",
         description=CLIENT,
     )
     leaves = group.add_subparsers(dest="registries_command", required=True)
@@ -142,7 +142,9 @@ def _registries(sub: Any, common: list[argparse.ArgumentParser]) -> None:
 
 
 def _hooks(sub: Any, common: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("hooks", help="manage alert hooks", description=CLIENT)
+    group = sub.add_parser(
+        "hooks", help="Manage alert hooks (HTTP API client).", description=CLIENT
+    )
     leaves = group.add_subparsers(dest="hooks_command", required=True)
     p = _leaf(leaves, "list", "List alert hooks (secrets never shown).", common)
     p.set_defaults(func=_entry("commands", "hooks_list"))

@@ -124,7 +124,8 @@ def status_text(status: Any) -> Text:
 def _table(*columns: str, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_lines=False)
     for name in columns:
-        table.add_column(name, overflow="fold")
+        # Ids stay on one line: they are copied into the next command.
+        table.add_column(name, overflow="fold", no_wrap=name == "id")
     return table
 
 
