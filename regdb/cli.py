@@ -258,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `regdb` console script."""
     die_with_parent()  # a worker or scheduler child of `regdb serve` must not outlive it
     args = build_parser().parse_args(argv)
+    if getattr(args, "http_client", False):  # the HTTP client needs none of the server's settings
+        args.func(None, args)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

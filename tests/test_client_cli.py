@@ -611,6 +611,9 @@ def test_process_exit_codes_and_json_stdout(server: Serve, tmp_path: Path) -> No
     assert down.code == 2 and down.out == ""
     assert down.err.startswith(f"error: cannot reach regdb at {CLOSED}: connection refused")
     assert regdb_process("watch", "--once", env={"REGDB_URL": CLOSED}).code == 2
+    # The client reads none of the server's settings: a bad one there does not stop it.
+    odd = regdb_process("registries", "get", "nope", "--url", url, env={"HEALTH_INTERVAL": "x"})
+    assert odd.code == 1 and odd.err == "error: No document found with id 'nope'\n"
 
     usage = regdb_process("registries", "get")
     assert usage.code == 2 and "usage:" in usage.err

@@ -67,9 +67,11 @@ def _leaf(
     sub: Any, name: str, summary: str, parents: list[argparse.ArgumentParser]
 ) -> argparse.ArgumentParser:
     epilog = "Exit codes: 0 ok, 1 refused or not found by the server, 2 usage or regdb unreachable."
-    return sub.add_parser(  # type: ignore[no-any-return]
+    p: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=f"{CLIENT} {summary}", parents=parents, epilog=epilog
     )
+    p.set_defaults(http_client=True)  # regdb.cli.main: run without reading server settings
+    return p
 
 
 def _page_options(p: argparse.ArgumentParser) -> None:
