@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -687,3 +688,57 @@ def test_token_is_sent_as_bearer_never_printed_nor_redirected() -> None:
         for httpd in (other, api, redirecting):
             httpd.shutdown()
             httpd.server_close()
+
+
+def test_watch_redraws_when_a_status_changes(server: Serve) -> None:
+    url = f"http://127.0.0.1:{server.port}"
+    assert _call(server.port, "POST", "/container_registry", entry("live-1", "live-one"))[0] == 201
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "regdb.cli",
+            "watch",
+            '{"container_registry_id": {"$in": ["live-1", "live-2"]}}',
+            "--interval",
+            "0.2",
+            "--url",
+            url,
+        ],
+        env={**os.environ, "COLUMNS": "250"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+
+    def wait_for(text: str) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = [n for n, line in enumerate(list(lines)) if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} never shown: {''.join(lines)}")
+
+    try:
+        first = wait_for("live-one")
+        # A new registry, then its probes: each change is drawn again.
+        assert (
+            _call(server.port, "POST", "/container_registry", entry("live-2", "live-two"))[0] == 201
+        )
+        assert wait_for("live-two") > first
+        wait_for("2 unhealthy")  # the probes' results are drawn as they come
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0  # Ctrl-C is how watching ends: not an error
+        reader.join(5)
+        stdout.close()
