@@ -405,6 +405,7 @@ def test_dry_run_validates_locally_and_sends_nothing(
         json.dumps(entry("dry-2", container_registry_tags=["dry"], created_at="2020-01-01")),
         json.dumps(entry("dry-1", container_registry_tags=["dry"])),
         json.dumps(entry("dry-3", container_registry_tags=["dry"])),
+        json.dumps({**entry("x"), "container_registry_id": 5}),
     ]
     path = write(tmp_path / "dry.ndjson", "\n".join(lines))
     result = cli("registries", "create", "-f", path, "--dry-run", "-o", "json")
@@ -414,10 +415,13 @@ def test_dry_run_validates_locally_and_sends_nothing(
         (2, False),
         (3, False),
         (4, True),
+        (5, False),
     ]
+    assert "line 5: error: invalid entry: container_registry_id" in result.err
+    assert cli("registries", "create", "-f", path, "--dry-run").code == 1  # the table too
     assert "line 2: error: " in result.err and "created_at" in result.err
     assert "line 3: error: container_registry_id 'dry-1' is also on line 1" in result.err
-    assert "dry run, nothing sent: 2 valid, 2 refused" in result.err
+    assert "dry run, nothing sent: 2 valid, 3 refused" in result.err
     port = server.port
     status, body = _call(port, "POST", "/container_registries", {"container_registry_tags": "dry"})
     assert status == 200 and body["data"] == []
@@ -612,6 +616,12 @@ def test_process_exit_codes_and_json_stdout(server: Serve, tmp_path: Path) -> No
     assert down.code == 2 and down.out == ""
     assert down.err.startswith(f"error: cannot reach regdb at {CLOSED}: connection refused")
     assert regdb_process("watch", "--once", env={"REGDB_URL": CLOSED}).code == 2
+    many = write(
+        tmp_path / "many.ndjson", f"{json.dumps(entry('p-2'))}\n{json.dumps(entry('p-3'))}\n"
+    )
+    stopped = regdb_process("registries", "create", "-f", many, "--url", CLOSED)
+    assert stopped.code == 2 and stopped.out == ""
+    assert "error: stopped at line 1: cannot reach regdb at " in stopped.err
     # The client reads none of the server's settings: a bad one there does not stop it.
     odd = regdb_process("registries", "get", "nope", "--url", url, env={"HEALTH_INTERVAL": "x"})
     assert odd.code == 1 and odd.err == "error: No document found with id 'nope'\n"

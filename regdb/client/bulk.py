@@ -35,14 +35,19 @@ class Outcome:
     details: Any = None
 
 
+def _given_id(value: Any) -> str | None:
+    """The id a document asks for, when it is a string (anything else the server refuses)."""
+    given = value.get(ID_FIELD) if isinstance(value, dict) else None
+    return given if isinstance(given, str) else None
+
+
 def _send(api: Api, doc: Document) -> Outcome:
     if doc.error is not None:
         return Outcome(doc.line, False, error=doc.error)
     try:
         reply = api.call("POST", "/container_registry", body=doc.value, retry=False)
     except ApiError as exc:
-        given = doc.value.get(ID_FIELD) if isinstance(doc.value, dict) else None
-        return Outcome(doc.line, False, given, exc.status, exc.message, exc.details)
+        return Outcome(doc.line, False, _given_id(doc.value), exc.status, exc.message, exc.details)
     return Outcome(doc.line, True, reply.data.get("id"), reply.status)
 
 
@@ -58,7 +63,7 @@ def _check(doc: Document, seen: dict[str, int]) -> Outcome:
         entry = validate_entry(doc.value, created_at=stamp, updated_at=stamp)
     except InvalidInput as exc:
         return Outcome(doc.line, False, error=exc.message, details=exc.details)
-    given = doc.value.get(ID_FIELD)
+    given = _given_id(doc.value)
     if given is not None:
         if given in seen:
             return Outcome(
@@ -114,6 +119,8 @@ def registries_create(api: Api, out: Output, args: argparse.Namespace) -> int:
                 lost = Unreachable(f"stopped at line {doc.line}: {exc.message}")
                 break
             bar.advance(task)
+    if lost is not None and not outcomes:
+        raise lost
     code = _report(out, outcomes, dry_run=False)
     if lost is not None:
         raise lost
