@@ -565,7 +565,7 @@ def _doc(docs: list[Doc], kind: str, name: str) -> Doc:
     return _by_kind(docs, kind)[name]
 
 
-def _set_config(key: str, value: str) -> Callable[[list[Doc]], None]:
+def _set_config(key: str, value: object) -> Callable[[list[Doc]], None]:
     def change(docs: list[Doc]) -> None:
         _doc(docs, "ConfigMap", "regdb-config")["data"][key] = value
 
@@ -581,7 +581,7 @@ BREAKAGES: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
         lambda d: _container(d, "worker").update(resource={}),
         "Additional properties",
     ),
-    "config-value-not-a-string": (_set_config("PORT", 8000), "data.PORT"),  # type: ignore[arg-type]
+    "config-value-not-a-string": (_set_config("PORT", 8000), "data.PORT"),
     "readiness-on-healthz": (
         lambda d: _container(d, "api")["readinessProbe"]["httpGet"].update(path="/healthz"),
         "readinessProbe must GET /readyz",
