@@ -55,7 +55,7 @@ async def query_registries(request: web.Request) -> web.Response:
     opts = query_options(request)
     filt = await read_json(request, allow_empty=True)
     page = await request.app[SEARCHER_KEY].search(filt, opts)
-    return ok(page.items, count=len(page.items), next_cursor=page.next_cursor)
+    return ok(page.items, count=page.count, next_cursor=page.next_cursor)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The `regdb` command: serve, api, worker, scheduler, fsck."""
+"""The `regdb` command: serve, api, worker, scheduler, fsck, export, import, and the client."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from regdb import client
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
 from regdb.lifetime import die_with_parent, port_taken
 from regdb.settings import Settings, SettingsError
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_import)
+    # The HTTP client (regdb/client/): registries, health, hooks, watch.
+    client.add_parsers(sub)
     return parser
 
 
@@ -255,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `regdb` console script."""
     die_with_parent()  # a worker or scheduler child of `regdb serve` must not outlive it
     args = build_parser().parse_args(argv)
+    if getattr(args, "http_client", False):  # the HTTP client needs none of the server's settings
+        args.func(None, args)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -1,15 +1,23 @@
-"""How an entry sits in its Redis hash.
+"""How an entry sits in Redis.
 
-One field per top-level key, each JSON-encoded, plus ``_rev`` (the revision, the ETag). The
-config is stored **redacted** in ``container_registry_config``; when it holds secrets, the full
-config sits beside it in ``_secret_config``, which only the prober and the update path read.
-So every public read is safe by construction, and cheap: a Lua script can assemble the public
-JSON of an entry from its fields without Python decoding and re-encoding it.
+Its public JSON (config redacted), exactly what reads return, is one field of the ``docs`` hash
+under its document number: GET is that field sent as it is, and a query page is one HMGET of
+its entries' numbers joined by commas; Python never decodes and re-encodes them.
+
+The entry's own hash holds the rest:
+
+- ``_rev``: the revision (the ETag);
+- ``_n``: the document number, its member in the index sets and its field in ``docs``
+  (written by the scripts);
+- ``_secret_config``: the full config, only when it differs from the redacted one; only the
+  prober and the update path read it.
+
+So every public read is safe by construction, and the small entry hash stays a listpack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from regdb import jsonutil
@@ -17,46 +25,30 @@ from regdb.keys import ENTRY_REV_FIELD
 from regdb.secrets import CONFIG_FIELD, redact_config
 
 SECRET_CONFIG_FIELD = "_secret_config"
-_REV = ENTRY_REV_FIELD.encode()
-_SECRET = SECRET_CONFIG_FIELD.encode()
-_CONFIG = CONFIG_FIELD.encode()
 
 
-def encode_entry(entry: dict[str, Any], rev: str) -> list[bytes | str]:
-    """Flat field/value list for HSET."""
-    out: list[bytes | str] = []
-    for key, value in entry.items():
-        out.append(key)
-        if key == CONFIG_FIELD:
-            public = redact_config(value)
-            out.append(jsonutil.dumps(public))
-            if public != value:
-                out.append(SECRET_CONFIG_FIELD)
-                out.append(jsonutil.dumps(value))
-        else:
-            out.append(jsonutil.dumps(value))
-    out.append(ENTRY_REV_FIELD)
-    out.append(rev)
-    return out
+def encode_entry(entry: dict[str, Any], rev: str) -> tuple[bytes, list[bytes | str]]:
+    """(public JSON, field/value list for the entry's hash without its document number)."""
+    public = entry
+    fields: list[bytes | str] = [ENTRY_REV_FIELD, rev]
+    config = entry.get(CONFIG_FIELD)
+    if config is not None:
+        redacted = redact_config(config)
+        if redacted != config:
+            public = {**entry, CONFIG_FIELD: redacted}
+            fields += [SECRET_CONFIG_FIELD, jsonutil.dumps(config)]
+    return jsonutil.dumps(public), fields
 
 
-def decode_entry(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], str] | None:
-    """(entry with its secrets, rev) from HGETALL's answer, or None for a missing hash."""
-    if not raw:
+def decode_entry(raw: Sequence[Any]) -> tuple[dict[str, Any], str] | None:
+    """(entry with its secrets, rev) from READ_ENTRY_PRIVATE's answer; None for no entry."""
+    public, secret, rev = raw
+    if public is None:
         return None
-    rev = ""
-    entry: dict[str, Any] = {}
-    secret_config = None
-    for key, value in raw.items():
-        if key == _REV:
-            rev = value.decode()
-        elif key == _SECRET:
-            secret_config = value
-        else:
-            entry[key.decode()] = jsonutil.loads(value)
-    if secret_config is not None:
-        entry[CONFIG_FIELD] = jsonutil.loads(secret_config)
-    return entry, rev
+    entry: dict[str, Any] = jsonutil.loads(public)
+    if secret:
+        entry[CONFIG_FIELD] = jsonutil.loads(secret)
+    return entry, bytes(rev).decode()
 
 
 def etag(rev: str) -> str:

@@ -24,6 +24,8 @@ from regdb.lifetime import pid_alive, redis_preexec
 log = logging.getLogger(__name__)
 
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
+INTSET_MAX = 1_000_000
+"""Largest index set Redis keeps as an intset (Redis' default, 512, suits general sets)."""
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -162,10 +164,15 @@ class EmbeddedRedis:
             "everysec",
             "--save",
             "",
-            # Entries are hashes of a dozen JSON fields, a few longer than 64 bytes; a higher
-            # limit keeps them in the compact encoding (see README: production Redis).
+            # An entry's hash holds its full config when it has secrets, often longer than 64
+            # bytes; a higher limit keeps it in the compact encoding (see README: production).
             "--hash-max-ziplist-value",
             "8192",
+            # Index sets hold small integers (document numbers): as intsets they take 4 bytes
+            # a member instead of ~80 in a hash table. Members are added in increasing order
+            # (appended), so large intsets stay cheap to write; see README: production Redis.
+            "--set-max-intset-entries",
+            str(INTSET_MAX),
             "--daemonize",
             "no",
             "--pidfile",

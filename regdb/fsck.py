@@ -1,7 +1,12 @@
-"""`regdb fsck`: do the index sets and the ids sorted set agree with the entries?
+"""`regdb fsck`: do the index sets, the document numbers and the ids sorted set agree with the
+entries?
 
-Checking reads everything; `--repair` adds missing memberships and removes stray ones. Repair is
-meant for a quiet store (it does not stop concurrent writers).
+Checked: every index set (members are document numbers, see lua.py), the `docids` map from
+numbers to ids, the `docs` hash (numbers to public JSON, none without an entry), the numbers
+themselves (one per entry, distinct, growing with creation order, not above `docseq`) and the
+`ids` sorted set. Checking reads everything; `--repair` renumbers the entries when their
+numbers are shared or out of order, then adds missing memberships and removes stray ones.
+Repair is meant for a quiet store (it does not stop concurrent writers).
 
 It also finds entries whose stored public config is not what today's redaction rule makes of it
 (written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
@@ -12,13 +17,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from regdb import jsonutil
-from regdb.codec import SECRET_CONFIG_FIELD, decode_entry
+from regdb.codec import SECRET_CONFIG_FIELD, decode_entry, encode_entry
 from regdb.connections import sync_redis
-from regdb.keys import Keys
+from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
 from regdb.secrets import CONFIG_FIELD, redact_config
@@ -33,12 +39,20 @@ class Report:
     entries: int = 0
     index_keys: int = 0
     missing: list[tuple[str, str]] = field(default_factory=list)
-    """(index key, id) the entry needs but the set lacks."""
+    """(index key, document number) the entry needs but the set lacks."""
     stray: list[tuple[str, str]] = field(default_factory=list)
-    """(index key, id) present in a set although the entry does not need it (or is gone)."""
+    """(index key, member) present in a set although no entry needs it there."""
     ids_missing: list[str] = field(default_factory=list)
     ids_stray: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    misnumbered: list[str] = field(default_factory=list)
+    """Ids whose document number is absent, shared, or out of creation order."""
+    docids_wrong: list[tuple[str, str | None]] = field(default_factory=list)
+    """(number, id it should map to, or None for a number no entry has)."""
+    docs_stray: list[str] = field(default_factory=list)
+    """Numbers in `docs` that no entry has."""
+    docseq_behind: int = 0
+    """The highest number in use when `docseq` is below it (new entries would reuse it)."""
     unredacted: list[str] = field(default_factory=list)
     """Ids whose stored public config is not redacted by the current rule."""
 
@@ -50,7 +64,11 @@ class Report:
             or self.ids_missing
             or self.ids_stray
             or self.unreadable
+            or self.misnumbered
             or self.unredacted
+            or self.docids_wrong
+            or self.docs_stray
+            or self.docseq_behind
         )
 
 
@@ -63,39 +81,77 @@ def _health_status(r: redis.Redis, keys: Keys, entry_id: str) -> HealthStatus:
     return record.status if record is not None else HealthStatus.UNKNOWN
 
 
-def _public_config(r: redis.Redis, key: str) -> object:
-    raw = r.hget(key, CONFIG_FIELD)
-    return None if raw is None else jsonutil.loads(raw)
+def _unredacted(r: redis.Redis, keys: Keys, number: int, entry: dict[str, Any]) -> bool:
+    """Whether the public JSON holds a config the current rule would redact further."""
+    public = jsonutil.loads(r.hget(keys.docs, number))  # type: ignore[arg-type]
+    config = entry.get(CONFIG_FIELD)
+    return config is not None and public.get(CONFIG_FIELD) != redact_config(config)
 
 
-def _redact_again(r: redis.Redis, key: str) -> None:
-    """Store an entry's config as the current rule redacts it; atomic against a writer."""
+def _redact_again(r: redis.Redis, keys: Keys, entry_id: str) -> None:
+    """Store an entry's public JSON and secret field as the current rule makes them; atomic
+    against a writer of the entry (WATCH on its hash, which every write changes)."""
+    key = keys.entry(entry_id)
     with r.pipeline(transaction=True) as pipe:
         pipe.watch(key)  # type: ignore[no-untyped-call]
-        found = decode_entry(pipe.hgetall(key))
-        if found is None or CONFIG_FIELD not in found[0]:
+        found, number = _read_entry(pipe, keys, key)
+        if found is None or number is None:
             return
-        config = found[0][CONFIG_FIELD]
-        public = redact_config(config)
+        entry, rev = found
+        public, fields = encode_entry(entry, rev)
         pipe.multi()
-        pipe.hset(key, CONFIG_FIELD, jsonutil.dumps(public))
-        if public != config:
-            pipe.hset(key, SECRET_CONFIG_FIELD, jsonutil.dumps(config))
+        pipe.hset(keys.docs, str(number), public)
+        if SECRET_CONFIG_FIELD in fields:
+            pipe.hset(key, SECRET_CONFIG_FIELD, fields[fields.index(SECRET_CONFIG_FIELD) + 1])
         else:
             pipe.hdel(key, SECRET_CONFIG_FIELD)
         pipe.execute()
 
 
+def _read_entry(
+    r: redis.Redis, keys: Keys, key: str
+) -> tuple[tuple[dict[str, Any], str] | None, int | None]:
+    """(decoded entry or None, its document number or None); ValueError when unreadable."""
+    number, secret, rev = r.hmget(key, ENTRY_DOCNUM_FIELD, SECRET_CONFIG_FIELD, ENTRY_REV_FIELD)
+    if number is None:
+        # No number, so no public JSON to find: an entry fsck cannot read (nor renumber).
+        raise ValueError("entry without a document number")
+    public = r.hget(keys.docs, number)
+    if public is None:
+        raise ValueError("entry without public JSON")
+    return decode_entry([public, secret, rev]), int(number)
+
+
+def _misnumbered(numbers: dict[str, int | None], created: dict[str, int]) -> list[str]:
+    """Entries whose number is absent, shared, or out of (creation score, id) order."""
+    bad: set[str] = {i for i, n in numbers.items() if n is None}
+    owners: dict[int, list[str]] = defaultdict(list)
+    for entry_id, n in numbers.items():
+        if n is not None:
+            owners[n].append(entry_id)
+    bad.update(i for ids in owners.values() if len(ids) > 1 for i in ids)
+    previous = 0
+    for entry_id in sorted(created, key=lambda i: (created[i], i)):
+        n = numbers.get(entry_id)
+        if n is None or entry_id in bad:
+            continue
+        if n <= previous:
+            bad.add(entry_id)
+        previous = max(previous, n)
+    return sorted(bad)
+
+
 def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
-    """Compare every index set and the ids set with what the entries imply."""
+    """Compare every index set, the numbers and the ids set with what the entries imply."""
     report = Report()
     expected: dict[str, set[str]] = defaultdict(set)
     created: dict[str, int] = {}
+    numbers: dict[str, int | None] = {}
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=batch):
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
         try:
-            found = decode_entry(r.hgetall(key))
+            found, number = _read_entry(r, keys, key)
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -103,12 +159,29 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
             continue
         entry = found[0]
         report.entries += 1
-        if _public_config(r, key) != redact_config(entry.get(CONFIG_FIELD)):
-            report.unredacted.append(entry_id)
         created[entry_id] = created_score(entry["created_at"])
+        numbers[entry_id] = number
+        if number is None:
+            continue
+        if _unredacted(r, keys, number, entry):
+            report.unredacted.append(entry_id)
+        member = str(number)
         for path, enc in entry_terms(entry):
-            expected[keys.index(path, enc)].add(entry_id)
-        expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(entry_id)
+            expected[keys.index(path, enc)].add(member)
+        expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(member)
+    report.misnumbered = _misnumbered(numbers, created)
+    want_docids = {str(n): i for i, n in numbers.items() if n is not None}
+    have_docids = {k.decode(): v.decode() for k, v in r.hgetall(keys.docids).items()}  # type: ignore[union-attr]
+    for n, entry_id in want_docids.items():
+        if have_docids.get(n) != entry_id:
+            report.docids_wrong.append((n, entry_id))
+    report.docids_wrong.extend((n, None) for n in sorted(have_docids.keys() - want_docids.keys()))
+    have_docs = {k.decode() for k in r.hkeys(keys.docs)}  # type: ignore[union-attr]
+    report.docs_stray = sorted(have_docs - want_docids.keys(), key=int)
+    seq = r.get(keys.docseq)
+    in_use = [n for n in numbers.values() if n is not None]
+    if in_use and int(seq or 0) < max(in_use):
+        report.docseq_behind = max(in_use)
     seen_keys: set[str] = set()
     for raw_key in r.scan_iter(match=keys.index_pattern, count=batch):
         key = raw_key.decode()
@@ -127,24 +200,59 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
     return report
 
 
+def renumber(r: redis.Redis, keys: Keys) -> None:
+    """Give every numbered entry a fresh number in creation order (then repair the sets)."""
+    created: dict[str, int] = {}
+    public: dict[str, bytes] = {}
+    for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
+        key = raw_key.decode()
+        try:
+            found, number = _read_entry(r, keys, key)
+        except ValueError:
+            continue
+        if found is not None:
+            entry_id = keys.entry_id_from_key(key)
+            created[entry_id] = created_score(found[0]["created_at"])
+            public[entry_id] = r.hget(keys.docs, number)  # type: ignore[assignment, arg-type]
+    pipe = r.pipeline(transaction=False)
+    pipe.delete(keys.docids, keys.docs)
+    order = sorted(created, key=lambda i: (created[i], i))
+    for n, entry_id in enumerate(order, start=1):
+        pipe.hset(keys.entry(entry_id), ENTRY_DOCNUM_FIELD, n)
+        pipe.hset(keys.docids, str(n), entry_id)
+        pipe.hset(keys.docs, str(n), public[entry_id])
+    pipe.set(keys.docseq, len(order))
+    pipe.execute()
+
+
 def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
     """Apply the fixes a report calls for."""
+    for leaky in report.unredacted:
+        _redact_again(r, keys, leaky)
+    if report.misnumbered:
+        renumber(r, keys)
+        report = check(r, keys)
     pipe = r.pipeline(transaction=False)
     for key, member in report.missing:
         pipe.sadd(key, member)
     for key, member in report.stray:
         pipe.srem(key, member)
+    for n, entry_id in report.docids_wrong:
+        if entry_id is None:
+            pipe.hdel(keys.docids, n)
+        else:
+            pipe.hset(keys.docids, n, entry_id)
+    for n in report.docs_stray:
+        pipe.hdel(keys.docs, n)
+    if report.docseq_behind:
+        pipe.set(keys.docseq, report.docseq_behind)
     for entry_id in report.ids_stray:
         pipe.zrem(keys.ids, entry_id)
     for entry_id in report.ids_missing:
-        raw = r.hget(keys.entry(entry_id), "created_at")
-        if raw is not None:
-            from regdb import jsonutil
-
-            pipe.zadd(keys.ids, {entry_id: created_score(jsonutil.loads(raw))})
+        found, _ = _read_entry(r, keys, keys.entry(entry_id))
+        if found is not None:
+            pipe.zadd(keys.ids, {entry_id: created_score(found[0]["created_at"])})
     pipe.execute()
-    for entry_id in report.unredacted:
-        _redact_again(r, keys.entry(entry_id))
 
 
 def main(settings: Settings, *, repair: bool = False) -> int:
@@ -159,7 +267,9 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"entries: {report.entries}  index sets: {report.index_keys}  "
         f"missing: {len(report.missing)}  stray: {len(report.stray)}  "
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
-        f"unreadable: {len(report.unreadable)}  unredacted: {len(report.unredacted)}"
+        f"misnumbered: {len(report.misnumbered)}  docids wrong: {len(report.docids_wrong)}  "
+        f"docseq behind: {report.docseq_behind}  unreadable: {len(report.unreadable)}  "
+        f"unredacted: {len(report.unredacted)}"
     )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")

@@ -22,3 +22,7 @@ def dumps_str(value: Any) -> str:
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Decode JSON; raises JSONDecodeError (a ValueError) on malformed input."""
     return orjson.loads(data)
+
+
+RawJSON = orjson.Fragment
+"""JSON bytes that `dumps` embeds as they are (a page assembled by Redis)."""

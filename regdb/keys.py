@@ -2,9 +2,16 @@
 
 Layout (``P`` is the prefix, ``regdb:`` by default):
 
-- ``P e:<id>``              hash: one entry, each top-level field JSON-encoded, plus ``_rev``
-- ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch)
-- ``P ix:<path>=<value>``   set: ids whose ``path`` equals the encoded scalar ``value``
+- ``P e:<id>``              hash: one entry's revision, document number and, when it has
+                            secrets, its full config (see codec.py)
+- ``P docs``                hash: document number -> the entry's public JSON (a query page is
+                            one HMGET of it)
+- ``P ids``                 sorted set: every entry id, scored by creation time (µs since epoch,
+                            unique: a create never stamps a time at or before the latest one)
+- ``P docseq``              string: the last document number handed out
+- ``P docids``              hash: document number -> entry id
+- ``P ix:<path>=<value>``   set: document numbers of the entries whose ``path`` equals the
+                            encoded scalar ``value`` (small integers: Redis keeps them as intsets)
 - ``P h:<id>``              string: latest health result (JSON)
 - ``P hh:<id>``             list: recent health results, newest first
 - ``P due``                 sorted set: id -> time the next probe is due (s since epoch)
@@ -31,6 +38,7 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from regdb.monitor.model import HealthStatus
@@ -38,10 +46,19 @@ from regdb.monitor.model import HealthStatus
 # Index paths are escaped so that "<path>=<value>" can never be read two ways.
 _ESCAPES = str.maketrans({"%": "%25", "=": "%3D"})
 
+
+@functools.lru_cache(maxsize=4096)
+def _escaped(path: str) -> str:
+    # Paths repeat (a create builds a dozen index keys): escape each once.
+    return path.translate(_ESCAPES)
+
+
 HEALTH_STATUS_PATH = "health.status"
 
 ENTRY_REV_FIELD = "_rev"
 """Hash field holding the entry's revision token (its ETag); never part of the entry itself."""
+ENTRY_DOCNUM_FIELD = "_n"
+"""Hash field holding the entry's document number, its member in the index sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +74,20 @@ class Keys:
     def ids(self) -> str:
         return f"{self.prefix}ids"
 
+    @property
+    def docseq(self) -> str:
+        return f"{self.prefix}docseq"
+
+    @property
+    def docids(self) -> str:
+        return f"{self.prefix}docids"
+
+    @property
+    def docs(self) -> str:
+        return f"{self.prefix}docs"
+
     def index(self, path: str, encoded: str) -> str:
-        return f"{self.prefix}ix:{path.translate(_ESCAPES)}={encoded}"
+        return f"{self.prefix}ix:{_escaped(path)}={encoded}"
 
     def health_status_index(self, status: HealthStatus | str) -> str:
         """Index set behind `{"health.status": status}`."""

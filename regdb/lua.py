@@ -1,53 +1,83 @@
-"""Lua scripts that make a write of an entry and its index changes one atomic step.
+"""Every Lua script regdb runs, one per operation, each with its KEYS/ARGV contract.
 
-Python computes the new entry and the index sets to add and remove from a revision it read;
-the script applies them only if that revision is still current (compare-and-set), so two
-writers can never leave an index pointing at the wrong entry.
+Writes: Python computes the new entry and the index sets to add and remove from a revision it
+read; the script applies them only if that revision is still current (compare-and-set), so two
+writers can never leave an index pointing at the wrong entry. Index sets hold document numbers
+(``_n`` in the entry hash, ``docids`` maps them back to ids), small integers that Redis stores
+as intsets. Document numbers grow with creation time (CREATE_ENTRY refuses a stamp that is not
+later than the newest entry's), so ordering a set of them is ordering by creation.
+
+An entry's public JSON lives in the `docs` hash under its document number (codec.py): a query
+page needs no script at all, it is one HMGET of `docs` (regdb/query/execute.py).
+No script has a failing step after its first write: Redis would not roll back what it wrote.
 """
 
 from __future__ import annotations
 
-# KEYS: entry, ids, then nadd index keys to add the id to, then nrem to remove it from,
-#       then extra keys: on delete, keys to drop with the entry; on create, the sorted set of
-#       due probes (a new entry is due at once).
-# ARGV: mode ('create'|'update'|'delete'), expected rev, id, score, nadd, nrem,
-#       then field/value pairs for the hash (create/update).
-# Returns 1 done, 0 conflict (exists on create, revision changed otherwise), -1 not found.
-WRITE_ENTRY = """
-local mode = ARGV[1]
-if mode == 'create' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-else
-  local cur = redis.call('HGET', KEYS[1], '_rev')
-  if not cur then return -1 end
-  if cur ~= ARGV[2] then return 0 end
-end
-local nadd = tonumber(ARGV[5])
-local nrem = tonumber(ARGV[6])
-for i = 1, nadd do redis.call('SADD', KEYS[2 + i], ARGV[3]) end
-for i = 1, nrem do redis.call('SREM', KEYS[2 + nadd + i], ARGV[3]) end
-if mode == 'delete' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  for i = 3 + nadd + nrem, #KEYS do redis.call('DEL', KEYS[i]) end
-  return 1
-end
-if mode == 'update' then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-if mode == 'create' then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-  for i = 3 + nadd, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
-end
+# KEYS: entry, ids, docseq, docids, docs, due, then every index set the entry belongs in.
+# ARGV: id, creation score (µs since the epoch), public JSON, then the entry hash's field/value
+# pairs.
+# Returns {1, document number} created; {0} when the id exists; {-1, newest creation score}
+# when the score is not later than the newest entry's (stamp a later time and call again).
+CREATE_ENTRY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+if newest and tonumber(newest) >= tonumber(ARGV[2]) then return {-1, newest} end
+local n = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
+redis.call('HSET', KEYS[4], n, ARGV[1])
+redis.call('HSET', KEYS[5], n, ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[6], 0, ARGV[1])
+for i = 7, #KEYS do redis.call('SADD', KEYS[i], n) end
+return {1, n}
+"""
+
+# KEYS: entry, docs, then the index sets to add it to (ARGV[2] of them), then those to remove
+# it from.
+# ARGV: expected revision, number of sets to add to, new public JSON, then the entry hash's new
+# field/value pairs.
+# Returns 1 updated, 0 conflict (the revision changed), -1 not found.
+UPDATE_ENTRY = """
+local cur = redis.call('HGET', KEYS[1], '_rev')
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+local n = redis.call('HGET', KEYS[1], '_n')
+local nadd = tonumber(ARGV[2])
+for i = 3, 2 + nadd do redis.call('SADD', KEYS[i], n) end
+for i = 3 + nadd, #KEYS do redis.call('SREM', KEYS[i], n) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], n, ARGV[3])
+return 1
+"""
+
+# KEYS: entry, ids, docids, docs, due, queued, health, history, then the index sets to remove
+# it from.
+# ARGV: expected revision, id.
+# Returns 1 deleted, 0 conflict (the revision changed), -1 not found.
+DELETE_ENTRY = """
+local cur = redis.call('HGET', KEYS[1], '_rev')
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+local n = redis.call('HGET', KEYS[1], '_n')
+for i = 9, #KEYS do redis.call('SREM', KEYS[i], n) end
+redis.call('DEL', KEYS[1], KEYS[7], KEYS[8])
+redis.call('HDEL', KEYS[3], n)
+redis.call('HDEL', KEYS[4], n)
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return 1
 """
 
 # Record the probe outcomes of many registries in one call; a registry deleted meanwhile is
 # cleaned up after instead. The call runs alone in Redis, so no reader sees a registry half
-# recorded (the script has no failing step: it would not roll back what it already wrote).
-# KEYS: due, queued, the index set of each health status (ARGV[1] of them), then per
-#       registry: entry, health, history.
+# recorded.
+# KEYS: due, queued, the index set of each health status (ARGV[1] of them, any number), then
+#       per registry: entry, health, history.
 # ARGV: number of status sets, history length to keep, then per registry: id, state JSON,
-#       history item JSON, next due time, position of its new status among the status sets.
+#       history item JSON, next due time, position (1-based) of its new status among the sets.
 # The due time is left alone when it is 0: the entry changed during the probe and must be
 # probed again at once. Returns how many registries were recorded.
 RECORD_HEALTH = """
@@ -59,11 +89,11 @@ for r = 0, (#KEYS - first + 1) / 3 - 1 do
   local k = first + 3 * r
   local a = 3 + 5 * r
   local id = ARGV[a]
-  if redis.call('EXISTS', KEYS[k]) == 0 then
+  local n = redis.call('HGET', KEYS[k], '_n')
+  if not n then
     redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
-    for i = 3, first - 1 do redis.call('SREM', KEYS[i], id) end
   else
     redis.call('SET', KEYS[k + 1], ARGV[a + 1])
     redis.call('LPUSH', KEYS[k + 2], ARGV[a + 2])
@@ -73,17 +103,17 @@ for r = 0, (#KEYS - first + 1) / 3 - 1 do
     redis.call('ZREM', KEYS[2], id)
     local new = 2 + tonumber(ARGV[a + 4])
     for i = 3, first - 1 do
-      if i ~= new then redis.call('SREM', KEYS[i], id) end
+      if i ~= new then redis.call('SREM', KEYS[i], n) end
     end
-    redis.call('SADD', KEYS[new], id)
+    redis.call('SADD', KEYS[new], n)
     recorded = recorded + 1
   end
 end
 return recorded
 """
 
-# Scheduler leadership: take the lock if free, or extend it if it is ours. Returns 1 if leader.
-# KEYS: lock. ARGV: token, ttl ms.
+# Scheduler leadership: take the lock if free, or extend it if it is ours.
+# KEYS: lock. ARGV: token, ttl ms. Returns 1 leader, 0 someone else leads.
 LEAD = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -93,68 +123,65 @@ end
 return 0
 """
 
-# Give the lock up if it is still ours. KEYS: lock. ARGV: token.
+# Give the lock up if it is still ours. KEYS: lock. ARGV: token. Returns 1 released, 0 not ours.
 RESIGN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
-# The public JSON of entries, assembled in Redis from their JSON-encoded fields: fields whose
-# name starts with '_' stay inside (secrets), except the revision. Field names are regdb's own
-# identifiers, safe inside JSON quotes. KEYS: entry keys. Returns one JSON array, null for a
-# missing entry.
+# An entry as clients see it. KEYS: entry, docs.
+# Returns {public JSON, revision}, both nil when there is no such entry.
+READ_ENTRY = """
+local v = redis.call('HMGET', KEYS[1], '_n', '_rev')
+if not v[1] then return {false, false} end
+return {redis.call('HGET', KEYS[2], v[1]), v[2]}
+"""
+
+# An entry with its secrets, for the prober and the update path. KEYS: entry, docs.
+# Returns {public JSON, full config JSON (nil when it has no secrets), revision}, all nil when
+# there is no such entry.
+READ_ENTRY_PRIVATE = """
+local v = redis.call('HMGET', KEYS[1], '_n', '_secret_config', '_rev')
+if not v[1] then return {false, false, false} end
+return {redis.call('HGET', KEYS[2], v[1]), v[2], v[3]}
+"""
+
+# The public JSON of entries by key. KEYS: docs, then entry keys.
+# Returns one JSON array of the entries in KEYS order, null for a missing one.
 READ_PUBLIC = """
 local out = {}
-for i = 1, #KEYS do
-  local kv = redis.call('HGETALL', KEYS[i])
-  if #kv == 0 then
-    out[i] = 'null'
-  else
-    local parts = {}
-    local rev = ''
-    for j = 1, #kv, 2 do
-      local f = kv[j]
-      if f == '_rev' then
-        rev = kv[j + 1]
-      elseif string.sub(f, 1, 1) ~= '_' then
-        parts[#parts + 1] = '"' .. f .. '":' .. kv[j + 1]
-      end
-    end
-    parts[#parts + 1] = '"_rev":"' .. rev .. '"'
-    out[i] = '{' .. table.concat(parts, ',') .. '}'
-  end
+for i = 2, #KEYS do
+  local n = redis.call('HGET', KEYS[i], '_n')
+  out[i - 1] = n and redis.call('HGET', KEYS[1], n) or 'null'
 end
 return '[' .. table.concat(out, ',') .. ']'
 """
 
-
-# KEYS: entry, its cached health. Returns {public URL JSON, config JSON, health JSON}, each
-# nil when absent: what GET /check_container_health needs, in one round trip. The config is
-# the stored (redacted) one; the raw config with secrets is not read.
+# What GET /check_container_health needs, in one round trip.
+# KEYS: entry, its cached health, docs. Returns {public entry JSON, health JSON}, each nil when
+# absent (the public JSON carries the redacted config: no secret is read).
 READ_HEALTH_BASICS = """
-local v = redis.call('HMGET', KEYS[1], 'container_registry_public_url', 'container_registry_config')
-return {v[1], v[2], redis.call('GET', KEYS[2])}
+local n = redis.call('HGET', KEYS[1], '_n')
+return {n and redis.call('HGET', KEYS[3], n), redis.call('GET', KEYS[2])}
 """
 
 
 # The /metrics scrape's read of one batch of registries, in one round trip.
-# KEYS: the uptime hash. ARGV: the entry key prefix, the health key prefix (both from
+# KEYS: the uptime hash, docs. ARGV: the entry key prefix, the health key prefix (both from
 # regdb/keys.py: `Keys.entry("")`, `Keys.health("")`), then the registry ids. The keys are
-# built here from the prefixes rather than sent: 3x fewer arguments to pack per scrape.
-# Returns per registry {name JSON, owner JSON, health JSON, uptime text}, each nil when absent
-# (a registry deleted meanwhile has no name).
+# built here from the prefixes rather than sent: fewer arguments to pack per scrape.
+# Returns per registry {public JSON, health JSON, uptime text}, each nil when absent (a
+# registry deleted meanwhile has no public JSON).
 READ_METRICS_BATCH = """
 local out = {}
-local n = 0
+local k = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
-  local v = redis.call(
-    'HMGET', ARGV[1] .. id, 'container_registry_name', 'container_registry_owner')
-  out[n + 1] = v[1]
-  out[n + 2] = v[2]
-  out[n + 3] = redis.call('GET', ARGV[2] .. id)
-  out[n + 4] = redis.call('HGET', KEYS[1], id)
-  n = n + 4
+  local n = redis.call('HGET', ARGV[1] .. id, '_n')
+  out[k + 1] = n and redis.call('HGET', KEYS[2], n)
+  out[k + 2] = redis.call('GET', ARGV[2] .. id)
+  out[k + 3] = redis.call('HGET', KEYS[1], id)
+  k = k + 3
 end
 return out
 """

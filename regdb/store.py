@@ -1,6 +1,6 @@
 """The entry store: create, read, update and delete entries and their index sets in Redis.
 
-Every write is one Lua call that checks the revision it was computed from (see lua.py);
+Every write is one Lua call (see lua.py) that checks the revision it was computed from;
 a writer that lost a race recomputes from the fresh entry. Writers in one process are also
 serialised per id, so contention between processes is the only thing that causes retries.
 """
@@ -11,22 +11,36 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hiredis
 import redis.asyncio as aredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterDownError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
-from regdb.keys import ENTRY_REV_FIELD, Keys
-from regdb.lua import READ_PUBLIC, WRITE_ENTRY
+from regdb.keys import Keys
+from regdb.lua import (
+    CREATE_ENTRY,
+    DELETE_ENTRY,
+    READ_ENTRY,
+    READ_ENTRY_PRIVATE,
+    READ_PUBLIC,
+    UPDATE_ENTRY,
+)
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
@@ -34,7 +48,7 @@ from regdb.update import apply_update, credentials_follow_origin, normalise_upda
 log = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 100
-_REV_MARK = f',"{ENTRY_REV_FIELD}":"'.encode()
+_US = timedelta(microseconds=1)
 
 
 def created_score(created_at: str) -> int:
@@ -82,8 +96,12 @@ class EntryStore:
         self.keys = keys
         self.fast = fast
         """Optional multiplexed connection for the public read script (the API's hot path)."""
-        self._write = redis.register_script(WRITE_ENTRY)
+        self._create = redis.register_script(CREATE_ENTRY)
+        self._update = redis.register_script(UPDATE_ENTRY)
+        self._delete = redis.register_script(DELETE_ENTRY)
         self._read_public = redis.register_script(READ_PUBLIC)
+        self._read_entry = redis.register_script(READ_ENTRY)
+        self._read_private = redis.register_script(READ_ENTRY_PRIVATE)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, entry_id: str) -> asyncio.Lock:
@@ -96,6 +114,38 @@ class EntryStore:
     def _index_keys(self, terms: set[tuple[str, str]]) -> list[str]:
         return [self.keys.index(path, enc) for path, enc in sorted(terms)]
 
+    async def _run_write(
+        self, script: AsyncScript, keys: list[str], make_args: Callable[[], Sequence[Any]]
+    ) -> Any:
+        """EVALSHA of a write script on a pooled redis-py connection, packed by hiredis.
+
+        redis-py packs a command in Python, which costs more than the rest of a create for the
+        thirty-odd arguments of CREATE_ENTRY. `make_args` runs once the connection is ready and
+        nothing yields between it and the send: commands reach Redis in the order their
+        arguments were made (creation stamps must grow with document numbers)."""
+        pool = self.redis.connection_pool
+        async with storage_errors():
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                args = ("EVALSHA", script.sha, len(keys), *keys, *make_args())
+                packed = hiredis.pack_command(args)
+                await conn.send_packed_command(packed, check_health=False)
+                try:
+                    return await conn.read_response()
+                except NoScriptError:
+                    await conn.send_command("SCRIPT", "LOAD", script.script)
+                    await conn.read_response()
+                    await conn.send_packed_command(packed, check_health=False)
+                    return await conn.read_response()
+            except ResponseError:
+                raise
+            except BaseException:
+                # A connection left mid-reply must not serve the next command.
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+
     async def ping(self) -> None:
         """Raise StorageUnavailable unless Redis answers."""
         async with storage_errors():
@@ -107,40 +157,53 @@ class EntryStore:
         """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
 
         `created_at`/`updated_at` (RFC 3339 as regdb writes them) keep the times of a restored
-        entry (`regdb import`); clients never set them. Returns (entry, rev).
+        entry (`regdb import`); clients never set them. Creation times must grow with document
+        numbers, so a restored time not after the newest entry's is moved just past it (the
+        returned entry says which time it got). Returns (entry, rev).
         """
-        moment = datetime.now(UTC)
-        if created_at is not None:
-            moment = datetime.fromisoformat(created_at).astimezone(UTC)
-        now = rfc3339(moment)
-        entry = validate_entry(data, created_at=now, updated_at=updated_at or now)
+        entry = validate_entry(data, created_at="", updated_at="")
         rev = uuid.uuid4().hex[:16]
         # A new entry is unknown to the monitor: it sits in that health.status index set.
         add = [*self._index_keys(entry_terms(entry)), self.keys.health_status_index("unknown")]
         entry_id = entry[ID_FIELD]
-        async with storage_errors():
-            res = await self._write(
-                keys=[self.keys.entry(entry_id), self.keys.ids, *add, self.keys.due],
-                args=[
-                    "create",
-                    "",
-                    entry_id,
-                    epoch_us(moment),
-                    len(add),
-                    0,
-                    *encode_entry(entry, rev),
-                ],
-            )
-        if res == 0:
-            raise Conflict(f"container registry {entry_id!r} already exists")
-        return entry, rev
+        keys = [
+            self.keys.entry(entry_id),
+            self.keys.ids,
+            self.keys.docseq,
+            self.keys.docids,
+            self.keys.docs,
+            self.keys.due,
+            *add,
+        ]
+        not_before = datetime.fromtimestamp(0, UTC)
+        restored = datetime.fromisoformat(created_at).astimezone(UTC) if created_at else None
+
+        def stamped() -> list[Any]:
+            # Stamped at the send, so that creation times reach Redis in order.
+            moment = max(restored or datetime.now(UTC), not_before)
+            entry["created_at"] = entry["updated_at"] = rfc3339(moment)
+            if updated_at is not None and updated_at > entry["created_at"]:
+                entry["updated_at"] = updated_at
+            public, fields = encode_entry(entry, rev)
+            return [entry_id, epoch_us(moment), public, *fields]
+
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            res = await self._run_write(self._create, keys, stamped)
+            if res[0] == 1:
+                return entry, rev
+            if res[0] == 0:
+                raise Conflict(f"container registry {entry_id!r} already exists")
+            # Another process stamped a time at or after ours first: creation times (and so
+            # document numbers) must grow together, so stamp after the newest.
+            not_before = datetime.fromtimestamp(0, UTC) + (int(float(res[1])) + 1) * _US
+        raise StorageUnavailable("too much contention on creates, try again")
 
     async def get(self, entry_id: str) -> tuple[dict[str, Any], str]:
         """(entry, rev) with secrets still in it: callers redact before returning it."""
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
         async with storage_errors():
-            raw = await self.redis.hgetall(self.keys.entry(entry_id))
+            raw = await self._read_private(keys=[self.keys.entry(entry_id), self.keys.docs])
         found = decode_entry(raw)
         if found is None:
             raise NotFound(f"No document found with id {entry_id!r}")
@@ -153,33 +216,49 @@ class EntryStore:
                 return await self.fast.call(*command)
             return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
-    async def read_script(self, script: AsyncScript, keys: list[str]) -> Any:
+    async def read_script(
+        self, script: AsyncScript, keys: list[str], args: Sequence[Any] = ()
+    ) -> Any:
         """A read-only Lua script, on the fast connection when there is one (raw RESP2)."""
         async with storage_errors():
-            if self.fast is not None:
-                return await self.fast.evalsha(script.sha, script.script, keys)
-            return await script(keys=keys)
+            if self.fast is None:
+                return await script(keys=keys, args=args)
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            try:
+                return await self.fast.call(*command)
+            except ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            await self.fast.call("SCRIPT", "LOAD", script.script)
+            return await self.fast.call(*command)
 
     async def public_json(self, entry_ids: list[str]) -> bytes:
-        """The public entries as one JSON array (null where one is gone), each with `_rev`.
+        """The public entries as one JSON array (null where one is gone).
 
-        Assembled by Redis itself: no secret leaves it, and Python decodes once per batch.
+        Assembled by Redis itself from the stored public JSON: no secret leaves it.
         """
         if not entry_ids:
             return b"[]"
-        raw = await self.read_script(self._read_public, [self.keys.entry(i) for i in entry_ids])
-        return bytes(raw)
+        keys = [self.keys.docs, *(self.keys.entry(i) for i in entry_ids)]
+        return bytes(await self.read_script(self._read_public, keys))
 
     async def get_public_json(self, entry_id: str) -> tuple[bytes, str]:
         """(public entry as JSON bytes, rev), never decoded in Python; NotFound when absent."""
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
-        raw = await self.public_json([entry_id])
-        if raw == b"[null]":
+        doc, rev = await self.read_script(
+            self._read_entry, [self.keys.entry(entry_id), self.keys.docs]
+        )
+        if doc is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        # The script always ends an entry with "_rev":"<rev>"}; cut it off the raw JSON.
-        cut = raw.rfind(_REV_MARK)
-        return raw[1:cut] + b"}", raw[cut + len(_REV_MARK) : -3].decode()
+        return doc, rev.decode()
+
+    async def public_json_by_number(self, numbers: list[int]) -> list[bytes | None]:
+        """The stored public JSON of these document numbers (None where the entry is gone):
+        one HMGET, the bytes as Redis has them."""
+        if not numbers:
+            return []
+        return list(await self.read("HMGET", self.keys.docs, *numbers))
 
     async def _current(self, entry_id: str, if_match: str | None) -> tuple[dict[str, Any], str]:
         """The entry a write starts from, after checking If-Match against it."""
@@ -190,10 +269,12 @@ class EntryStore:
             )
         return old, old_rev
 
-    async def _apply(self, entry_id: str, keys: list[str], args: list[Any]) -> bool:
-        """Run the write script: True when applied, False when another writer came first."""
+    async def _apply(
+        self, script: AsyncScript, entry_id: str, keys: list[str], args: list[Any]
+    ) -> bool:
+        """Run a write script: True when applied, False when another writer came first."""
         async with storage_errors():
-            res = await self._write(keys=keys, args=args)
+            res = await script(keys=keys, args=args)
         if res == -1:
             raise NotFound(f"No document found with id {entry_id!r}")
         if res == 0:
@@ -221,25 +302,30 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                keys = [self.keys.entry(entry_id), self.keys.ids, *add, *rem]
-                args = ["update", old_rev, entry_id, 0, len(add), len(rem), *encode_entry(new, rev)]
-                if await self._apply(entry_id, keys, args):
+                keys = [self.keys.entry(entry_id), self.keys.docs, *add, *rem]
+                public, fields = encode_entry(new, rev)
+                args = [old_rev, len(add), public, *fields]
+                if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
 
     async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
-        """Remove an entry, its index memberships and its health records."""
+        """Remove an entry, its index memberships, its schedule and its health records."""
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
                 old, old_rev = await self._current(entry_id, if_match)
-                rem = [*self._index_keys(entry_terms(old)), *self.keys.health_status_indexes]
-                extra = [self.keys.health(entry_id), self.keys.health_history(entry_id)]
-                keys = [self.keys.entry(entry_id), self.keys.ids, *rem, *extra]
-                if await self._apply(entry_id, keys, ["delete", old_rev, entry_id, 0, 0, len(rem)]):
-                    async with storage_errors():
-                        pipe = self.redis.pipeline(transaction=False)
-                        pipe.zrem(self.keys.due, entry_id)
-                        pipe.zrem(self.keys.queued, entry_id)
-                        await pipe.execute()
+                keys = [
+                    self.keys.entry(entry_id),
+                    self.keys.ids,
+                    self.keys.docids,
+                    self.keys.docs,
+                    self.keys.due,
+                    self.keys.queued,
+                    self.keys.health(entry_id),
+                    self.keys.health_history(entry_id),
+                    *self._index_keys(entry_terms(old)),
+                    *self.keys.health_status_indexes,
+                ]
+                if await self._apply(self._delete, entry_id, keys, [old_rev, entry_id]):
                     return
             raise StorageUnavailable("too much contention on this entry, try again")

@@ -135,7 +135,7 @@ async def test_update_noop_is_200_and_keeps_etag(client: Client) -> None:
 async def test_update_invalid_changes_nothing(client: Client, sync_r: redis.Redis) -> None:
     rid = SEED_ENTRY["container_registry_id"]
     await client.post("/container_registry", json=SEED_ENTRY)
-    before = sync_r.hgetall(f"regdb-test:e:{rid}")
+    before = sync_r.hgetall(f"regdb-test:e:{rid}"), sync_r.hgetall("regdb-test:docs")
     for body in (
         {"$set": {"container_registry_public_url": "ftp://x"}},
         {"$set": {"container_registry_id": "other"}},
@@ -147,7 +147,7 @@ async def test_update_invalid_changes_nothing(client: Client, sync_r: redis.Redi
         resp = await client.put(f"/container_registry/{rid}", json=body)
         assert resp.status == 400, body
         assert (await resp.json())["success"] is False
-    assert sync_r.hgetall(f"regdb-test:e:{rid}") == before
+    assert (sync_r.hgetall(f"regdb-test:e:{rid}"), sync_r.hgetall("regdb-test:docs")) == before
 
 
 async def test_update_unknown_is_404_not_upsert(client: Client, sync_r: redis.Redis) -> None:
@@ -219,7 +219,9 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
     # stored for the prober
     assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
     # the public field is stored redacted: reads never handle the secret
-    assert b"hunter2" not in sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
+    number = sync_r.hget(f"regdb-test:e:{rid}", "_n")
+    assert number is not None
+    assert b"hunter2" not in sync_r.hget("regdb-test:docs", number)
     # PUT back what GET returned: the mask must not overwrite the stored secret
     resp = await client.put(
         f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}

@@ -190,7 +190,8 @@ async def test_health_status_filter(loaded: tuple[Client, list[dict[str, Any]]])
         ({"container_registry_tags": {"$in": []}}, False),
         ({"container_registry_tags": {"$in": [None]}}, False),
         ({"container_registry_tags": {"$in": ["a"], "$nin": ["b"]}}, False),
-        ({"container_registry_metadata.owner": "x"}, False),
+        ({"container_registry_metadata.owner": "x"}, True),
+        ({"container_registry_metadata.a.0": "x"}, False),
         ({"container_registry_tags": {"$ne": "ai"}}, False),
         ({"$or": [{"container_registry_tags": "ai"}]}, False),
         ({"container_registry_tags": ["ai", "gpu"]}, False),
@@ -212,6 +213,8 @@ async def test_forged_cursors_are_400(loaded: tuple[Client, list[dict[str, Any]]
         ("created_at", ["x", "y"]),
         ("created_at", [1]),
         ("created_at", [True, "a"]),
+        ("created_at", [1, "a", "x"]),
+        ("created_at", [1, "a", True]),
         ("container_registry_name", [1, 2, 3]),
         ("container_registry_name", {"a": 1}),
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -78,8 +79,12 @@ async def test_image_prefix_on_url_change(
     await _create(client, "prefix-1", **created_with)
     data = await _put(client, "prefix-1", update)
     assert data["container_registry_image_prefix"] == prefix
-    stored = sync_r.hget("regdb-test:e:prefix-1", "container_registry_image_prefix")
-    assert stored == f'"{prefix}"'.encode()
+    # what is stored (the public JSON under the entry's document number), not only the answer
+    number = sync_r.hget("regdb-test:e:prefix-1", "_n")
+    assert isinstance(number, bytes)
+    stored = sync_r.hget("regdb-test:docs", number)
+    assert isinstance(stored, bytes)
+    assert json.loads(stored)["container_registry_image_prefix"] == prefix
 
 
 async def test_follows_through_successive_url_changes(client: Client) -> None:

@@ -136,7 +136,10 @@ async def test_registry_gauges_follow_recorded_health(
         sync_r.set(keys.health(entry_id), raw)
     await create(client, "m-new", "http://127.0.0.1:9/new")  # never probed
     # Ownership is built elsewhere: its top-level field becomes the owner label when present.
-    sync_r.hset(keys.entry("m-slow"), "container_registry_owner", jsonutil.dumps("team-ml"))
+    number = sync_r.hget(keys.entry("m-slow"), "_n")
+    assert number is not None
+    doc = jsonutil.loads(sync_r.hget(keys.docs, number) or b"{}")
+    sync_r.hset(keys.docs, number, jsonutil.dumps({**doc, "container_registry_owner": "team-ml"}))
 
     m = await scrape(client)
     ids = {"m-ok", "m-down", "m-maint", "m-slow", "m-gone", "m-policy", "m-new"}
@@ -357,10 +360,13 @@ def test_fast_text_is_generate_latest_byte_for_byte() -> None:
     rows: list[tuple[str, list[bytes | None]]] = []
     for n, name in enumerate(HOSTILE_NAMES * 3):
         health = odd_health[n % len(odd_health)]
-        owner = jsonutil.dumps(name[::-1]) if n % 2 else None
-        rows.append((f"id-{n}", [jsonutil.dumps(name), owner, health, uptimes[n % len(uptimes)]]))
-    rows.append(("gone", [None, None, good.encode(), b"1.0 1.0 1.0"]))
-    rows.append(("not-a-string-name", [b"42", b"{}", good.encode(), None]))
+        doc: dict[str, Any] = {"container_registry_name": name}
+        if n % 2:
+            doc["container_registry_owner"] = name[::-1]
+        rows.append((f"id-{n}", [jsonutil.dumps(doc), health, uptimes[n % len(uptimes)]]))
+    rows.append(("gone", [None, good.encode(), b"1.0 1.0 1.0"]))
+    rows.append(("not-a-string-name", [b'{"container_registry_name": 42}', good.encode(), None]))
+    rows.append(("not-json", [b"{", good.encode(), None]))
     read = fleet_read(rows)
     read.probes = {b"healthy": b"5", b"failed": b"2"}
     read.uptime_swept_at = b"1700000000.5"
@@ -370,7 +376,7 @@ def test_fast_text_is_generate_latest_byte_for_byte() -> None:
     assert render_fleet(read) == slow
     text = slow.decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert len({s.labels["registry_id"] for s in families["regdb_registry_status"].samples}) == 19
+    assert len({s.labels["registry_id"] for s in families["regdb_registry_status"].samples}) == 20
     names = {s.labels["name"] for s in families["regdb_registry_status"].samples}
     assert set(HOSTILE_NAMES) <= names  # every hostile name came back intact through the parser
     assert "gone" not in text

@@ -299,3 +299,33 @@ def test_plan_candidates_are_a_superset(docs: list[dict[str, Any]], filt: dict[s
         {d["container_registry_id"] for d in docs} if expr is None else evaluate(expr, index)
     )
     assert matched <= candidates
+
+
+EXACT_CONDS = st.one_of(
+    SCALARS,
+    SCALARS.map(lambda v: {"$eq": v}),
+    st.lists(SCALARS, max_size=3).map(lambda vs: {"$in": vs}),
+    st.lists(SCALARS, max_size=3).map(lambda vs: {"$all": vs}),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(DOCS, min_size=1, max_size=6),
+    st.dictionaries(st.sampled_from(INDEXED), EXACT_CONDS, min_size=1, max_size=3),
+)
+def test_exact_filters_need_no_matcher(docs: list[dict[str, Any]], filt: dict[str, Any]) -> None:
+    # what lets a query page skip the matcher (and Python) altogether: index_is_exact
+    from regdb.query.execute import index_is_exact
+
+    validate_filter(filt)
+    if not index_is_exact(filt):
+        return
+    expr = plan(filt)
+    assert expr is not None
+    pred = compile_filter(filt)
+    index: dict[tuple[str, str], set[str]] = {}
+    for doc in docs:
+        for term in entry_terms(doc):
+            index.setdefault(term, set()).add(doc["container_registry_id"])
+    assert evaluate(expr, index) == {d["container_registry_id"] for d in docs if pred(d)}

@@ -183,8 +183,11 @@ async def test_api_masks_new_names_and_filters_cannot_probe(
     assert cfg["x-api-key"] == MASK and cfg["mirrors"] == [
         {"url": "https://m.example", "token": MASK}
     ]
-    # the public hash field never holds them; the secret field does (for the prober)
-    public = sync_r.hget(f"regdb-test:e:{rid}", "container_registry_config")
+    # the public JSON (in `docs`, under the entry's number) never holds them; the secret field
+    # of the entry's own hash does (for the prober)
+    number = sync_r.hget(f"regdb-test:e:{rid}", "_n")
+    assert number is not None
+    public = sync_r.hget("regdb-test:docs", number)
     secret = sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
     assert public is not None and secret is not None
     for value in values:
@@ -234,7 +237,11 @@ async def test_fsck_finds_and_repairs_entries_redacted_by_an_older_rule(
     e["container_registry_config"] = {"region": "eu"}
     assert (await client.post("/container_registry", json=e)).status == 201
     key = f"regdb-test:e:{rid}"
-    sync_r.hset(key, "container_registry_config", json.dumps({"region": "eu", "api_key": "leak"}))
+    number = sync_r.hget(key, "_n")
+    assert number is not None
+    planted = json.loads(sync_r.hget("regdb-test:docs", number) or b"{}")
+    planted["container_registry_config"] = {"region": "eu", "api_key": "leak"}
+    sync_r.hset("regdb-test:docs", number, json.dumps(planted))
     assert "leak" in await (await client.get(f"/container_registry/{rid}")).text()
     keys = Keys("regdb-test:")
     report = check(sync_r, keys)

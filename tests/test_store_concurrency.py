@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
 
 import redis
 import redis.asyncio as aredis
@@ -50,8 +51,12 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
     assert report.ok, (report.missing, report.stray)
     final, _ = await stores[0].get(rid)
     # every tag index holding the id agrees with the entry's final tags
+    number = sync_r.hget(keys.entry(rid), "_n")
+    assert isinstance(number, bytes)
     for tag in tags:
-        member = sync_r.sismember(keys.index("container_registry_tags", f"s:{tag}"), rid)
+        member = sync_r.sismember(
+            keys.index("container_registry_tags", f"s:{tag}"), number.decode()
+        )
         assert bool(member) == (tag in final["container_registry_tags"])
     for c in clients:
         await c.aclose()
@@ -66,13 +71,14 @@ async def test_fsck_detects_and_repairs(settings: Settings, sync_r: redis.Redis)
     rid = SEED_ENTRY["container_registry_id"]
     assert check(sync_r, keys).ok
     # break it three ways: a lost membership, a stray one, a missing ids member
-    sync_r.srem(keys.index("container_registry_tags", "s:ai"), rid)
-    sync_r.sadd(keys.index("container_registry_tags", "s:bogus"), rid)
+    number = sync_r.hget(keys.entry(rid), "_n").decode()  # type: ignore[union-attr]
+    sync_r.srem(keys.index("container_registry_tags", "s:ai"), number)
+    sync_r.sadd(keys.index("container_registry_tags", "s:bogus"), number)
     sync_r.zrem(keys.ids, rid)
     report = check(sync_r, keys)
     assert not report.ok
-    assert (keys.index("container_registry_tags", "s:ai"), rid) in report.missing
-    assert (keys.index("container_registry_tags", "s:bogus"), rid) in report.stray
+    assert (keys.index("container_registry_tags", "s:ai"), number) in report.missing
+    assert (keys.index("container_registry_tags", "s:bogus"), number) in report.stray
     assert report.ids_missing == [rid]
     apply_repair(sync_r, keys, report)
     assert check(sync_r, keys).ok
@@ -89,3 +95,20 @@ async def test_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings
     )
     assert len({entry["container_registry_id"] for entry, _ in results}) == 200
     await client.aclose()
+
+
+async def test_create_stamps_after_a_newer_entry(settings: Settings, sync_r: redis.Redis) -> None:
+    # Another process, its clock a minute ahead, created an entry: a create here must stamp a
+    # later time, so that creation times keep growing with document numbers.
+    from regdb.model import epoch_us, rfc3339
+
+    keys = Keys(settings.prefix)
+    ahead = datetime.now(UTC) + timedelta(minutes=1)
+    sync_r.zadd(keys.ids, {"elsewhere": epoch_us(ahead)})
+    assert settings.redis_url
+    client = aredis.Redis.from_url(settings.redis_url)
+    entry, _ = await EntryStore(client, keys).create(SEED_ENTRY)
+    await client.aclose()
+    assert entry["created_at"] == entry["updated_at"] > rfc3339(ahead)
+    score = sync_r.zscore(keys.ids, SEED_ENTRY["container_registry_id"])
+    assert score == epoch_us(ahead) + 1

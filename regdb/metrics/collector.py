@@ -40,6 +40,8 @@ from regdb.monitor.model import GOOD_OUTCOMES, HealthStatus, ProbeOutcome, parse
 gostr = cast(Callable[[float], str], floatToGoString)
 """How the text format writes a value (typed: the library's function is not)."""
 LABELS = ["registry_id", "name", "owner"]
+OWNER_FIELD = "container_registry_owner"
+"""The entry field the `owner` label comes from (empty while entries have none)."""
 STATUSES = tuple(HealthStatus)
 PHASES = ("connect", "response", "total")
 _UP = {o.value: 1.0 if o in GOOD_OUTCOMES else 0.0 for o in ProbeOutcome}
@@ -73,25 +75,19 @@ class FleetRead:
     now: float
     ids: list[str] = field(default_factory=list)
     rows: list[Sequence[bytes | None]] = field(default_factory=list)
-    """Per registry, in `ids` order: name JSON, owner JSON, health JSON, uptime text."""
+    """Per registry, in `ids` order: public entry JSON, health JSON, uptime text."""
     probes: dict[bytes, bytes] = field(default_factory=dict)
     deliveries: dict[bytes, bytes] = field(default_factory=dict)
     uptime_swept_at: bytes | None = None
     queue: Queue = field(default_factory=lambda: Queue(0, None))
 
 
-def _text(raw: bytes | None) -> str:
-    """A JSON-encoded string field as text ('' when absent or not a string)."""
-    if raw is None:
-        return ""
-    try:
-        value = jsonutil.loads(raw)
-    except ValueError:
-        return ""
+def _text(value: Any) -> str:
+    """A label value from an entry field ('' when absent or not a string)."""
     return value if isinstance(value, str) else ""
 
 
-def _health(raw: bytes | None) -> dict[str, Any]:
+def _object(raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         return {}
     try:
@@ -122,12 +118,11 @@ class Facts:
 
 def registry_facts(read: FleetRead) -> Iterator[Facts]:
     """The facts of every registry still there, in id order."""
-    for entry_id, (name_raw, owner_raw, health_raw, uptime_raw) in zip(
-        read.ids, read.rows, strict=True
-    ):
-        if name_raw is None:  # deleted during the scrape
+    for entry_id, (entry_raw, health_raw, uptime_raw) in zip(read.ids, read.rows, strict=True):
+        if entry_raw is None:  # deleted during the scrape
             continue
-        health = _health(health_raw)
+        entry = _object(entry_raw)
+        health = _object(health_raw)
         durations = []
         latency = health.get("latency_ms")
         if isinstance(latency, dict):
@@ -140,8 +135,8 @@ def registry_facts(read: FleetRead) -> Iterator[Facts]:
         last = health.get("last_probe")
         yield Facts(
             entry_id,
-            _text(name_raw),
-            _text(owner_raw),
+            _text(entry.get("container_registry_name")),
+            _text(entry.get(OWNER_FIELD)),
             _status(health),
             _UP.get(last) if isinstance(last, str) else None,
             durations,

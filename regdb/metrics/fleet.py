@@ -1,6 +1,6 @@
 """One scrape's read of Redis: every registry in batches, the counters and the queue.
 
-Each batch is one read-only Lua call (names, owners, health records and uptime ratios of
+Each batch is one read-only Lua call (public entries, health records and uptime ratios of
 BATCH registries), so 10,000 registries cost 1 + 10,000 / BATCH round trips. The script
 builds each registry's keys from the prefixes of regdb/keys.py (see regdb/lua.py): regdb runs
 on one Redis (or a Sentinel-managed primary), never a cluster, where this would not do.
@@ -75,9 +75,10 @@ class FleetReader:
             for start in range(0, len(read.ids), BATCH):
                 chunk = read.ids[start : start + BATCH]
                 flat = await self._batch(
-                    keys=[keys.uptime_ratios], args=[keys.entry(""), keys.health(""), *chunk]
+                    keys=[keys.uptime_ratios, keys.docs],
+                    args=[keys.entry(""), keys.health(""), *chunk],
                 )
-                read.rows += [flat[i : i + 4] for i in range(0, len(flat), 4)]
+                read.rows += [flat[i : i + 3] for i in range(0, len(flat), 3)]
         return read
 
     async def _oldest(self, head: list[bytes]) -> float | None:

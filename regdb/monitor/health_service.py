@@ -100,12 +100,17 @@ class HealthService:
         """(URL, probe interval, cached health) in one round trip; NotFound for no entry.
 
         The API's hot health read: one read-only script on the store's fast connection."""
-        keys = [self.keys.entry(entry_id), self.keys.health(entry_id)]
-        url_raw, cfg_raw, health_raw = await self.store.read_script(self._read_basics, keys)
-        if url_raw is None:
+        keys = [self.keys.entry(entry_id), self.keys.health(entry_id), self.keys.docs]
+        entry_raw, health_raw = await self.store.read_script(self._read_basics, keys)
+        if entry_raw is None:
             raise NotFound(f"No document found with id {entry_id!r}")
-        config, _ = RegistryConfig.lenient(jsonutil.loads(cfg_raw) if cfg_raw else None)
-        return jsonutil.loads(url_raw), config.interval_s(self.settings), health_raw
+        entry = jsonutil.loads(entry_raw)
+        config, _ = RegistryConfig.lenient(entry.get("container_registry_config"))
+        return (
+            entry.get("container_registry_public_url"),
+            config.interval_s(self.settings),
+            health_raw,
+        )
 
     @staticmethod
     def _view(

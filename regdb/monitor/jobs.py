@@ -15,7 +15,7 @@ from typing import Any
 
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
-from regdb.lua import RECORD_HEALTH
+from regdb.lua import READ_ENTRY_PRIVATE, RECORD_HEALTH
 from regdb.metrics.counters import count_probes
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
@@ -50,8 +50,9 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     r, keys, settings = ctx.redis, ctx.keys, ctx.settings
     started = time.perf_counter()
     pipe = r.pipeline(transaction=False)
+    read_entry = r.register_script(READ_ENTRY_PRIVATE)
     for entry_id in entry_ids:
-        pipe.hgetall(keys.entry(entry_id))
+        read_entry(keys=[keys.entry(entry_id), keys.docs], client=pipe)
         pipe.get(keys.health(entry_id))
     raw = pipe.execute()
     entries: list[dict[str, Any]] = []

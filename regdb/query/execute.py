@@ -3,12 +3,20 @@
 The matcher is the ground truth: index sets only narrow the candidates, so an index can make a
 query faster but never give a different answer. Filters run on the *redacted* entry, so a
 filter can never be used to guess a secret.
+
+Index sets hold document numbers, which grow with creation time. When the index sets alone
+answer a filter (`index_is_exact`), the page is in creation order and needs no health join nor
+projection, the page is the candidates' numbers in order after the cursor's, and one HMGET of
+the `docs` hash hands back the page's stored public JSON, which is joined as bytes: Python never
+decodes an entry (but the last, for the next cursor). Otherwise entries are decoded, checked by
+the matcher, sorted and projected in Python.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -16,24 +24,29 @@ from typing import Any
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
-from regdb.keys import ENTRY_REV_FIELD
 from regdb.model import ID_FIELD
 from regdb.monitor.model import public_health
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
-from regdb.query.terms import INDEXED_PATHS, encode_scalar
+from regdb.query.terms import encode_scalar, is_indexed_path
 from regdb.query.validate import validate_filter
-from regdb.store import EntryStore, storage_errors
+from regdb.store import EntryStore, created_score, storage_errors
 
 HEALTH_FIELD = "health"
+
+
+PAGE_SLACK = 8
+"""Numbers READ_PAGE gets beyond the page: a few candidates may be deleted meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of results and the cursor of the next one (None at the end)."""
 
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] | jsonutil.RawJSON
+    """The entries, or their JSON array as Redis assembled it."""
+    count: int
     next_cursor: str | None
 
 
@@ -65,13 +78,25 @@ def _decode_cursor(cursor: str, sort_spec: str) -> Any:
     return key
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _cursor_fits(key: Any, sort: list[tuple[str, int]]) -> bool:
-    """A decoded cursor key has the shape its sort order writes (clients can forge cursors)."""
-    if not isinstance(key, list) or not key or not isinstance(key[-1], str):
+    """A decoded cursor key has the shape its sort order writes (clients can forge cursors).
+
+    Creation order: [score, id], plus the document number when the page came from the index
+    alone (an exact page goes on from that number)."""
+    if not isinstance(key, list) or len(key) < 2:
         return False
     if len(sort) == 1 and sort[0][0] == "created_at":
-        return len(key) == 2 and isinstance(key[0], int) and not isinstance(key[0], bool)
-    return len(key) == len(sort) + 1
+        return (
+            len(key) in (2, 3)
+            and _is_int(key[0])
+            and isinstance(key[1], str)
+            and (len(key) == 2 or _is_int(key[2]))
+        )
+    return len(key) == len(sort) + 1 and isinstance(key[-1], str)
 
 
 def _tuplify(value: Any) -> Any:
@@ -80,20 +105,18 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-# The fixed indexed fields hold a scalar or a flat list of scalars: their index sets hold
-# exactly the entries an equality matches. (Free-form metadata, indexed by prefix, may nest
-# arrays, so it is re-checked.)
-_EXACT_PATHS = INDEXED_PATHS
-
-
 def index_is_exact(filt: dict[str, Any]) -> bool:
     """True when the index sets alone answer the filter: every clause is an equality, `$in`
-    or `$all` of scalars on a field whose index is exact. Then the matcher has nothing to add.
+    or `$all` of scalars on an indexed path. Then the matcher has nothing to add.
+
+    An entry is in the set of (path, scalar) exactly when the equality matches it, nested arrays
+    included (tests/test_query_plan.py proves both directions, and this function against the
+    matcher); `$in` of scalars is a union of equalities, `$all` an intersection.
     """
     if not filt:
         return False
     for path, cond in filt.items():
-        if path not in _EXACT_PATHS:
+        if path.startswith("$") or not is_indexed_path(path):
             return False
         if encode_scalar(cond) is not None:
             continue
@@ -111,6 +134,16 @@ def index_is_exact(filt: dict[str, Any]) -> bool:
             continue
         return False
     return True
+
+
+def _set_combination(expr: IndexExpr) -> tuple[list[Term], str] | None:
+    """(terms, Redis command) when one set command evaluates `expr`, else None."""
+    if isinstance(expr, Term):
+        return [expr], "SMEMBERS"
+    if all(isinstance(c, Term) for c in expr.children):
+        terms = [c for c in expr.children if isinstance(c, Term)]
+        return terms, "SINTER" if isinstance(expr, Inter) else "SUNION"
+    return None
 
 
 def _pairs(raw: Any) -> list[tuple[int, bytes]]:
@@ -157,8 +190,21 @@ class Searcher:
         matcher = _always if exact else compile_filter(filt)
         with_health = _uses_health(filt)
         expr = None if opts.scan else plan(filt)
+        by_creation = len(sort) == 1 and sort[0][0] == "created_at"
+        if (
+            exact
+            and expr is not None
+            and by_creation
+            and not with_health
+            and not opts.fields
+            and (after is None or len(after) == 3)
+        ):
+            async with storage_errors():
+                raw, count, nxt = await self._exact_page(expr, opts.limit, sort[0][1], after)
+            cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
+            return Page(items=jsonutil.RawJSON(raw), count=count, next_cursor=cursor)
         async with storage_errors():
-            if len(sort) == 1 and sort[0][0] == "created_at":
+            if by_creation:
                 items, nxt = await self._by_creation(
                     expr, matcher, opts.limit, sort[0][1], after, with_health
                 )
@@ -167,7 +213,53 @@ class Searcher:
         cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
         if opts.fields:
             items = [project(doc, opts.fields) for doc in items]
-        return Page(items=items, next_cursor=cursor)
+        return Page(items=items, count=len(items), next_cursor=cursor)
+
+    async def _exact_page(
+        self, expr: IndexExpr, limit: int, direction: int, after: Any
+    ) -> tuple[bytes, int, Any]:
+        """(JSON array of the page, its length, next cursor key or None), joined by Redis.
+
+        Numbers ascend with creation time, so the page is the candidates' numbers in order,
+        after the cursor's; their stored JSON comes back in one HMGET and is joined as is."""
+        combination = _set_combination(expr)
+        if combination is None:
+            found: list[bytes] = list(await self._eval(expr))
+        else:
+            terms, command = combination
+            keys = [self.keys.index(t.path, t.encoded) for t in terms]
+            found = await self.store.read(command, *keys)
+        numbers = sorted(map(int, found))
+        if after is not None:
+            if direction > 0:
+                numbers = numbers[bisect.bisect_right(numbers, after[2]) :]
+            else:
+                numbers = numbers[: bisect.bisect_left(numbers, after[2])]
+        if direction < 0:
+            numbers.reverse()
+        docs: list[bytes] = []
+        last_number = 0
+        more = False
+        pos = 0
+        while pos < len(numbers) and not more:
+            # Nearly every number read from the index still has an entry: a few spare ones
+            # cover entries deleted since.
+            take = numbers[pos : pos + limit + 1 - len(docs) + PAGE_SLACK]
+            pos += len(take)
+            found_docs = await self.store.public_json_by_number(take)
+            for number, doc in zip(take, found_docs, strict=True):
+                if doc is None:
+                    continue
+                if len(docs) == limit:
+                    more = True
+                    break
+                docs.append(doc)
+                last_number = number
+        nxt = None
+        if more:
+            last = jsonutil.loads(docs[-1])  # the cursor needs the last entry's id and time
+            nxt = [created_score(last["created_at"]), last[ID_FIELD], last_number]
+        return b"[" + b",".join(docs) + b"]", len(docs), nxt
 
     # -- candidates ---------------------------------------------------------------------
 
@@ -204,7 +296,6 @@ class Searcher:
         for n, doc in enumerate(docs):
             if doc is None:
                 continue
-            del doc[ENTRY_REV_FIELD]
             if with_health:
                 raw = healths[n]
                 doc[HEALTH_FIELD] = public_health(raw)  # never the alert bookkeeping
@@ -224,7 +315,11 @@ class Searcher:
             return item > after_key if direction > 0 else item < after_key
 
         if expr is not None:
-            ids = list(await self._eval(expr))
+            numbers = list(await self._eval(expr))
+            if not numbers:
+                return
+            found = await self.store.read("HMGET", self.keys.docids, *numbers)
+            ids = [i for i in found if i is not None]
             if not ids:
                 return
             scores = await self.store.read("ZMSCORE", self.keys.ids, *ids)

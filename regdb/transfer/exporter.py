@@ -1,7 +1,8 @@
 """`regdb export`: the whole catalog as NDJSON (see records.py for the format).
 
-Entries come out in creation order, read in batches straight from the store's keys; hooks after
-them. Secrets are written as stored, or masked with ``--without-secrets``.
+Entries come out in creation order, read in batches with the store's own read script (the one
+the prober uses: secrets included); hooks after them. Secrets are written as stored, or masked
+with ``--without-secrets``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from regdb import jsonutil
 from regdb.alerts.store import load_hooks
 from regdb.codec import decode_entry
 from regdb.keys import Keys
+from regdb.lua import READ_ENTRY_PRIVATE
 from regdb.transfer.records import entry_record, header, hook_record
 
 BATCH = 500
@@ -44,6 +46,7 @@ def export_catalog(
     first = header(datetime.now(UTC), secrets="included" if with_secrets else "masked")
     out.write(jsonutil.dumps(first) + b"\n")
     total = int(r.zcard(keys.ids))
+    read_entry = r.register_script(READ_ENTRY_PRIVATE)
     start = 0
     while True:
         ids: list[bytes] = r.zrange(keys.ids, start, start + BATCH - 1)  # type: ignore[assignment]
@@ -52,7 +55,7 @@ def export_catalog(
         start += len(ids)
         pipe = r.pipeline(transaction=False)
         for raw_id in ids:
-            pipe.hgetall(keys.entry(raw_id.decode()))
+            read_entry(keys=[keys.entry(raw_id.decode()), keys.docs], client=pipe)
         for raw in pipe.execute():
             found = decode_entry(raw)
             if found is None:  # deleted while we read

@@ -61,8 +61,16 @@ class Importer:
     async def run(
         self, records: Iterable[Record | BadLine], progress: Callable[[int], None] | None = None
     ) -> ImportReport:
-        """Apply every record; `progress(line number)` after each."""
-        for record in records:
+        """Apply every record; `progress(line number)` after each.
+
+        Entries go in the order of the creation times they keep (those without one last): the
+        store hands out document numbers in creation order, so a restore into an empty store
+        keeps every time, whatever order the file lists them in."""
+        listed = list(records)
+        entries = [r for r in listed if isinstance(r, Record) and r.kind == "entry"]
+        entries.sort(key=lambda r: r.stamps.get("created_at") or "~")
+        others = [r for r in listed if not (isinstance(r, Record) and r.kind == "entry")]
+        for record in [*entries, *others]:
             if isinstance(record, BadLine):
                 self.report.refused.append(record)
             else:
@@ -76,6 +84,8 @@ class Importer:
                     self.report.refused.append(BadLine(record.number, _why(exc)))
             if progress is not None:
                 progress(record.number)
+        self.report.refused.sort(key=lambda b: b.number)
+        self.report.notes.sort(key=lambda n: n[0])
         return self.report
 
     async def _entry(self, record: Record) -> None:
@@ -95,7 +105,7 @@ class Importer:
                 )
             if not self.dry_run:
                 try:
-                    await self.store.create(
+                    made, _ = await self.store.create(
                         new_input(new),
                         created_at=record.stamps.get("created_at"),
                         updated_at=record.stamps.get("updated_at"),
@@ -103,6 +113,15 @@ class Importer:
                 except Conflict:  # created meanwhile: compare with it like any existing one
                     await self._entry(record)
                     return
+                wanted_time = record.stamps.get("created_at")
+                if wanted_time is not None and made["created_at"] != wanted_time:
+                    self.report.notes.append(
+                        (
+                            record.number,
+                            f"created_at {wanted_time} is not after the newest entry's: "
+                            f"stored as {made['created_at']} to keep creation order",
+                        )
+                    )
             self.report.created += 1
             return
         wanted = dict(doc)

@@ -1,0 +1,230 @@
+"""Each Lua script of regdb/lua.py alone against a real redis-server: every branch, every effect.
+
+The scripts are called with their documented KEYS/ARGV contracts directly, so a change in a
+contract or a branch shows here before it shows through the store or the monitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.commands.core import Script
+
+from regdb import lua
+
+E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
+DUE, QUEUED = "t:due", "t:queued"
+IX_AI, IX_GPU, IX_HUB = "t:ix:tags=s:ai", "t:ix:tags=s:gpu", "t:ix:tags=s:hub"
+H, HH = "t:h:a", "t:hh:a"
+
+
+@pytest.fixture
+def r(sync_r: redis.Redis) -> Iterator[redis.Redis]:
+    yield sync_r
+
+
+def script(r: redis.Redis, text: str) -> Script:
+    return r.register_script(text)
+
+
+def members(r: redis.Redis, key: str) -> set[bytes]:
+    return r.smembers(key)  # type: ignore[return-value]
+
+
+def create(r: redis.Redis, entry_id: str, score: int, *index: str, doc: bytes = b"{}") -> Any:
+    keys = [f"t:e:{entry_id}", IDS, SEQ, DOCIDS, DOCS, DUE, *index]
+    return script(r, lua.CREATE_ENTRY)(keys=keys, args=[entry_id, score, doc, "_rev", "r1"])
+
+
+# -- CREATE_ENTRY ----------------------------------------------------------------------------
+
+
+def test_create_stores_numbers_and_indexes(r: redis.Redis) -> None:
+    assert create(r, "a", 100, IX_AI, IX_GPU, doc=b'{"x":1}') == [1, 1]
+    assert r.hgetall(E) == {b"_n": b"1", b"_rev": b"r1"}
+    assert r.hget(DOCIDS, "1") == b"a" and r.hget(DOCS, "1") == b'{"x":1}'
+    assert r.zscore(IDS, "a") == 100 and r.zscore(DUE, "a") == 0
+    assert members(r, IX_AI) == members(r, IX_GPU) == {b"1"}
+    assert create(r, "b", 101, IX_AI) == [1, 2]
+    assert members(r, IX_AI) == {b"1", b"2"}
+    assert r.object("encoding", IX_AI) == b"intset"
+
+
+def test_create_refuses_an_existing_id(r: redis.Redis) -> None:
+    create(r, "a", 100, IX_AI)
+    assert create(r, "a", 200, IX_GPU) == [0]
+    assert r.zscore(IDS, "a") == 100 and not r.exists(IX_GPU) and r.get(SEQ) == b"1"
+    assert r.hgetall(DOCS) == {b"1": b"{}"}
+
+
+@pytest.mark.parametrize("score", [99, 100])
+def test_create_refuses_a_stamp_not_after_the_newest(r: redis.Redis, score: int) -> None:
+    create(r, "a", 100)
+    assert create(r, "b", score, IX_AI) == [-1, b"100"]
+    assert not r.exists("t:e:b", IX_AI) and r.get(SEQ) == b"1" and r.zcard(IDS) == 1
+
+
+# -- UPDATE_ENTRY ----------------------------------------------------------------------------
+
+
+def update(r: redis.Redis, rev: str, add: list[str], rem: list[str], *fields: str) -> Any:
+    keys = [E, DOCS, *add, *rem]
+    return script(r, lua.UPDATE_ENTRY)(keys=keys, args=[rev, len(add), *fields])
+
+
+def test_update_moves_memberships_and_replaces_the_hash(r: redis.Redis) -> None:
+    create(r, "a", 100, IX_AI, IX_GPU)
+    create(r, "b", 101, IX_AI)
+    r.hset(E, "_secret_config", "{}")
+    assert update(r, "r1", [IX_HUB], [IX_AI], '{"y":2}', "_rev", "r2") == 1
+    # the number stays, fields not written again (an old secret) are gone
+    assert r.hgetall(E) == {b"_n": b"1", b"_rev": b"r2"}
+    assert r.hgetall(DOCS) == {b"1": b'{"y":2}', b"2": b"{}"}
+    assert members(r, IX_AI) == {b"2"} and members(r, IX_HUB) == members(r, IX_GPU) == {b"1"}
+
+
+def test_update_conflict_changes_nothing(r: redis.Redis) -> None:
+    create(r, "a", 100, IX_AI)
+    assert update(r, "stale", [IX_HUB], [IX_AI], "{}", "_rev", "r2") == 0
+    assert r.hget(E, "_rev") == b"r1" and members(r, IX_AI) == {b"1"} and not r.exists(IX_HUB)
+    assert r.hgetall(DOCS) == {b"1": b"{}"}
+
+
+def test_update_of_a_missing_entry_is_not_found(r: redis.Redis) -> None:
+    assert update(r, "r1", [IX_HUB], [], "{}", "_rev", "r2") == -1
+    assert not r.exists(E, IX_HUB, DOCS)
+
+
+# -- DELETE_ENTRY ----------------------------------------------------------------------------
+
+
+def delete(r: redis.Redis, rev: str, entry_id: str = "a", *index: str) -> Any:
+    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, *index]
+    return script(r, lua.DELETE_ENTRY)(keys=keys, args=[rev, entry_id])
+
+
+def test_delete_removes_everything_of_the_entry_only(r: redis.Redis) -> None:
+    create(r, "a", 100, IX_AI, IX_GPU)
+    create(r, "b", 101, IX_AI)
+    r.set(H, "{}")
+    r.lpush(HH, "{}")
+    r.zadd(QUEUED, {"a": 5, "b": 5})
+    assert delete(r, "r1", "a", IX_AI, IX_GPU) == 1
+    assert not r.exists(E, H, HH, IX_GPU)
+    assert members(r, IX_AI) == {b"2"}
+    assert r.hgetall(DOCIDS) == {b"2": b"b"} and r.hgetall(DOCS) == {b"2": b"{}"}
+    assert r.zrange(IDS, 0, -1) == r.zrange(DUE, 0, -1) == r.zrange(QUEUED, 0, -1) == [b"b"]
+
+
+def test_delete_conflict_and_not_found(r: redis.Redis) -> None:
+    create(r, "a", 100, IX_AI)
+    assert delete(r, "stale", "a", IX_AI) == 0
+    assert r.exists(E) and members(r, IX_AI) == {b"1"} and r.hget(DOCIDS, "1") == b"a"
+    assert r.hget(DOCS, "1") == b"{}"
+    assert delete(r, "r1", "nope", IX_AI) == -1
+    assert members(r, IX_AI) == {b"1"}
+
+
+# -- RECORD_HEALTH ---------------------------------------------------------------------------
+
+STATUS = [f"t:ix:health.status=s:{s}" for s in ("healthy", "pending", "unhealthy", "unknown")]
+
+
+def record(r: redis.Redis, *regs: tuple[str, str, int, int], keep: int = 2) -> Any:
+    keys: list[str] = [DUE, QUEUED, *STATUS]
+    args: list[Any] = [len(STATUS), keep]
+    for entry_id, state, due, position in regs:
+        keys += [f"t:e:{entry_id}", f"t:h:{entry_id}", f"t:hh:{entry_id}"]
+        args += [entry_id, state, f"item-{state}", due, position]
+    return script(r, lua.RECORD_HEALTH)(keys=keys, args=args)
+
+
+def test_record_health_moves_the_status_and_keeps_history(r: redis.Redis) -> None:
+    create(r, "a", 100, STATUS[3])  # unknown
+    create(r, "b", 101, STATUS[3])
+    r.zadd(DUE, {"a": 7})
+    r.zadd(QUEUED, {"a": 1, "b": 1})
+    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == 2
+    assert record(r, ("a", "s3", 700, 2)) == 1
+    assert record(r, ("a", "s4", 800, 3)) == 1
+    assert r.get(H) == b"s4"
+    assert r.lrange(HH, 0, -1) == [b"item-s4", b"item-s3"]  # trimmed to keep=2
+    assert r.zscore(DUE, "a") == 800 and r.zcard(QUEUED) == 0
+    by_set = [members(r, k) for k in STATUS]
+    assert by_set == [{b"2"}, set(), {b"1"}, set()]
+
+
+def test_record_health_keeps_a_due_time_of_zero(r: redis.Redis) -> None:
+    # The entry changed during the probe (due 0): it must be probed again at once.
+    create(r, "a", 100, STATUS[3])
+    assert r.zscore(DUE, "a") == 0
+    assert record(r, ("a", "s1", 500, 1)) == 1
+    assert r.zscore(DUE, "a") == 0 and r.get(H) == b"s1"
+
+
+def test_record_health_cleans_up_an_entry_deleted_meanwhile(r: redis.Redis) -> None:
+    create(r, "b", 100, STATUS[3])
+    r.set(H, "old")
+    r.rpush(HH, "old")
+    r.zadd(DUE, {"a": 1})
+    r.zadd(QUEUED, {"a": 1})
+    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == 1
+    assert not r.exists(H, HH, E)
+    assert r.zscore(DUE, "a") is None and r.zscore(QUEUED, "a") is None
+    assert members(r, STATUS[0]) == {b"1"}  # b recorded, no number added for a
+
+
+# -- LEAD / RESIGN ---------------------------------------------------------------------------
+
+
+def test_lead_takes_extends_and_refuses(r: redis.Redis) -> None:
+    lead = script(r, lua.LEAD)
+    assert lead(keys=["t:lock"], args=["me", 1000]) == 1
+    assert r.get("t:lock") == b"me"
+    assert lead(keys=["t:lock"], args=["me", 60000]) == 1
+    assert r.pttl("t:lock") > 50000  # extended
+    assert lead(keys=["t:lock"], args=["you", 60000]) == 0
+    assert r.get("t:lock") == b"me"
+
+
+def test_resign_only_our_own_lock(r: redis.Redis) -> None:
+    r.set("t:lock", "me")
+    resign = script(r, lua.RESIGN)
+    assert resign(keys=["t:lock"], args=["you"]) == 0
+    assert r.get("t:lock") == b"me"
+    assert resign(keys=["t:lock"], args=["me"]) == 1
+    assert not r.exists("t:lock")
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def test_read_entry_public_and_private(r: redis.Redis) -> None:
+    create(r, "a", 100, doc=b'{"id":"a"}')
+    read, private = script(r, lua.READ_ENTRY), script(r, lua.READ_ENTRY_PRIVATE)
+    assert read(keys=[E, DOCS]) == [b'{"id":"a"}', b"r1"]
+    assert private(keys=[E, DOCS]) == [b'{"id":"a"}', None, b"r1"]
+    r.hset(E, "_secret_config", "{}")
+    assert private(keys=[E, DOCS]) == [b'{"id":"a"}', b"{}", b"r1"]
+    assert read(keys=["t:e:gone", DOCS]) == [None, None]
+    assert private(keys=["t:e:gone", DOCS]) == [None, None, None]
+
+
+def test_read_public_joins_stored_json_with_null_for_missing(r: redis.Redis) -> None:
+    create(r, "a", 100, doc=b'{"id":"a"}')
+    create(r, "b", 101, doc=b'{"id":"b"}')
+    read = script(r, lua.READ_PUBLIC)
+    assert read(keys=[DOCS, "t:e:b", "t:e:gone", "t:e:a"]) == b'[{"id":"b"},null,{"id":"a"}]'
+
+
+def test_read_health_basics(r: redis.Redis) -> None:
+    create(r, "a", 100, doc=b'{"u":1}')
+    r.set(H, "h")
+    read = script(r, lua.READ_HEALTH_BASICS)
+    assert read(keys=[E, H, DOCS]) == [b'{"u":1}', b"h"]
+    r.delete(H)
+    assert read(keys=[E, H, DOCS]) == [b'{"u":1}', None]
+    assert read(keys=["t:e:gone", H, DOCS]) == [None, None]
