@@ -7,6 +7,8 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,18 @@ def _no_address_outside_loopback(_loopback_only: None) -> Iterator[None]:
     yield
     if OUTSIDE:
         pytest.fail(f"the test tried to reach past loopback: {', '.join(OUTSIDE[:5])}")
+
+
+def run_regdb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`regdb <args>` as a real process with `env`, bounded in time, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "regdb.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def skip_or_fail(reason: str) -> None:

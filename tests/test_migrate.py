@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from typing import Any
 
 import redis
@@ -19,7 +18,7 @@ from regdb.model import epoch_us, rfc3339
 from regdb.secrets import redact_config
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import seed_like
+from tests.conftest import run_regdb, seed_like
 
 PREFIX = "regdb-test:"
 
@@ -41,15 +40,7 @@ def _write_old(r: redis.Redis, entry: dict[str, Any], created_us: int) -> None:
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": redis_url, "REGDB_PREFIX": PREFIX}
-    return subprocess.run(
-        [sys.executable, "-m", "regdb.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_regdb({**os.environ, "REDIS_URL": redis_url, "REGDB_PREFIX": PREFIX}, *args)
 
 
 async def test_old_layout_is_migrated_idempotently(
