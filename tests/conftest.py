@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
@@ -165,7 +166,7 @@ def sync_r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient[object, object]]:
+async def client(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """An HTTP client talking to a real API server on loopback."""
     server = TestServer(create_app(settings), host="127.0.0.1")
     async with TestClient(server) as c:

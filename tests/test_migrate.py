@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 from aiohttp.test_utils import TestClient
+from redis.typing import EncodableT, FieldT
 
 from regdb.connections import async_redis
 from regdb.fsck import check
@@ -27,7 +28,8 @@ def _write_old(r: redis.Redis, entry: dict[str, Any], created_us: int) -> None:
     """An entry as the previous release stored it (its codec, inlined here)."""
     keys = Keys(PREFIX)
     entry_id = entry["container_registry_id"]
-    fields: dict[str, str] = {k: json.dumps(v) for k, v in entry.items()}
+    # typed as redis-py's hset mapping wants it (dict is invariant in its key type)
+    fields: dict[FieldT, EncodableT] = {k: json.dumps(v) for k, v in entry.items()}
     config = entry["container_registry_config"]
     if redact_config(config) != config:
         fields["container_registry_config"] = json.dumps(redact_config(config))
