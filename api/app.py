@@ -55,7 +55,13 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         fast = None
         if settings.fastread and not is_sentinel(settings.redis_url):
             fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
-        app[STORE_KEY] = store = EntryStore(client, keys, fast=fast)
+        app[STORE_KEY] = store = EntryStore(
+            client,
+            keys,
+            fast=fast,
+            write_replicas=settings.write_replicas,
+            write_wait_ms=settings.write_wait_ms,
+        )
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)

@@ -132,6 +132,29 @@ def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(code)
 
 
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    """Bring a store written by an earlier regdb to today's layout (idempotent)."""
+    from regdb.connections import sync_redis
+    from regdb.fsck import check
+    from regdb.keys import Keys
+    from regdb.migrate import migrate
+
+    with _admin_redis(settings, "migrate") as ready:
+        conn = sync_redis(ready)
+        try:
+            keys = Keys(ready.prefix)
+            report = migrate(conn, keys)
+            consistent = check(conn, keys).ok
+        finally:
+            conn.close()
+    print(
+        f"migrated {report.migrated} entries, {report.already} already current, "
+        f"{len(report.unreadable or [])} unreadable; "
+        + ("consistent" if consistent else "still inconsistent: run `regdb fsck`")
+    )
+    sys.exit(0 if consistent and not report.unreadable else 1)
+
+
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
     """Write the whole catalog (entries, hooks) as NDJSON to stdout or --output."""
     from regdb.transfer.cli import export_main
@@ -239,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true", help="rebuild the indexes from the entries")
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_fsck)
+    p = sub.add_parser("migrate", help=(cmd_migrate.__doc__ or "").strip(), description=admin)
+    p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("export", help=(cmd_export.__doc__ or "").strip(), description=admin)
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     p.add_argument("--without-secrets", action="store_true", help='write credentials as "***"')

@@ -55,3 +55,6 @@ changed entries), so a long scheduled batch never holds them up."""
 
 SENTINEL_MASTER = "mymaster"
 """Sentinel's name of the primary, when REDIS_SENTINELS comes without REDIS_SENTINEL_MASTER."""
+
+WRITE_WAIT_MS = 1000
+"""How long a write waits for REGDB_WRITE_REPLICAS replicas (Redis WAIT) before a 503."""

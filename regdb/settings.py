@@ -56,6 +56,10 @@ class Settings:
     queue_name: str = defaults.QUEUE_NAME
     priority_workers: int = defaults.PRIORITY_WORKERS
     """Worker processes per `regdb worker` that serve only the priority queue."""
+    write_replicas: int = 0
+    """Replicas that must confirm a write (Redis WAIT) before the API acknowledges it."""
+    write_wait_ms: int = defaults.WRITE_WAIT_MS
+    """How long a write waits for those replicas before answering 503."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
 
@@ -105,7 +109,14 @@ class Settings:
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
             priority_workers=_int(e, "REGDB_PRIORITY_WORKERS", defaults.PRIORITY_WORKERS, 0, 64),
             fastread=_bool(e, "REGDB_FASTREAD", True),
+            write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
+            write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
         )
+        if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
+            raise SettingsError(
+                f"REGDB_WRITE_WAIT_MS ({s.write_wait_ms}) must be shorter than "
+                f"REGDB_REDIS_TIMEOUT ({s.redis_timeout_s:g} s): the wait happens inside a call"
+            )
         sentinels = e.get("REDIS_SENTINELS") or None
         try:
             if sentinels is not None:

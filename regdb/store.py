@@ -91,11 +91,22 @@ def unavailable_reply(exc: ResponseError) -> bool:
 class EntryStore:
     """Entries and their indexes in one Redis database, under `keys.prefix`."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, *, fast: FastReader | None = None) -> None:
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        keys: Keys,
+        *,
+        fast: FastReader | None = None,
+        write_replicas: int = 0,
+        write_wait_ms: int = 1000,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.fast = fast
         """Optional multiplexed connection for the public read script (the API's hot path)."""
+        self.write_replicas = write_replicas
+        """Replicas that must have a write (Redis WAIT) before it is acknowledged; 0: none."""
+        self.write_wait_ms = write_wait_ms
         self._create = redis.register_script(CREATE_ENTRY)
         self._update = redis.register_script(UPDATE_ENTRY)
         self._delete = redis.register_script(DELETE_ENTRY)
@@ -131,12 +142,17 @@ class EntryStore:
                 packed = hiredis.pack_command(args)
                 await conn.send_packed_command(packed, check_health=False)
                 try:
-                    return await conn.read_response()
+                    result = await conn.read_response()
                 except NoScriptError:
                     await conn.send_command("SCRIPT", "LOAD", script.script)
                     await conn.read_response()
                     await conn.send_packed_command(packed, check_health=False)
-                    return await conn.read_response()
+                    result = await conn.read_response()
+                acked = None
+                if self.write_replicas:
+                    # WAIT counts the replicas that have every write of *this* connection.
+                    await conn.send_command("WAIT", self.write_replicas, self.write_wait_ms)
+                    acked = int(await conn.read_response())
             except ResponseError:
                 raise
             except BaseException:
@@ -145,6 +161,19 @@ class EntryStore:
                 raise
             finally:
                 await pool.release(conn)
+        if acked is not None and acked < self.write_replicas:
+            log.warning(
+                "write confirmed by %d of %d replicas in %d ms",
+                acked,
+                self.write_replicas,
+                self.write_wait_ms,
+            )
+            raise StorageUnavailable(
+                f"the write was not confirmed by {self.write_replicas} replica(s) within "
+                f"{self.write_wait_ms} ms (REGDB_WRITE_REPLICAS); it may or may not be kept: "
+                "read before retrying"
+            )
+        return result
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless Redis answers."""
@@ -273,8 +302,7 @@ class EntryStore:
         self, script: AsyncScript, entry_id: str, keys: list[str], args: list[Any]
     ) -> bool:
         """Run a write script: True when applied, False when another writer came first."""
-        async with storage_errors():
-            res = await script(keys=keys, args=args)
+        res = await self._run_write(script, keys, lambda: args)
         if res == -1:
             raise NotFound(f"No document found with id {entry_id!r}")
         if res == 0:

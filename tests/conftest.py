@@ -7,6 +7,8 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
@@ -107,6 +110,18 @@ def _no_address_outside_loopback(_loopback_only: None) -> Iterator[None]:
         pytest.fail(f"the test tried to reach past loopback: {', '.join(OUTSIDE[:5])}")
 
 
+def run_regdb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`regdb <args>` as a real process with `env`, bounded in time, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "regdb.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip locally, but fail in CI: a missing binary there is a broken CI script."""
     if os.environ.get("CI") == "true":
@@ -151,7 +166,7 @@ def sync_r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient[object, object]]:
+async def client(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """An HTTP client talking to a real API server on loopback."""
     server = TestServer(create_app(settings), host="127.0.0.1")
     async with TestClient(server) as c:

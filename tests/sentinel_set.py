@@ -99,14 +99,14 @@ class SentinelSet:
                 host_port = self.client(port).sentinel_get_master_addr_by_name(PRIMARY)
             except (redis.RedisError, OSError):
                 continue
-            if host_port:
+            if isinstance(host_port, tuple) and host_port:
                 p = int(host_port[1])
                 seen[p] = seen.get(p, 0) + 1
         best = max(seen.items(), key=lambda kv: kv[1], default=(0, 0))
         return best[0] if best[1] >= 2 else 0
 
     def _role(self, port: int) -> str:
-        role = self.client(port).execute_command("ROLE")
+        role = self.client(port).role()  # the ROLE command, typed
         return bytes(role[0]).decode()
 
     def wait_ready(self, seconds: float = 30) -> None:
@@ -122,7 +122,11 @@ class SentinelSet:
                 live = [
                     r for r in replicas if not r["is_sdown"] and r.get("master-link-status") == "ok"
                 ]
-                if not live or c.sentinel_master(PRIMARY)["num-other-sentinels"] < 2:
+                if not live:
+                    return False
+                master = c.sentinel_master(PRIMARY)
+                assert isinstance(master, dict), master
+                if master["num-other-sentinels"] < 2:
                     return False
             return True
 

@@ -13,13 +13,15 @@ from aiohttp.test_utils import TestClient
 
 from regdb import jsonutil
 from tests.conftest import SEED_ENTRY
+from tests.redis_values import as_bytes
 
 Client = TestClient[Any, Any]
 
 
 def _snapshot(r: redis.Redis) -> dict[bytes, Any]:
     out: dict[bytes, Any] = {}
-    for key in r.keys("regdb-test:*"):
+    for raw in r.keys("regdb-test:*"):
+        key = as_bytes(raw)
         kind = r.type(key)
         if kind == b"hash":
             out[key] = r.hgetall(key)

@@ -9,6 +9,7 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import SEED_ENTRY
+from tests.redis_values import as_bytes
 
 Client = TestClient[Any, Any]
 
@@ -217,17 +218,17 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
         "mirror": {"secret_key": "***", "region": "eu"},
     }
     # stored for the prober
-    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
+    assert b"hunter2" in as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
     # the public field is stored redacted: reads never handle the secret
     number = sync_r.hget(f"regdb-test:e:{rid}", "_n")
     assert number is not None
-    assert b"hunter2" not in sync_r.hget("regdb-test:docs", number)
+    assert b"hunter2" not in as_bytes(sync_r.hget("regdb-test:docs", number))
     # PUT back what GET returned: the mask must not overwrite the stored secret
     resp = await client.put(
         f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}
     )
     assert resp.status == 200 and "hunter2" not in await resp.text()
-    assert b"hunter2" in sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
+    assert b"hunter2" in as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
     # queries cannot be used as an oracle for a secret value
     for filt in (
         {"container_registry_config.auth.password": "hunter2"},
@@ -301,7 +302,7 @@ async def test_refresh_without_worker_answers_202(client: Client) -> None:
 
     rid = SEED_ENTRY["container_registry_id"]
     await client.post("/container_registry", json=SEED_ENTRY)
-    service = client.app[HEALTH_KEY]  # type: ignore[index]
+    service = client.app[HEALTH_KEY]
     service.settings = service.settings.replace(refresh_wait_s=0.3)
     resp = await client.get(f"/check_container_health/{rid}?refresh=true")
     assert resp.status == 202

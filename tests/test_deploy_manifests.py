@@ -138,7 +138,9 @@ def _workloads(docs: list[Doc]) -> Iterator[Doc]:
 
 
 def _pod(workload: Doc) -> Doc:
-    return workload["spec"]["template"]
+    pod = workload["spec"]["template"]
+    assert isinstance(pod, dict), pod
+    return pod
 
 
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -254,10 +256,10 @@ def effective_env(container: Doc, docs: list[Doc]) -> tuple[dict[str, str], list
             continue
         frm = var["valueFrom"]
         if "secretKeyRef" in frm:
-            ref, value = frm["secretKeyRef"], secrets.get(frm["secretKeyRef"]["name"], {})
+            ref, table = frm["secretKeyRef"], secrets.get(frm["secretKeyRef"]["name"], {})
         else:
-            ref, value = frm["configMapKeyRef"], maps.get(frm["configMapKeyRef"]["name"], {})
-        value = value.get(ref["key"])
+            ref, table = frm["configMapKeyRef"], maps.get(frm["configMapKeyRef"]["name"], {})
+        value = table.get(ref["key"])
         if value is not None:
             env[var["name"]] = value
         elif not ref.get("optional"):
@@ -269,17 +271,18 @@ class _Recording(Mapping[str, str]):
     """An environment that remembers which names were read from it."""
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values, self.read = values, set[str]()
+        # not `values`: that would shadow Mapping.values()
+        self._values, self.read = values, set[str]()
 
     def __getitem__(self, key: str) -> str:
         self.read.add(key)
-        return self.values[key]
+        return self._values[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self._values)
 
 
 def settings_names() -> set[str]:

@@ -27,7 +27,7 @@ async def _store_of_three(settings: Settings) -> list[str]:
 
 
 def _numbers(r: redis.Redis, keys: Keys, ids: list[str]) -> list[int]:
-    return [int(r.hget(keys.entry(i), "_n") or 0) for i in ids]  # type: ignore[arg-type]
+    return [int(r.hget(keys.entry(i), "_n") or 0) for i in ids]
 
 
 async def test_renumbers_entries_out_of_creation_order(

@@ -14,10 +14,10 @@ from rq import Queue, SimpleWorker
 
 from api.app import create_app
 from regdb import context
-from regdb.alerts.deliver import enqueue_delivery
 from regdb.alerts.payload import make_test_event
 from regdb.cli import serve_child_env
 from regdb.keys import Keys
+from regdb.queues import enqueue_delivery
 from regdb.settings import Settings, SettingsError
 from tests.test_alert_delivery import Receiver, deliveries, put_hook
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from regdb.monitor.model import ProbeResult
 from regdb.probe.address_policy import PolicyResolver
 from regdb.probe.prober import Prober
 from tests.registry_servers import ThreadedServer
@@ -109,7 +110,7 @@ def authorizations(server: ThreadedServer) -> list[str]:
     return [r.headers["Authorization"] for r in server.seen if "Authorization" in r.headers]
 
 
-async def probe(url: str, resolver: PolicyResolver | None = None) -> dict[str, Any]:
+async def probe(url: str, resolver: PolicyResolver | None = None) -> ProbeResult:
     async with Prober(resolver=resolver) as prober:
         return await prober.probe(entry(url))
 
@@ -133,6 +134,7 @@ async def test_realm_on_a_refused_address_gets_nothing(
     finally:
         reg.stop()
     assert (result.outcome, result.reason) == ("degraded", "auth_failed")
+    assert result.auth.error is not None
     assert "refused" in result.auth.error and "metadata" in result.auth.error
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []
@@ -180,6 +182,7 @@ async def test_redirect_to_a_refused_address_is_not_followed(
     finally:
         reg.stop()
     assert (result.outcome, result.reason) == ("refused_by_policy", "refused_by_policy")
+    assert result.error is not None
     assert "metadata" in result.error
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []
@@ -226,6 +229,7 @@ async def test_numeric_spellings_of_the_metadata_address_are_refused(
         finally:
             reg.stop()
         error = result.error if result.reason == "refused_by_policy" else result.auth.error
+        assert error is not None, result
         assert "cloud metadata" in error, result
     assert set(connects) == {"127.0.0.1"}
     assert catcher.seen == []

@@ -104,3 +104,13 @@ def test_settings_from_sentinel_variables() -> None:
 def test_bad_sentinel_settings_stop_start_up(env: dict[str, str], why: str) -> None:
     with pytest.raises(SettingsError, match=why):
         Settings.from_env(env)
+
+
+def test_write_replicas_settings() -> None:
+    s = Settings.from_env({"REGDB_WRITE_REPLICAS": "1", "REGDB_WRITE_WAIT_MS": "250"})
+    assert (s.write_replicas, s.write_wait_ms) == (1, 250)
+    assert Settings.from_env({}).write_replicas == 0
+    with pytest.raises(SettingsError, match="must be shorter than REGDB_REDIS_TIMEOUT"):
+        Settings.from_env({"REGDB_WRITE_REPLICAS": "1", "REGDB_WRITE_WAIT_MS": "5000"})
+    with pytest.raises(SettingsError, match="REGDB_WRITE_REPLICAS must be between 0 and 16"):
+        Settings.from_env({"REGDB_WRITE_REPLICAS": "17"})

@@ -18,6 +18,7 @@ from regdb.settings import Settings
 from regdb.store import EntryStore
 from scheduler.main import Scheduler, lock_ttl_seconds
 from tests.conftest import SEED_ENTRY
+from tests.redis_values import as_bytes
 
 
 async def _create(settings: Settings, n: int) -> list[str]:
@@ -95,7 +96,7 @@ def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Red
             assert time.monotonic() < deadline, "no scheduler became active"
             time.sleep(0.05)
         first = sync_r.get(lock)
-        assert first is not None
+        assert isinstance(first, bytes)
         time.sleep(1.5)
         assert sync_r.get(lock) == first, "leadership must not flap while the leader lives"
         leader_pid = int(first.decode().split("-")[0])
@@ -107,7 +108,7 @@ def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Red
             assert time.monotonic() - t0 < 2 * 1, "the standby did not take over in 2 intervals"
             time.sleep(0.05)
         survivor = next(p for p in procs if p.pid != leader_pid)
-        assert int(sync_r.get(lock).decode().split("-")[0]) == survivor.pid
+        assert int(as_bytes(sync_r.get(lock)).decode().split("-")[0]) == survivor.pid
     finally:
         for p in procs:
             if p.poll() is None:

@@ -11,14 +11,13 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from regdb.embedded import find_redis_server
-from tests.conftest import SEED_ENTRY, free_port
+from tests.conftest import SEED_ENTRY, free_port, run_regdb
 from tests.test_serve import Serve, _call, _children_of, serve  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,14 +42,7 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
 
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regdb.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_regdb(env, *args)
 
 
 def _one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import redis
 
 from regdb.keys import Keys
 from regdb.settings import Settings, SettingsError
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, run_regdb
 
 
 @pytest.mark.parametrize(
@@ -52,14 +51,7 @@ def test_defaults_and_overrides() -> None:
 
 
 def _regdb(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regdb.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_regdb(env, *args)
 
 
 def test_cli_refuses_bad_config() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -30,6 +31,7 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
     async def one(i: int) -> None:
         store = stores[i % len(stores)]
         op = rng.choice(["add", "pull", "set", "meta"])
+        body: dict[str, Any]
         if op == "add":
             body = {"$addToSet": {"container_registry_tags": {"$each": rng.sample(tags, 2)}}}
         elif op == "pull":

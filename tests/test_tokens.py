@@ -33,6 +33,7 @@ from regdb.tokens import (
     token_digest,
 )
 from tests.conftest import free_port
+from tests.redis_values import as_bytes
 
 KEY = b"k" * 32
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -193,7 +194,12 @@ async def test_create_authenticate_list_revoke(store: TokenStore, sync_r: redis.
     token, rec = await store.create("mlops-team", {W}, label="ci", now=T0)
     assert is_token_shaped(token)
     got = await store.authenticate(bearer(token), now=T0)
-    assert (got.id, got.owner, got.scopes, got.label) == (rec.id, "mlops-team", {W}, "ci")
+    assert (got.id, got.owner, got.scopes, got.label) == (
+        rec.id,
+        "mlops-team",
+        frozenset({W}),
+        "ci",
+    )
     assert got.allows(R) and not got.allows(A)
     stored = await store.get(rec.id)
     assert stored.last_used_at == T0
@@ -297,11 +303,11 @@ async def test_no_token_in_any_key_rdb_or_aof(tmp_path: Path) -> None:
         for key in sync.scan_iter(match="*"):
             kind = sync.type(key)
             if kind == b"hash":
-                value = b"".join(k + v for k, v in sync.hgetall(key).items())
+                value = b"".join(as_bytes(k) + as_bytes(v) for k, v in sync.hgetall(key).items())
             elif kind == b"set":
-                value = b"".join(sync.smembers(key))
+                value = b"".join(as_bytes(m) for m in sync.smembers(key))
             else:
-                value = sync.get(key) or b""
+                value = as_bytes(sync.get(key) or b"")
             dumped += key + value
         assert b"regdb:tok:" in dumped and b"digest" in dumped  # the dump did see the tokens
         sync.config_set("rdbcompression", "no")

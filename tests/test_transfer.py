@@ -26,6 +26,7 @@ from regdb.transfer.exporter import export_catalog
 from regdb.transfer.importer import Importer, ImportReport
 from regdb.transfer.records import read_records
 from tests.conftest import SEED_ENTRY, seed_like
+from tests.redis_values import as_bytes
 
 MONGO_FILE = Path(__file__).parent / "data" / "mongoexport.ndjson"
 PASSWORD = "pa55-w0rd-never-in-clear"
@@ -126,11 +127,11 @@ async def test_export_without_secrets_leaks_nothing_and_keeps_stored_ones(
     report = await _import(settings, dump)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 4), report
     values = b"".join(
-        v for k in sync_r.keys("*") if sync_r.type(k) == b"hash" for v in sync_r.hvals(k)
+        as_bytes(v) for k in sync_r.keys("*") if sync_r.type(k) == b"hash" for v in sync_r.hvals(k)
     )
     assert PASSWORD.encode() in values
     assert HOOK_SECRET.encode() in b"".join(
-        sync_r.get(k) or b"" for k in sync_r.keys("*") if sync_r.type(k) == b"string"
+        as_bytes(sync_r.get(k) or b"") for k in sync_r.keys("*") if sync_r.type(k) == b"string"
     )
     assert (await _stored_config(settings, "reg-0"))["auth"]["password"] == PASSWORD
     # into an empty store: the mask never becomes a credential

@@ -1,0 +1,100 @@
+"""`regdb migrate`: bring a store written by an earlier regdb to today's layout. Idempotent.
+
+Before document numbers, an entry was a hash of its top-level fields, each JSON-encoded, plus
+``_rev`` and ``_secret_config``, and the index sets held entry ids. Today the entry's hash holds
+``_rev``, ``_n`` (its document number) and ``_secret_config``; its public JSON sits in ``docs``
+under the number, and index sets hold numbers (see codec.py and lua.py).
+
+The migration gives the old entries numbers after every number already in use, in creation order
+(the ``ids`` sorted set), writes each one's new form in one transaction, then rebuilds the index
+sets with fsck's repair. Entries already in today's form are left alone, so running it again (or
+after an interruption) finishes the job and changes nothing else. Run it with the API, workers
+and scheduler stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from regdb import jsonutil
+from regdb.codec import SECRET_CONFIG_FIELD, encode_entry
+from regdb.fsck import apply_repair, check
+from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
+from regdb.secrets import CONFIG_FIELD
+
+
+@dataclass
+class MigrationReport:
+    """What a migration did."""
+
+    migrated: int = 0
+    already: int = 0
+    unreadable: list[str] | None = None
+    """Ids of entries that could not be read (left alone)."""
+
+
+def _old_entry(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], str] | None:
+    """(entry with secrets, rev) from an old-layout hash; None when it is not one."""
+    if not raw or ENTRY_DOCNUM_FIELD.encode() in raw:
+        return None
+    rev = ""
+    entry: dict[str, Any] = {}
+    secret = None
+    for key, value in raw.items():
+        name = key.decode()
+        if name == ENTRY_REV_FIELD:
+            rev = value.decode()
+        elif name == SECRET_CONFIG_FIELD:
+            secret = value
+        else:
+            entry[name] = jsonutil.loads(value)
+    if secret is not None:
+        entry[CONFIG_FIELD] = jsonutil.loads(secret)
+    return entry, rev
+
+
+def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
+    """Convert every old-layout entry; rebuild the indexes. Returns what it did."""
+    report = MigrationReport(unreadable=[])
+    unreadable: list[str] = report.unreadable  # type: ignore[assignment]
+    members: list[bytes] = r.zrange(keys.ids, 0, -1)  # type: ignore[assignment]
+    order = [m.decode() for m in members]  # creation order
+    known = set(order)
+    order += sorted(
+        keys.entry_id_from_key(k.decode())
+        for k in r.scan_iter(match=keys.entry_pattern, count=500)
+        if keys.entry_id_from_key(k.decode()) not in known
+    )
+    for entry_id in order:
+        key = keys.entry(entry_id)
+        raw: dict[bytes, bytes] = r.hgetall(key)  # type: ignore[assignment]
+        if not raw:
+            continue
+        if ENTRY_DOCNUM_FIELD.encode() in raw:
+            report.already += 1
+            continue
+        try:
+            found = _old_entry(raw)
+        except ValueError:
+            unreadable.append(entry_id)
+            continue
+        if found is None or "created_at" not in found[0]:
+            unreadable.append(entry_id)
+            continue
+        entry, rev = found
+        public, fields = encode_entry(entry, rev or "migrated")
+        number = int(r.incr(keys.docseq))
+        pipe = r.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=dict(zip(fields[::2], fields[1::2], strict=True)))
+        pipe.hset(key, ENTRY_DOCNUM_FIELD, number)
+        pipe.hset(keys.docs, str(number), public)
+        pipe.hset(keys.docids, str(number), entry_id)
+        pipe.execute()
+        report.migrated += 1
+    # Old index sets hold ids; fsck's repair removes them and adds the numbers.
+    apply_repair(r, keys, check(r, keys))
+    return report
