@@ -219,7 +219,9 @@ async def test_uptime_ratio_is_what_history_answers(
         for n in range(10)
     ]
     items += [
-        HistoryItem(checked_at=stamp(ago), status="healthy", last_probe="healthy")
+        HistoryItem(
+            checked_at=stamp(ago), status=HealthStatus.HEALTHY, last_probe=ProbeOutcome.HEALTHY
+        )
         for ago in (7200, 2 * 86400)
     ]
     sync_r.rpush(keys.health_history("m-up"), *(i.model_dump_json() for i in items))
@@ -411,7 +413,9 @@ def test_one_sweep_at_a_time_and_stoppable(settings: Settings, sync_r: redis.Red
     keys = Keys(settings.prefix)
     for n in range(3):
         sync_r.zadd(keys.ids, {f"s-{n}": n})
-        item = HistoryItem(checked_at=stamp(30), status="healthy", last_probe="healthy")
+        item = HistoryItem(
+            checked_at=stamp(30), status=HealthStatus.HEALTHY, last_probe=ProbeOutcome.HEALTHY
+        )
         sync_r.rpush(keys.health_history(f"s-{n}"), item.model_dump_json())
     sync_r.hset(keys.uptime_ratios, "s-deleted-since", "1.0 1.0 1.0")
     sync_r.set(keys.uptime_lock, "another process")
