@@ -163,6 +163,26 @@ async def test_projection(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     }
 
 
+async def test_projection_and_order_join_the_health(
+    loaded: tuple[Client, list[dict[str, Any]]],
+) -> None:
+    """`fields=health...` or `sort=health...` with a filter that never mentions health still
+    brings each entry's health (it used to be joined only for filters on it)."""
+    client, entries = loaded
+    for query in ("fields=health.status", "fields=container_registry_name,health"):
+        resp = await client.post(f"/container_registries?limit=5&{query}", json={})
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert [d["health"]["status"] for d in body["data"]] == ["unknown"] * 5, query
+    resp = await client.post(
+        "/container_registries?limit=5&sort=health.status&fields=health.status",
+        json={"container_registry_tags": "ai"},
+    )
+    body = await resp.json()
+    assert resp.status == 200 and body["data"], body
+    assert all(d["health"]["status"] == "unknown" for d in body["data"])
+
+
 async def test_empty_body_lists_all(loaded: tuple[Client, list[dict[str, Any]]]) -> None:
     client, entries = loaded
     resp = await client.post("/container_registries?limit=1000")

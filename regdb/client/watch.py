@@ -24,20 +24,9 @@ FIELDS = "container_registry_name,container_registry_public_url,health"
 PAGE = 1000
 
 
-HEALTH_JOIN = {"health": {"$exists": True}}
-"""A clause that every entry matches (a never-probed one has health `unknown`): the server
-joins health into query results only when the filter mentions it, even when `fields` asks
-for it, so the watch filter always does."""
-
-
-def with_health(filt: Any) -> Any:
-    """The filter, made to mention health (see HEALTH_JOIN)."""
-    return {"$and": [filt, HEALTH_JOIN]} if filt else HEALTH_JOIN
-
-
 def fetch(api: Api, filt: Any) -> list[dict[str, Any]]:
     """Every matching registry with its health, sorted by name."""
-    filt = with_health(filt)
+    filt = filt or {}
     items: list[dict[str, Any]] = []
     cursor = None
     while True:

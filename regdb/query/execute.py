@@ -188,7 +188,12 @@ class Searcher:
             raise InvalidQuery("invalid cursor")
         exact = not opts.scan and index_is_exact(filt)
         matcher = _always if exact else compile_filter(filt)
-        with_health = _uses_health(filt)
+        # The health is joined when the filter, the projection or the order reads it.
+        with_health = (
+            _uses_health(filt)
+            or _uses_health({f: 1 for f in opts.fields or ()})
+            or _uses_health({p: 1 for p, _ in sort})
+        )
         expr = None if opts.scan else plan(filt)
         by_creation = len(sort) == 1 and sort[0][0] == "created_at"
         if (
