@@ -168,7 +168,7 @@ async def test_projection_and_order_join_the_health(
 ) -> None:
     """`fields=health...` or `sort=health...` with a filter that never mentions health still
     brings each entry's health (it used to be joined only for filters on it)."""
-    client, entries = loaded
+    client, _ = loaded
     for query in ("fields=health.status", "fields=container_registry_name,health"):
         resp = await client.post(f"/container_registries?limit=5&{query}", json={})
         body = await resp.json()
