@@ -149,7 +149,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
             conn.close()
     print(
         f"migrated {report.migrated} entries, {report.already} already current, "
-        f"{len(report.unreadable or [])} unreadable; "
+        f"{len(report.unreadable)} unreadable; "
         + ("consistent" if consistent else "still inconsistent: run `regdb fsck`")
     )
     sys.exit(0 if consistent and not report.unreadable else 1)

@@ -34,31 +34,25 @@ def _common(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _login(username: str | None, password: str | None, ssl: bool) -> dict[str, Any]:
+    """The credential and TLS options redis-py takes, only those that are set."""
+    out: dict[str, Any] = {"username": username, "password": password, "ssl": ssl or None}
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def _sentinel_kwargs(settings: Settings, addr: SentinelAddress) -> dict[str, Any]:
     """Connection options for the Sentinels themselves."""
-    out: dict[str, Any] = {
-        "socket_timeout": min(settings.redis_timeout_s, 1.0),
-        "socket_connect_timeout": min(settings.redis_timeout_s, 1.0),
+    quick = min(settings.redis_timeout_s, 1.0)
+    return {
+        "socket_timeout": quick,
+        "socket_connect_timeout": quick,
+        **_login(addr.sentinel_username, addr.sentinel_password, addr.sentinel_ssl),
     }
-    if addr.sentinel_password is not None:
-        out["password"] = addr.sentinel_password
-    if addr.sentinel_username is not None:
-        out["username"] = addr.sentinel_username
-    if addr.sentinel_ssl:
-        out["ssl"] = True
-    return out
 
 
 def _primary_kwargs(settings: Settings, addr: SentinelAddress) -> dict[str, Any]:
     """Connection options for the primary Sentinel names."""
-    out = {**_common(settings), "db": addr.db}
-    if addr.password is not None:
-        out["password"] = addr.password
-    if addr.username is not None:
-        out["username"] = addr.username
-    if addr.ssl:
-        out["ssl"] = True
-    return out
+    return {**_common(settings), "db": addr.db, **_login(addr.username, addr.password, addr.ssl)}
 
 
 def async_redis(settings: Settings) -> aredis.Redis:

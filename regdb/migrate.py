@@ -14,7 +14,7 @@ and scheduler stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -32,7 +32,7 @@ class MigrationReport:
 
     migrated: int = 0
     already: int = 0
-    unreadable: list[str] | None = None
+    unreadable: list[str] = field(default_factory=list)
     """Ids of entries that could not be read (left alone)."""
 
 
@@ -58,8 +58,7 @@ def _old_entry(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], str] | None:
 
 def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
     """Convert every old-layout entry; rebuild the indexes. Returns what it did."""
-    report = MigrationReport(unreadable=[])
-    unreadable: list[str] = report.unreadable  # type: ignore[assignment]
+    report = MigrationReport()
     members: list[bytes] = r.zrange(keys.ids, 0, -1)  # type: ignore[assignment]
     order = [m.decode() for m in members]  # creation order
     known = set(order)
@@ -79,10 +78,10 @@ def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
         try:
             found = _old_entry(raw)
         except ValueError:
-            unreadable.append(entry_id)
+            report.unreadable.append(entry_id)
             continue
         if found is None or "created_at" not in found[0]:
-            unreadable.append(entry_id)
+            report.unreadable.append(entry_id)
             continue
         entry, rev = found
         public, fields = encode_entry(entry, rev or "migrated")

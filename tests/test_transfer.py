@@ -15,16 +15,14 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from regdb import jsonutil
-from regdb.alerts.deliver import policy_of
-from regdb.alerts.store import HookStore
 from regdb.connections import async_redis, sync_redis
 from regdb.fsck import check
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.transfer.cli import import_lines
 from regdb.transfer.exporter import export_catalog
-from regdb.transfer.importer import Importer, ImportReport
-from regdb.transfer.records import read_records
+from regdb.transfer.importer import ImportReport
 from tests.conftest import SEED_ENTRY, seed_like
 from tests.redis_values import as_bytes
 
@@ -44,17 +42,7 @@ def _export(settings: Settings, *, with_secrets: bool) -> bytes:
 
 
 async def _import(settings: Settings, data: bytes, *, dry_run: bool = False) -> ImportReport:
-    client = async_redis(settings)
-    keys = Keys(settings.prefix)
-    try:
-        importer = Importer(
-            EntryStore(client, keys),
-            HookStore(client, keys, policy=policy_of(settings)),
-            dry_run=dry_run,
-        )
-        return await importer.run(read_records(data.decode().splitlines()))
-    finally:
-        await client.aclose()
+    return await import_lines(settings, data.decode().splitlines(), dry_run=dry_run)
 
 
 async def _stored_config(settings: Settings, entry_id: str) -> dict[str, Any]:

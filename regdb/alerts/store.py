@@ -75,22 +75,23 @@ class HookStore:
         async with storage_errors():
             if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
                 raise InvalidInput(f"too many alert hooks (at most {MAX_HOOKS})")
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook), nx=True)
-            pipe.sadd(self.keys.hooks, hook["id"])
-            await pipe.execute()
+        await self._save(hook, replace=False)
         log.info("alert hook %s created", hook["id"])
         return hook
+
+    async def _save(self, hook: dict[str, Any], *, replace: bool) -> None:
+        """Write a hook and list its id, in one transaction (a new id only, unless `replace`)."""
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook), nx=not replace)
+            pipe.sadd(self.keys.hooks, hook["id"])
+            await pipe.execute()
 
     async def restore(self, hook: dict[str, Any]) -> None:
         """Store a hook as exported (its id and times kept), replacing one with that id.
 
         The caller validated it (validate_hook) and chose its secret."""
-        async with storage_errors():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook))
-            pipe.sadd(self.keys.hooks, hook["id"])
-            await pipe.execute()
+        await self._save(hook, replace=True)
         log.info("alert hook %s restored", hook["id"])
 
     async def get(self, hook_id: str) -> dict[str, Any]:

@@ -166,19 +166,13 @@ class Prober:
         """Read the cached tokens of these entries in two round trips, before probing them."""
         if self.tokens is None:
             return
-        settings = self.settings
         wanted = []
         for entry in entries:
             config = entry.get("container_registry_config")
             if not isinstance(config, Mapping) or not config.get("auth"):
                 continue
             try:
-                target = build_target(
-                    entry,
-                    connect_timeout_s=settings.connect_timeout_s,
-                    total_timeout_s=settings.total_timeout_s,
-                    latency_warn_ms=settings.latency_warn_ms,
-                )
+                target = self._target(entry)
             except BadEntry:
                 continue
             if target.credentials is not None:
@@ -241,6 +235,16 @@ class Prober:
         elif creds is not None and 200 <= main.status < 300:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
 
+    def _target(self, entry: Mapping[str, Any]) -> Target:
+        """The entry's target, the prober's settings as defaults; BadEntry when unusable."""
+        settings = self.settings
+        return build_target(
+            entry,
+            connect_timeout_s=settings.connect_timeout_s,
+            total_timeout_s=settings.total_timeout_s,
+            latency_warn_ms=settings.latency_warn_ms,
+        )
+
     async def probe(self, entry: Mapping[str, Any], *, now: datetime | None = None) -> ProbeResult:
         """Probe one entry; never raises (except on cancellation)."""
         started = time.perf_counter()
@@ -248,12 +252,7 @@ class Prober:
         secrets = entry_secrets(entry)
         settings = self.settings
         try:
-            target = build_target(
-                entry,
-                connect_timeout_s=settings.connect_timeout_s,
-                total_timeout_s=settings.total_timeout_s,
-                latency_warn_ms=settings.latency_warn_ms,
-            )
+            target = self._target(entry)
         except BadEntry as exc:
             rec = Recorder(safe_url(entry))
             rec.fail(exc, settings.total_timeout_s)

@@ -66,7 +66,8 @@ def _print_report(report: ImportReport, *, dry_run: bool) -> None:
     _err.print(f"dry run, nothing written: {counts}" if dry_run else counts)
 
 
-async def _import(settings: Settings, lines: list[str], *, dry_run: bool) -> ImportReport:
+async def import_lines(settings: Settings, lines: list[str], *, dry_run: bool) -> ImportReport:
+    """Apply an import file's lines to the store `settings` names (progress on stderr)."""
     client = async_redis(settings)
     keys = Keys(settings.prefix)
     try:
@@ -91,6 +92,6 @@ def import_main(settings: Settings, file: str, *, dry_run: bool) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         _err.print(f"regdb import: cannot read {file}: {exc}")
         return 2
-    report = asyncio.run(_import(settings, text.splitlines(), dry_run=dry_run))
+    report = asyncio.run(import_lines(settings, text.splitlines(), dry_run=dry_run))
     _print_report(report, dry_run=dry_run)
     return 0 if report.ok else 1

@@ -46,6 +46,8 @@ def _why(exc: InvalidInput) -> str:
 
 
 def _content(entry: dict[str, Any]) -> dict[str, Any]:
+    """A validated entry or hook without its server-set times: what is compared, and what a
+    create or update is given."""
     return {k: v for k, v in entry.items() if k not in READ_ONLY_FIELDS}
 
 
@@ -106,7 +108,7 @@ class Importer:
             if not self.dry_run:
                 try:
                     made, _ = await self.store.create(
-                        new_input(new),
+                        _content(new),
                         created_at=record.stamps.get("created_at"),
                         updated_at=record.stamps.get("updated_at"),
                     )
@@ -137,7 +139,7 @@ class Importer:
             return
         if not self.dry_run:
             update = {
-                "$set": {k: v for k, v in new_input(new).items() if k != ID_FIELD},
+                "$set": {k: v for k, v in _content(new).items() if k != ID_FIELD},
                 "$unset": {k: "" for k in ENTRY_FIELDS if k in old and k not in new},
             }
             if not update["$unset"]:
@@ -177,8 +179,3 @@ def drop_masks_in_config(doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(config, dict):
         return doc
     return {**doc, CONFIG_FIELD: drop_masks(config)}
-
-
-def new_input(entry: dict[str, Any]) -> dict[str, Any]:
-    """A validated entry as create/update input (server-set times removed)."""
-    return {k: v for k, v in entry.items() if k not in READ_ONLY_FIELDS}
