@@ -187,7 +187,14 @@ async def test_mongoexport_file_dry_run_then_import(
 def _cli(
     settings: Settings, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "REDIS_URL": str(settings.redis_url), "REGDB_PREFIX": settings.prefix}
+    # The hooks here go to loopback, which REDIS_URL alone would forbid (a deployment's default):
+    # the same policy as the API that created them.
+    env = {
+        **os.environ,
+        "REDIS_URL": str(settings.redis_url),
+        "REGDB_PREFIX": settings.prefix,
+        "HOOK_ALLOW_LOOPBACK": "true",
+    }
     return subprocess.run(
         [sys.executable, "-m", "regdb.cli", *args],
         env=env,
@@ -223,3 +230,21 @@ async def test_cli_export_and_import(
     assert "line 5: refused:" in err and "$binary" in err and "Traceback" not in err
     missing = _cli(settings, "import", str(tmp_path / "nope.ndjson"))
     assert missing.returncode == 2 and b"cannot read" in missing.stderr
+
+
+async def test_an_imported_hook_meets_the_hook_target_policy(
+    settings: Settings, sync_r: redis.Redis
+) -> None:
+    """A hook line aimed at the metadata address is refused, as its creation would be."""
+    line = {
+        "kind": "hook",
+        "hook": {
+            "id": "h-meta",
+            "url": "http://169.254.169.254/latest",
+            "events": ["registry.unhealthy"],
+        },
+    }
+    report = await _import(settings, jsonutil.dumps(line))
+    assert [b.number for b in report.refused] == [1] and report.created == 0
+    assert "metadata" in report.refused[0].reason
+    assert sync_r.dbsize() == 0

@@ -90,7 +90,9 @@ class HookStore:
     async def restore(self, hook: dict[str, Any]) -> None:
         """Store a hook as exported (its id and times kept), replacing one with that id.
 
-        The caller validated it (validate_hook) and chose its secret."""
+        The caller validated it (validate_hook) and chose its secret. Its target is checked
+        against the hook policy like a created one's: an import is no way around it."""
+        await check_hook_target(hook, self.policy)
         await self._save(hook, replace=True)
         log.info("alert hook %s restored", hook["id"])
 
