@@ -77,39 +77,66 @@ return 1
 # KEYS: due, queued, the index set of each health status (ARGV[1] of them, any number), then
 #       per registry: entry, health, history.
 # ARGV: number of status sets, history length to keep, then per registry: id, state JSON,
-#       history item JSON, next due time, position (1-based) of its new status among the sets.
-# The due time is left alone when it is 0: the entry changed during the probe and must be
-# probed again at once. Returns how many registries were recorded.
+#       history item JSON, next due time, position (1-based) of its new status among the sets,
+#       SHA-1 of the health record the probe started from ('' for none).
+# A record is written only over the one it was computed from: when another probe of the same
+# registry recorded first (two schedulers leading for a moment, a stuck job enqueued again),
+# this outcome is superseded and dropped, so a status transition is applied, and alerted,
+# once. The due time is left alone when it is 0: the entry changed during the probe and must
+# be probed again at once. Returns per registry 1 recorded, 0 deleted meanwhile (cleaned up),
+# -1 superseded.
 RECORD_HEALTH = """
 local nstatus = tonumber(ARGV[1])
 local keep = tonumber(ARGV[2]) - 1
 local first = 3 + nstatus
-local recorded = 0
+local out = {}
 for r = 0, (#KEYS - first + 1) / 3 - 1 do
   local k = first + 3 * r
-  local a = 3 + 5 * r
+  local a = 3 + 6 * r
   local id = ARGV[a]
   local n = redis.call('HGET', KEYS[k], '_n')
+  local cur = redis.call('GET', KEYS[k + 1])
   if not n then
     redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
+    out[r + 1] = 0
+  elseif (cur and redis.sha1hex(cur) or '') ~= ARGV[a + 5] then
+    out[r + 1] = -1
   else
     redis.call('SET', KEYS[k + 1], ARGV[a + 1])
     redis.call('LPUSH', KEYS[k + 2], ARGV[a + 2])
     redis.call('LTRIM', KEYS[k + 2], 0, keep)
-    local cur = redis.call('ZSCORE', KEYS[1], id)
-    if (not cur) or tonumber(cur) ~= 0 then redis.call('ZADD', KEYS[1], ARGV[a + 3], id) end
+    local due = redis.call('ZSCORE', KEYS[1], id)
+    if (not due) or tonumber(due) ~= 0 then redis.call('ZADD', KEYS[1], ARGV[a + 3], id) end
     redis.call('ZREM', KEYS[2], id)
     local new = 2 + tonumber(ARGV[a + 4])
     for i = 3, first - 1 do
       if i ~= new then redis.call('SREM', KEYS[i], n) end
     end
     redis.call('SADD', KEYS[new], n)
-    recorded = recorded + 1
+    out[r + 1] = 1
   end
 end
-return recorded
+return out
+"""
+
+# Claim due registries for probing: those not queued, or queued before the stuck limit, are
+# marked queued (and due now) in one step, so two schedulers that both believe they lead (the
+# lock is best effort across a failover) never enqueue the same registry twice.
+# KEYS: queued, due. ARGV: now, stuck limit (a queued mark older than this is lost), then ids.
+# Returns the ids claimed, in order.
+CLAIM_DUE = """
+local claimed = {}
+for i = 3, #ARGV do
+  local q = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if (not q) or tonumber(q) < tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('ZADD', KEYS[2], 'XX', ARGV[1], ARGV[i])
+    claimed[#claimed + 1] = ARGV[i]
+  end
+end
+return claimed
 """
 
 # Scheduler leadership: take the lock if free, or extend it if it is ours.

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -24,7 +24,7 @@ from rq import Queue, Worker
 
 from regdb.connections import sync_redis
 from regdb.keys import Keys
-from regdb.lua import LEAD, RESIGN
+from regdb.lua import CLAIM_DUE, LEAD, RESIGN
 from regdb.queues import enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 
@@ -95,6 +95,7 @@ class Scheduler:
         self.priority = priority_queue(self.settings, self.conn)
         self._lead = self.conn.register_script(LEAD)
         self._resign = self.conn.register_script(RESIGN)
+        self._claim = self.conn.register_script(CLAIM_DUE)
 
     def lead(self) -> bool:
         """Take or renew leadership; True while this instance is the active one."""
@@ -135,6 +136,11 @@ class Scheduler:
         now = time.time() if now is None else now
         if not self.lead():
             return 0
+        return self.enqueue_due(now)
+
+    def enqueue_due(self, now: float) -> int:
+        """The leader's part of a tick. Safe to run by two schedulers at once: each registry
+        is claimed atomically (CLAIM_DUE), and only its claimer enqueues it."""
         if now - self.last_reconcile >= self.settings.health_interval_s:
             self.reconcile(now)
         due = cast(
@@ -145,33 +151,31 @@ class Scheduler:
         )
         if not due:
             return 0
-        members: list[Any] = [i for i, _ in due]  # redis-py's KeysT is invariant over bytes
-        queued = self.conn.zmscore(self.keys.queued, members)
         stuck = now - stuck_after_seconds(self.settings)
+        claimed = cast(
+            list[bytes],
+            self._claim(
+                keys=[self.keys.queued, self.keys.due], args=[now, stuck, *(m for m, _ in due)]
+            ),
+        )
+        if not claimed:
+            return 0
+        # A due time of 0 is a new or changed entry: someone is waiting for it.
+        new = {member for member, score in due if score == 0}
         fresh: list[str] = []
         todo: list[str] = []
-        for (member, score), q in zip(due, queued, strict=True):
-            if q is None or q < stuck:
-                # A due time of 0 is a new or changed entry: someone is waiting for it.
-                wanted = score == 0 and len(fresh) < MAX_PRIORITY_PER_TICK
-                (fresh if wanted else todo).append(member.decode())
+        for member in claimed:
+            wanted = member in new and len(fresh) < MAX_PRIORITY_PER_TICK
+            (fresh if wanted else todo).append(member.decode())
         for start in range(0, len(fresh), PRIORITY_BATCH):
-            self._enqueue(
-                self.priority, fresh[start : start + PRIORITY_BATCH], now, "new or changed"
-            )
+            self._enqueue(self.priority, fresh[start : start + PRIORITY_BATCH], "new or changed")
         size = batch_size(len(todo), Worker.count(queue=self.queue), self.settings)
         for start in range(0, len(todo), size):
-            self._enqueue(self.queue, todo[start : start + size], now, "due")
-        if fresh or todo:
-            log.info("enqueued %d new or changed and %d due registries", len(fresh), len(todo))
+            self._enqueue(self.queue, todo[start : start + size], "due")
+        log.info("enqueued %d new or changed and %d due registries", len(fresh), len(todo))
         return len(fresh) + len(todo)
 
-    def _enqueue(self, queue: Queue, batch: list[str], now: float, why: str) -> None:
-        pipe = self.conn.pipeline(transaction=True)
-        pipe.zadd(self.keys.queued, dict.fromkeys(batch, now))
-        # Leave 0 behind: a due time of 0 means "changed, probe again when recorded".
-        pipe.zadd(self.keys.due, dict.fromkeys(batch, now), xx=True)
-        pipe.execute()
+    def _enqueue(self, queue: Queue, batch: list[str], why: str) -> None:
         enqueue_probes(
             queue,
             batch,

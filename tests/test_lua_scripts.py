@@ -6,6 +6,7 @@ contract or a branch shows here before it shows through the store or the monitor
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis
 from redis.commands.core import Script
 
 from regdb import lua
+from tests.redis_values import as_bytes
 
 E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
 DUE, QUEUED = "t:due", "t:queued"
@@ -134,11 +136,14 @@ STATUS = [f"t:ix:health.status=s:{s}" for s in ("healthy", "pending", "unhealthy
 
 
 def record(r: redis.Redis, *regs: tuple[str, str, int, int], keep: int = 2) -> Any:
+    """Record each (id, state, due, position) over the health record stored now."""
     keys: list[str] = [DUE, QUEUED, *STATUS]
     args: list[Any] = [len(STATUS), keep]
     for entry_id, state, due, position in regs:
         keys += [f"t:e:{entry_id}", f"t:h:{entry_id}", f"t:hh:{entry_id}"]
-        args += [entry_id, state, f"item-{state}", due, position]
+        stored = r.get(f"t:h:{entry_id}")
+        sig = hashlib.sha1(as_bytes(stored), usedforsecurity=False).hexdigest() if stored else ""
+        args += [entry_id, state, f"item-{state}", due, position, sig]
     return script(r, lua.RECORD_HEALTH)(keys=keys, args=args)
 
 
@@ -147,9 +152,9 @@ def test_record_health_moves_the_status_and_keeps_history(r: redis.Redis) -> Non
     create(r, "b", 101, STATUS[3])
     r.zadd(DUE, {"a": 7})
     r.zadd(QUEUED, {"a": 1, "b": 1})
-    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == 2
-    assert record(r, ("a", "s3", 700, 2)) == 1
-    assert record(r, ("a", "s4", 800, 3)) == 1
+    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == [1, 1]
+    assert record(r, ("a", "s3", 700, 2)) == [1]
+    assert record(r, ("a", "s4", 800, 3)) == [1]
     assert r.get(H) == b"s4"
     assert r.lrange(HH, 0, -1) == [b"item-s4", b"item-s3"]  # trimmed to keep=2
     assert r.zscore(DUE, "a") == 800 and r.zcard(QUEUED) == 0
@@ -161,7 +166,7 @@ def test_record_health_keeps_a_due_time_of_zero(r: redis.Redis) -> None:
     # The entry changed during the probe (due 0): it must be probed again at once.
     create(r, "a", 100, STATUS[3])
     assert r.zscore(DUE, "a") == 0
-    assert record(r, ("a", "s1", 500, 1)) == 1
+    assert record(r, ("a", "s1", 500, 1)) == [1]
     assert r.zscore(DUE, "a") == 0 and r.get(H) == b"s1"
 
 
@@ -171,10 +176,40 @@ def test_record_health_cleans_up_an_entry_deleted_meanwhile(r: redis.Redis) -> N
     r.rpush(HH, "old")
     r.zadd(DUE, {"a": 1})
     r.zadd(QUEUED, {"a": 1})
-    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == 1
+    assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == [0, 1]
     assert not r.exists(H, HH, E)
     assert r.zscore(DUE, "a") is None and r.zscore(QUEUED, "a") is None
     assert members(r, STATUS[0]) == {b"1"}  # b recorded, no number added for a
+
+
+def test_record_health_drops_an_outcome_computed_from_an_older_record(r: redis.Redis) -> None:
+    # Two probes of "a" started from no record; the first to record wins, the second is
+    # superseded and changes nothing (its transition was already applied, and alerted).
+    create(r, "a", 100, STATUS[3])
+    r.zadd(QUEUED, {"a": 1})
+    keys = [DUE, QUEUED, *STATUS, E, H, HH]
+    stale: list[Any] = [len(STATUS), 2, "a", "late", "item-late", 900, 3, ""]
+    assert record(r, ("a", "first", 500, 2)) == [1]
+    r.zadd(QUEUED, {"a": 2})  # queued again meanwhile: the superseded call leaves it
+    assert script(r, lua.RECORD_HEALTH)(keys=keys, args=stale) == [-1]
+    assert r.get(H) == b"first" and r.lrange(HH, 0, -1) == [b"item-first"]
+    assert r.zscore(DUE, "a") == 0 and r.zscore(QUEUED, "a") == 2  # 0: created, kept
+    assert [members(r, k) for k in STATUS] == [set(), {b"1"}, set(), set()]
+
+
+# -- CLAIM_DUE --------------------------------------------------------------------------------
+
+
+def test_claim_due_marks_each_registry_once(r: redis.Redis) -> None:
+    claim = script(r, lua.CLAIM_DUE)
+    r.zadd(DUE, {"a": 0, "b": 5, "c": 5, "d": 5})
+    r.zadd(QUEUED, {"b": 90, "c": 10})  # b queued recently, c stuck (older than 50)
+    assert claim(keys=[QUEUED, DUE], args=[100, 50, "a", "b", "c", "x"]) == [b"a", b"c", b"x"]
+    assert r.zmscore(QUEUED, ["a", "b", "c", "x"]) == [100, 90, 100, 100]
+    # due times move to now; "x" has none (XX: the claim never schedules an unknown id)
+    assert r.zmscore(DUE, ["a", "b", "c", "d", "x"]) == [100, 5, 100, 5, None]
+    # a second scheduler claiming the same ids a moment later gets none of them
+    assert claim(keys=[QUEUED, DUE], args=[101, 51, "a", "b", "c", "x"]) == []
 
 
 # -- LEAD / RESIGN ---------------------------------------------------------------------------

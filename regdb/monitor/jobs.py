@@ -7,6 +7,7 @@ records each outcome atomically and hands alert events to the alert dispatcher.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from regdb.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RECORD_APPLIED, RECORD_SUPERSEDED = 1, -1
+"""RECORD_HEALTH's answer per registry (0: deleted meanwhile)."""
 RECORD_CHUNK = 200
 """Registries recorded per RECORD_HEALTH call: one round of packing for many, while no call
 keeps Redis busy for more than about a millisecond."""
@@ -57,6 +60,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     raw = pipe.execute()
     entries: list[dict[str, Any]] = []
     previous: list[HealthRecord | None] = []
+    signatures: list[str] = []
     gone = []
     for i, entry_id in enumerate(entry_ids):
         found = decode_entry(raw[2 * i])
@@ -66,6 +70,8 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         entries.append(found[0])
         stored = raw[2 * i + 1]
         previous.append(HealthRecord.read(stored) if stored else None)
+        # What the record script compares with before writing (see RECORD_HEALTH).
+        signatures.append(hashlib.sha1(stored, usedforsecurity=False).hexdigest() if stored else "")
     if gone:
         cleanup = r.pipeline(transaction=False)
         for entry_id in gone:
@@ -89,7 +95,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     # The Lua addresses the status sets by position, in HealthStatus order (keys.py builds them).
     position = {status: i + 1 for i, status in enumerate(HealthStatus)}
     counts: dict[str, int] = {}
-    alerts: list[Alerting] = []
+    alerts: list[Alerting | None] = []
     writes = r.pipeline(transaction=False)
     chunk_keys: list[str] = []
     chunk_args: list[Any] = []
@@ -104,7 +110,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             chunk_keys.clear()
             chunk_args.clear()
 
-    for entry, prev, result in zip(entries, previous, results, strict=True):
+    for entry, prev, sig, result in zip(entries, previous, signatures, results, strict=True):
         config, _ = RegistryConfig.lenient(entry.get("container_registry_config"))
         outcome = advance(
             prev,
@@ -122,17 +128,26 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             record.history_item().model_dump_json(),
             time.time() + record.interval_s,
             position[record.status],
+            sig,
         ]
-        if len(chunk_args) >= 5 * RECORD_CHUNK:
+        if len(chunk_args) >= 6 * RECORD_CHUNK:
             flush()
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
-        if outcome.events:
-            alerts.append(Alerting(entry, prev, record, outcome.events, outcome.resend))
+        alerting = Alerting(entry, prev, record, outcome.events, outcome.resend)
+        alerts.append(alerting if outcome.events else None)
     flush()
     count_probes(writes, keys, [result.outcome for result in results])
-    writes.execute()
-    if alerts:
-        _send_alerts(ctx, alerts)
+    # One flag per registry from each record call, in order (the counters' replies follow).
+    flags = [flag for reply in writes.execute() if isinstance(reply, list) for flag in reply]
+    superseded = sum(1 for flag in flags if flag == RECORD_SUPERSEDED)
+    if superseded:
+        log.info("%d outcomes superseded by a concurrent probe of the same registry", superseded)
+    # Only a transition that was written is announced: a superseded one was someone else's.
+    due_alerts = [
+        a for a, flag in zip(alerts, flags, strict=True) if a is not None and flag == RECORD_APPLIED
+    ]
+    if due_alerts:
+        _send_alerts(ctx, due_alerts)
     done = time.perf_counter()
     log.info(
         "probed %d registries in %.2f s (load %.2f s, probe %.2f s, record %.2f s): %s",
