@@ -11,6 +11,8 @@
 - ``down`` (2 %): 503.
 
 ``GET /stats`` returns the request counts per kind (the benchmark reads it before and after).
+For the chaos soak: ``POST /flip/{n}?down=1`` (or ``0``) takes registry n down (503) or back,
+and ``POST /hook`` is an alert receiver whose deliveries ``GET /hook`` lists.
 Loopback only; uses uvloop like regdb's own processes.
 """
 
@@ -45,6 +47,8 @@ def kind(n: int) -> str:
 
 def make_app(port: int) -> web.Application:
     counts: Counter[str] = Counter()
+    forced_down: set[int] = set()
+    received: list[object] = []
     challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="fleet"'
     unauthorized = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
 
@@ -58,6 +62,8 @@ def make_app(port: int) -> web.Application:
             raise web.HTTPNotFound() from None
         k = kind(n)
         counts[k] += 1
+        if n in forced_down:
+            return web.Response(status=503, text="registry taken down by the soak")
         if k == "slow":
             await asyncio.sleep(SLOW_S)
         elif k == "down":
@@ -86,10 +92,25 @@ def make_app(port: int) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(dict(counts))
 
+    async def flip(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        (forced_down.add if request.query.get("down") == "1" else forced_down.discard)(n)
+        return web.json_response(sorted(forced_down))
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    async def deliveries(request: web.Request) -> web.Response:
+        return web.json_response(received)
+
     app = web.Application()
     app.router.add_get("/r/{n}/v2/", v2)
     app.router.add_get("/token", token)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/flip/{n}", flip)
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/hook", deliveries)
     return app
 
 

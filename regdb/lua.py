@@ -121,6 +121,18 @@ end
 return out
 """
 
+# Clear the alerts a record kept pending once their deliveries are queued, if the record is
+# still the one written with them. KEYS: health. ARGV: SHA-1 of that record, the record
+# without them. Returns 1 cleared, 0 the record changed since (its writer sends them).
+CLEAR_ALERTS_PENDING = """
+local cur = redis.call('GET', KEYS[1])
+if cur and redis.sha1hex(cur) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # Claim due registries for probing: those not queued, or queued before the stuck limit, are
 # marked queued (and due now) in one step, so two schedulers that both believe they lead (the
 # lock is best effort across a failover) never enqueue the same registry twice.

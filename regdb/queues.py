@@ -13,7 +13,11 @@ named by their import path, so this module imports no domain code (jobs import i
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
+from types import FrameType
 from typing import Any, Final
 
 import redis
@@ -23,6 +27,8 @@ from rq.job import Job
 from regdb.alerts.payload import Event
 from regdb.connections import sync_redis
 from regdb.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DELIVERY_JOB",
@@ -172,8 +178,35 @@ class _QuietFailures:
         super().handle_exception(job, *exc_info)  # type: ignore[misc]
 
 
+MAINTENANCE_INTERVAL_S: Final = 60
+"""How often a worker sweeps RQ's registries. RQ's default is 10 minutes; a delivery whose
+worker was killed mid-job is retried only by this sweep, so an alert would wait that long."""
+
+
+STOP_GRACE_S: Final = 45
+"""A worker asked to stop exits after this long even if RQ's shut down is still waiting: after a
+Redis failover RQ's teardown can block for good reading a reply on a connection to the old
+primary. (A running job gets this long to finish; the orchestrator's own grace, 30 s in
+Kubernetes by default, is usually shorter anyway.)"""
+
+
 class QuietWorker(_QuietFailures, Worker):
     """The forking RQ worker `regdb worker` runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL_S)
+        super().__init__(*args, **kwargs)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm shut down, with a deadline (STOP_GRACE_S)."""
+
+        def give_up(signum: int, frame: FrameType | None) -> None:
+            log.error("worker %s did not stop within %d s: exiting", self.name, STOP_GRACE_S)
+            os._exit(1)
+
+        signal.signal(signal.SIGALRM, give_up)
+        signal.alarm(STOP_GRACE_S)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
 class QuietSimpleWorker(_QuietFailures, SimpleWorker):

@@ -197,6 +197,19 @@ def test_record_health_drops_an_outcome_computed_from_an_older_record(r: redis.R
     assert [members(r, k) for k in STATUS] == [set(), {b"1"}, set(), set()]
 
 
+def test_clear_alerts_pending_only_on_the_record_written_with_them(r: redis.Redis) -> None:
+    clear = script(r, lua.CLEAR_ALERTS_PENDING)
+    r.set(H, "with-alerts")
+    written = hashlib.sha1(b"with-alerts", usedforsecurity=False).hexdigest()
+    assert clear(keys=[H], args=[written, "cleared"]) == 1
+    assert r.get(H) == b"cleared"
+    r.set(H, "a later probe's record")  # it carries the alerts on: leave it alone
+    assert clear(keys=[H], args=[written, "cleared"]) == 0
+    assert r.get(H) == b"a later probe's record"
+    r.delete(H)
+    assert clear(keys=[H], args=[written, "cleared"]) == 0 and not r.exists(H)
+
+
 # -- CLAIM_DUE --------------------------------------------------------------------------------
 
 

@@ -7,6 +7,9 @@ without restarting anything, no acknowledged write is lost, fsck is clean, and t
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -14,16 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from rq import Queue, SimpleWorker
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, Worker
 
 from api.app import create_app
-from regdb.connections import sync_redis
+from regdb.connections import async_redis, sync_redis
 from regdb.fsck import check
 from regdb.keys import Keys
+from regdb.queues import STOP_GRACE_S, enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
+from regdb.store import EntryStore
 from tests.conftest import seed_like, skip_or_fail
 from tests.redis_values import as_bytes
+from tests.registry_servers import ThreadedServer
 from tests.sentinel_set import SentinelSet
 
 pytestmark = pytest.mark.timeout(240)
@@ -218,3 +226,69 @@ async def test_with_write_replicas_no_acknowledged_write_is_lost(
         f"{back[0] - restarted:.2f} s after the killed node returned; "
         f"{len(load.acked)} writes acknowledged, 0 lost"
     )
+
+
+def test_a_running_worker_keeps_probing_after_the_primary_is_killed(
+    sentinel_set: SentinelSet, settings: Settings, tmp_path: Path
+) -> None:
+    """`regdb worker` (a real process, its priority helper included) through Sentinel: a probe
+    queued after the primary's kill -9 is done without any restart. (RQ's own loop often quits
+    on the errors a dead primary raises; worker.main.work_until_stopped then starts a new
+    worker: the chaos soak, tests/test_soak.py, meets that case.)"""
+    registry = ThreadedServer(_registry_app()).start()
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "LOG_LEVEL": "INFO"}
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "regdb.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+    conn = sync_redis(settings)
+    keys = Keys(settings.prefix)
+    try:
+        _wait_for(lambda: Worker.count(connection=conn) >= 2, 60, "the worker and its helper")
+        killed, _ = sentinel_set.kill_primary()
+        sentinel_set.restart(killed)
+        asyncio.run(_create(settings, "after-kill", registry.url))
+        for queue in (priority_queue(settings, conn), normal_queue(settings, conn)):
+            enqueue_probes(queue, ["after-kill"], job_timeout=60, description="after the kill")
+        _wait_for(lambda: conn.exists(keys.health("after-kill")), 90, "the probe after the kill")
+        assert worker.poll() is None, log.read_text()[-3000:]
+        # And it still stops when asked, within its grace (RQ's shut down can block for good
+        # on a connection to the old primary: STOP_GRACE_S bounds it).
+        worker.terminate()
+        worker.wait(STOP_GRACE_S + 30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        conn.close()
+        registry.stop()
+
+
+def _registry_app() -> web.Application:
+    async def v2(request: web.Request) -> web.Response:
+        return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
+
+    app = web.Application()
+    app.router.add_get("/v2/", v2)
+    return app
+
+
+async def _create(settings: Settings, entry_id: str, url: str) -> None:
+    conn = async_redis(settings)
+    try:
+        await EntryStore(conn, Keys(settings.prefix)).create(seed_like(entry_id, url, {}))
+    finally:
+        await conn.aclose()
+
+
+def _wait_for(pred: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (RedisError, OSError):
+            pass  # the primary is switching
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -7,11 +7,14 @@ a loopback registry.
 - Alerts are deduplicated by transition: two probes of the same registry that started from the
   same record (two jobs for it, from two leaders or a stuck job enqueued again) race to record;
   the one that records second is superseded, and only the applied transition is alerted.
+- And sent at least once: a transition's alerts are kept in its record until their deliveries
+  are queued, so a worker that dies in between leaves them to the next probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from regdb.settings import Settings
 from regdb.store import EntryStore
 from scheduler.main import Scheduler
 from tests.conftest import seed_like
+from tests.redis_values import as_bytes
 from tests.registry_servers import ThreadedServer
 from tests.test_alert_delivery import job_ids_by_hook, put_hook
 
@@ -104,3 +108,45 @@ def test_a_transition_is_alerted_once_when_two_probes_race(
     assert sync_r.llen(keys.health_history("race")) == 2
     queue = Queue(settings.queue_name, connection=sync_r)
     assert job_ids_by_hook(queue) == {hook["id"]: ["registry.unhealthy"]}
+
+
+def test_alerts_survive_a_worker_killed_after_recording(
+    settings: Settings,
+    sync_r: redis.Redis,
+    flaky: tuple[ThreadedServer, dict[str, bool]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The transition is recorded, then the worker dies before it queues the deliveries (here:
+    the queueing raises). The record kept the alert pending, so the next probe sends it, with
+    the transition's own time; once queued it is cleared and not sent again."""
+    server, state = flaky
+    settings = settings.replace(failure_threshold=1)
+    keys = Keys(settings.prefix)
+    asyncio.run(_create(settings, {"crash": server.url}))
+    context.configure(settings, sync_r)
+    hook = put_hook(sync_r, keys, url="http://127.0.0.1:9/hook")
+    queue = Queue(settings.queue_name, connection=sync_r)
+    assert probe_batch(["crash"]) == {"healthy": 1}
+
+    state["down"] = True
+
+    def killed(*args: object, **kwargs: object) -> int:
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr("regdb.alerts.deliver.dispatch", killed)
+    with pytest.raises(SystemExit):
+        probe_batch(["crash"])
+    monkeypatch.undo()
+    assert queue.count == 0  # nothing was queued ...
+    record = json.loads(as_bytes(sync_r.get(keys.health("crash"))))
+    assert record["status"] == "unhealthy"
+    [pending] = record["alerts_pending"]  # ... but the record remembers what is owed
+    assert pending["type"] == "registry.unhealthy"
+
+    assert probe_batch(["crash"]) == {"unhealthy": 1}  # the next probe: still down
+    assert job_ids_by_hook(queue) == {hook["id"]: ["registry.unhealthy"]}
+    [job] = queue.jobs
+    assert job.args[1]["registry"]["checked_at"] == record["checked_at"]
+    assert json.loads(as_bytes(sync_r.get(keys.health("crash"))))["alerts_pending"] == []
+    assert probe_batch(["crash"]) == {"unhealthy": 1}
+    assert queue.count == 1  # not sent again

@@ -16,7 +16,7 @@ from typing import Any
 
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
-from regdb.lua import READ_ENTRY_PRIVATE, RECORD_HEALTH
+from regdb.lua import CLEAR_ALERTS_PENDING, READ_ENTRY_PRIVATE, RECORD_HEALTH
 from regdb.metrics.counters import count_probes
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
@@ -120,11 +120,16 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         )
         record = outcome.record
         record.interval_s = config.interval_s(settings)
+        record.alerts_pending = [
+            *(prev.alerts_pending if prev else []),
+            *_events(entry, prev, record, outcome.events, outcome.resend),
+        ]
+        stored = record.model_dump_json()
         entry_id = entry["container_registry_id"]
         chunk_keys += [keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id)]
         chunk_args += [
             entry_id,
-            record.model_dump_json(),
+            stored,
             record.history_item().model_dump_json(),
             time.time() + record.interval_s,
             position[record.status],
@@ -133,8 +138,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         if len(chunk_args) >= 6 * RECORD_CHUNK:
             flush()
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
-        alerting = Alerting(entry, prev, record, outcome.events, outcome.resend)
-        alerts.append(alerting if outcome.events else None)
+        alerts.append(Alerting(entry, record, stored) if record.alerts_pending else None)
     flush()
     count_probes(writes, keys, [result.outcome for result in results])
     # One flag per registry from each record call, in order (the counters' replies follow).
@@ -142,7 +146,8 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     superseded = sum(1 for flag in flags if flag == RECORD_SUPERSEDED)
     if superseded:
         log.info("%d outcomes superseded by a concurrent probe of the same registry", superseded)
-    # Only a transition that was written is announced: a superseded one was someone else's.
+    # Only a transition that was written is announced: a superseded one was someone else's
+    # (and its record, with the same pending alerts, is the one that sends them).
     due_alerts = [
         a for a, flag in zip(alerts, flags, strict=True) if a is not None and flag == RECORD_APPLIED
     ]
@@ -163,18 +168,40 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Alerting:
-    """A registry whose probe outcome calls for alerts."""
+    """A registry recorded with alerts pending, and the stored record text that says so."""
 
     entry: dict[str, Any]
-    previous: HealthRecord | None
     record: HealthRecord
-    events: tuple[str, ...]
-    resend: bool
+    stored: str
+
+
+def _events(
+    entry: dict[str, Any],
+    previous: HealthRecord | None,
+    record: HealthRecord,
+    names: tuple[str, ...],
+    resend: bool,
+) -> list[dict[str, Any]]:
+    """The alert events of one transition, in the form the record keeps until they are queued."""
+    from regdb.alerts.payload import registry_event
+
+    old_status = previous.status if previous else HealthStatus.UNKNOWN
+    return [
+        registry_event(name, entry, record, old_status=old_status, resend=resend).to_dict()
+        for name in names
+    ]
 
 
 def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
+    """Queue the deliveries of every pending alert, then clear them from the record.
+
+    The clear is a compare-and-set on the record as written (a later probe's record is left
+    alone) and, with REGDB_WRITE_REPLICAS, waits for the replicas to hold the queued deliveries
+    first: a failover between the two cannot keep the clear and lose the deliveries. What can
+    happen is the reverse, deliveries queued and the clear lost: then they are sent again with
+    the next probe, so an alert arrives at least once and at most twice."""
     from regdb.alerts.deliver import dispatch, subscribers
-    from regdb.alerts.payload import registry_event
+    from regdb.alerts.payload import Event
 
     queue = normal_queue(ctx.settings, ctx.redis)
     hooks = subscribers(ctx.redis, ctx.keys)  # once for the whole batch
@@ -182,15 +209,21 @@ def _send_alerts(ctx: JobContext, alerts: list[Alerting]) -> None:
         entry, record = a.entry, a.record
         # Hooks filter on the public document: the health they see is the public view.
         doc = {**redact_entry(entry), "health": record.public()}
-        old_status = a.previous.status if a.previous else HealthStatus.UNKNOWN
-        evs = [
-            registry_event(name, doc, record, old_status=old_status, resend=a.resend)
-            for name in a.events
-        ]
-        sent = dispatch(ctx.redis, ctx.keys, queue, evs, doc, hooks=hooks)
+        events = [Event.from_dict(e) for e in record.alerts_pending]
+        sent = dispatch(ctx.redis, ctx.keys, queue, events, doc, hooks=hooks)
         log.info(
             "registry %s: %s -> %d deliveries queued",
             entry["container_registry_id"],
-            ",".join(a.events),
+            ",".join(e.type for e in events),
             sent,
         )
+    if ctx.settings.write_replicas:
+        ctx.redis.wait(ctx.settings.write_replicas, ctx.settings.write_wait_ms)
+    clear = ctx.redis.register_script(CLEAR_ALERTS_PENDING)
+    pipe = ctx.redis.pipeline(transaction=False)
+    for a in alerts:
+        written = hashlib.sha1(a.stored.encode(), usedforsecurity=False).hexdigest()
+        cleared = a.record.model_copy(update={"alerts_pending": []}).model_dump_json()
+        clear(keys=[ctx.keys.health(a.entry["container_registry_id"])], args=[written, cleared],
+              client=pipe)  # fmt: skip
+    pipe.execute()

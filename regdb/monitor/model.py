@@ -183,6 +183,11 @@ class HealthRecord(ProbeDetails, HealthState):
     alert_state: AlertState = AlertState.OK
     cert_alerted_not_after: str | None = None
     interval_s: int | None = None
+    alerts_pending: list[dict[str, Any]] = Field(default_factory=list)
+    """Alert events recorded with this state and not yet handed to the delivery queue (their
+    ``Event.to_dict`` form). Written in the same atomic step as the transition and cleared once
+    the deliveries are queued, so a worker killed in between, or a queue write lost in a
+    failover, leaves them for the registry's next probe to send: at least once."""
 
     @classmethod
     def from_stored(cls, data: Any) -> HealthRecord | None:
