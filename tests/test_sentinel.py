@@ -22,7 +22,7 @@ from regdb.connections import sync_redis
 from regdb.fsck import check
 from regdb.keys import Keys
 from regdb.settings import Settings
-from tests.conftest import seed_like, skip_or_fail
+from tests.conftest import TEST_KEYS, seed_like, skip_or_fail
 from tests.redis_values import as_bytes
 from tests.sentinel_set import SentinelSet
 
@@ -47,7 +47,12 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
 
 @pytest.fixture
 def settings(sentinel_set: SentinelSet, tmp_path: Path) -> Settings:
-    return Settings(redis_url=sentinel_set.url, data_dir=tmp_path / "data", redis_timeout_s=1.0)
+    return Settings(
+        redis_url=sentinel_set.url,
+        data_dir=tmp_path / "data",
+        redis_timeout_s=1.0,
+        secret_keys=TEST_KEYS,
+    )
 
 
 @pytest.fixture
