@@ -41,6 +41,7 @@ from regdb.transfer.cli import import_lines
 from regdb.transfer.exporter import export_catalog
 from tests import registry_servers
 from tests.conftest import TEST_KEY, TEST_KEYS, free_port, run_regdb, seed_like
+from tests.redis_values import as_bytes
 from tests.registry_servers import (
     BASIC_PASSWORD,
     BASIC_USER,
@@ -118,28 +119,25 @@ def _every_value(r: redis.Redis) -> tuple[list[bytes], int]:
     count = 0
     for key in r.scan_iter(count=100):
         count += 1
-        out.append(key)
-        dumped = r.dump(key)
-        assert isinstance(dumped, bytes)
-        out.append(dumped)
+        found: list[Any] = [key, r.dump(key)]
         kind = r.type(key)
         if kind == b"string":
-            out.append(r.get(key) or b"")  # type: ignore[arg-type]
+            found.append(r.get(key))
         elif kind == b"hash":
-            for k, v in r.hgetall(key).items():  # type: ignore[union-attr]
-                out += [k, v]
+            found += [x for pair in r.hgetall(key).items() for x in pair]
         elif kind == b"list":
-            out += r.lrange(key, 0, -1)  # type: ignore[operator]
+            found += r.lrange(key, 0, -1)
         elif kind == b"set":
-            out += list(r.smembers(key))  # type: ignore[arg-type]
+            found += list(r.smembers(key))
         elif kind == b"zset":
-            out += [m for m, _ in r.zrange(key, 0, -1, withscores=True)]  # type: ignore[union-attr]
+            found += [pair[0] for pair in r.zrange(key, 0, -1, withscores=True)]
         elif kind == b"stream":
-            for _, fields in r.xrange(key):  # type: ignore[union-attr]
-                for k, v in fields.items():
-                    out += [k, v]
+            entries: Any = r.xrange(key)
+            for _, fields in entries:
+                found += [x for pair in fields.items() for x in pair]
         else:
             pytest.fail(f"unexpected type {kind!r} of {key!r}")
+        out += [as_bytes(v) for v in found]
     return out, count
 
 
