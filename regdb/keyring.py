@@ -26,8 +26,17 @@ from urllib.parse import urlsplit
 
 import redis
 
+from regdb.codec import SECRET_CONFIG_FIELD
 from regdb.keys import Keys
-from regdb.secret_box import BadSecretKey, CannotOpen, SecretBox, generate_key, parse_keys
+from regdb.secret_box import (
+    BadSecretKey,
+    CannotOpen,
+    SecretBox,
+    entry_aad,
+    generate_key,
+    is_sealed,
+    parse_keys,
+)
 from regdb.settings import Settings
 
 KEY_FILE: Final = "secret.keys"
@@ -115,10 +124,37 @@ def open_keyring(
     return found
 
 
+CANARY_SAMPLE: Final = 100
+"""Entries whose sealed credentials are tried when a store has no canary yet."""
+
+
+def _check_sample(conn: redis.Redis, keys: Keys, box: SecretBox) -> None:
+    """Without a canary (a store written before it, or one whose canary was lost), try the
+    credentials of the oldest entries instead of trusting whatever keys come first."""
+    ids = [i.decode() for i in conn.zrange(keys.ids, 0, CANARY_SAMPLE - 1)]  # type: ignore[union-attr]
+    if not ids:
+        return
+    pipe = conn.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.hget(keys.entry(entry_id), SECRET_CONFIG_FIELD)
+    for entry_id, stored in zip(ids, pipe.execute(), strict=True):
+        if stored is None or not is_sealed(stored):
+            continue
+        try:
+            box.open(stored, entry_aad(entry_id))
+        except CannotOpen as exc:
+            raise KeyringError(
+                f"the stored credentials of entry {entry_id!r} do not open with this process's "
+                f"keys: {exc}. Set REGDB_SECRET_KEYS to the keys they were sealed with"
+            ) from None
+
+
 def verify(conn: redis.Redis, keys: Keys, box: SecretBox) -> None:
-    """Refuse keys that cannot open the store's canary; write it when the store has none."""
+    """Refuse keys that cannot open the store's canary; write it when the store has none
+    (after checking a sample of the stored credentials)."""
     raw = _canary(conn, keys)
     if raw is None:
+        _check_sample(conn, keys, box)
         conn.set(keys.secrets_canary, box.seal(CANARY_TEXT, CANARY_AAD), nx=True)
         return
     try:

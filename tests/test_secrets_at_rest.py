@@ -419,6 +419,18 @@ def test_processes_refuse_to_start_without_keys_or_with_wrong_ones(
         assert refused.returncode != 0, role
         assert "refusing to start" in refused.stderr and "not among" in refused.stderr, role
         assert "Traceback" not in refused.stderr
+    # a store without its canary (lost, or written before it): the stored credentials are tried
+    sealing = Settings(redis_url=aof_redis.url, prefix=PREFIX, secret_keys=TEST_KEYS)
+    asyncio.run(_populate(sealing, 1, 0))
+    r = redis.Redis.from_url(aof_redis.url)
+    try:
+        r.delete(Keys(PREFIX).secrets_canary)
+    finally:
+        r.close()
+    uncanaried = _cli(aof_redis.url, wrong, "worker", "--burst")
+    assert uncanaried.returncode != 0
+    assert "the stored credentials of entry 'rot-0' do not open" in uncanaried.stderr
+    assert _cli(aof_redis.url, TEST_KEY, "fsck").returncode == 0  # the right key: canary again
     bad = _cli(aof_redis.url, "not-a-key", "worker", "--burst")
     assert bad.returncode != 0
     assert "REGDB_SECRET_KEYS: key 1 is not base64" in bad.stderr
