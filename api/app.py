@@ -32,6 +32,7 @@ from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
 from regdb.queues import LazyQueues
 from regdb.redis_address import is_sentinel
+from regdb.secret_box import SecretBox
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -55,9 +56,11 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         fast = None
         if settings.fastread and not is_sentinel(settings.redis_url):
             fast = FastReader(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        box = SecretBox(settings.secret_keys)
         app[STORE_KEY] = store = EntryStore(
             client,
             keys,
+            box=box,
             fast=fast,
             write_replicas=settings.write_replicas,
             write_wait_ms=settings.write_wait_ms,
@@ -66,7 +69,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         app[HOOKS_KEY] = HookService(
-            HookStore(client, keys, policy=policy_of(settings)), settings, queue
+            HookStore(client, keys, policy=policy_of(settings), box=box), settings, queue
         )
         exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
         yield

@@ -32,6 +32,7 @@ import redis.asyncio as aredis
 
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
+from regdb.secret_box import SecretBox, generate_key, parse_keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -129,9 +130,15 @@ class Processes:
             self.stop(proc)
 
 
+BENCH_KEY = generate_key()
+"""REGDB_SECRET_KEYS of one benchmark run: its children and its in-process stores share it."""
+BENCH_BOX = SecretBox(parse_keys(BENCH_KEY))
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a regdb child process: ours, the repository importable, `extra`."""
-    env = {**os.environ, **extra}
+    """The environment of a regdb child process: ours, the repository importable, the run's
+    secret key, `extra`."""
+    env = {**os.environ, "REGDB_SECRET_KEYS": BENCH_KEY, **extra}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -307,7 +314,7 @@ async def load_entries(
     `in_flight` at a time. Returns the seconds taken."""
     client = aredis.Redis.from_url(redis_url, max_connections=in_flight + 10)
     keys = Keys(Settings().prefix)
-    store = EntryStore(client, keys)
+    store = EntryStore(client, keys, box=BENCH_BOX)
     todo = iter(entries)
 
     async def creator() -> None:

@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.appkeys import METRICS_KEY
+from bench.common import BENCH_BOX, BENCH_KEY
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
 from regdb.metrics.collector import render_fleet
@@ -47,6 +48,7 @@ from regdb.monitor.model import (
     ProbeOutcome,
     TLSInfo,
 )
+from regdb.secret_box import parse_keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
 
@@ -128,7 +130,7 @@ async def seed(url: str, n: int, history: int) -> float:
     keys = Keys(PREFIX)
     conn = aredis.Redis.from_url(url)
     try:
-        store = EntryStore(conn, keys)
+        store = EntryStore(conn, keys, box=BENCH_BOX)
         for start in range(0, n, 50):
             await asyncio.gather(
                 *(store.create(entry(i)) for i in range(start, min(n, start + 50)))
@@ -164,6 +166,7 @@ async def measure(url: str, scrapes: int, history_keep: int) -> dict[str, Any]:
         prefix=PREFIX,
         data_dir=Path(tempfile.mkdtemp()),
         history_keep=history_keep,
+        secret_keys=parse_keys(BENCH_KEY),
     )
     app = create_app(settings)
     runner = web.AppRunner(app)

@@ -34,6 +34,28 @@ def _need_redis(settings: Settings, role: str) -> None:
         )
 
 
+def _with_keys(settings: Settings, role: str, *, embedded_dir: Path | None = None) -> Settings:
+    """`settings` with the secret keys this process uses, checked against the store (the
+    canary, regdb/keyring.py); exits with one line when they are missing or wrong, so no
+    process starts that would fail later, deep in a probe."""
+    from redis.exceptions import RedisError
+
+    from regdb.connections import sync_redis
+    from regdb.keyring import KeyringError, open_keyring
+    from regdb.keys import Keys
+
+    conn = sync_redis(settings)
+    try:
+        found = open_keyring(settings, conn, Keys(settings.prefix), embedded_dir=embedded_dir)
+    except KeyringError as exc:
+        sys.exit(f"regdb {role}: refusing to start: {exc}")
+    except (RedisError, OSError) as exc:
+        sys.exit(f"regdb {role}: cannot reach Redis to check the secret keys: {exc}")
+    finally:
+        conn.close()
+    return settings.replace(secret_keys=found)
+
+
 def _run_api(settings: Settings, *, reuse_port: bool = False) -> None:
     import uvloop
     from aiohttp import web
@@ -73,6 +95,7 @@ def _api_children(settings: Settings, processes: int) -> dict[str, list[str]]:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Only the HTTP API (production: one process per Procfile line)."""
     _need_redis(settings, "api")
+    settings = _with_keys(settings, "api")
     if args.reuse_port:  # a child of `api --processes N` or `serve --processes N`
         _run_api(settings, reuse_port=True)
         return
@@ -87,6 +110,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     """An RQ worker that runs probe and alert-delivery jobs."""
     _need_redis(settings, "worker")
+    settings = _with_keys(settings, "worker")
     if args.processes > 1:
         role = ["worker", "--burst"] if args.burst else ["worker"]
         children = {f"worker-{i + 1}": role for i in range(args.processes)}
@@ -100,6 +124,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> None:
     """The APScheduler process that enqueues due probes (one active at a time)."""
     _need_redis(settings, "scheduler")
+    settings = _with_keys(settings, "scheduler")
     from scheduler.main import run
 
     run(settings)
@@ -107,10 +132,10 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> None:
 
 @contextmanager
 def _admin_redis(settings: Settings, role: str) -> Iterator[Settings]:
-    """Settings with a Redis to work on: REDIS_URL, else the embedded data dir (refused with
-    one line while `regdb serve` holds it: its socket is the way in then)."""
+    """Settings with a Redis to work on and the secret keys: REDIS_URL, else the embedded data
+    dir (refused with one line while `regdb serve` holds it: its socket is the way in then)."""
     if settings.redis_url is not None:
-        yield settings
+        yield _with_keys(settings, role)
         return
     try:
         embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
@@ -118,7 +143,8 @@ def _admin_redis(settings: Settings, role: str) -> Iterator[Settings]:
     except EmbeddedRedisError as exc:
         sys.exit(f"regdb {role}: {exc}")
     try:
-        yield settings.replace(redis_url=url)
+        ready = settings.replace(redis_url=url)
+        yield _with_keys(ready, role, embedded_dir=settings.data_dir)
     finally:
         embedded.stop()
 
@@ -138,18 +164,20 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     from regdb.fsck import check
     from regdb.keys import Keys
     from regdb.migrate import migrate
+    from regdb.secret_box import SecretBox
 
     with _admin_redis(settings, "migrate") as ready:
         conn = sync_redis(ready)
         try:
             keys = Keys(ready.prefix)
-            report = migrate(conn, keys)
-            consistent = check(conn, keys).ok
+            box = SecretBox(ready.secret_keys)
+            report = migrate(conn, keys, box)
+            consistent = check(conn, keys, box=box).ok
         finally:
             conn.close()
     print(
         f"migrated {report.migrated} entries, {report.already} already current, "
-        f"{len(report.unreadable)} unreadable; "
+        f"{len(report.unreadable)} unreadable, {report.sealed} secrets sealed; "
         + ("consistent" if consistent else "still inconsistent: run `regdb fsck`")
     )
     sys.exit(0 if consistent and not report.unreadable else 1)
@@ -174,14 +202,20 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def serve_child_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment of `serve`'s children: its Redis, and the defaults it resolved from the
+    """The environment of `serve`'s children: its Redis, its secret keys (the data dir's key
+    file's, unless REGDB_SECRET_KEYS named them), and the defaults it resolved from the
     absence of REDIS_URL (hooks may reach loopback), which a child seeing REDIS_URL would not."""
+    from regdb.keyring import keys_env
+
     assert settings.redis_url is not None
-    return dict(
+    out = dict(
         env,
         REDIS_URL=settings.redis_url,
         HOOK_ALLOW_LOOPBACK="true" if settings.hook_allow_loopback else "false",
     )
+    if settings.secret_keys:
+        out["REGDB_SECRET_KEYS"] = keys_env(settings.secret_keys)
+    return out
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -200,6 +234,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.resolve(),
         )
     assert settings.redis_url is not None
+    try:
+        settings = _with_keys(
+            settings, "serve", embedded_dir=settings.data_dir if embedded is not None else None
+        )
+    except SystemExit:
+        if embedded is not None:
+            embedded.stop()
+        raise
     roles: dict[str, list[str]] = {f"worker-{i + 1}": ["worker"] for i in range(args.workers)}
     roles["scheduler"] = ["scheduler"]
     if args.processes > 1:
@@ -216,6 +258,36 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
+
+
+def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
+    """Secret keys: `generate-key` prints a new one; `rotate` seals every secret with the first."""
+    from regdb.secret_box import generate_key
+
+    if args.action == "generate-key":
+        print(generate_key())
+        return
+    from regdb.connections import sync_redis
+    from regdb.keys import Keys
+    from regdb.reseal import reseal_all
+    from regdb.secret_box import SecretBox
+
+    with _admin_redis(settings, "secrets rotate") as ready:
+        conn = sync_redis(ready)
+        try:
+            box = SecretBox(ready.secret_keys)
+            report = reseal_all(conn, Keys(ready.prefix), box)
+        finally:
+            conn.close()
+    print(
+        f"sealed with key {box.primary_id}: {report.entries} entries and {report.hooks} alert "
+        f"hooks changed, {report.unchanged} already under it, {len(report.failed)} failed"
+    )
+    for what in report.failed:
+        print(f"  not opened: {what}", file=sys.stderr)
+    if report.failed:
+        print("keep the old keys until these are fixed; the canary stays under the old key")
+    sys.exit(1 if report.failed else 0)
 
 
 def _count(text: str) -> int:
@@ -275,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_import)
+    p = sub.add_parser("secrets", help=(cmd_secrets.__doc__ or "").strip(), description=admin)
+    p.add_argument(
+        "action",
+        choices=("generate-key", "rotate"),
+        help="generate-key: print a new key for REGDB_SECRET_KEYS (nothing else is touched); "
+        "rotate: re-seal every stored secret with the first key (idempotent, resumable)",
+    )
+    p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
+    p.set_defaults(func=cmd_secrets)
     # The HTTP client (regdb/client/): registries, health, hooks, watch.
     client.add_parsers(sub)
     return parser

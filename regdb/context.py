@@ -13,16 +13,18 @@ import redis
 
 from regdb.connections import sync_redis
 from regdb.keys import Keys
+from regdb.secret_box import SecretBox
 from regdb.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What a job needs: settings, a Redis connection and the key builder."""
+    """What a job needs: settings, a Redis connection, the key builder, the secret keys."""
 
     settings: Settings
     redis: redis.Redis
     keys: Keys
+    box: SecretBox
 
 
 _current: JobContext | None = None
@@ -32,7 +34,10 @@ def configure(settings: Settings, conn: redis.Redis | None = None) -> JobContext
     """Set the context of this process (the worker calls it before working)."""
     global _current
     _current = JobContext(
-        settings, conn if conn is not None else sync_redis(settings), Keys(settings.prefix)
+        settings,
+        conn if conn is not None else sync_redis(settings),
+        Keys(settings.prefix),
+        SecretBox(settings.secret_keys),
     )
     return _current
 

@@ -10,7 +10,10 @@ Repair is meant for a quiet store (it does not stop concurrent writers).
 
 It also finds entries whose stored public config is not what today's redaction rule makes of it
 (written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
-again, redacted, with the full config in the secret field.
+again, redacted, with the full config in the secret field (sealed). Given the secret keys
+(`regdb fsck` always is), it opens sealed configs to compare; without them (a test's quick
+consistency check) an entry's sealed config is left closed and checked as its public JSON shows
+it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from regdb.connections import sync_redis
 from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
+from regdb.secret_box import SecretBox, is_sealed
 from regdb.secrets import CONFIG_FIELD, redact_config
 from regdb.settings import Settings
 from regdb.store import created_score
@@ -88,17 +92,19 @@ def _unredacted(r: redis.Redis, keys: Keys, number: int, entry: dict[str, Any]) 
     return config is not None and public.get(CONFIG_FIELD) != redact_config(config)
 
 
-def _redact_again(r: redis.Redis, keys: Keys, entry_id: str) -> None:
+def _redact_again(r: redis.Redis, keys: Keys, entry_id: str, box: SecretBox | None) -> None:
     """Store an entry's public JSON and secret field as the current rule makes them; atomic
     against a writer of the entry (WATCH on its hash, which every write changes)."""
     key = keys.entry(entry_id)
     with r.pipeline(transaction=True) as pipe:
         pipe.watch(key)  # type: ignore[no-untyped-call]
-        found, number = _read_entry(pipe, keys, key)
+        found, number = _read_entry(pipe, keys, key, box)
         if found is None or number is None:
             return
         entry, rev = found
-        public, fields = encode_entry(entry, rev)
+        if box is None:
+            raise ValueError("storing an entry again needs the secret keys")
+        public, fields = encode_entry(entry, rev, box)
         pipe.multi()
         pipe.hset(keys.docs, str(number), public)
         if SECRET_CONFIG_FIELD in fields:
@@ -109,17 +115,20 @@ def _redact_again(r: redis.Redis, keys: Keys, entry_id: str) -> None:
 
 
 def _read_entry(
-    r: redis.Redis, keys: Keys, key: str
+    r: redis.Redis, keys: Keys, key: str, box: SecretBox | None
 ) -> tuple[tuple[dict[str, Any], str] | None, int | None]:
-    """(decoded entry or None, its document number or None); ValueError when unreadable."""
+    """(decoded entry or None, its document number or None); ValueError when unreadable
+    (CannotOpen, a ValueError, when its credentials do not open with `box`)."""
     number, secret, rev = r.hmget(key, ENTRY_DOCNUM_FIELD, SECRET_CONFIG_FIELD, ENTRY_REV_FIELD)
+    if box is None and is_sealed(secret):
+        secret = None  # left closed: the entry is checked as its public JSON shows it
     if number is None:
         # No number, so no public JSON to find: an entry fsck cannot read (nor renumber).
         raise ValueError("entry without a document number")
     public = r.hget(keys.docs, number)
     if public is None:
         raise ValueError("entry without public JSON")
-    return decode_entry([public, secret, rev]), int(number)
+    return decode_entry([public, secret, rev], box), int(number)
 
 
 def _misnumbered(numbers: dict[str, int | None], created: dict[str, int]) -> list[str]:
@@ -141,7 +150,7 @@ def _misnumbered(numbers: dict[str, int | None], created: dict[str, int]) -> lis
     return sorted(bad)
 
 
-def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
+def check(r: redis.Redis, keys: Keys, *, box: SecretBox | None = None, batch: int = 500) -> Report:
     """Compare every index set, the numbers and the ids set with what the entries imply."""
     report = Report()
     expected: dict[str, set[str]] = defaultdict(set)
@@ -151,7 +160,7 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
         try:
-            found, number = _read_entry(r, keys, key)
+            found, number = _read_entry(r, keys, key, box)
         except ValueError:
             report.unreadable.append(entry_id)
             continue
@@ -207,7 +216,7 @@ def renumber(r: redis.Redis, keys: Keys) -> None:
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
         key = raw_key.decode()
         try:
-            found, number = _read_entry(r, keys, key)
+            found, number = _read_entry(r, keys, key, None)
         except ValueError:
             continue
         if found is not None:
@@ -225,13 +234,15 @@ def renumber(r: redis.Redis, keys: Keys) -> None:
     pipe.execute()
 
 
-def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
-    """Apply the fixes a report calls for."""
+def apply_repair(
+    r: redis.Redis, keys: Keys, report: Report, *, box: SecretBox | None = None
+) -> None:
+    """Apply the fixes a report calls for (storing unredacted entries again needs `box`)."""
     for leaky in report.unredacted:
-        _redact_again(r, keys, leaky)
+        _redact_again(r, keys, leaky, box)
     if report.misnumbered:
         renumber(r, keys)
-        report = check(r, keys)
+        report = check(r, keys, box=box)
     pipe = r.pipeline(transaction=False)
     for key, member in report.missing:
         pipe.sadd(key, member)
@@ -249,7 +260,7 @@ def apply_repair(r: redis.Redis, keys: Keys, report: Report) -> None:
     for entry_id in report.ids_stray:
         pipe.zrem(keys.ids, entry_id)
     for entry_id in report.ids_missing:
-        found, _ = _read_entry(r, keys, keys.entry(entry_id))
+        found, _ = _read_entry(r, keys, keys.entry(entry_id), None)
         if found is not None:
             pipe.zadd(keys.ids, {entry_id: created_score(found[0]["created_at"])})
     pipe.execute()
@@ -262,7 +273,8 @@ def main(settings: Settings, *, repair: bool = False) -> int:
     console = Console()
     r = sync_redis(settings)
     keys = Keys(settings.prefix)
-    report = check(r, keys)
+    box = SecretBox(settings.secret_keys)
+    report = check(r, keys, box=box)
     console.print(
         f"entries: {report.entries}  index sets: {report.index_keys}  "
         f"missing: {len(report.missing)}  stray: {len(report.stray)}  "
@@ -277,8 +289,8 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         console.print("[green]consistent[/green]")
         return 0
     if repair:
-        apply_repair(r, keys, report)
-        after = check(r, keys)
+        apply_repair(r, keys, report, box=box)
+        after = check(r, keys, box=box)
         console.print("[green]repaired[/green]" if after.ok else "[red]still inconsistent[/red]")
         return 0 if after.ok else 1
     console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")

@@ -34,6 +34,8 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
 - ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
+- ``P secrets:canary``      string: a known text sealed under the key secrets are sealed with
+                            (regdb/keyring.py: a process with the wrong keys refuses to start)
 """
 
 from __future__ import annotations
@@ -186,3 +188,8 @@ class Keys:
     def uptime_lock(self) -> str:
         """String with an expiry: held by the one API process sweeping uptime ratios."""
         return f"{self.prefix}lock:uptime"
+
+    @property
+    def secrets_canary(self) -> str:
+        """String: a known text sealed with the secret keys (regdb/keyring.py)."""
+        return f"{self.prefix}secrets:canary"

@@ -10,6 +10,10 @@ The migration gives the old entries numbers after every number already in use, i
 sets with fsck's repair. Entries already in today's form are left alone, so running it again (or
 after an interruption) finishes the job and changes nothing else. Run it with the API, workers
 and scheduler stopped.
+
+Last, credentials an earlier regdb stored in clear (an entry's ``_secret_config``, a hook's
+``secret``) are sealed under the first of the secret keys (regdb/reseal.py, one record at a
+time, idempotent too).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from regdb import jsonutil
 from regdb.codec import SECRET_CONFIG_FIELD, encode_entry
 from regdb.fsck import apply_repair, check
 from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
+from regdb.reseal import reseal_all
+from regdb.secret_box import SecretBox
 from regdb.secrets import CONFIG_FIELD
 
 
@@ -34,6 +40,8 @@ class MigrationReport:
     already: int = 0
     unreadable: list[str] = field(default_factory=list)
     """Ids of entries that could not be read (left alone)."""
+    sealed: int = 0
+    """Entries and hooks whose secrets were sealed (stored in clear, or under an older key)."""
 
 
 def _old_entry(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], str] | None:
@@ -56,7 +64,7 @@ def _old_entry(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], str] | None:
     return entry, rev
 
 
-def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
+def migrate(r: redis.Redis, keys: Keys, box: SecretBox) -> MigrationReport:
     """Convert every old-layout entry; rebuild the indexes. Returns what it did."""
     report = MigrationReport()
     members: list[bytes] = r.zrange(keys.ids, 0, -1)  # type: ignore[assignment]
@@ -84,7 +92,7 @@ def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
             report.unreadable.append(entry_id)
             continue
         entry, rev = found
-        public, fields = encode_entry(entry, rev or "migrated")
+        public, fields = encode_entry(entry, rev or "migrated", box)
         number = int(r.incr(keys.docseq))
         pipe = r.pipeline(transaction=True)
         pipe.delete(key)
@@ -95,5 +103,8 @@ def migrate(r: redis.Redis, keys: Keys) -> MigrationReport:
         pipe.execute()
         report.migrated += 1
     # Old index sets hold ids; fsck's repair removes them and adds the numbers.
-    apply_repair(r, keys, check(r, keys))
+    apply_repair(r, keys, check(r, keys, box=box), box=box)
+    sealing = reseal_all(r, keys, box)
+    report.sealed = sealing.entries + sealing.hooks
+    report.unreadable += sealing.failed
     return report

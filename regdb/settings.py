@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from regdb import defaults
 from regdb.redis_address import AddressError, check_url, sentinel_url
+from regdb.secret_box import BadSecretKey, parse_keys
 
 
 class SettingsError(ValueError):
@@ -62,6 +63,9 @@ class Settings:
     """How long a write waits for those replicas before answering 503."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
+    secret_keys: tuple[bytes, ...] = dataclasses.field(default=(), repr=False)
+    """REGDB_SECRET_KEYS: the first seals credentials at rest, every one opens them (empty:
+    the embedded data directory's key file, see regdb/keyring.py)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +115,7 @@ class Settings:
             fastread=_bool(e, "REGDB_FASTREAD", True),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
+            secret_keys=_keys(e, "REGDB_SECRET_KEYS"),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(
@@ -185,6 +190,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _keys(env: Mapping[str, str], name: str) -> tuple[bytes, ...]:
+    try:
+        return parse_keys(env.get(name) or "", source=name)
+    except BadSecretKey as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

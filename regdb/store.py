@@ -43,6 +43,7 @@ from regdb.lua import (
 )
 from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
 from regdb.query.terms import entry_terms
+from regdb.secret_box import CannotOpen, SecretBox
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,15 @@ class EntryStore:
         redis: aredis.Redis,
         keys: Keys,
         *,
+        box: SecretBox,
         fast: FastReader | None = None,
         write_replicas: int = 0,
         write_wait_ms: int = 1000,
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.box = box
+        """Seals credentials before they reach Redis, and opens them (codec.py)."""
         self.fast = fast
         """Optional multiplexed connection for the public read script (the API's hot path)."""
         self.write_replicas = write_replicas
@@ -213,7 +217,7 @@ class EntryStore:
             entry["created_at"] = entry["updated_at"] = rfc3339(moment)
             if updated_at is not None and updated_at > entry["created_at"]:
                 entry["updated_at"] = updated_at
-            public, fields = encode_entry(entry, rev)
+            public, fields = encode_entry(entry, rev, self.box)
             return [entry_id, epoch_us(moment), public, *fields]
 
         for _ in range(MAX_WRITE_ATTEMPTS):
@@ -233,7 +237,13 @@ class EntryStore:
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
         async with storage_errors():
             raw = await self._read_private(keys=[self.keys.entry(entry_id), self.keys.docs])
-        found = decode_entry(raw)
+        try:
+            found = decode_entry(raw, self.box)
+        except CannotOpen as exc:
+            log.error("the credentials of %s do not open: %s", entry_id, exc)
+            raise StorageUnavailable(
+                f"the stored credentials of {entry_id!r} do not open with REGDB_SECRET_KEYS"
+            ) from None
         if found is None:
             raise NotFound(f"No document found with id {entry_id!r}")
         return found
@@ -331,7 +341,7 @@ class EntryStore:
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
                 keys = [self.keys.entry(entry_id), self.keys.docs, *add, *rem]
-                public, fields = encode_entry(new, rev)
+                public, fields = encode_entry(new, rev, self.box)
                 args = [old_rev, len(add), public, *fields]
                 if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True

@@ -21,7 +21,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
+from regdb.secret_box import SecretBox, parse_keys
 from regdb.settings import Settings
+
+TEST_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+"""The tests' REGDB_SECRET_KEYS (bytes 0..31): fixed, so a subprocess and a fixture agree."""
+TEST_KEYS = parse_keys(TEST_KEY)
+TEST_BOX = SecretBox(TEST_KEYS)
+"""What the API built from the `settings` fixture seals credentials with."""
 
 
 def free_port() -> int:
@@ -154,7 +161,11 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        redis_url=redis_url, data_dir=tmp_path / "data", redis_timeout_s=1.0, prefix="regdb-test:"
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        redis_timeout_s=1.0,
+        prefix="regdb-test:",
+        secret_keys=TEST_KEYS,
     )
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import redis
 from aiohttp.test_utils import TestClient
 
+from regdb.alerts.store import decode_hook
 from regdb.settings import Settings
+from tests.conftest import TEST_BOX
 
 Client = TestClient[Any, Any]
 
@@ -76,7 +78,9 @@ async def test_create_get_list_delete(client: Client) -> None:
 async def test_secret_stored_but_never_returned(client: Client, sync_r: redis.Redis) -> None:
     data = await create(client)
     stored = sync_r.get(f"regdb-test:hook:{data['id']}")
-    assert stored is not None and SECRET.encode() in stored
+    # stored for deliveries, sealed: only the keys open it
+    assert stored is not None and SECRET.encode() not in stored
+    assert decode_hook(stored, TEST_BOX)["secret"] == SECRET
     assert sync_r.sismember("regdb-test:hooks", data["id"])
 
 
@@ -152,7 +156,7 @@ async def test_put_partial_keeps_secret(client: Client, sync_r: redis.Redis) -> 
     assert new["has_secret"] is True and new["secret"] == "***"
     assert new["created_at"] == data["created_at"] and new["updated_at"] >= data["updated_at"]
     raw = sync_r.get(f"regdb-test:hook:{data['id']}")
-    assert raw is not None and SECRET.encode() in raw
+    assert raw is not None and decode_hook(raw, TEST_BOX)["secret"] == SECRET
 
 
 async def test_put_round_trip_of_get_keeps_secret(client: Client, sync_r: redis.Redis) -> None:
@@ -163,7 +167,7 @@ async def test_put_round_trip_of_get_keeps_secret(client: Client, sync_r: redis.
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["data"]["description"] == "changed"
     raw = sync_r.get(f"regdb-test:hook:{data['id']}")
-    assert raw is not None and SECRET.encode() in raw
+    assert raw is not None and decode_hook(raw, TEST_BOX)["secret"] == SECRET
 
 
 async def test_put_full_replace_changes_and_clears_secret(
@@ -175,13 +179,13 @@ async def test_put_full_replace_changes_and_clears_secret(
     )
     assert resp.status == 200
     raw = sync_r.get(f"regdb-test:hook:{data['id']}")
-    assert raw is not None and b"new-secret" in raw and SECRET.encode() not in raw
+    assert raw is not None and decode_hook(raw, TEST_BOX)["secret"] == "new-secret"
     assert "new-secret" not in await resp.text()
     resp = await client.put(f"/alert_hooks/{data['id']}", json={"secret": None})
     assert resp.status == 200
     assert (await resp.json())["data"]["has_secret"] is False
     raw = sync_r.get(f"regdb-test:hook:{data['id']}")
-    assert raw is not None and b"new-secret" not in raw
+    assert raw is not None and decode_hook(raw, TEST_BOX).get("secret") is None
 
 
 async def test_put_validates_whole(client: Client) -> None:

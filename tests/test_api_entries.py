@@ -8,7 +8,8 @@ from typing import Any
 import redis
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import SEED_ENTRY
+from regdb.codec import open_config
+from tests.conftest import SEED_ENTRY, TEST_BOX
 from tests.redis_values import as_bytes
 
 Client = TestClient[Any, Any]
@@ -217,8 +218,10 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
         "api_token": "***",
         "mirror": {"secret_key": "***", "region": "eu"},
     }
-    # stored for the prober
-    assert b"hunter2" in as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
+    # stored for the prober, sealed
+    sealed = as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
+    assert b"hunter2" not in sealed
+    assert open_config(sealed, rid, TEST_BOX)["auth"]["password"] == "hunter2"
     # the public field is stored redacted: reads never handle the secret
     number = sync_r.hget(f"regdb-test:e:{rid}", "_n")
     assert number is not None
@@ -228,7 +231,8 @@ async def test_secrets_are_write_only(client: Client, sync_r: redis.Redis) -> No
         f"/container_registry/{rid}", json={"$set": {"container_registry_config": cfg}}
     )
     assert resp.status == 200 and "hunter2" not in await resp.text()
-    assert b"hunter2" in as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
+    kept = as_bytes(sync_r.hget(f"regdb-test:e:{rid}", "_secret_config"))
+    assert open_config(kept, rid, TEST_BOX)["auth"]["password"] == "hunter2"
     # queries cannot be used as an oracle for a secret value
     for filt in (
         {"container_registry_config.auth.password": "hunter2"},

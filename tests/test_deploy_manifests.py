@@ -41,6 +41,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from regdb.secret_box import generate_key
 from regdb.settings import Settings, SettingsError
 from tests.conftest import skip_or_fail
 
@@ -55,8 +56,12 @@ OVERLAYS = ("redis-in-cluster", "redis-external")
 REGDB_IMAGE = "regdb"
 """The placeholder image name every regdb container uses; kustomize's `images:` rewrites it."""
 API_PATHS = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
-PENDING_ENV = {"REGDB_SECRET_KEYS": "issue 8: the secret keys, read once that work lands"}
+PENDING_ENV: dict[str, str] = {}
 """Variables the manifests may set before regdb's Settings reads them."""
+
+KEY_PLACEHOLDER = "change-me-run-regdb-secrets-generate-key"
+"""REGDB_SECRET_KEYS in the secrets.env examples, which regdb refuses (not base64 of 32 bytes)."""
+EXAMPLE_KEY = generate_key()
 
 Doc = dict[str, Any]
 
@@ -92,7 +97,9 @@ def render(kustomization: str, tmp_path: Path, secrets: str | None = None) -> li
     shutil.copytree(REGDB_DEPLOY, tree, ignore=shutil.ignore_patterns("secrets.env"))
     example = tree / kustomization / "secrets.env.example"
     if example.exists():
-        text = example.read_text() if secrets is None else secrets
+        # the example's key is a placeholder regdb refuses: an operator puts a real one there
+        text = example.read_text().replace(KEY_PLACEHOLDER, EXAMPLE_KEY)
+        text = text if secrets is None else secrets
         (tree / kustomization / "secrets.env").write_text(text)
     out = subprocess.run(
         [*_kustomize_command(), str(tree / kustomization)],
@@ -311,6 +318,8 @@ def regdb_env_problems(docs: list[Doc]) -> list[str]:
             continue
         if s.redis_url is None:
             problems.append(f"{where}: no Redis address (REDIS_URL or REDIS_SENTINELS)")
+        if not s.secret_keys:
+            problems.append(f"{where}: no REGDB_SECRET_KEYS (regdb refuses to start without it)")
         if s.host in ("127.0.0.1", "localhost", "::1"):
             problems.append(f"{where}: HOST {s.host} is unreachable from outside the pod")
         if s.hook_allow_loopback or s.probe_allow_link_local:
@@ -522,11 +531,13 @@ def test_in_cluster_redis_url_is_built_from_the_secret(rendered: dict[str, list[
 def test_external_overlay_takes_each_redis_form(
     tmp_path: Path, secrets: str, expected: str
 ) -> None:
-    docs = render("redis-external", tmp_path, secrets + "REGDB_SECRET_KEYS=k1,k2\n")
+    keys = f"{generate_key()},{generate_key()}"
+    docs = render("redis-external", tmp_path, secrets + f"REGDB_SECRET_KEYS={keys}\n")
     assert all_problems(docs) == []
     for _, c in _regdb_containers(docs):
         env, _ = effective_env(c, docs)
-        assert env["REGDB_SECRET_KEYS"] == "k1,k2"  # the optional key reaches every process
+        assert env["REGDB_SECRET_KEYS"] == keys  # the same keys reach every process
+        assert len(Settings.from_env(env).secret_keys) == 2
         url = Settings.from_env(env).redis_url
         assert url is not None and url.startswith(expected)
 
@@ -649,9 +660,15 @@ BREAKAGES: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
         lambda d: d.remove(next(x for x in d if x["kind"] == "Secret")),
         "cannot resolve",
     ),
-    "secret-keys-required": (
-        lambda d: _container(d, "api")["env"][0]["valueFrom"]["secretKeyRef"].pop("optional"),
-        "cannot resolve regdb-secrets",
+    "secret-keys-missing": (
+        lambda d: next(x for x in d if x["kind"] == "Secret")["data"].pop("REGDB_SECRET_KEYS"),
+        ".REGDB_SECRET_KEYS for REGDB_SECRET_KEYS",
+    ),
+    "secret-keys-placeholder": (
+        lambda d: next(x for x in d if x["kind"] == "Secret")["data"].update(
+            REGDB_SECRET_KEYS=base64.b64encode(KEY_PLACEHOLDER.encode()).decode()
+        ),
+        "REGDB_SECRET_KEYS: key 1 is not base64",
     ),
     "redis-service-renamed": (
         lambda d: _doc(d, "Service", "regdb-redis")["metadata"].update(name="redis"),

@@ -12,13 +12,13 @@ from regdb.fsck import apply_repair, check
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import seed_like
+from tests.conftest import TEST_BOX, seed_like
 
 
 async def _store_of_three(settings: Settings) -> list[str]:
     assert settings.redis_url
     client = aredis.Redis.from_url(settings.redis_url)
-    store = EntryStore(client, Keys(settings.prefix))
+    store = EntryStore(client, Keys(settings.prefix), box=TEST_BOX)
     ids = ["a", "b", "c"]
     for entry_id in ids:
         await store.create(seed_like(entry_id, "http://127.0.0.1:5000", {}))

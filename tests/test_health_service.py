@@ -23,7 +23,7 @@ from regdb.monitor.health_service import HealthService
 from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import seed_like
+from tests.conftest import TEST_BOX, seed_like
 
 
 @pytest.fixture(params=["fast", "redis-py"])
@@ -32,7 +32,7 @@ async def service(
 ) -> AsyncIterator[HealthService]:
     assert settings.redis_url is not None
     fast = FastReader(settings.redis_url, timeout_s=1.0) if request.param == "fast" else None
-    store = EntryStore(async_r, Keys(settings.prefix), fast=fast)
+    store = EntryStore(async_r, Keys(settings.prefix), box=TEST_BOX, fast=fast)
     yield HealthService(store, settings, LazyQueues(settings))
     if fast is not None:
         fast.close()

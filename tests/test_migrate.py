@@ -19,7 +19,7 @@ from regdb.model import epoch_us, rfc3339
 from regdb.secrets import redact_config
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import run_regdb, seed_like
+from tests.conftest import TEST_BOX, TEST_KEY, run_regdb, seed_like
 
 PREFIX = "regdb-test:"
 
@@ -42,7 +42,15 @@ def _write_old(r: redis.Redis, entry: dict[str, Any], created_us: int) -> None:
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_regdb({**os.environ, "REDIS_URL": redis_url, "REGDB_PREFIX": PREFIX}, *args)
+    return run_regdb(
+        {
+            **os.environ,
+            "REGDB_SECRET_KEYS": TEST_KEY,
+            "REDIS_URL": redis_url,
+            "REGDB_PREFIX": PREFIX,
+        },
+        *args,
+    )
 
 
 async def test_old_layout_is_migrated_idempotently(
@@ -65,7 +73,10 @@ async def test_old_layout_is_migrated_idempotently(
 
     done = _cli(redis_url, "migrate")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "migrated 3 entries, 1 already current, 0 unreadable; consistent" in done.stdout
+    assert (
+        "migrated 3 entries, 1 already current, 0 unreadable, 0 secrets sealed; consistent"
+        in done.stdout
+    )
     for e in old:
         got = await client.get(f"/container_registry/{e['container_registry_id']}")
         body = (await got.json())["data"]
@@ -77,7 +88,7 @@ async def test_old_layout_is_migrated_idempotently(
     # the prober still has the secret
     conn = async_redis(settings)
     try:
-        entry, _ = await EntryStore(conn, Keys(PREFIX)).get("old-1")
+        entry, _ = await EntryStore(conn, Keys(PREFIX), box=TEST_BOX).get("old-1")
     finally:
         await conn.aclose()
     assert entry["container_registry_config"]["auth"]["password"] == "pw-1"

@@ -23,7 +23,7 @@ from rq import Worker
 from regdb.keys import Keys
 from regdb.queues import enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
-from tests.conftest import seed_like
+from tests.conftest import TEST_KEY, seed_like
 from tests.registry_servers import ThreadedServer
 
 Client = TestClient[Any, Any]
@@ -56,6 +56,7 @@ def start_worker(
     env = {
         **os.environ,
         "REDIS_URL": settings.redis_url,
+        "REGDB_SECRET_KEYS": TEST_KEY,
         "REGDB_PREFIX": settings.prefix,
         "REGDB_QUEUE": settings.queue_name,
         "REGDB_PRIORITY_WORKERS": str(priority_workers),

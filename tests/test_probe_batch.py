@@ -28,7 +28,7 @@ from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
 from regdb.monitor.model import HealthStatus
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import seed_like
+from tests.conftest import TEST_BOX, seed_like
 from tests.registry_servers import ThreadedServer
 
 N = 450
@@ -52,7 +52,7 @@ def fleet(settings: Settings) -> Iterator[ThreadedServer]:
             conn = aredis.Redis.from_url(settings.redis_url)
             keys, entry_id = Keys(settings.prefix), _id(n)
             try:
-                await EntryStore(conn, keys).delete(entry_id)
+                await EntryStore(conn, keys, box=TEST_BOX).delete(entry_id)
                 # Leftovers the delete already removed, planted again: only the record
                 # script's deleted-entry branch can take them away before the test looks.
                 # (Its index memberships went with its document number: fsck checks below.)
@@ -77,9 +77,10 @@ async def _load(settings: Settings, base: str) -> None:
     assert settings.redis_url is not None
     conn = aredis.Redis.from_url(settings.redis_url)
     try:
-        store = EntryStore(conn, Keys(settings.prefix))
+        store = EntryStore(conn, Keys(settings.prefix), box=TEST_BOX)
         for n in range(N):
-            # latency_warn_ms: a loaded CI machine must not make a healthy peer "slow"
+            # latency_warn_ms: on a loaded machine 450 probes in one job may take over the 2 s
+            # default, and "slow" is not what this test is about
             config = {"storage_backend": "s3", "latency_warn_ms": 60000}
             await store.create(seed_like(_id(n), f"{base}/r/{n}", config))
     finally:
@@ -157,7 +158,9 @@ def test_policy_refusal_is_unknown_and_silent(
         assert settings.redis_url is not None
         conn = aredis.Redis.from_url(settings.redis_url)
         try:
-            await EntryStore(conn, keys).create(seed_like(entry_id, f"{fleet.url}/r/1", {}))
+            await EntryStore(conn, keys, box=TEST_BOX).create(
+                seed_like(entry_id, f"{fleet.url}/r/1", {})
+            )
         finally:
             await conn.aclose()
 

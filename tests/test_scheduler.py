@@ -17,14 +17,14 @@ from regdb.queues import worker_queues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from scheduler.main import Scheduler, lock_ttl_seconds
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, TEST_BOX, TEST_KEY
 from tests.redis_values import as_bytes
 
 
 async def _create(settings: Settings, n: int) -> list[str]:
     assert settings.redis_url
     r = aredis.Redis.from_url(settings.redis_url)
-    store = EntryStore(r, Keys(settings.prefix))
+    store = EntryStore(r, Keys(settings.prefix), box=TEST_BOX)
     ids = []
     for i in range(n):
         entry, _ = await store.create({**SEED_ENTRY, "container_registry_id": f"s{i}"})
@@ -81,6 +81,7 @@ def test_real_scheduler_processes_failover(settings: Settings, sync_r: redis.Red
     env = dict(
         os.environ,
         REDIS_URL=settings.redis_url,
+        REGDB_SECRET_KEYS=TEST_KEY,
         REGDB_PREFIX=settings.prefix,
         HEALTH_INTERVAL="1",
         LOG_LEVEL="WARNING",

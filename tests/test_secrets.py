@@ -11,10 +11,11 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from regdb.codec import open_config
 from regdb.fsck import apply_repair, check
 from regdb.keys import Keys
 from regdb.secrets import MASK, is_secret_key, keep_masked_secrets, redact_config
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, TEST_BOX
 
 Client = TestClient[Any, Any]
 
@@ -184,15 +185,17 @@ async def test_api_masks_new_names_and_filters_cannot_probe(
         {"url": "https://m.example", "token": MASK}
     ]
     # the public JSON (in `docs`, under the entry's number) never holds them; the secret field
-    # of the entry's own hash does (for the prober)
+    # of the entry's own hash does (for the prober), sealed: only the keys open it
     number = sync_r.hget(f"regdb-test:e:{rid}", "_n")
     assert number is not None
     public = sync_r.hget("regdb-test:docs", number)
     secret = sync_r.hget(f"regdb-test:e:{rid}", "_secret_config")
     assert public is not None and secret is not None
+    opened = json.dumps(open_config(secret, rid, TEST_BOX))
     for value in values:
         assert value.encode() not in public
-        assert value.encode() in secret
+        assert value.encode() not in secret
+        assert value in opened
 
     # GET, PUT back the masked config: nothing changes in storage
     put = await client.put(
@@ -244,14 +247,15 @@ async def test_fsck_finds_and_repairs_entries_redacted_by_an_older_rule(
     sync_r.hset("regdb-test:docs", number, json.dumps(planted))
     assert "leak" in await (await client.get(f"/container_registry/{rid}")).text()
     keys = Keys("regdb-test:")
-    report = check(sync_r, keys)
+    report = check(sync_r, keys, box=TEST_BOX)
     assert report.unredacted == [rid] and not report.ok
-    apply_repair(sync_r, keys, report)
+    apply_repair(sync_r, keys, report, box=TEST_BOX)
     got = await client.get(f"/container_registry/{rid}")
     assert (await got.json())["data"]["container_registry_config"] == {
         "region": "eu",
         "api_key": MASK,
     }
     stored = sync_r.hget(key, "_secret_config")
-    assert isinstance(stored, bytes) and b"leak" in stored
-    assert check(sync_r, keys).ok
+    assert isinstance(stored, bytes) and b"leak" not in stored
+    assert open_config(stored, rid, TEST_BOX)["api_key"] == "leak"
+    assert check(sync_r, keys, box=TEST_BOX).ok

@@ -29,7 +29,7 @@ from regdb.keys import Keys
 from regdb.queues import STOP_GRACE_S, enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import seed_like, skip_or_fail
+from tests.conftest import TEST_BOX, TEST_KEY, TEST_KEYS, seed_like, skip_or_fail
 from tests.redis_values import as_bytes
 from tests.registry_servers import ThreadedServer
 from tests.sentinel_set import SentinelSet
@@ -55,7 +55,12 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
 
 @pytest.fixture
 def settings(sentinel_set: SentinelSet, tmp_path: Path) -> Settings:
-    return Settings(redis_url=sentinel_set.url, data_dir=tmp_path / "data", redis_timeout_s=1.0)
+    return Settings(
+        redis_url=sentinel_set.url,
+        data_dir=tmp_path / "data",
+        redis_timeout_s=1.0,
+        secret_keys=TEST_KEYS,
+    )
 
 
 @pytest.fixture
@@ -237,7 +242,12 @@ def test_a_running_worker_keeps_probing_after_the_primary_is_killed(
     worker: the chaos soak, tests/test_soak.py, meets that case.)"""
     registry = ThreadedServer(_registry_app()).start()
     log = tmp_path / "worker.log"
-    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url or "",
+        "LOG_LEVEL": "INFO",
+        "REGDB_SECRET_KEYS": TEST_KEY,
+    }
     with open(log, "wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "regdb.cli", "worker"], env=env, stdout=out, stderr=out
@@ -277,7 +287,8 @@ def _registry_app() -> web.Application:
 async def _create(settings: Settings, entry_id: str, url: str) -> None:
     conn = async_redis(settings)
     try:
-        await EntryStore(conn, Keys(settings.prefix)).create(seed_like(entry_id, url, {}))
+        store = EntryStore(conn, Keys(settings.prefix), box=TEST_BOX)
+        await store.create(seed_like(entry_id, url, {}))
     finally:
         await conn.aclose()
 

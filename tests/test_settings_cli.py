@@ -11,7 +11,7 @@ import redis
 
 from regdb.keys import Keys
 from regdb.settings import Settings, SettingsError
-from tests.conftest import SEED_ENTRY, run_regdb
+from tests.conftest import SEED_ENTRY, TEST_BOX, TEST_KEY, run_regdb
 
 
 @pytest.mark.parametrize(
@@ -70,9 +70,14 @@ async def test_fsck_command(settings: Settings, sync_r: redis.Redis, tmp_path: P
 
     assert settings.redis_url
     r = aredis.Redis.from_url(settings.redis_url)
-    await EntryStore(r, Keys(settings.prefix)).create(SEED_ENTRY)
+    await EntryStore(r, Keys(settings.prefix), box=TEST_BOX).create(SEED_ENTRY)
     await r.aclose()
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "REGDB_PREFIX": settings.prefix}
+    env = {
+        **os.environ,
+        "REGDB_SECRET_KEYS": TEST_KEY,
+        "REDIS_URL": settings.redis_url,
+        "REGDB_PREFIX": settings.prefix,
+    }
     ok = _regdb("fsck", env=env)
     assert ok.returncode == 0 and "consistent" in ok.stdout, ok.stdout + ok.stderr
     sync_r.sadd(

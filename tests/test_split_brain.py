@@ -32,7 +32,7 @@ from regdb.queues import worker_queues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from scheduler.main import Scheduler
-from tests.conftest import seed_like
+from tests.conftest import TEST_BOX, seed_like
 from tests.redis_values import as_bytes
 from tests.registry_servers import ThreadedServer
 from tests.test_alert_delivery import job_ids_by_hook, put_hook
@@ -42,7 +42,7 @@ async def _create(settings: Settings, urls: dict[str, str]) -> None:
     assert settings.redis_url
     conn = aredis.Redis.from_url(settings.redis_url)
     try:
-        store = EntryStore(conn, Keys(settings.prefix))
+        store = EntryStore(conn, Keys(settings.prefix), box=TEST_BOX)
         for entry_id, url in urls.items():
             await store.create(seed_like(entry_id, url, {"storage_backend": "s3"}))
     finally:

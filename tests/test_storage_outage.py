@@ -19,7 +19,7 @@ from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import SEED_ENTRY, free_port
+from tests.conftest import SEED_ENTRY, TEST_BOX, TEST_KEYS, free_port
 
 
 @pytest.fixture
@@ -31,7 +31,9 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
 
 
 async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> None:
-    settings = Settings(redis_url=own_redis.url, redis_timeout_s=1.0, prefix="outage:")
+    settings = Settings(
+        redis_url=own_redis.url, redis_timeout_s=1.0, prefix="outage:", secret_keys=TEST_KEYS
+    )
     async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
         assert (await client.post("/container_registry", json=SEED_ENTRY)).status == 201
         rid = SEED_ENTRY["container_registry_id"]
@@ -114,7 +116,7 @@ async def test_not_now_replies_are_503_on_both_read_paths(reply: bytes, fast: bo
     async with _RefusingRedis(reply) as url:
         conn = aredis.Redis.from_url(url, socket_timeout=2)
         reader = FastReader(url, timeout_s=2.0) if fast else None
-        store = EntryStore(conn, Keys("refusing:"), fast=reader)
+        store = EntryStore(conn, Keys("refusing:"), box=TEST_BOX, fast=reader)
         try:
             with pytest.raises(StorageUnavailable):
                 await store.get_public_json("some-id")

@@ -14,7 +14,7 @@ from regdb.fsck import apply_repair, check
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, TEST_BOX
 
 
 async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None:
@@ -22,7 +22,7 @@ async def test_hammer_one_entry(settings: Settings, sync_r: redis.Redis) -> None
     assert settings.redis_url
     # four independent clients = four "processes" racing through compare-and-set
     clients = [aredis.Redis.from_url(settings.redis_url) for _ in range(4)]
-    stores = [EntryStore(c, keys) for c in clients]
+    stores = [EntryStore(c, keys, box=TEST_BOX) for c in clients]
     rid = SEED_ENTRY["container_registry_id"]
     await stores[0].create(SEED_ENTRY)
     rng = random.Random(3)
@@ -68,7 +68,7 @@ async def test_fsck_detects_and_repairs(settings: Settings, sync_r: redis.Redis)
     keys = Keys(settings.prefix)
     assert settings.redis_url
     client = aredis.Redis.from_url(settings.redis_url)
-    store = EntryStore(client, keys)
+    store = EntryStore(client, keys, box=TEST_BOX)
     await store.create(SEED_ENTRY)
     rid = SEED_ENTRY["container_registry_id"]
     assert check(sync_r, keys).ok
@@ -91,7 +91,7 @@ async def test_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings
     from regdb.connections import async_redis
 
     client = async_redis(settings.replace(redis_max_connections=4))
-    store = EntryStore(client, Keys(settings.prefix))
+    store = EntryStore(client, Keys(settings.prefix), box=TEST_BOX)
     results = await asyncio.gather(
         *(store.create({**SEED_ENTRY, "container_registry_id": f"b{i}"}) for i in range(200))
     )
@@ -109,7 +109,7 @@ async def test_create_stamps_after_a_newer_entry(settings: Settings, sync_r: red
     sync_r.zadd(keys.ids, {"elsewhere": epoch_us(ahead)})
     assert settings.redis_url
     client = aredis.Redis.from_url(settings.redis_url)
-    entry, _ = await EntryStore(client, keys).create(SEED_ENTRY)
+    entry, _ = await EntryStore(client, keys, box=TEST_BOX).create(SEED_ENTRY)
     await client.aclose()
     assert entry["created_at"] == entry["updated_at"] > rfc3339(ahead)
     score = sync_r.zscore(keys.ids, SEED_ENTRY["container_registry_id"])

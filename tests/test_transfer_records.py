@@ -127,8 +127,8 @@ def test_export_lines_round_trip_through_the_reader() -> None:
         jsonutil.dumps(
             {"kind": "header", "format": "regdb-export", "version": 1, "secrets": "masked"}
         ).decode(),
-        jsonutil.dumps(entry_record(entry, with_secrets=False)).decode(),
-        jsonutil.dumps(hook_record(hook, with_secrets=False)).decode(),
+        jsonutil.dumps(entry_record(entry, sealed=None)).decode(),
+        jsonutil.dumps(hook_record(hook, sealed=None)).decode(),
     ]
     assert (
         "p" not in jsonutil.loads(lines[1])["entry"]["container_registry_config"]["auth"].values()

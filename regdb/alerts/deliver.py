@@ -202,7 +202,7 @@ def deliver(hook_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """
     ctx = current()
     ev = Event.from_dict(event)
-    hook = load_hook(ctx.redis, ctx.keys, hook_id)
+    hook = load_hook(ctx.redis, ctx.keys, hook_id, ctx.box)
     if hook is None:
         log.info("alert hook %s: deleted, %s event %s skipped", hook_id, ev.type, ev.id)
         return {"skipped": "hook deleted", "event_id": ev.id}
@@ -257,7 +257,7 @@ def _filter_failed(hook_id: str, exc: Exception) -> None:
 def subscribers(conn: redis.Redis, keys: Keys) -> list[Subscriber]:
     """Every enabled hook, its filter compiled once (load once per batch of alerts)."""
     out = []
-    for hook in load_hooks(conn, keys):
+    for hook in load_hooks(conn, keys, None):  # no secret needed to match
         if not hook.get("enabled", True):
             continue
         hook_id = str(hook["id"])

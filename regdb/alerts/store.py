@@ -1,6 +1,8 @@
 """Alert hooks and their delivery logs in Redis.
 
-- ``keys.hook(id)``             string: the hook as JSON, secret included (never returned as is)
+- ``keys.hook(id)``             string: the hook as JSON, its secret sealed under
+                                ``sealed_secret`` (AES-GCM bound to the hook's id, see
+                                regdb/secret_box.py; ``secret`` is null there)
 - ``keys.hooks``                set: every hook id
 - ``keys.hook_deliveries(id)``  list: the latest DELIVERIES_KEEP attempts, newest first
 
@@ -28,6 +30,7 @@ from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
 from regdb.probe.address_policy import ProbePolicy
+from regdb.secret_box import SecretBox, hook_aad
 from regdb.store import storage_errors
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,33 @@ return 1
 """
 
 
+SEALED_FIELD: Final = "sealed_secret"
+"""Where a stored hook keeps its secret, sealed. A stored ``secret`` string is one an earlier
+regdb wrote in clear: still read, until ``regdb migrate`` seals it."""
+
+
+def encode_hook(hook: Mapping[str, Any], box: SecretBox) -> bytes:
+    """A hook as stored: its secret sealed, never in clear."""
+    stored = dict(hook)
+    secret = stored.pop("secret", None)
+    stored["secret"] = None
+    if secret is not None:
+        stored[SEALED_FIELD] = box.seal(str(secret).encode(), hook_aad(str(hook["id"])))
+    return jsonutil.dumps(stored)
+
+
+def decode_hook(raw: bytes | str, box: SecretBox | None) -> dict[str, Any]:
+    """A stored hook with its secret opened (CannotOpen when `box` lacks its key); without a
+    box, its secret left out (for readers that only match events to hooks)."""
+    hook: dict[str, Any] = jsonutil.loads(raw)
+    sealed = hook.pop(SEALED_FIELD, None)
+    if box is None:
+        hook.pop("secret", None)
+    elif sealed is not None:
+        hook["secret"] = box.open(sealed, hook_aad(str(hook["id"]))).decode()
+    return hook
+
+
 def _not_found(hook_id: str) -> NotFound:
     return NotFound(f"No alert hook found with id {hook_id!r}")
 
@@ -61,9 +91,13 @@ def _sorted(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class HookStore:
     """CRUD of alert hooks for the API. Returned hooks still hold their secret: redact them."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, *, policy: ProbePolicy) -> None:
+    def __init__(
+        self, redis: aredis.Redis, keys: Keys, *, policy: ProbePolicy, box: SecretBox
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.box = box
+        """Seals hook secrets before they reach Redis."""
         self.policy = policy
         """Where hooks may point (checked when one is saved, and again at delivery)."""
 
@@ -83,7 +117,7 @@ class HookStore:
         """Write a hook and list its id, in one transaction (a new id only, unless `replace`)."""
         async with storage_errors():
             pipe = self.redis.pipeline(transaction=True)
-            pipe.set(self.keys.hook(hook["id"]), jsonutil.dumps(hook), nx=not replace)
+            pipe.set(self.keys.hook(hook["id"]), encode_hook(hook, self.box), nx=not replace)
             pipe.sadd(self.keys.hooks, hook["id"])
             await pipe.execute()
 
@@ -104,15 +138,14 @@ class HookStore:
             raw = await self.redis.get(self.keys.hook(hook_id))
         if raw is None:
             raise _not_found(hook_id)
-        hook: dict[str, Any] = jsonutil.loads(raw)
-        return hook
+        return decode_hook(raw, self.box)
 
     async def list_hooks(self) -> list[dict[str, Any]]:
         """Every hook, oldest first."""
         async with storage_errors():
             ids = _ids(await self.redis.smembers(self.keys.hooks))
             raws = await self.redis.mget([self.keys.hook(i) for i in ids]) if ids else []
-        return _sorted([jsonutil.loads(r) for r in raws if r is not None])
+        return _sorted([decode_hook(r, self.box) for r in raws if r is not None])
 
     async def replace(self, hook_id: str, body: Any) -> dict[str, Any]:
         """Apply a full or partial hook (see merge_update), validated as a whole."""
@@ -123,7 +156,9 @@ class HookStore:
         )
         await check_hook_target(hook, self.policy)
         async with storage_errors():
-            done = await self.redis.set(self.keys.hook(hook_id), jsonutil.dumps(hook), xx=True)
+            done = await self.redis.set(
+                self.keys.hook(hook_id), encode_hook(hook, self.box), xx=True
+            )
         if not done:
             raise _not_found(hook_id)
         log.info("alert hook %s updated", hook_id)
@@ -160,24 +195,32 @@ class HookStore:
 # ------------------------------------------------------------------------- synchronous (jobs)
 
 
-def load_hooks(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Every stored hook (secrets included), oldest first."""
+def _load_raw(conn: redis.Redis, keys: Keys) -> list[bytes]:
     ids = _ids(conn.smembers(keys.hooks))
     if not ids:
         return []
     raws: list[bytes | None] = conn.mget([keys.hook(i) for i in ids])  # type: ignore[assignment]
-    return _sorted([jsonutil.loads(r) for r in raws if r is not None])
+    return [r for r in raws if r is not None]
 
 
-def load_hook(conn: redis.Redis, keys: Keys, hook_id: str) -> dict[str, Any] | None:
+def load_hooks(conn: redis.Redis, keys: Keys, box: SecretBox | None) -> list[dict[str, Any]]:
+    """Every stored hook, oldest first; secrets opened with `box`, left out without one."""
+    return _sorted([decode_hook(r, box) for r in _load_raw(conn, keys)])
+
+
+def load_stored_hooks(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every hook as Redis holds it (its secret sealed under SEALED_FIELD), oldest first."""
+    return _sorted([jsonutil.loads(r) for r in _load_raw(conn, keys)])
+
+
+def load_hook(conn: redis.Redis, keys: Keys, hook_id: str, box: SecretBox) -> dict[str, Any] | None:
     """One stored hook (secret included), or None when it does not exist."""
     if not is_hook_id(hook_id):
         return None
     raw: bytes | None = conn.get(keys.hook(hook_id))  # type: ignore[assignment]
     if raw is None:
         return None
-    hook: dict[str, Any] = jsonutil.loads(raw)
-    return hook
+    return decode_hook(raw, box)
 
 
 def record_attempt(conn: redis.Redis, keys: Keys, hook_id: str, attempt: Mapping[str, Any]) -> bool:

@@ -22,9 +22,10 @@ from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
-from regdb.probe.tokens import redis_token_cache
+from regdb.probe.tokens import TOKEN_CACHE_PURPOSE, redis_token_cache
 from regdb.queues import normal_queue
 from regdb.registry_config import RegistryConfig
+from regdb.secret_box import CannotOpen
 from regdb.secrets import redact_entry
 from regdb.settings import Settings
 
@@ -63,7 +64,12 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
     signatures: list[str] = []
     gone = []
     for i, entry_id in enumerate(entry_ids):
-        found = decode_entry(raw[2 * i])
+        try:
+            found = decode_entry(raw[2 * i], ctx.box)
+        except CannotOpen as exc:
+            # The start-up check makes this rare (one damaged record): skip it, say so.
+            log.error("registry %s not probed: its credentials do not open: %s", entry_id, exc)
+            continue
         if found is None:
             gone.append(entry_id)
             continue
@@ -86,7 +92,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             probe_settings(settings),
             concurrency=settings.probe_concurrency,
             now=now,
-            tokens=redis_token_cache(settings),
+            tokens=redis_token_cache(settings, pepper=ctx.box.derive(TOKEN_CACHE_PURPOSE)),
         )
     )
     recording = time.perf_counter()

@@ -13,9 +13,11 @@ Two records per registry and credentials, both with the token's lifetime
 * the *token*: per realm, service, scope and credentials.
 
 Nothing secret is stored in clear: each record's key is an HMAC-SHA256 under a key derived from
-the credentials (and the optional server ``pepper``), and its value is AES-GCM encrypted under
-another key derived the same way, with the record's key as associated data. Reading a token back
-needs the credentials; the Redis data alone yields neither credentials nor tokens.
+the credentials and the server ``pepper``, and its value is AES-GCM encrypted under another key
+derived the same way, with the record's key as associated data. The worker's pepper is derived
+from the first of ``REGDB_SECRET_KEYS`` (:data:`TOKEN_CACHE_PURPOSE`), so every worker shares the
+cache and a reader of the Redis data cannot even test guessed passwords against record names:
+reading a token back needs the credentials and the key.
 
 The store behind the cache is a small interface (:class:`TokenStore`: get, put with a TTL,
 drop), so the pure parts are tested with :class:`MemoryTokenStore` and a controlled clock, and
@@ -47,6 +49,7 @@ from regdb.settings import Settings
 __all__ = [
     "MARGIN_S",
     "MAX_TTL_S",
+    "TOKEN_CACHE_PURPOSE",
     "CachedToken",
     "MemoryTokenStore",
     "RedisTokenStore",
@@ -58,6 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+TOKEN_CACHE_PURPOSE: Final = "bearer token cache"
+"""What the worker's pepper is derived for (``SecretBox.derive``)."""
 MAX_TTL_S: Final = 300
 """Longest a token is kept, whatever its ``expires_in`` says."""
 MARGIN_S: Final = 10
@@ -364,8 +369,9 @@ class TokenCache:
         await self.store.close()
 
 
-def redis_token_cache(settings: Settings, *, pepper: bytes = b"") -> TokenCache:
-    """The worker's token cache: in regdb's Redis, connected on first use."""
+def redis_token_cache(settings: Settings, *, pepper: bytes) -> TokenCache:
+    """The worker's token cache: in regdb's Redis, connected on first use; `pepper` is the
+    key every worker derives alike from REGDB_SECRET_KEYS."""
     return TokenCache(
         RedisTokenStore(lambda: async_redis(settings)), Keys(settings.prefix), pepper=pepper
     )

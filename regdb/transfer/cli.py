@@ -15,6 +15,7 @@ from regdb.alerts.deliver import policy_of
 from regdb.alerts.store import HookStore
 from regdb.connections import async_redis, sync_redis
 from regdb.keys import Keys
+from regdb.secret_box import SecretBox
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from regdb.transfer.exporter import export_catalog
@@ -42,6 +43,7 @@ def export_main(settings: Settings, *, output: Path | None, with_secrets: bool) 
                 Keys(settings.prefix),
                 out,
                 with_secrets=with_secrets,
+                box=SecretBox(settings.secret_keys),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
@@ -70,10 +72,11 @@ async def import_lines(settings: Settings, lines: list[str], *, dry_run: bool) -
     """Apply an import file's lines to the store `settings` names (progress on stderr)."""
     client = async_redis(settings)
     keys = Keys(settings.prefix)
+    box = SecretBox(settings.secret_keys)
     try:
         importer = Importer(
-            EntryStore(client, keys),
-            HookStore(client, keys, policy=policy_of(settings)),
+            EntryStore(client, keys, box=box),
+            HookStore(client, keys, policy=policy_of(settings), box=box),
             dry_run=dry_run,
         )
         with Progress(console=_err, transient=True) as bar:

@@ -1,8 +1,8 @@
 """`regdb export`: the whole catalog as NDJSON (see records.py for the format).
 
 Entries come out in creation order, read in batches with the store's own read script (the one
-the prober uses: secrets included); hooks after them. Secrets are written as stored, or masked
-with ``--without-secrets``.
+the prober uses); hooks after them. Secrets are written sealed as stored, never opened (one an
+earlier regdb stored in clear is sealed on the way out), or left out with ``--without-secrets``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import IO
 import redis
 
 from regdb import jsonutil
-from regdb.alerts.store import load_hooks
-from regdb.codec import decode_entry
+from regdb.alerts.store import SEALED_FIELD, load_stored_hooks
 from regdb.keys import Keys
 from regdb.lua import READ_ENTRY_PRIVATE
+from regdb.secret_box import SecretBox, entry_aad, hook_aad, is_sealed
+from regdb.secrets import MASK
 from regdb.transfer.records import entry_record, header, hook_record
 
 BATCH = 500
@@ -39,11 +40,13 @@ def export_catalog(
     out: IO[bytes],
     *,
     with_secrets: bool,
+    box: SecretBox,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportCounts:
-    """Write every entry and hook to `out`; `progress(done, total)` after each batch."""
+    """Write every entry and hook to `out`; `progress(done, total)` after each batch. `box`
+    only seals what an earlier regdb stored in clear."""
     counts = ExportCounts()
-    first = header(datetime.now(UTC), secrets="included" if with_secrets else "masked")
+    first = header(datetime.now(UTC), secrets="sealed" if with_secrets else "masked")
     out.write(jsonutil.dumps(first) + b"\n")
     total = int(r.zcard(keys.ids))
     read_entry = r.register_script(READ_ENTRY_PRIVATE)
@@ -56,16 +59,34 @@ def export_catalog(
         pipe = r.pipeline(transaction=False)
         for raw_id in ids:
             read_entry(keys=[keys.entry(raw_id.decode()), keys.docs], client=pipe)
-        for raw in pipe.execute():
-            found = decode_entry(raw)
-            if found is None:  # deleted while we read
+        for public, secret, _ in pipe.execute():
+            if public is None:  # deleted while we read
                 continue
-            line = entry_record(found[0], with_secrets=with_secrets)
-            out.write(jsonutil.dumps(line) + b"\n")
+            entry = jsonutil.loads(public)
+            sealed = None
+            if with_secrets and secret:
+                sealed = _as_stored(secret, entry_aad(entry["container_registry_id"]), box)
+            out.write(jsonutil.dumps(entry_record(entry, sealed=sealed)) + b"\n")
             counts.entries += 1
         if progress is not None:
             progress(start, total)
-    for hook in load_hooks(r, keys):
-        out.write(jsonutil.dumps(hook_record(hook, with_secrets=with_secrets)) + b"\n")
+    for hook in load_stored_hooks(r, keys):
+        stored = hook.pop(SEALED_FIELD, None) or hook.get("secret")
+        hook["secret"] = None if stored is None else MASK
+        sealed = None
+        if with_secrets and stored is not None:
+            sealed = _as_stored(stored, hook_aad(str(hook["id"])), box, text=True)
+        out.write(jsonutil.dumps(hook_record(hook, sealed=sealed)) + b"\n")
         counts.hooks += 1
     return counts
+
+
+def _as_stored(value: bytes | str, aad: str, box: SecretBox, *, text: bool = False) -> str:
+    """The envelope of a stored secret: as it is, or sealed when stored in clear (an entry's
+    clear config is JSON, a hook's clear secret is text)."""
+    if is_sealed(value):
+        return value.decode() if isinstance(value, bytes) else value
+    if text:
+        plain = value.encode() if isinstance(value, str) else value
+        return box.seal(plain, aad)
+    return box.seal_json(jsonutil.loads(value), aad)

@@ -5,7 +5,10 @@ skipped); each write is the store's own atomic create or update, so an interrupt
 leaves whole entries only, and running it again finishes the job. An entry that already
 exists with the same content is left alone; with other content it is updated to the record
 (fields the record lacks are removed). A masked secret (``"***"``, from an export without
-secrets) keeps the stored secret of an existing entry and is dropped from a new one.
+secrets) keeps the stored secret of an existing entry and is dropped from a new one. Sealed
+secrets (``sealed_config``, ``sealed_secret``) are opened with the store's keys, bound to the
+record's id: a line whose seal does not open (other keys, another id) is refused as a whole,
+saying so.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from regdb import jsonutil
 from regdb.alerts.model import validate_hook
 from regdb.alerts.store import HookStore
 from regdb.errors import Conflict, InvalidInput, NotFound
 from regdb.model import ID_FIELD, READ_ONLY_FIELDS, is_valid_id, now_rfc3339, validate_entry
+from regdb.secret_box import CannotOpen, entry_aad, hook_aad
 from regdb.secrets import CONFIG_FIELD, MASK, keep_masked_secrets
 from regdb.store import EntryStore
 from regdb.transfer.records import ENTRY_FIELDS, BadLine, Record, drop_masks
@@ -90,9 +95,21 @@ class Importer:
         self.report.notes.sort(key=lambda n: n[0])
         return self.report
 
+    def _opened(self, record: Record, aad: str) -> bytes | None:
+        """The plaintext of the record's sealed secret (None when it has none)."""
+        if record.sealed is None:
+            return None
+        try:
+            return self.store.box.open(record.sealed, aad)
+        except CannotOpen as exc:
+            raise InvalidInput(f"its sealed credentials do not open: {exc}") from None
+
     async def _entry(self, record: Record) -> None:
         doc = record.doc
         entry_id = doc.get(ID_FIELD)
+        opened = self._opened(record, entry_aad(str(entry_id)))
+        if opened is not None:
+            doc = {**doc, CONFIG_FIELD: jsonutil.loads(opened)}
         old: dict[str, Any] | None = None
         if isinstance(entry_id, str) and is_valid_id(entry_id):
             with contextlib.suppress(NotFound):
@@ -156,7 +173,10 @@ class Importer:
             old: dict[str, Any] | None = await self.hooks.get(hook_id)
         except NotFound:
             old = None
-        if data.get("secret") == MASK:
+        opened = self._opened(record, hook_aad(hook_id))
+        if opened is not None:
+            data["secret"] = opened.decode()
+        elif data.get("secret") == MASK:
             if old is not None and old.get("secret"):
                 data["secret"] = old["secret"]
             else:

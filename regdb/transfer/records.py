@@ -2,9 +2,16 @@
 
 An export is NDJSON, one record per line::
 
-    {"kind": "header", "format": "regdb-export", "version": 1, "exported_at": ..., "secrets": ...}
-    {"kind": "entry", "entry": {...every field, created_at and updated_at included...}}
-    {"kind": "hook", "hook": {...the stored alert hook...}}
+    {"kind": "header", "format": "regdb-export", "version": 2, "exported_at": ..., "secrets": ...}
+    {"kind": "entry", "entry": {...every field, times included, secrets "***"...},
+     "sealed_config": "rdbs1:..."}
+    {"kind": "hook", "hook": {...the stored alert hook, secret "***"...}, "sealed_secret": "..."}
+
+An export never holds a credential in clear: ``sealed_config`` (the entry's full config) and
+``sealed_secret`` are the envelopes as Redis keeps them (regdb/secret_box.py, bound to the
+entry's or hook's id), present unless the export was made ``--without-secrets``
+(``"secrets": "masked"``). Importing them needs the keys they were sealed with. Version 1 files
+(clear secrets, written before secrets were sealed) are still read.
 
 `regdb import` reads that, and also the old MongoDB service's documents as `mongoexport` wrote
 them (one per line, or a JSON array with ``--jsonArray``), in MongoDB Extended JSON:
@@ -41,7 +48,10 @@ from regdb.model import ID_FIELD, READ_ONLY_FIELDS, is_valid_id, rfc3339
 from regdb.secrets import CONFIG_FIELD, MASK, redact_config
 
 FORMAT = "regdb-export"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SEALED_CONFIG = "sealed_config"
+SEALED_SECRET = "sealed_secret"
 ENTRY_FIELDS = frozenset(
     {
         "container_registry_id",
@@ -72,6 +82,8 @@ class Record:
     stamps: dict[str, str] = field(default_factory=dict)
     """created_at/updated_at to keep (RFC 3339), when the source had them."""
     notes: tuple[str, ...] = ()
+    sealed: str | None = None
+    """The sealed config (entry) or secret (hook) the line carries, still sealed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,7 @@ class BadLine:
     reason: str
 
 
-def header(exported_at: datetime, *, secrets: Literal["included", "masked"]) -> dict[str, Any]:
+def header(exported_at: datetime, *, secrets: Literal["sealed", "masked"]) -> dict[str, Any]:
     """The first line of an export."""
     return {
         "kind": "header",
@@ -93,18 +105,32 @@ def header(exported_at: datetime, *, secrets: Literal["included", "masked"]) -> 
     }
 
 
-def entry_record(entry: dict[str, Any], *, with_secrets: bool) -> dict[str, Any]:
-    """An entry's export line; without secrets, each secret value is the mask ``"***"``."""
-    if not with_secrets and isinstance(entry.get(CONFIG_FIELD), dict):
+def entry_record(entry: dict[str, Any], *, sealed: str | None) -> dict[str, Any]:
+    """An entry's export line: each secret value the mask ``"***"``, the full config in
+    `sealed` (as stored) when the export keeps secrets."""
+    if isinstance(entry.get(CONFIG_FIELD), dict):
         entry = {**entry, CONFIG_FIELD: redact_config(entry[CONFIG_FIELD])}
-    return {"kind": "entry", "entry": entry}
+    line: dict[str, Any] = {"kind": "entry", "entry": entry}
+    if sealed is not None:
+        line[SEALED_CONFIG] = sealed
+    return line
 
 
-def hook_record(hook: dict[str, Any], *, with_secrets: bool) -> dict[str, Any]:
-    """A hook's export line; without secrets, its secret is the mask."""
-    if not with_secrets and hook.get("secret"):
+def hook_record(hook: dict[str, Any], *, sealed: str | None) -> dict[str, Any]:
+    """A hook's export line: its secret the mask, and `sealed` (as stored) when kept."""
+    if hook.get("secret") is not None:
         hook = {**hook, "secret": MASK}
-    return {"kind": "hook", "hook": hook}
+    line: dict[str, Any] = {"kind": "hook", "hook": hook}
+    if sealed is not None:
+        line[SEALED_SECRET] = sealed
+    return line
+
+
+def _sealed(line: dict[str, Any], name: str) -> str | None:
+    value = line.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Refused(f"`{name}` must be text")
+    return value
 
 
 def drop_masks(value: Any) -> Any:
@@ -221,8 +247,9 @@ def _from_mongo(number: int, doc: dict[str, Any]) -> Record:
 def _from_export(number: int, line: dict[str, Any]) -> Record | None:
     kind = line.get("kind")
     if kind == "header":
-        if line.get("format") != FORMAT or line.get("version") != VERSION:
-            raise Refused(f"not a {FORMAT} version {VERSION} header")
+        if line.get("format") != FORMAT or line.get("version") not in READABLE_VERSIONS:
+            versions = " or ".join(str(v) for v in READABLE_VERSIONS)
+            raise Refused(f"not a {FORMAT} version {versions} header")
         return None
     if kind == "entry":
         entry = line.get("entry")
@@ -230,12 +257,13 @@ def _from_export(number: int, line: dict[str, Any]) -> Record | None:
             raise Refused("an entry record needs an `entry` object")
         entry = dict(entry)
         stamps = {n: entry.pop(n) for n in READ_ONLY_FIELDS if isinstance(entry.get(n), str)}
-        return Record(number, "entry", entry, {n: _time(v, n) for n, v in stamps.items()})
+        times = {n: _time(v, n) for n, v in stamps.items()}
+        return Record(number, "entry", entry, times, sealed=_sealed(line, SEALED_CONFIG))
     if kind == "hook":
         hook = line.get("hook")
         if not isinstance(hook, dict) or not isinstance(hook.get("id"), str):
             raise Refused("a hook record needs a `hook` object with an id")
-        return Record(number, "hook", dict(hook))
+        return Record(number, "hook", dict(hook), sealed=_sealed(line, SEALED_SECRET))
     raise Refused(f"unknown record kind {kind!r}")
 
 
