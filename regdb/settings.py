@@ -61,6 +61,11 @@ class Settings:
     write_wait_ms: int = defaults.WRITE_WAIT_MS
     """How long a write waits for those replicas before answering 503."""
     fastread: bool = True
+    contents_cache_s: int = defaults.CONTENTS_CACHE_S
+    contents_timeout_s: float = defaults.CONTENTS_TIMEOUT_S
+    contents_concurrency: int = defaults.CONTENTS_CONCURRENCY
+    capabilities_interval_s: int = defaults.CAPABILITIES_INTERVAL_S
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
 
     @classmethod
@@ -111,6 +116,21 @@ class Settings:
             fastread=_bool(e, "REGDB_FASTREAD", True),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
+            contents_cache_s=_int(
+                e, "REGDB_CONTENTS_CACHE_S", defaults.CONTENTS_CACHE_S, 0, 86400
+            ),
+            contents_timeout_s=_float(
+                e, "REGDB_CONTENTS_TIMEOUT_S", defaults.CONTENTS_TIMEOUT_S, 0.1, 120
+            ),
+            contents_concurrency=_int(
+                e, "REGDB_CONTENTS_CONCURRENCY", defaults.CONTENTS_CONCURRENCY, 1, 1000
+            ),
+            capabilities_interval_s=_int(
+                e, "REGDB_CAPABILITIES_INTERVAL_S", defaults.CAPABILITIES_INTERVAL_S, 1, 7 * 86400
+            ),
+            ratelimit_warn_share=_float(
+                e, "REGDB_RATELIMIT_WARN_SHARE", defaults.RATELIMIT_WARN_SHARE, 0, 1
+            ),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(

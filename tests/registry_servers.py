@@ -491,5 +491,9 @@ RESULT_KEYS = {
     "latency_ms",
     "checked_at",
     "error",
+    "failure_kind",
     "warnings",
+    "image",
+    "rate_limit",
+    "capabilities",
 }

@@ -63,9 +63,11 @@ from regdb.monitor.model import ProbeResult
 from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
 from regdb.probe.auth import authenticate
 from regdb.probe.challenge import parse_challenges
-from regdb.probe.classify import ClassifyConfig, ErrorKind, classify
+from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_compliant, rfc3339
+from regdb.probe.deeper import check_capabilities, check_image
 from regdb.probe.failures import BadEntry
 from regdb.probe.recorder import Recorder
+from regdb.probe.scoped import ScopedClient
 from regdb.probe.target import (
     Credentials,
     Target,
@@ -77,7 +79,7 @@ from regdb.probe.target import (
 )
 from regdb.probe.tls import SSLContexts
 from regdb.probe.tokens import TokenCache
-from regdb.probe.transport import Call, Transport
+from regdb.probe.transport import Answer, Call, Transport
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -106,6 +108,7 @@ class ProbeSettings:
     policy: ProbePolicy = DEFAULT_POLICY
     user_agent: str = "regdb-prober/0.1"
     max_body_bytes: int = MAX_BODY_BYTES
+    ratelimit_warn_share: float = 0.1
 
 
 DEFAULT_SETTINGS: Final = ProbeSettings()
@@ -172,24 +175,55 @@ class Prober:
             if not isinstance(config, Mapping) or not config.get("auth"):
                 continue
             try:
-                target = self._target(entry)
+                target = self.target(entry)
             except BadEntry:
                 continue
             if target.credentials is not None:
                 wanted.append((str(target.v2_url), target.credentials))
         await self.tokens.prefetch(wanted)
 
-    async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
-        self.open()  # no-op when already open; a Prober used without `async with` still works
-        is_https = target.v2_url.scheme == "https"
-        rec.tls_enabled = is_https
-        rec.verification_disabled = is_https and target.insecure_tls
+    @property
+    def transport(self) -> Transport:
+        """The shared HTTP transport (policy-checked, redirects by hand)."""
+        return self._transport
+
+    def call(self, target: Target, deadline: float) -> Call:
+        """Request parameters for ``target`` until ``deadline`` (perf_counter seconds)."""
         custom_tls = target.insecure_tls or target.ca_bundle is not None
         # A custom context is built (and a bad ca_bundle found) before the first request.
         ssl_ctx = (
             self._ssl_contexts.get(target.insecure_tls, target.ca_bundle) if custom_tls else None
         )
-        call = Call(ssl_ctx, deadline, target.connect_timeout_s)
+        return Call(ssl_ctx, deadline, target.connect_timeout_s)
+
+    async def _run(
+        self, target: Target, rec: Recorder, deadline: float, *, capabilities: bool, now: str
+    ) -> None:
+        await self._check_v2(target, rec, deadline)
+        final = rec.final or rec.main
+        if rec.error_kind is not None or not _answered_as_registry(final):
+            return
+        if target.image is None and not capabilities:
+            return
+        client = ScopedClient(
+            self._transport,
+            target,
+            self.call(target, deadline),
+            tokens=self.tokens,
+            total_timeout_s=target.total_timeout_s,
+        )
+        if target.image is not None:
+            rec.image = await check_image(client, target.image)
+        if capabilities:
+            digest = rec.image.digest if rec.image is not None else None
+            rec.capabilities = await check_capabilities(client, target.image, digest, now)
+
+    async def _check_v2(self, target: Target, rec: Recorder, deadline: float) -> None:
+        self.open()  # no-op when already open; a Prober used without `async with` still works
+        is_https = target.v2_url.scheme == "https"
+        rec.tls_enabled = is_https
+        rec.verification_disabled = is_https and target.insecure_tls
+        call = self.call(target, deadline)
         creds = target.credentials
         rec.credentials_supplied = creds is not None
         cached = None
@@ -235,7 +269,7 @@ class Prober:
         elif creds is not None and 200 <= main.status < 300:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
 
-    def _target(self, entry: Mapping[str, Any]) -> Target:
+    def target(self, entry: Mapping[str, Any]) -> Target:
         """The entry's target, the prober's settings as defaults; BadEntry when unusable."""
         settings = self.settings
         return build_target(
@@ -245,14 +279,17 @@ class Prober:
             latency_warn_ms=settings.latency_warn_ms,
         )
 
-    async def probe(self, entry: Mapping[str, Any], *, now: datetime | None = None) -> ProbeResult:
-        """Probe one entry; never raises (except on cancellation)."""
+    async def probe(
+        self, entry: Mapping[str, Any], *, now: datetime | None = None, capabilities: bool = False
+    ) -> ProbeResult:
+        """Probe one entry; never raises (except on cancellation). ``capabilities``: check
+        them too (see :mod:`regdb.probe.deeper`), when /v2/ answers as a registry."""
         started = time.perf_counter()
         checked_at = now or datetime.now(UTC)
         secrets = entry_secrets(entry)
         settings = self.settings
         try:
-            target = self._target(entry)
+            target = self.target(entry)
         except BadEntry as exc:
             rec = Recorder(safe_url(entry))
             rec.fail(exc, settings.total_timeout_s)
@@ -263,7 +300,9 @@ class Prober:
         deadline = started + target.total_timeout_s
         try:
             async with asyncio.timeout(target.total_timeout_s + 1.0):
-                await self._run(target, rec, deadline)
+                await self._run(
+                    target, rec, deadline, capabilities=capabilities, now=rfc3339(checked_at)
+                )
         except Exception as exc:
             rec.fail(exc, target.total_timeout_s)
             if rec.error_kind == ErrorKind.INTERNAL:
@@ -284,8 +323,16 @@ class Prober:
             latency_warn_ms=target.latency_warn_ms if target else self.settings.latency_warn_ms,
             tls_expiry_warn_days=self.settings.tls_expiry_warn_days,
             auth_required=target.auth_required if target else None,
+            ratelimit_warn_share=self.settings.ratelimit_warn_share,
         )
         return classify(rec.observation(checked_at, total_ms), config)
+
+
+def _answered_as_registry(answer: Answer | None) -> bool:
+    """/v2/ answered 200 or 401 as a registry does: the deeper checks are worth making."""
+    if answer is None:
+        return False
+    return is_oci_compliant(answer.status, answer.api_version, answer.json() is not None)
 
 
 async def probe_entry(
@@ -310,12 +357,14 @@ async def probe_many(
     now: datetime | None = None,
     prober: Prober | None = None,
     tokens: TokenCache | None = None,
+    capabilities_for: frozenset[int] = frozenset(),
 ) -> list[ProbeResult]:
     """Probe every entry through ONE shared session, at most ``concurrency`` at a time.
 
     Results come back in the order of ``entries``. A fixed pool of ``concurrency``
     workers pulls entries, so memory stays flat however long the list is. ``tokens`` is the
     Bearer token cache of the Prober created here (closed with it; unused with ``prober``).
+    ``capabilities_for``: positions in ``entries`` whose capabilities are due.
     """
     items = list(entries)
     results: list[ProbeResult | None] = [None] * len(items)
@@ -329,7 +378,9 @@ async def probe_many(
         while next_index < len(items):
             index = next_index
             next_index += 1
-            results[index] = await p.probe(items[index], now=now)
+            results[index] = await p.probe(
+                items[index], now=now, capabilities=index in capabilities_for
+            )
 
     async def run(p: Prober) -> None:
         await p.prefetch_tokens(items)

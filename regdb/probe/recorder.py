@@ -11,7 +11,14 @@ from datetime import datetime
 
 from yarl import URL
 
-from regdb.probe.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
+from regdb.monitor.model import Capabilities
+from regdb.probe.classify import (
+    AuthObservation,
+    ErrorKind,
+    ImageObservation,
+    ProbeObservation,
+    TLSObservation,
+)
 from regdb.probe.failures import error_kind
 from regdb.probe.tls import cert_not_after
 from regdb.probe.tokens import CachedToken
@@ -44,6 +51,8 @@ class Recorder:
         self.tls_verified: bool | None = None
         self.verification_disabled = False
         self.warnings: list[str] = []
+        self.image: ImageObservation | None = None
+        self.capabilities: Capabilities | None = None
 
     def used_cached_token(self, cached: CachedToken, answer: Answer) -> None:
         """Note a first ``/v2/`` request that carried a cached Bearer token.
@@ -111,4 +120,6 @@ class Recorder:
             ),
             redirects=tuple(str(u) for u in (main.redirects if main else [])),
             warnings=tuple(self.warnings),
+            image=self.image,
+            capabilities=self.capabilities,
         )
