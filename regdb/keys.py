@@ -34,6 +34,9 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
 - ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
+- ``P rc:<id>:<sha256>``    string with a TTL (REGDB_CONTENTS_CACHE_S): one page of a registry's
+                            repository or tag list as the API answered it; the digest covers the
+                            entry's revision, the list, `n` and `last` (regdb/contents.py)
 """
 
 from __future__ import annotations
@@ -186,3 +189,7 @@ class Keys:
     def uptime_lock(self) -> str:
         """String with an expiry: held by the one API process sweeping uptime ratios."""
         return f"{self.prefix}lock:uptime"
+
+    def contents(self, entry_id: str, digest: str) -> str:
+        """String with a TTL: one cached page of a registry's repositories or tags."""
+        return f"{self.prefix}rc:{entry_id}:{digest}"

@@ -8,6 +8,10 @@ stays on that origin (scheme, host, port): a link elsewhere ends the page, since
 would send the registry's credentials, or our requests, where the entry does not point. At most
 ``max_pages`` upstream pages per read.
 
+A first page without a Link is the whole rest of the list: it is sorted and cut here, so a
+registry that ignores ``n`` and ``last`` and answers everything in no order (Distribution 2.8's
+``tags/list``) still pages as the spec says: lexical order, after ``last``, ``n`` at a time.
+
 What comes back is a :class:`Listing`, or one of: :class:`ListingUnsupported` (the registry
 does not offer the list: no ``_catalog``, or the scope is not granted), :class:`UnknownRepository`
 (``tags/list`` answered 404), :class:`ListingFailed` (anything else, with a
@@ -88,6 +92,14 @@ def _names(answer: Answer, field: str, what: str) -> list[str]:
     return values
 
 
+def _paged_here(names: list[str], n: int, last: str | None) -> Listing:
+    """A first page without a Link is all there is after ``last``; a registry that ignores
+    ``n`` and ``last`` (Distribution 2.8's tags/list, unordered) answers its whole list: page
+    it here, in lexical order as the spec wants (a no-op for a registry that paged itself)."""
+    after = [name for name in sorted(set(names)) if last is None or name > last]
+    return Listing(after[:n], after[n - 1] if len(after) > n else None, 1)
+
+
 async def _read(
     client: ScopedClient,
     path: str,
@@ -120,9 +132,11 @@ async def _read(
                 return answer
             raise _status_failure(answer, what)
         names = _names(answer, field, what)
+        link = next_link(answer.headers.getall("Link", []))
+        if pages == 1 and link is None:
+            return _paged_here(names, n, last)
         room = n - len(items)
         items += names[:room]
-        link = next_link(answer.headers.getall("Link", []))
         more = len(names) > room or link is not None
         if len(items) >= n or link is None or pages >= max_pages:
             break
