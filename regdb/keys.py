@@ -31,6 +31,7 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P toko:<owner>``        set: one owner's API token ids
 - ``P toku:<id>``           string with a TTL: the token's last use was recorded lately
 - ``P m:probes``            hash: probes recorded by the workers, outcome -> count (metrics)
+- ``P m:probefail``         hash: failed or degraded probes by failure kind -> count (metrics)
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
 - ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
@@ -173,6 +174,11 @@ class Keys:
     def probe_counts(self) -> str:
         """Hash: probes recorded by the workers since the counters began, outcome -> count."""
         return f"{self.prefix}m:probes"
+
+    @property
+    def probe_failure_counts(self) -> str:
+        """Hash: probes recorded with a failure kind, kind -> count (regdb/probe/classify.py)."""
+        return f"{self.prefix}m:probefail"
 
     @property
     def delivery_counts(self) -> str:

@@ -143,7 +143,12 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         if outcome.events:
             alerts.append(Alerting(entry, prev, record, outcome.events, outcome.resend))
     flush()
-    count_probes(writes, keys, [result.outcome for result in results])
+    count_probes(
+        writes,
+        keys,
+        [result.outcome for result in results],
+        [result.failure_kind for result in results],
+    )
     writes.execute()
     if alerts:
         _send_alerts(ctx, alerts)
