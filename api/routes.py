@@ -30,8 +30,8 @@ from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.badges import UPTIME_WINDOWS
 from regdb.contents import PAGE_MAX
-from regdb.probe.oci import MAX_NAME_LENGTH
 from regdb.model import ID_PATTERN
+from regdb.probe.oci import MAX_NAME_LENGTH
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from regdb import jsonutil
 from regdb.errors import Busy, InvalidQuery, NotFound, UpstreamFailed, UpstreamUnsupported
 from regdb.keys import Keys
 from regdb.monitor.model import FailureKind
+from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.failures import BadEntry
 from regdb.probe.listing import (
     Listing,
@@ -40,7 +41,6 @@ from regdb.probe.listing import (
     read_tags,
 )
 from regdb.probe.oci import is_repository_name, is_tag
-from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import Prober, ProbeSettings
 from regdb.probe.scoped import ScopedClient
 from regdb.probe.target import entry_secrets, scrub
@@ -165,9 +165,7 @@ class ContentsService:
             async with asyncio.timeout(budget / 4):
                 await self._slots.acquire()
         except TimeoutError:
-            raise Busy(
-                "too many registry reads in progress; retry in a moment"
-            ) from None
+            raise Busy("too many registry reads in progress; retry in a moment") from None
         self.prober.open()  # no-op once open: the session is made in the serving loop
         tokens = TokenCache(RedisTokenStore(lambda: self.redis), self.keys)
         client = ScopedClient(

@@ -116,9 +116,7 @@ class Settings:
             fastread=_bool(e, "REGDB_FASTREAD", True),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
-            contents_cache_s=_int(
-                e, "REGDB_CONTENTS_CACHE_S", defaults.CONTENTS_CACHE_S, 0, 86400
-            ),
+            contents_cache_s=_int(e, "REGDB_CONTENTS_CACHE_S", defaults.CONTENTS_CACHE_S, 0, 86400),
             contents_timeout_s=_float(
                 e, "REGDB_CONTENTS_TIMEOUT_S", defaults.CONTENTS_TIMEOUT_S, 0.1, 120
             ),

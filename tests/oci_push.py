@@ -43,7 +43,7 @@ class Pusher:
             raw = f"{self.username}:{self.password}".encode()
             req.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
@@ -80,7 +80,11 @@ class Pusher:
                     "size": len(config),
                 },
                 "layers": [
-                    {"mediaType": OCI_LAYER, "digest": self.push_blob(name, layer), "size": len(layer)}
+                    {
+                        "mediaType": OCI_LAYER,
+                        "digest": self.push_blob(name, layer),
+                        "size": len(layer),
+                    }
                 ],
             }
         ).encode()

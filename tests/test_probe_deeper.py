@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import time
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,15 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import web
-
 from aiohttp.test_utils import TestClient
+
 from regdb.context import configure
 from regdb.keys import Keys
 from regdb.monitor.jobs import probe_batch
 from regdb.monitor.model import FailureKind, ProbeOutcome, ProbeResult
-from regdb.settings import Settings
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy
 from regdb.probe.prober import Prober, ProbeSettings
+from regdb.settings import Settings
 from tests.oci_push import MANY_TAGS, REPOSITORIES, Pusher, populate
 from tests.registry_servers import (
     BASIC_PASSWORD,
@@ -41,7 +40,9 @@ SETTINGS = ProbeSettings(connect_timeout_s=1.0, total_timeout_s=3.0, ratelimit_w
 
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RegistryProcess, dict[str, str]]]:
+def populated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RegistryProcess, dict[str, str]]]:
     server = RegistryProcess.start(tmp_path_factory.mktemp("deeper-open"), access_log=True)
     try:
         yield server, populate(Pusher(server.url))
@@ -130,7 +131,9 @@ async def test_capabilities_of_distribution(
     assert caps.tags_pagination is False  # alpha/app has two tags, both came back for n=1
     assert caps.referrers is False
     assert caps.checked_at == result.checked_at
-    with_image = await probe(entry(server.url, probe_image="library/alpine:v1.00"), capabilities=True)
+    with_image = await probe(
+        entry(server.url, probe_image="library/alpine:v1.00"), capabilities=True
+    )
     assert with_image.capabilities is not None
     assert with_image.capabilities.repository == "library/alpine"
     assert with_image.capabilities.referrers is False
@@ -170,7 +173,9 @@ async def test_capabilities_of_a_registry_with_pagination_and_referrers(
     digest = "sha256:" + "ab" * 32
 
     async def catalog(_request: web.Request) -> web.Response:
-        return web.json_response({"repositories": ["app"]}, headers={"Link": '</v2/_catalog?last=app&n=1>; rel="next"'})
+        return web.json_response(
+            {"repositories": ["app"]}, headers={"Link": '</v2/_catalog?last=app&n=1>; rel="next"'}
+        )
 
     async def tags(request: web.Request) -> web.Response:
         assert request.query["n"] == "1"
@@ -204,7 +209,9 @@ async def test_capabilities_of_a_registry_with_pagination_and_referrers(
 # --------------------------------------------------------------------------- rate limits
 
 
-def hub_like(peers: list[ThreadedServer], status: int, limit: str | None, remaining: str | None) -> ThreadedServer:
+def hub_like(
+    peers: list[ThreadedServer], status: int, limit: str | None, remaining: str | None
+) -> ThreadedServer:
     """A Docker Hub-like peer: /v2/ and manifest HEADs with ratelimit-* headers."""
 
     async def manifest(_request: web.Request) -> web.Response:
@@ -296,7 +303,10 @@ async def test_kind_timeout_slow_server(peers: list[ThreadedServer]) -> None:
     ("answer", "kind"),
     [
         (lambda: web.json_response({}, status=503), FailureKind.HTTP_5XX),
-        (lambda: web.Response(text="<html>hi</html>", content_type="text/html"), FailureKind.NOT_OCI),
+        (
+            lambda: web.Response(text="<html>hi</html>", content_type="text/html"),
+            FailureKind.NOT_OCI,
+        ),
         (lambda: web.Response(status=404, text="nope"), FailureKind.NOT_OCI),
     ],
 )
@@ -389,7 +399,7 @@ async def test_worker_checks_capabilities_when_due_and_the_api_shows_them(
 
     # Due with a short interval: checked again.
     configure(settings.replace(capabilities_interval_s=1), sync_r)
-    time.sleep(1.1)
+    await asyncio.sleep(1.1)
     await asyncio.to_thread(probe_batch, [entry_id])
     assert catalog_reads(server) == before + 2
     health = (await (await client.get(f"/check_container_health/{entry_id}")).json())["data"]

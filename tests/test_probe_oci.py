@@ -182,7 +182,12 @@ def _obs(image: ImageObservation | None) -> ProbeObservation:
     ("image", "outcome", "reason", "kind"),
     [
         (ImageObservation("a:b", status_code=200), "healthy", "ok", None),
-        (ImageObservation("a:b", status_code=404), "degraded", "manifest_missing", "manifest_missing"),
+        (
+            ImageObservation("a:b", status_code=404),
+            "degraded",
+            "manifest_missing",
+            "manifest_missing",
+        ),
         (ImageObservation("a:b", status_code=401), "degraded", "auth_failed", "auth_failed"),
         (ImageObservation("a:b", status_code=429), "degraded", "rate_limited", "rate_limited"),
         (ImageObservation("a:b", status_code=503), "degraded", "image_unavailable", "http_5xx"),

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from api.appkeys import CONTENTS_KEY
 from regdb.contents import ContentsService, contents_prober
 from regdb.errors import UpstreamFailed
 from regdb.keys import Keys
@@ -138,9 +139,8 @@ async def test_cache_can_be_switched_off(
 
 
 def _service(client: Client) -> ContentsService:
-    from api.appkeys import CONTENTS_KEY
-
-    return client.app[CONTENTS_KEY]
+    service: ContentsService = client.app[CONTENTS_KEY]
+    return service
 
 
 async def test_an_edited_entry_is_not_answered_from_the_old_cache(
@@ -177,9 +177,7 @@ async def test_repository_pages_with_n_and_last(
     assert data["next_last"] == REPOSITORIES[2]
 
 
-async def test_tags_paged_in_lexical_order(
-    client: Client, open_populated: RegistryProcess
-) -> None:
+async def test_tags_paged_in_lexical_order(client: Client, open_populated: RegistryProcess) -> None:
     """Distribution 2.8 ignores `n` and `last` on tags/list and answers in no order: regdb
     pages the whole answer itself."""
     entry_id = await onboard(client, open_populated.url)
@@ -286,7 +284,9 @@ async def test_token_registry_asks_for_the_catalog_scope(
     client: Client, token_registry: TokenSetup
 ) -> None:
     entry_id = await onboard(
-        client, token_registry.registry.url, auth={"username": TOKEN_USER, "password": TOKEN_PASSWORD}
+        client,
+        token_registry.registry.url,
+        auth={"username": TOKEN_USER, "password": TOKEN_PASSWORD},
     )
     token_registry.token_server.seen.clear()
     body = await get(client, f"/container_registry/{entry_id}/repositories")
@@ -359,9 +359,7 @@ async def test_link_pages_are_followed_on_the_registry_origin_only(
     assert elsewhere.seen == [], "a Link to another origin was followed"
 
 
-async def test_registry_without_catalog_is_501(
-    client: Client, peers: list[ThreadedServer]
-) -> None:
+async def test_registry_without_catalog_is_501(client: Client, peers: list[ThreadedServer]) -> None:
     async def missing(_request: web.Request) -> web.Response:
         return web.json_response({"errors": [{"code": "UNSUPPORTED"}]}, status=404)
 

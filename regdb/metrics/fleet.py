@@ -61,7 +61,16 @@ class FleetReader:
             for queue_key in self.queue_keys.values():
                 pipe.llen(queue_key)
                 pipe.lrange(queue_key, 0, HEAD_JOBS - 1)
-            ids_raw, probes, deliveries, failures, swept, queued, oldest, *queues = await pipe.execute()
+            (
+                ids_raw,
+                probes,
+                deliveries,
+                failures,
+                swept,
+                queued,
+                oldest,
+                *queues,
+            ) = await pipe.execute()
             read = FleetRead(
                 now=time.time(),
                 probes=probes,

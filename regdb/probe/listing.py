@@ -125,7 +125,9 @@ async def _read(
         except Exception as exc:  # every transport failure has a kind
             kind, detail = error_kind(exc, client.total_timeout_s)
             text = kind if detail is None else f"{kind}: {detail}"
-            raise ListingFailed(failure_kind(kind) or FailureKind.CONNECT, f"{what}: {text}") from None
+            raise ListingFailed(
+                failure_kind(kind) or FailureKind.CONNECT, f"{what}: {text}"
+            ) from None
         pages += 1
         if answer.status != 200:
             if pages == 1:
@@ -163,17 +165,18 @@ async def read_catalog(
     if code in (404, 405):
         raise ListingUnsupported(f"the registry has no /v2/_catalog (HTTP {code})")
     if code in (401, 403):
-        if client.target.credentials is None:
+        creds = client.target.credentials
+        if creds is None:
             raise ListingUnsupported(
                 f"/v2/_catalog needs credentials and none are configured (HTTP {code})"
             )
-        if not client.auth_tried:
-            raise ListingUnsupported(f"/v2/_catalog refused without a usable challenge ({code})")
-        if client.target.credentials.has_basic and found.www_authenticate and code == 401:
-            if any(c.lower().startswith("basic") for c in found.www_authenticate):
-                raise ListingFailed(
-                    FailureKind.AUTH_FAILED, "/v2/_catalog: credentials rejected (HTTP 401)"
-                )
+        # Basic credentials answered with another Basic challenge: they are wrong. A Bearer
+        # registry that issued a token and still refuses has not granted the catalog scope.
+        basic_again = any(c.lower().startswith("basic") for c in found.www_authenticate)
+        if client.auth_tried and creds.has_basic and code == 401 and basic_again:
+            raise ListingFailed(
+                FailureKind.AUTH_FAILED, "/v2/_catalog: credentials rejected (HTTP 401)"
+            )
         raise ListingUnsupported(
             f"/v2/_catalog not granted to these credentials (scope {CATALOG_SCOPE}, HTTP {code})"
         )
