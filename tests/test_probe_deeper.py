@@ -22,6 +22,7 @@ from regdb.monitor.jobs import probe_batch
 from regdb.monitor.model import FailureKind, ProbeOutcome, ProbeResult
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy
 from regdb.probe.prober import Prober, ProbeSettings
+from regdb.probe.tokens import MemoryTokenStore, TokenCache
 from regdb.settings import Settings
 from tests.oci_push import MANY_TAGS, REPOSITORIES, Pusher, populate
 from tests.registry_servers import (
@@ -430,3 +431,49 @@ async def test_missing_image_counts_in_the_failure_kind_metric(
     text = await (await client.get("/metrics")).text()
     assert 'regdb_probe_failures_total{kind="manifest_missing"} 1.0' in text
     assert 'regdb_probe_failures_total{kind="timeout"} 0.0' in text
+
+
+async def test_public_image_behind_anonymous_bearer_asks_one_token(
+    peers: list[ThreadedServer],
+) -> None:
+    """Docker Hub's shape: /v2/ and manifests answer 401 with a Bearer challenge, the realm
+    gives anyone a pull token. The token is cached, anonymous as it is: one token request for
+    two probes."""
+    issued: list[str | None] = []
+    realm: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        assert "Authorization" not in request.headers  # no credentials configured
+        issued.append(request.query.get("scope"))
+        return web.json_response({"token": "anon-pull-token", "expires_in": 300})
+
+    def challenge(scope: str) -> dict[str, str]:
+        value = f'Bearer realm="{realm[0]}/token",service="hub"'
+        return {"WWW-Authenticate": value + (f',scope="{scope}"' if scope else "")}
+
+    async def base(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer anon-pull-token":
+            return web.json_response({}, headers=V2_HEADERS)
+        return web.json_response({}, status=401, headers={**V2_HEADERS, **challenge("")})
+
+    async def manifest(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer anon-pull-token":
+            return web.Response(status=401, headers=challenge("repository:library/alpine:pull"))
+        return web.Response(headers={"Docker-Content-Digest": "sha256:" + "ef" * 32})
+
+    server = serve(
+        peers,
+        [
+            web.get("/token", token),
+            web.get("/v2/", base),
+            web.head("/v2/library/alpine/manifests/{tag}", manifest),
+        ],
+    )
+    realm.append(server.url)
+    cache = TokenCache(MemoryTokenStore(), Keys("t:"))
+    for _ in range(2):
+        async with Prober(SETTINGS, tokens=cache) as prober:
+            result = await prober.probe(entry(server.url, probe_image="library/alpine:3.20"))
+        assert result.outcome == ProbeOutcome.HEALTHY, result.warnings
+        assert result.image is not None and result.image.pullable is True
+    assert issued == ["repository:library/alpine:pull"]

@@ -90,6 +90,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+from regdb import defaults
 from regdb.monitor.model import (
     AuthInfo,
     Capabilities,
@@ -141,7 +142,7 @@ class ClassifyConfig:
     latency_warn_ms: float = 2000.0
     tls_expiry_warn_days: int = 14
     auth_required: bool | None = None
-    ratelimit_warn_share: float = 0.1
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from aiohttp.abc import AbstractResolver
 
+from regdb import defaults
 from regdb.monitor.model import ProbeResult
 from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
 from regdb.probe.auth import authenticate
@@ -108,7 +109,7 @@ class ProbeSettings:
     policy: ProbePolicy = DEFAULT_POLICY
     user_agent: str = "regdb-prober/0.1"
     max_body_bytes: int = MAX_BODY_BYTES
-    ratelimit_warn_share: float = 0.1
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
 
 
 DEFAULT_SETTINGS: Final = ProbeSettings()

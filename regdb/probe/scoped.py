@@ -6,8 +6,9 @@ names (or the scope asked for when it names none: ``registry:catalog:*``,
 ``repository:<name>:pull``), or Basic credentials. Without credentials a Bearer token is
 asked for anonymously (public images on Docker Hub and GHCR need one). A working
 ``Authorization`` is kept per scope for the next request of the same client (Link pages), and
-Bearer tokens obtained with credentials go to the shared :class:`~regdb.probe.tokens.TokenCache`
-(keyed by registry and scope), so the next read within the token's lifetime costs one request.
+Bearer tokens go to the shared :class:`~regdb.probe.tokens.TokenCache`
+(keyed by registry, scope and credentials; anonymous tokens too), so the next read within the
+token's lifetime costs one request.
 Every request goes through the prober's :class:`~regdb.probe.transport.Transport`: the
 target policy is checked at connect time and credentials never leave their origin.
 """
@@ -18,13 +19,16 @@ from yarl import URL
 
 from regdb.probe.auth import TokenRefused, request_token, token_url
 from regdb.probe.challenge import find_challenge, parse_challenges
-from regdb.probe.target import Target
+from regdb.probe.target import Credentials, Target
 from regdb.probe.tokens import TokenCache
 from regdb.probe.transport import Answer, Call, Transport
 
 __all__ = ["CATALOG_SCOPE", "ScopedClient", "TokenRefused", "pull_scope"]
 
 CATALOG_SCOPE = "registry:catalog:*"
+ANONYMOUS = Credentials()
+"""The token cache's identity of tokens asked for without credentials (public pulls): cached
+too, so probing a public image does not ask a rate-limited token server every time."""
 
 
 def pull_scope(name: str) -> str:
@@ -64,17 +68,19 @@ class ScopedClient:
         """``method url``, authorised for ``scope`` when the registry asks. TokenRefused when
         the token endpoint refuses; any transport error propagates."""
         creds = self.target.credentials
+        ident = creds or ANONYMOUS
+        tokens = self.tokens
         cached = None
         authorization = self._authorization.get(scope)
-        if authorization is None and creds is not None and self.tokens is not None:
-            cached = await self.tokens.lookup(self._cache_key(scope), creds)
+        if authorization is None and tokens is not None:
+            cached = await tokens.lookup(self._cache_key(scope), ident)
             if cached is not None:
                 authorization = f"Bearer {cached.token}"
         answer = await self._send(url, method, accept, authorization)
         if answer.status != 401:
             return answer
-        if cached is not None and creds is not None and self.tokens is not None:
-            await self.tokens.forget(cached, creds)
+        if cached is not None and tokens is not None:
+            await tokens.forget(cached, ident)
         self._authorization.pop(scope, None)
         challenges = parse_challenges(answer.www_authenticate)
         bearer = find_challenge(challenges, "bearer")
@@ -95,10 +101,10 @@ class ScopedClient:
         if answer.status == 401:
             return answer
         self._authorization[scope] = authorization
-        if bearer is not None and creds is not None and self.tokens is not None and bearer.realm:
-            await self.tokens.remember(
+        if bearer is not None and tokens is not None and bearer.realm:
+            await tokens.remember(
                 self._cache_key(scope),
-                creds,
+                ident,
                 realm=bearer.realm,
                 service=bearer.params.get("service"),
                 scope=bearer.params.get("scope") or scope,
