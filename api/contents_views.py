@@ -6,6 +6,7 @@ from aiohttp import web
 
 from api.appkeys import CONTENTS_KEY
 from api.parsing import int_param
+from api.principal import principal_of
 from api.responses import ok
 from regdb.contents import PAGE_MAX
 from regdb.errors import InvalidQuery
@@ -33,7 +34,9 @@ async def repositories(request: web.Request) -> web.Response:
     """GET /container_registry/{id}/repositories?n=&last="""
     entry_id = _entry_id(request)
     n, last = _page(request)
-    page = await request.app[CONTENTS_KEY].repositories(entry_id, n, last)
+    page = await request.app[CONTENTS_KEY].repositories(
+        entry_id, n, last, principal=principal_of(request)
+    )
     return ok(page, count=len(page["repositories"]))
 
 
@@ -41,5 +44,8 @@ async def tags(request: web.Request) -> web.Response:
     """GET /container_registry/{id}/repositories/{name}/tags?n=&last="""
     entry_id = _entry_id(request)
     n, last = _page(request)
-    page = await request.app[CONTENTS_KEY].tags(entry_id, request.match_info["name"], n, last)
+    name = request.match_info["name"]
+    page = await request.app[CONTENTS_KEY].tags(
+        entry_id, name, n, last, principal=principal_of(request)
+    )
     return ok(page, count=len(page["tags"]))

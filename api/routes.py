@@ -190,6 +190,8 @@ CACHED: Schema = {
 CONTENTS_ERRORS = {
     400: "Invalid id, `n`, `last` or repository name (distribution spec grammar), or an "
     "unknown query parameter",
+    403: "The entry has stored credentials and the caller has no `read` scope: what they "
+    "unlock is not public",
     404: "No entry with that id (or, for tags, no such repository in the registry)",
     501: "The registry does not offer this list: no `/v2/_catalog`, or the catalog scope is "
     "not granted to the stored credentials; `error` says which",
@@ -336,7 +338,7 @@ ROUTES: tuple[Route, ...] = (
                     count=COUNT,
                 ),
             ),
-            **errors(400, 404, 501, 502, 503, texts=CONTENTS_ERRORS),
+            **errors(400, 403, 404, 501, 502, 503, texts=CONTENTS_ERRORS),
         },
     ),
     Route(
@@ -375,7 +377,7 @@ ROUTES: tuple[Route, ...] = (
                     count=COUNT,
                 ),
             ),
-            **errors(400, 404, 502, 503, texts=CONTENTS_ERRORS),
+            **errors(400, 403, 404, 502, 503, texts=CONTENTS_ERRORS),
         },
     ),
     Route(

@@ -11,7 +11,8 @@ These reads run on the API process, so they are bounded: at most ``REGDB_CONTENT
 at once (a request that cannot start within a quarter of the time budget answers 503 with
 Retry-After), and
 each one within ``REGDB_CONTENTS_TIMEOUT_S``, every Link page included. Messages are scrubbed
-of the entry's secrets; nothing is logged but the failure kind.
+of the entry's secrets; nothing is logged but the failure kind. The lists of a registry read
+with stored credentials are not public: they need a principal with the ``read`` scope.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from regdb import jsonutil
 from regdb.errors import Busy, InvalidQuery, NotFound, UpstreamFailed, UpstreamUnsupported
 from regdb.keys import Keys
 from regdb.monitor.model import FailureKind
+from regdb.principal import OPERATOR, Principal
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.failures import BadEntry
 from regdb.probe.listing import (
@@ -44,9 +46,11 @@ from regdb.probe.oci import is_repository_name, is_tag
 from regdb.probe.prober import Prober, ProbeSettings
 from regdb.probe.scoped import ScopedClient
 from regdb.probe.target import entry_secrets, scrub
+from regdb.registry_config import RegistryConfig
 from regdb.probe.tokens import RedisTokenStore, TokenCache
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.tokens import Scope
 
 __all__ = ["PAGE_MAX", "ContentsService", "contents_prober"]
 
@@ -94,22 +98,34 @@ class ContentsService:
         self.prober = prober
         self._slots = asyncio.Semaphore(settings.contents_concurrency)
 
-    async def repositories(self, entry_id: str, n: int, last: str | None) -> dict[str, Any]:
+    async def repositories(
+        self, entry_id: str, n: int, last: str | None, *, principal: Principal = OPERATOR
+    ) -> dict[str, Any]:
         """`{"repositories": [...], "next_last": ...}`: up to `n` names after `last`."""
         _check_page(n, last, is_repository_name, "repository")
         return await self._page(
+            principal,
             entry_id,
             ("catalog", str(n), last or ""),
             "repositories",
             lambda client: read_catalog(client, n, last),
         )
 
-    async def tags(self, entry_id: str, name: str, n: int, last: str | None) -> dict[str, Any]:
+    async def tags(
+        self,
+        entry_id: str,
+        name: str,
+        n: int,
+        last: str | None,
+        *,
+        principal: Principal = OPERATOR,
+    ) -> dict[str, Any]:
         """`{"name": ..., "tags": [...], "next_last": ...}`: up to `n` tags after `last`."""
         if not is_repository_name(name):
             raise InvalidQuery(f"invalid repository name {name!r} (distribution spec grammar)")
         _check_page(n, last, is_tag, "tag")
         page = await self._page(
+            principal,
             entry_id,
             ("tags", name, str(n), last or ""),
             "tags",
@@ -119,12 +135,17 @@ class ContentsService:
 
     async def _page(
         self,
+        principal: Principal,
         entry_id: str,
         what: tuple[str, ...],
         field: str,
         read: Callable[[ScopedClient], Awaitable[Listing]],
     ) -> dict[str, Any]:
         entry, rev = await self.store.get(entry_id)
+        config, _ = RegistryConfig.lenient(entry.get("container_registry_config"))
+        if config.auth is not None:
+            # What stored credentials unlock is not public, whoever may read the entry.
+            principal.require(Scope.READ)
         digest = hashlib.sha256("\0".join((rev, *what)).encode()).hexdigest()
         key = self.keys.contents(entry_id, digest)
         cached = await self._cached(key)

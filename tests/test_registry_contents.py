@@ -21,8 +21,10 @@ from api.appkeys import CONTENTS_KEY
 from regdb.contents import ContentsService, contents_prober
 from regdb.errors import UpstreamFailed
 from regdb.keys import Keys
+from regdb.principal import ANONYMOUS, Principal
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.tokens import Forbidden, Scope
 from tests.oci_push import MANY_TAGS, REPOSITORIES, Pusher, populate
 from tests.registry_servers import (
     BASIC_PASSWORD,
@@ -464,3 +466,34 @@ async def test_refused_by_policy(settings: Settings, async_r: Any, tmp_path: Pat
         assert hits == []
     finally:
         registry.stop()
+
+
+async def test_lists_behind_credentials_need_the_read_scope(
+    settings: Settings, async_r: Any, open_populated: RegistryProcess
+) -> None:
+    """Anonymous callers (public reads) get the lists of an open registry, not those that
+    stored credentials unlock."""
+    store = EntryStore(async_r, Keys(settings.prefix))
+    prober = contents_prober(settings)
+    service = ContentsService(store, async_r, settings, prober)
+    try:
+        for entry_id, config in (("anon-open", {}), ("anon-creds", {"auth": {"token": "t0ken"}})):
+            await store.create(
+                {
+                    "container_registry_id": entry_id,
+                    "container_registry_name": entry_id,
+                    "container_registry_public_url": open_populated.url,
+                    "container_registry_config": config,
+                }
+            )
+        page = await service.repositories("anon-open", 10, None, principal=ANONYMOUS)
+        assert page["repositories"] == list(REPOSITORIES)
+        with pytest.raises(Forbidden):
+            await service.repositories("anon-creds", 10, None, principal=ANONYMOUS)
+        with pytest.raises(Forbidden):
+            await service.tags("anon-creds", "beta", 10, None, principal=ANONYMOUS)
+        reader = Principal(owner="someone", scopes=frozenset({Scope.READ}))
+        page = await service.repositories("anon-creds", 10, None, principal=reader)
+        assert page["repositories"] == list(REPOSITORIES)
+    finally:
+        await prober.close()
