@@ -23,6 +23,7 @@ from regdb.monitor.model import FailureKind, ProbeOutcome, ProbeResult
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy
 from regdb.probe.prober import Prober, ProbeSettings
 from regdb.probe.tokens import MemoryTokenStore, TokenCache
+from regdb.queues import normal_queue
 from regdb.settings import Settings
 from tests.oci_push import MANY_TAGS, REPOSITORIES, Pusher, populate
 from tests.registry_servers import (
@@ -477,3 +478,39 @@ async def test_public_image_behind_anonymous_bearer_asks_one_token(
         assert result.outcome == ProbeOutcome.HEALTHY, result.warnings
         assert result.image is not None and result.image.pullable is True
     assert issued == ["repository:library/alpine:pull"]
+
+
+async def test_low_pull_limit_sends_the_rate_limited_event(
+    client: TestClient[Any, Any],
+    settings: Settings,
+    sync_r: Any,
+    peers: list[ThreadedServer],
+) -> None:
+    """Through the worker: a hook subscribed to `registry.rate_limited` gets one delivery queued
+    carrying the limits, and none at the next probe while the limit stays low."""
+    server = hub_like(peers, 200, "100;w=21600", "3;w=21600")
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["registry.rate_limited"]}
+    assert (await client.post("/alert_hooks", json=hook)).status == 201
+    body = {
+        "container_registry_id": "hub-like",
+        "container_registry_name": "hub-like",
+        "container_registry_public_url": server.url,
+        "container_registry_config": {"probe_image": "library/alpine:3.20"},
+    }
+    assert (await client.post("/container_registry", json=body)).status == 201
+    configure(settings, sync_r)
+    queue = normal_queue(settings, sync_r)
+    await asyncio.to_thread(probe_batch, ["hub-like"])
+    jobs = [j for j in queue.get_jobs() if "registry.rate_limited" in (j.description or "")]
+    assert len(jobs) == 1
+    event = jobs[0].args[1]
+    assert event["registry"]["failure_kind"] == "rate_limited"
+    assert event["registry"]["rate_limit"] == {
+        "limit": 100,
+        "remaining": 3,
+        "window_s": 21600,
+        "low": True,
+    }
+    await asyncio.to_thread(probe_batch, ["hub-like"])
+    jobs = [j for j in queue.get_jobs() if "registry.rate_limited" in (j.description or "")]
+    assert len(jobs) == 1
