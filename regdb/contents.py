@@ -46,8 +46,8 @@ from regdb.probe.oci import is_repository_name, is_tag
 from regdb.probe.prober import Prober, ProbeSettings
 from regdb.probe.scoped import ScopedClient
 from regdb.probe.target import entry_secrets, scrub
-from regdb.registry_config import RegistryConfig
 from regdb.probe.tokens import RedisTokenStore, TokenCache
+from regdb.registry_config import RegistryConfig
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from regdb.tokens import Scope
