@@ -514,3 +514,18 @@ async def test_low_pull_limit_sends_the_rate_limited_event(
     await asyncio.to_thread(probe_batch, ["hub-like"])
     jobs = [j for j in queue.get_jobs() if "registry.rate_limited" in (j.description or "")]
     assert len(jobs) == 1
+
+
+async def test_deeper_checks_never_make_a_registry_slow(peers: list[ThreadedServer]) -> None:
+    """The capability checks (and the image HEAD, timed on its own) are not part of
+    `latency_ms.total`, which `latency_warn_ms` judges."""
+
+    async def slow_catalog(_request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({"repositories": []})
+
+    server = serve(peers, [web.get("/v2/", v2), web.get("/v2/_catalog", slow_catalog)])
+    result = await probe(entry(server.url, latency_warn_ms=500), capabilities=True)
+    assert result.outcome == ProbeOutcome.HEALTHY, result.warnings
+    assert result.latency_ms.total is not None and result.latency_ms.total < 500
+    assert result.capabilities is not None and result.capabilities.catalog is True

@@ -130,7 +130,7 @@ class Latency(BaseModel):
     )
     response: float | None = Field(default=None, description="Time to the first answer, ms")
     total: float | None = Field(
-        default=None, description="The whole probe, auth steps included, ms"
+        default=None, description="The /v2/ check, auth steps included, ms (not the deeper checks)"
     )
 
 

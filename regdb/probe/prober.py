@@ -38,7 +38,9 @@ What one probe does
    request (None when a kept-alive connection of the shared pool was reused; idle
    connections are kept only ``keepalive_timeout_s``, 1 s, so normally it is set),
    ``response`` the time from sending it to its response headers, ``total`` the whole
-   probe including redirects and auth steps.
+   probe including redirects and auth steps, but not the deeper checks that follow (the
+   ``probe_image`` HEAD has its own ``image.latency_ms``; capability checks are not timed), so
+   that they never make a registry ``slow``.
 
 The result is a :class:`~regdb.monitor.model.ProbeResult` (see :mod:`regdb.probe.classify`
 for the rules): ``outcome, reason, reachable, status_code, url, api_version, oci_compliant,
@@ -201,6 +203,7 @@ class Prober:
         self, target: Target, rec: Recorder, deadline: float, *, capabilities: bool, now: str
     ) -> None:
         await self._check_v2(target, rec, deadline)
+        rec.v2_done_at = time.perf_counter()
         final = rec.final or rec.main
         if rec.error_kind is not None or not _answered_as_registry(final):
             return
@@ -319,7 +322,8 @@ class Prober:
     def _finish(
         self, rec: Recorder, target: Target | None, checked_at: datetime, started: float
     ) -> ProbeResult:
-        total_ms = (time.perf_counter() - started) * 1000.0
+        ended = rec.v2_done_at if rec.v2_done_at is not None else time.perf_counter()
+        total_ms = (ended - started) * 1000.0
         config = ClassifyConfig(
             latency_warn_ms=target.latency_warn_ms if target else self.settings.latency_warn_ms,
             tls_expiry_warn_days=self.settings.tls_expiry_warn_days,

@@ -51,6 +51,8 @@ class Recorder:
         self.tls_verified: bool | None = None
         self.verification_disabled = False
         self.warnings: list[str] = []
+        self.v2_done_at: float | None = None
+        """perf_counter() when the /v2/ check (auth included) ended: the end of ``total``."""
         self.image: ImageObservation | None = None
         self.capabilities: Capabilities | None = None
 
