@@ -93,7 +93,6 @@ from typing import Final
 from regdb import defaults
 from regdb.monitor.model import (
     AuthInfo,
-    Capabilities,
     FailureKind,
     ImageInfo,
     Latency,
@@ -219,7 +218,6 @@ class ProbeObservation:
     redirects: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     image: ImageObservation | None = None
-    capabilities: Capabilities | None = None
 
 
 _FAILURE_KINDS: Final = {
@@ -512,5 +510,4 @@ def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> Pro
         warnings=warnings,
         image=_image_info(obs.image) if failure is None else None,
         rate_limit=_rate_limit(obs.image, config) if failure is None else None,
-        capabilities=obs.capabilities if failure is None else None,
     )

@@ -1,7 +1,10 @@
 """Checks beyond ``/v2/``: the ``probe_image`` manifest and the registry's capabilities.
 
-Both run inside a probe, after a ``/v2/`` that answered as a registry, within the probe's
-deadline, through a :class:`~regdb.probe.scoped.ScopedClient` (Bearer scopes, the token cache).
+Both go through a :class:`~regdb.probe.scoped.ScopedClient` (Bearer scopes, the token cache).
+The image HEAD is part of a probe, after a ``/v2/`` that answered as a registry, within the
+probe's deadline; the capability checks follow a probe that found the registry working, with a
+time budget of their own (:meth:`regdb.probe.prober.Prober.add_capabilities`; a worker's batch
+checks them once all its probes are done).
 
 * :func:`check_image`: ``HEAD /v2/<name>/manifests/<tag>`` accepting the OCI and Docker
   manifest types. Its status, ``Docker-Content-Digest``, latency and Docker Hub's

@@ -54,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -62,11 +62,11 @@ from typing import Any, Final
 from aiohttp.abc import AbstractResolver
 
 from regdb import defaults
-from regdb.monitor.model import ProbeResult
+from regdb.monitor.model import GOOD_OUTCOMES, ProbeResult
 from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
 from regdb.probe.auth import authenticate
 from regdb.probe.challenge import parse_challenges
-from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_compliant, rfc3339
+from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_compliant
 from regdb.probe.deeper import check_capabilities, check_image
 from regdb.probe.failures import BadEntry
 from regdb.probe.recorder import Recorder
@@ -199,28 +199,23 @@ class Prober:
         )
         return Call(ssl_ctx, deadline, target.connect_timeout_s)
 
-    async def _run(
-        self, target: Target, rec: Recorder, deadline: float, *, capabilities: bool, now: str
-    ) -> None:
-        await self._check_v2(target, rec, deadline)
-        rec.v2_done_at = time.perf_counter()
-        final = rec.final or rec.main
-        if rec.error_kind is not None or not _answered_as_registry(final):
-            return
-        if target.image is None and not capabilities:
-            return
-        client = ScopedClient(
+    def _client(self, target: Target, deadline: float) -> ScopedClient:
+        return ScopedClient(
             self._transport,
             target,
             self.call(target, deadline),
             tokens=self.tokens,
             total_timeout_s=target.total_timeout_s,
         )
-        if target.image is not None:
-            rec.image = await check_image(client, target.image)
-        if capabilities:
-            digest = rec.image.digest if rec.image is not None else None
-            rec.capabilities = await check_capabilities(client, target.image, digest, now)
+
+    async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
+        await self._check_v2(target, rec, deadline)
+        rec.v2_done_at = time.perf_counter()
+        final = rec.final or rec.main
+        if target.image is None or rec.error_kind is not None:
+            return
+        if _answered_as_registry(final):
+            rec.image = await check_image(self._client(target, deadline), target.image)
 
     async def _check_v2(self, target: Target, rec: Recorder, deadline: float) -> None:
         self.open()  # no-op when already open; a Prober used without `async with` still works
@@ -286,8 +281,29 @@ class Prober:
     async def probe(
         self, entry: Mapping[str, Any], *, now: datetime | None = None, capabilities: bool = False
     ) -> ProbeResult:
-        """Probe one entry; never raises (except on cancellation). ``capabilities``: check
-        them too (see :mod:`regdb.probe.deeper`), when /v2/ answers as a registry."""
+        """Probe one entry; never raises (except on cancellation). ``capabilities``: then
+        check them too (:meth:`add_capabilities`)."""
+        result = await self._probe(entry, now)
+        return await self.add_capabilities(entry, result) if capabilities else result
+
+    async def add_capabilities(self, entry: Mapping[str, Any], result: ProbeResult) -> ProbeResult:
+        """``result`` with the registry's capabilities (:mod:`regdb.probe.deeper`), checked
+        within a probe's time budget of their own, when the probe found the registry working;
+        else ``result`` as it is. Never raises (except on cancellation)."""
+        if result.outcome not in GOOD_OUTCOMES:
+            return result
+        try:
+            target = self.target(entry)
+            async with asyncio.timeout(target.total_timeout_s + 1.0):
+                client = self._client(target, time.perf_counter() + target.total_timeout_s)
+                digest = result.image.digest if result.image is not None else None
+                caps = await check_capabilities(client, target.image, digest, result.checked_at)
+        except Exception as exc:  # capabilities unknown this time; the probe stands
+            logger.debug("capability check of %s failed: %s", result.url, type(exc).__name__)
+            return result
+        return result.model_copy(update={"capabilities": caps})
+
+    async def _probe(self, entry: Mapping[str, Any], now: datetime | None) -> ProbeResult:
         started = time.perf_counter()
         checked_at = now or datetime.now(UTC)
         secrets = entry_secrets(entry)
@@ -304,9 +320,7 @@ class Prober:
         deadline = started + target.total_timeout_s
         try:
             async with asyncio.timeout(target.total_timeout_s + 1.0):
-                await self._run(
-                    target, rec, deadline, capabilities=capabilities, now=rfc3339(checked_at)
-                )
+                await self._run(target, rec, deadline)
         except Exception as exc:
             rec.fail(exc, target.total_timeout_s)
             if rec.error_kind == ErrorKind.INTERNAL:
@@ -369,29 +383,37 @@ async def probe_many(
     Results come back in the order of ``entries``. A fixed pool of ``concurrency``
     workers pulls entries, so memory stays flat however long the list is. ``tokens`` is the
     Bearer token cache of the Prober created here (closed with it; unused with ``prober``).
-    ``capabilities_for``: positions in ``entries`` whose capabilities are due.
+    ``capabilities_for``: positions in ``entries`` whose capabilities are due; they are checked
+    once every probe is done, so their extra requests never slow a probe of the batch down.
     """
     items = list(entries)
     results: list[ProbeResult | None] = [None] * len(items)
     if not items:
         return []
     workers = max(1, min(concurrency, len(items)))
-    next_index = 0
 
-    async def worker(p: Prober) -> None:
-        nonlocal next_index
-        while next_index < len(items):
-            index = next_index
-            next_index += 1
-            results[index] = await p.probe(
-                items[index], now=now, capabilities=index in capabilities_for
-            )
+    async def pool(indices: list[int], work: Callable[[int], Awaitable[ProbeResult]]) -> None:
+        queue = iter(indices)
+
+        async def worker() -> None:
+            for index in queue:  # one shared iterator: each index is taken once
+                results[index] = await work(index)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(workers, len(indices))):
+                group.create_task(worker())
 
     async def run(p: Prober) -> None:
         await p.prefetch_tokens(items)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker(p))
+        await pool(list(range(len(items))), lambda i: p.probe(items[i], now=now))
+        due = sorted(i for i in capabilities_for if 0 <= i < len(items))
+
+        async def add(i: int) -> ProbeResult:
+            found = results[i]
+            assert found is not None
+            return await p.add_capabilities(items[i], found)
+
+        await pool(due, add)
 
     if prober is not None:
         await run(prober)

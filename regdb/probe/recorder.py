@@ -11,7 +11,6 @@ from datetime import datetime
 
 from yarl import URL
 
-from regdb.monitor.model import Capabilities
 from regdb.probe.classify import (
     AuthObservation,
     ErrorKind,
@@ -54,7 +53,6 @@ class Recorder:
         self.v2_done_at: float | None = None
         """perf_counter() when the /v2/ check (auth included) ended: the end of ``total``."""
         self.image: ImageObservation | None = None
-        self.capabilities: Capabilities | None = None
 
     def used_cached_token(self, cached: CachedToken, answer: Answer) -> None:
         """Note a first ``/v2/`` request that carried a cached Bearer token.
@@ -123,5 +121,4 @@ class Recorder:
             redirects=tuple(str(u) for u in (main.redirects if main else [])),
             warnings=tuple(self.warnings),
             image=self.image,
-            capabilities=self.capabilities,
         )
