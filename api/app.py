@@ -9,6 +9,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from api.appkeys import (
+    CONTENTS_KEY,
     HEALTH_KEY,
     HOOKS_KEY,
     METRICS_KEY,
@@ -24,6 +25,7 @@ from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
 from regdb.connections import async_redis
+from regdb.contents import ContentsService, contents_prober
 from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.metrics.exporter import Exporter
@@ -72,7 +74,10 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             HookStore(client, keys, policy=policy_of(settings), box=box), settings, queue
         )
         exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
+        prober = contents_prober(settings)
+        app[CONTENTS_KEY] = ContentsService(store, client, settings, prober)
         yield
+        await prober.close()
         await exporter.close()
         await asyncio.to_thread(queue.close)
         if fast is not None:

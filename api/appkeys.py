@@ -8,6 +8,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from regdb.alerts.service import HookService
+from regdb.contents import ContentsService
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
@@ -22,6 +23,8 @@ SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
 QUEUE_KEY = web.AppKey("queue", LazyQueues)
+CONTENTS_KEY = web.AppKey("contents", ContentsService)
+"""Repository and tag lists read through the registries."""
 METRICS_KEY = web.AppKey("metrics", Exporter)
 """The process's metrics: request timings, and the fleet read at scrape time."""
 SPEC_KEY = web.AppKey("openapi", dict[str, Any])

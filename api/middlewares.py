@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from api.appkeys import METRICS_KEY
 from api.responses import error
 from regdb.errors import (
+    Busy,
     Conflict,
     InvalidInput,
     NotFound,
@@ -18,6 +19,8 @@ from regdb.errors import (
     RegdbError,
     StorageUnavailable,
     UnsupportedMediaType,
+    UpstreamFailed,
+    UpstreamUnsupported,
 )
 from regdb.metrics.exporter import UNMATCHED
 
@@ -30,6 +33,9 @@ STATUS: dict[type[RegdbError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     StorageUnavailable: 503,
+    UpstreamUnsupported: 501,
+    UpstreamFailed: 502,
+    Busy: 503,
 }
 
 _HTTP_MESSAGES = {
@@ -55,7 +61,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RegdbError as exc:
         status = status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
-        return error(exc.message, status=status, details=exc.details, headers=headers)
+        extra = {"failure_kind": exc.kind} if isinstance(exc, UpstreamFailed) else {}
+        return error(exc.message, status=status, details=exc.details, headers=headers, **extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,9 @@ def build_spec(routes: Sequence[Route]) -> dict[str, Any]:
     """The whole document for `routes`."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        # A router pattern (`{name:.+}`) is a plain path parameter in the document.
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route)
     tags = list(dict.fromkeys(r.tag for r in routes))
     return {
         "openapi": "3.1.0",

@@ -30,10 +30,16 @@ def ok_raw(data_json: bytes, *, headers: Mapping[str, str] | None = None) -> web
 
 
 def error(
-    message: str, *, status: int, details: Any = None, headers: Mapping[str, str] | None = None
+    message: str,
+    *,
+    status: int,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> web.Response:
-    """`{"success": false, "error": "..."}` (with `details` when there are field errors)."""
-    body: dict[str, Any] = {"success": False, "error": message}
+    """`{"success": false, "error": "..."}` (with `details` when there are field errors, and
+    any extra top-level keys such as `failure_kind`)."""
+    body: dict[str, Any] = {"success": False, "error": message, **extra}
     if details is not None:
         body["details"] = details
     return web.Response(

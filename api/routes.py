@@ -13,7 +13,15 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import badge_views, docs, health_views, hook_views, metrics_views, views
+from api import (
+    badge_views,
+    contents_views,
+    docs,
+    health_views,
+    hook_views,
+    metrics_views,
+    views,
+)
 from api.appkeys import SPEC_KEY
 from api.openapi import build_spec
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
@@ -21,7 +29,9 @@ from regdb import defaults
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.badges import UPTIME_WINDOWS
+from regdb.contents import PAGE_MAX
 from regdb.model import ID_PATTERN
+from regdb.probe.oci import MAX_NAME_LENGTH
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,43 @@ def badge_replies(what: str) -> dict[int, Reply]:
     }
 
 
+PAGE_N = Param(
+    "n",
+    "query",
+    {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": contents_views.PAGE_DEFAULT},
+    "Most names to return",
+)
+NEXT_LAST: Schema = {
+    "type": ["string", "null"],
+    "description": "Pass as `last` for the next page; null on the last page",
+}
+CACHED: Schema = {
+    "type": "boolean",
+    "description": "Answered from regdb's cache (REGDB_CONTENTS_CACHE_S) without asking the "
+    "registry",
+}
+CONTENTS_ERRORS = {
+    400: "Invalid id, `n`, `last` or repository name (distribution spec grammar), or an "
+    "unknown query parameter",
+    403: "The entry has stored credentials and the caller has no `read` scope: what they "
+    "unlock is not public",
+    404: "No entry with that id (or, for tags, no such repository in the registry)",
+    501: "The registry does not offer this list: no `/v2/_catalog`, or the catalog scope is "
+    "not granted to the stored credentials; `error` says which",
+    502: "The registry could not be read: unreachable, timed out, refused by the target "
+    "policy, bad credentials, HTTP 5xx, not an OCI answer; `failure_kind` says which",
+    503: "Storage unavailable, or too many registry reads in progress; retry after "
+    "`Retry-After` seconds",
+}
+REPO_NAME = Param(
+    "name",
+    "path",
+    {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+    "A repository name (`library/alpine`; its `/` are not escaped)",
+    required=True,
+)
+
+
 def _state(value: str) -> Schema:
     return {
         "type": "object",
@@ -253,6 +300,84 @@ ROUTES: tuple[Route, ...] = (
         replies={
             200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
             **errors(400, 404, 412, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/container_registry/{id}/repositories",
+        contents_views.repositories,
+        "repositories",
+        "The registry's repositories, read through its `/v2/_catalog`",
+        description="Read with the entry's stored credentials (Bearer scope "
+        "`registry:catalog:*`), following the registry's `Link` pages on its own origin, "
+        "under the probes' target policy, within REGDB_CONTENTS_TIMEOUT_S; cached for "
+        "REGDB_CONTENTS_CACHE_S.",
+        params=(
+            ENTRY_ID,
+            PAGE_N,
+            Param("last", "query", {"type": "string"}, "The last repository of the previous page"),
+        ),
+        replies={
+            200: Reply(
+                "One page of repository names, in the registry's (lexical) order",
+                envelope(
+                    {
+                        "type": "object",
+                        "required": ["repositories", "next_last", "cached"],
+                        "properties": {
+                            "repositories": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Repository names",
+                            },
+                            "next_last": NEXT_LAST,
+                            "cached": CACHED,
+                        },
+                    },
+                    "The page",
+                    count=COUNT,
+                ),
+            ),
+            **errors(400, 403, 404, 501, 502, 503, texts=CONTENTS_ERRORS),
+        },
+    ),
+    Route(
+        "GET",
+        "/container_registry/{id}/repositories/{name:.+}/tags",
+        contents_views.tags,
+        "repositories",
+        "A repository's tags, read through the registry's `/v2/<name>/tags/list`",
+        description="Read with the entry's stored credentials (Bearer scope "
+        "`repository:<name>:pull`), following `Link` pages; cached for REGDB_CONTENTS_CACHE_S.",
+        params=(
+            ENTRY_ID,
+            REPO_NAME,
+            PAGE_N,
+            Param("last", "query", {"type": "string"}, "The last tag of the previous page"),
+        ),
+        replies={
+            200: Reply(
+                "One page of tags",
+                envelope(
+                    {
+                        "type": "object",
+                        "required": ["name", "tags", "next_last", "cached"],
+                        "properties": {
+                            "name": {"type": "string", "description": "The repository"},
+                            "tags": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Tags",
+                            },
+                            "next_last": NEXT_LAST,
+                            "cached": CACHED,
+                        },
+                    },
+                    "The page",
+                    count=COUNT,
+                ),
+            ),
+            **errors(400, 403, 404, 502, 503, texts=CONTENTS_ERRORS),
         },
     ),
     Route(

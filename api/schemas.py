@@ -14,7 +14,7 @@ from typing import Any
 
 from regdb.alerts.model import Hook, HookIn
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
-from regdb.monitor.model import HealthView
+from regdb.monitor.model import FailureKind, HealthView
 from regdb.update import OPERATORS
 
 Schema = dict[str, Any]
@@ -226,6 +226,10 @@ ERROR_SCHEMA: Schema = {
             "type": "array",
             "items": {"type": "object"},
             "description": "One `{field, message}` object per invalid field",
+        },
+        "failure_kind": {
+            "enum": [k.value for k in FailureKind],
+            "description": "On a 502 from a registry read: how the registry failed",
         },
     },
 }

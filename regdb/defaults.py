@@ -58,3 +58,14 @@ SENTINEL_MASTER = "mymaster"
 
 WRITE_WAIT_MS = 1000
 """How long a write waits for REGDB_WRITE_REPLICAS replicas (Redis WAIT) before a 503."""
+
+CONTENTS_CACHE_S = 60
+"""Seconds a registry's repository and tag lists are cached (REGDB_CONTENTS_CACHE_S)."""
+CONTENTS_TIMEOUT_S = 10.0
+"""Time budget of one repository or tag list read, every Link page included."""
+CONTENTS_CONCURRENCY = 8
+"""Registry reads in flight at once per API process; more wait, then answer 503."""
+CAPABILITIES_INTERVAL_S = 3600
+"""Seconds between two capability checks of a registry (done by a probe when due)."""
+RATELIMIT_WARN_SHARE = 0.1
+"""Share of a registry's pull limit left below which it shows degraded (`rate_limited`)."""

@@ -43,3 +43,19 @@ class StorageUnavailable(RegdbError):
 
     def __init__(self, message: str = "storage unavailable") -> None:
         super().__init__(message)
+
+
+class UpstreamUnsupported(RegdbError):
+    """The registry does not offer what was asked (no `_catalog`, scope not granted): 501."""
+
+
+class UpstreamFailed(RegdbError):
+    """The registry could not be read; `kind` is a FailureKind value (maps to 502)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Busy(RegdbError):
+    """Too many registry reads in flight in this process; retry shortly (maps to 503)."""

@@ -31,11 +31,15 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P toko:<owner>``        set: one owner's API token ids
 - ``P toku:<id>``           string with a TTL: the token's last use was recorded lately
 - ``P m:probes``            hash: probes recorded by the workers, outcome -> count (metrics)
+- ``P m:probefail``         hash: failed or degraded probes by failure kind -> count (metrics)
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
 - ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
 - ``P secrets:canary``      string: a known text sealed under the key secrets are sealed with
                             (regdb/keyring.py: a process with the wrong keys refuses to start)
+- ``P rc:<id>:<sha256>``    string with a TTL (REGDB_CONTENTS_CACHE_S): one page of a registry's
+                            repository or tag list as the API answered it; the digest covers the
+                            entry's revision, the list, `n` and `last` (regdb/contents.py)
 """
 
 from __future__ import annotations
@@ -174,6 +178,11 @@ class Keys:
         return f"{self.prefix}m:probes"
 
     @property
+    def probe_failure_counts(self) -> str:
+        """Hash: probes recorded with a failure kind, kind -> count (regdb/probe/classify.py)."""
+        return f"{self.prefix}m:probefail"
+
+    @property
     def delivery_counts(self) -> str:
         """Hash: alert delivery attempts since the counters began, result -> count."""
         return f"{self.prefix}m:deliveries"
@@ -193,3 +202,7 @@ class Keys:
     def secrets_canary(self) -> str:
         """String: a known text sealed with the secret keys (regdb/keyring.py)."""
         return f"{self.prefix}secrets:canary"
+
+    def contents(self, entry_id: str, digest: str) -> str:
+        """String with a TTL: one cached page of a registry's repositories or tags."""
+        return f"{self.prefix}rc:{entry_id}:{digest}"

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from regdb.monitor.transitions import Policy
+from regdb.probe.oci import ImageRef, parse_image_ref
 
 if TYPE_CHECKING:
     from regdb.settings import Settings
@@ -162,6 +163,12 @@ class RegistryConfig(BaseModel):
         default=None,
         description="Credentials for the prober: username and password, or token (write-only)",
     )
+    probe_image: StrictStr | None = Field(
+        default=None,
+        description="`name:tag` of an image whose manifest each probe HEADs after /v2/ "
+        "(pullable, digest, latency); a missing manifest shows `degraded`",
+        examples=["library/alpine:3.20"],
+    )
     maintenance: bool | Maintenance | None = Field(
         default=None,
         description='`true`, or `{"until": "<RFC 3339>", "reason": "..."}`: probed, not '
@@ -183,6 +190,21 @@ class RegistryConfig(BaseModel):
             where = ".".join(str(p) for p in first["loc"])
             msg = first["msg"].removeprefix("Value error, ")
             raise ValueError(f"{where}: {msg}" if where else msg) from None
+
+    @field_validator("probe_image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and parse_image_ref(v) is None:
+            raise ValueError(
+                "must be name:tag by the distribution spec (lower-case name components "
+                "separated by /, a tag of [A-Za-z0-9_.-])"
+            )
+        return v
+
+    @property
+    def image(self) -> ImageRef | None:
+        """The `probe_image` as a reference (None when not set)."""
+        return parse_image_ref(self.probe_image) if self.probe_image else None
 
     @field_validator("ca_bundle")
     @classmethod

@@ -63,6 +63,16 @@ class Settings:
     """How long a write waits for those replicas before answering 503."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
+    contents_cache_s: int = defaults.CONTENTS_CACHE_S
+    """How long a page of a registry's repository or tag list is kept (0: not cached)."""
+    contents_timeout_s: float = defaults.CONTENTS_TIMEOUT_S
+    """Time limit of one repository or tag list read from a registry."""
+    contents_concurrency: int = defaults.CONTENTS_CONCURRENCY
+    """Repository or tag list reads one API process runs at once."""
+    capabilities_interval_s: int = defaults.CAPABILITIES_INTERVAL_S
+    """How often a registry's capabilities (catalog, tags paging, referrers) are checked."""
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
+    """Below this share of its pull limit left, a registry is degraded (rate_limited)."""
     secret_keys: tuple[bytes, ...] = dataclasses.field(default=(), repr=False)
     """REGDB_SECRET_KEYS: the first seals credentials at rest, every one opens them (empty:
     the embedded data directory's key file, see regdb/keyring.py)."""
@@ -116,6 +126,19 @@ class Settings:
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
             secret_keys=_keys(e, "REGDB_SECRET_KEYS"),
+            contents_cache_s=_int(e, "REGDB_CONTENTS_CACHE_S", defaults.CONTENTS_CACHE_S, 0, 86400),
+            contents_timeout_s=_float(
+                e, "REGDB_CONTENTS_TIMEOUT_S", defaults.CONTENTS_TIMEOUT_S, 0.1, 120
+            ),
+            contents_concurrency=_int(
+                e, "REGDB_CONTENTS_CONCURRENCY", defaults.CONTENTS_CONCURRENCY, 1, 1000
+            ),
+            capabilities_interval_s=_int(
+                e, "REGDB_CAPABILITIES_INTERVAL_S", defaults.CAPABILITIES_INTERVAL_S, 1, 7 * 86400
+            ),
+            ratelimit_warn_share=_float(
+                e, "REGDB_RATELIMIT_WARN_SHARE", defaults.RATELIMIT_WARN_SHARE, 0, 1
+            ),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(

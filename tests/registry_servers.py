@@ -124,7 +124,9 @@ class RegistryProcess:
         auth: dict[str, Any] | None = None,
         tls: dict[str, str] | None = None,
         prefix: str | None = None,
+        access_log: bool = False,
     ) -> RegistryProcess:
+        """Start one; ``access_log`` writes a line per request to ``registry.log``."""
         binary = registry_binary()
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -139,7 +141,7 @@ class RegistryProcess:
             http["prefix"] = prefix
         config: dict[str, Any] = {
             "version": "0.1",
-            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "log": {"level": "warn", "accesslog": {"disabled": not access_log}},
             "storage": {
                 "filesystem": {"rootdirectory": str(workdir / "data")},
                 "delete": {"enabled": True},
@@ -491,5 +493,9 @@ RESULT_KEYS = {
     "latency_ms",
     "checked_at",
     "error",
+    "failure_kind",
     "warnings",
+    "image",
+    "rate_limit",
+    "capabilities",
 }

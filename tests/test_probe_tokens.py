@@ -194,9 +194,9 @@ class Counted:
         transport = prober._transport
         original: Callable[..., Awaitable[Answer]] = transport._get_once
 
-        async def counted(url: Any, headers: Any, call: Any) -> Answer:
+        async def counted(method: str, url: Any, headers: Any, call: Any) -> Answer:
             self.urls.append(str(url))
-            return await original(url, headers, call)
+            return await original(method, url, headers, call)
 
         transport._get_once = counted  # type: ignore[method-assign]
 

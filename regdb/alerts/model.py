@@ -40,6 +40,7 @@ EVENT_TYPES: Final = (
     "registry.degraded",
     "registry.recovered",
     "registry.certificate_expiring",
+    "registry.rate_limited",
 )
 """Events a hook can subscribe to."""
 TEST_EVENT: Final = "test"
@@ -54,6 +55,7 @@ EventType = Literal[
     "registry.degraded",
     "registry.recovered",
     "registry.certificate_expiring",
+    "registry.rate_limited",
 ]
 
 

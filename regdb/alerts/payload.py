@@ -44,6 +44,8 @@ REGISTRY_FIELDS: Final = (
     "checked_at",
     "since",
     "tls",
+    "failure_kind",
+    "rate_limit",
 )
 """The only registry fields an event (and so a payload) may carry."""
 TLS_FIELDS: Final = ("enabled", "verified", "not_after", "days_left")
@@ -140,6 +142,10 @@ def registry_event(
     }
     if record.tls is not None:
         registry["tls"] = record.tls.model_dump(mode="json")
+    if record.failure_kind is not None:
+        registry["failure_kind"] = record.failure_kind.value
+    if record.rate_limit is not None:
+        registry["rate_limit"] = record.rate_limit.model_dump(mode="json")
     return Event(type=event_type, registry=registry, resend=resend)
 
 
@@ -188,6 +194,7 @@ _HEADLINES: Final = {
     "registry.degraded": (":large_yellow_circle:", "is DEGRADED"),
     "registry.recovered": (":large_green_circle:", "has RECOVERED"),
     "registry.certificate_expiring": (":warning:", "has a TLS certificate expiring soon"),
+    "registry.rate_limited": (":hourglass:", "is close to its pull rate limit"),
 }
 
 

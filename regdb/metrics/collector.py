@@ -35,7 +35,7 @@ from prometheus_client.utils import floatToGoString
 from regdb import jsonutil
 from regdb.metrics import uptime
 from regdb.metrics.counters import DELIVERY_RESULTS
-from regdb.monitor.model import GOOD_OUTCOMES, HealthStatus, ProbeOutcome, parse_time
+from regdb.monitor.model import GOOD_OUTCOMES, FailureKind, HealthStatus, ProbeOutcome, parse_time
 
 gostr = cast(Callable[[float], str], floatToGoString)
 """How the text format writes a value (typed: the library's function is not)."""
@@ -78,6 +78,8 @@ class FleetRead:
     """Per registry, in `ids` order: public entry JSON, health JSON, uptime text."""
     probes: dict[bytes, bytes] = field(default_factory=dict)
     deliveries: dict[bytes, bytes] = field(default_factory=dict)
+    failures: dict[bytes, bytes] = field(default_factory=dict)
+    """Probes by failure kind (kind -> count)."""
     uptime_swept_at: bytes | None = None
     queue: Queue = field(default_factory=lambda: Queue(0, None))
 
@@ -277,6 +279,14 @@ def tail_families(read: FleetRead, counts: dict[str, int]) -> list[Metric]:
     stored = {k.decode(): int(v) for k, v in read.probes.items()}
     for outcome in ProbeOutcome:
         probes.add_metric([outcome.value], stored.get(outcome.value, 0))
+    failures = CounterMetricFamily(
+        "regdb_probe_failures",
+        "Probes recorded by the workers that failed or degraded, by failure kind",
+        labels=["kind"],
+    )
+    stored = {k.decode(): int(v) for k, v in read.failures.items()}
+    for kind in FailureKind:
+        failures.add_metric([kind.value], stored.get(kind.value, 0))
     deliveries = CounterMetricFamily(
         "regdb_alert_deliveries",
         "Alert hook delivery attempts by result (delivered: a 2xx answer)",
@@ -311,7 +321,7 @@ def tail_families(read: FleetRead, counts: dict[str, int]) -> list[Metric]:
     )
     oldest = read.queue.oldest_enqueued_at
     age.add_metric([], max(0.0, read.now - oldest) if oldest is not None else 0.0)
-    out: list[Metric] = [fleet, probes, deliveries, jobs, job_age, waiting, age]
+    out: list[Metric] = [fleet, probes, failures, deliveries, jobs, job_age, waiting, age]
     try:
         swept = float(read.uptime_swept_at) if read.uptime_swept_at else None
     except ValueError:

@@ -23,10 +23,18 @@ DELIVERY_RESULTS = (DELIVERED, FAILED)
 """What a delivery attempt counts as: a 2xx answer, or anything else."""
 
 
-def count_probes(pipe: redis.client.Pipeline, keys: Keys, outcomes: Iterable[str]) -> None:
-    """Add one count per probe outcome to `pipe` (sent with the caller's other writes)."""
+def count_probes(
+    pipe: redis.client.Pipeline,
+    keys: Keys,
+    outcomes: Iterable[str],
+    failure_kinds: Iterable[str | None] = (),
+) -> None:
+    """Add one count per probe outcome, and per failure kind of the probes that have one, to
+    `pipe` (sent with the caller's other writes)."""
     for outcome, n in Counter(outcomes).items():
         pipe.hincrby(keys.probe_counts, outcome, n)
+    for kind, n in Counter(k for k in failure_kinds if k is not None).items():
+        pipe.hincrby(keys.probe_failure_counts, kind, n)
 
 
 def count_delivery(conn: redis.Redis, keys: Keys, ok: bool) -> None:

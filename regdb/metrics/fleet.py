@@ -54,17 +54,28 @@ class FleetReader:
             pipe.zrange(keys.ids, 0, -1)
             pipe.hgetall(keys.probe_counts)
             pipe.hgetall(keys.delivery_counts)
+            pipe.hgetall(keys.probe_failure_counts)
             pipe.hget(keys.uptime_ratios, uptime.SWEPT_AT)
             pipe.zcard(keys.queued)
             pipe.zrange(keys.queued, 0, 0, withscores=True)
             for queue_key in self.queue_keys.values():
                 pipe.llen(queue_key)
                 pipe.lrange(queue_key, 0, HEAD_JOBS - 1)
-            ids_raw, probes, deliveries, swept, queued, oldest, *queues = await pipe.execute()
+            (
+                ids_raw,
+                probes,
+                deliveries,
+                failures,
+                swept,
+                queued,
+                oldest,
+                *queues,
+            ) = await pipe.execute()
             read = FleetRead(
                 now=time.time(),
                 probes=probes,
                 deliveries=deliveries,
+                failures=failures,
                 uptime_swept_at=swept,
                 queue=Queue(queued, oldest[0][1] if oldest else None),
             )

@@ -18,7 +18,7 @@ from regdb.codec import decode_entry
 from regdb.context import JobContext, current
 from regdb.lua import CLEAR_ALERTS_PENDING, READ_ENTRY_PRIVATE, RECORD_HEALTH
 from regdb.metrics.counters import count_probes
-from regdb.monitor.model import HealthRecord, HealthStatus
+from regdb.monitor.model import HealthRecord, HealthStatus, parse_time
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
 from regdb.probe.prober import ProbeSettings, probe_many
@@ -45,7 +45,15 @@ def probe_settings(settings: Settings) -> ProbeSettings:
         total_timeout_s=settings.probe_total_timeout_s,
         tls_expiry_warn_days=settings.tls_expiry_warn_days,
         policy=ProbePolicy.from_settings(settings),
+        ratelimit_warn_share=settings.ratelimit_warn_share,
     )
+
+
+def capabilities_due(previous: HealthRecord | None, now: float, interval_s: int) -> bool:
+    """Whether a probe should check the registry's capabilities (none yet, or too old)."""
+    caps = previous.capabilities if previous is not None else None
+    checked = parse_time(caps.checked_at) if caps is not None else None
+    return checked is None or now - checked >= interval_s
 
 
 def probe_batch(entry_ids: list[str]) -> dict[str, int]:
@@ -85,6 +93,11 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             cleanup.zrem(keys.due, entry_id)
         cleanup.execute()
     now = datetime.now(UTC)
+    due = frozenset(
+        i
+        for i, prev in enumerate(previous)
+        if capabilities_due(prev, now.timestamp(), settings.capabilities_interval_s)
+    )
     probing = time.perf_counter()
     results = asyncio.run(
         probe_many(
@@ -93,6 +106,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
             concurrency=settings.probe_concurrency,
             now=now,
             tokens=redis_token_cache(settings, pepper=ctx.box.derive(TOKEN_CACHE_PURPOSE)),
+            capabilities_for=due,
         )
     )
     recording = time.perf_counter()
@@ -146,7 +160,12 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
         alerts.append(Alerting(entry, record, stored) if record.alerts_pending else None)
     flush()
-    count_probes(writes, keys, [result.outcome for result in results])
+    count_probes(
+        writes,
+        keys,
+        [result.outcome for result in results],
+        [result.failure_kind for result in results],
+    )
     # One flag per registry from each record call, in order (the counters' replies follow).
     flags = [flag for reply in writes.execute() if isinstance(reply, list) for flag in reply]
     superseded = sum(1 for flag in flags if flag == RECORD_SUPERSEDED)

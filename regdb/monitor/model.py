@@ -57,6 +57,23 @@ class ProbeOutcome(StrEnum):
     """The address policy forbade the connection: nothing was sent, nothing is known."""
 
 
+class FailureKind(StrEnum):
+    """Why a probe (or a registry read) failed, in one closed set of words.
+
+    :func:`regdb.probe.classify.failure_kind` maps each reason to one of them (its table)."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    HTTP_5XX = "http_5xx"
+    NOT_OCI = "not_oci"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
+    MANIFEST_MISSING = "manifest_missing"
+    REFUSED_BY_POLICY = "refused_by_policy"
+
+
 class AlertState(StrEnum):
     """The last state announced to the alert hooks (bookkeeping, never shown)."""
 
@@ -113,8 +130,57 @@ class Latency(BaseModel):
     )
     response: float | None = Field(default=None, description="Time to the first answer, ms")
     total: float | None = Field(
-        default=None, description="The whole probe, auth steps included, ms"
+        default=None, description="The /v2/ check, auth steps included, ms (not the deeper checks)"
     )
+
+
+class ImageInfo(BaseModel):
+    """The HEAD of the configured `probe_image` manifest, after /v2/."""
+
+    model_config = _LENIENT
+
+    ref: str = Field(description="The `probe_image` checked, `name:tag`")
+    pullable: bool = Field(description="The manifest is there and may be pulled (HTTP 200)")
+    status_code: int | None = Field(default=None, description="HTTP status of the HEAD")
+    digest: str | None = Field(
+        default=None, description="`Docker-Content-Digest` of the manifest, when sent"
+    )
+    latency_ms: float | None = Field(default=None, description="How long the HEAD took, ms")
+    error: str | None = Field(default=None, description="Why it is not pullable")
+
+
+class RateLimitInfo(BaseModel):
+    """Pull limits a manifest answer announced (Docker Hub's `ratelimit-*` headers)."""
+
+    model_config = _LENIENT
+
+    limit: int | None = Field(default=None, description="Pulls allowed per window")
+    remaining: int | None = Field(default=None, description="Pulls left in the window")
+    window_s: int | None = Field(default=None, description="The window, seconds (`w=`)")
+    low: bool = Field(
+        default=False,
+        description="Below REGDB_RATELIMIT_WARN_SHARE of the limit left, or answered 429",
+    )
+
+
+class Capabilities(BaseModel):
+    """What the registry's API offers beyond /v2/, checked less often than health."""
+
+    model_config = _LENIENT
+
+    catalog: bool | None = Field(
+        default=None, description="`/v2/_catalog` lists repositories (null: not known)"
+    )
+    tags_pagination: bool | None = Field(
+        default=None, description="`/v2/<name>/tags/list` honours `n` (null: no repository seen)"
+    )
+    referrers: bool | None = Field(
+        default=None,
+        description="The referrers API answers (a 404 on `/v2/<name>/referrers/<digest>`: no; "
+        "null: no manifest seen)",
+    )
+    repository: str | None = Field(default=None, description="The repository the checks used")
+    checked_at: str = Field(description="When they were checked, RFC 3339")
 
 
 class ProbeDetails(BaseModel):
@@ -137,8 +203,22 @@ class ProbeDetails(BaseModel):
     tls: TLSInfo | None = Field(default=None, description="TLS of the /v2/ connection")
     latency_ms: Latency | None = Field(default=None, description="How long the probe took")
     error: str | None = Field(default=None, description="What went wrong, for people")
+    failure_kind: FailureKind | None = Field(
+        default=None,
+        description="Why the latest probe failed or degraded, in one closed set of words "
+        "(null when it worked, or degraded for another cause: slow, certificate expiring...)",
+    )
     warnings: list[str] = Field(
         default_factory=list, description="Everything worth a look, most important first"
+    )
+    image: ImageInfo | None = Field(
+        default=None, description="The `probe_image` check (null when none is configured)"
+    )
+    rate_limit: RateLimitInfo | None = Field(
+        default=None, description="Pull limits the registry announced (null when none)"
+    )
+    capabilities: Capabilities | None = Field(
+        default=None, description="API capabilities (refreshed every CAPABILITIES_INTERVAL)"
     )
 
 

@@ -28,7 +28,12 @@ healthy, something was announced              ``registry.recovered``
 pending, unknown (policy refusal)              none: nothing is known for sure yet
 certificate expiring within                    ``registry.certificate_expiring``, once per
 ``tls_expiry_warn_days`` (any status)          certificate (``not_after``)
+pull rate limit low (``rate_limit.low``),      ``registry.rate_limited``, once per episode
+not low at the previous probe
 =============================================  ==============================================
+
+Capabilities are checked by some probes only (when due): a probe without them keeps the
+previous record's.
 
 In maintenance the registry is still probed and its history kept, but the alert state is left
 as it was: leaving maintenance in the same bad state does not alert again, and a change during
@@ -54,6 +59,7 @@ UNHEALTHY_EVENT = "registry.unhealthy"
 DEGRADED_EVENT = "registry.degraded"
 RECOVERED_EVENT = "registry.recovered"
 CERT_EVENT = "registry.certificate_expiring"
+RATE_LIMITED_EVENT = "registry.rate_limited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,10 @@ def alert_events(
     return [], alerted, False
 
 
+def _rate_limited(details: ProbeDetails) -> bool:
+    return details.rate_limit is not None and details.rate_limit.low
+
+
 def advance(
     previous: HealthRecord | None,
     probe: ProbeResult,
@@ -138,8 +148,12 @@ def advance(
         ):
             events.append(CERT_EVENT)
             cert_alerted = tls.not_after
+        if _rate_limited(probe) and not _rate_limited(prev):
+            events.append(RATE_LIMITED_EVENT)
     # Shallow: the probe's nested models are taken over as they are, not dumped and re-read.
     details = {name: getattr(probe, name) for name in ProbeDetails.model_fields}
+    if probe.capabilities is None:
+        details["capabilities"] = prev.capabilities
     record = HealthRecord.model_validate(
         {
             **details,

@@ -23,7 +23,64 @@ from regdb.probe.target import Credentials, Target
 from regdb.probe.tokens import TokenCache
 from regdb.probe.transport import Call, Transport, origin
 
-__all__ = ["authenticate"]
+__all__ = ["TokenRefused", "authenticate", "request_token", "token_url"]
+
+
+class TokenRefused(Exception):
+    """No Bearer token could be had; the message is safe to show (no credential in it)."""
+
+
+def token_url(challenge: Challenge, registry_url: URL, *, scope: str | None = None) -> URL:
+    """The token request's URL: the challenge's realm with its service and scope (``scope``
+    when the challenge names none). TokenRefused when the realm is unusable, or plain http
+    for an https registry (Basic credentials would travel in clear)."""
+    try:
+        realm = URL(challenge.realm or "").with_user(None).with_fragment(None)
+    except (TypeError, ValueError):
+        realm = URL()
+    if realm.scheme not in ("http", "https") or not realm.raw_host:
+        raise TokenRefused("bearer challenge has no usable realm URL")
+    if registry_url.scheme == "https" and realm.scheme == "http":
+        raise TokenRefused("token realm is plain http for an https registry; not sent")
+    query = {
+        k: v
+        for k, v in (
+            ("service", challenge.params.get("service")),
+            ("scope", challenge.params.get("scope") or scope),
+        )
+        if v
+    }
+    return realm.update_query(query) if query else realm
+
+
+async def request_token(
+    transport: Transport,
+    url: URL,
+    creds: Credentials | None,
+    call: Call,
+    total_timeout_s: float,
+) -> tuple[str, Any]:
+    """(token, expires_in) from the token endpoint at ``url``; TokenRefused otherwise.
+
+    Without ``creds`` the request is anonymous (public pulls on Docker Hub, GHCR...)."""
+    authorization = None
+    if creds is not None:
+        authorization = creds.basic_header() if creds.has_basic else f"Bearer {creds.token}"
+    try:
+        answer = await transport.fetch(url, call, authorization=authorization)
+    except Exception as exc:
+        kind, detail = error_kind(exc, total_timeout_s)
+        text = kind if detail is None else f"{kind}: {detail}"
+        raise TokenRefused(f"token request failed ({text})") from None
+    if answer.status in (401, 403):
+        raise TokenRefused(f"token endpoint rejected the credentials (HTTP {answer.status})")
+    if answer.status != 200:
+        raise TokenRefused(f"token endpoint answered HTTP {answer.status}")
+    doc = answer.json()
+    token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(token, str) or not token:
+        raise TokenRefused("token endpoint answer has no token")
+    return token, doc.get("expires_in")
 
 
 async def _bearer_token(
@@ -36,49 +93,13 @@ async def _bearer_token(
     total_timeout_s: float,
 ) -> tuple[str, Any] | None:
     """(token, expires_in) from the challenge's realm, or None with ``rec.auth_error`` set."""
-    realm_text = challenge.realm or ""
     try:
-        realm = URL(realm_text).with_user(None).with_fragment(None)
-    except (TypeError, ValueError):
-        realm = URL()
-    if realm.scheme not in ("http", "https") or not realm.raw_host:
-        rec.auth_error = "bearer challenge has no usable realm URL"
+        url = token_url(challenge, registry_url)
+        rec.realm = origin(url)
+        return await request_token(transport, url, creds, call, total_timeout_s)
+    except TokenRefused as exc:
+        rec.auth_error = str(exc)
         return None
-    if registry_url.scheme == "https" and realm.scheme == "http":
-        rec.auth_error = "token realm is plain http for an https registry; not sent"
-        return None
-    query = {
-        k: v
-        for k, v in (
-            ("service", challenge.params.get("service")),
-            ("scope", challenge.params.get("scope")),
-        )
-        if v
-    }
-    realm = realm.update_query(query) if query else realm
-    rec.realm = origin(realm)
-    authorization = creds.basic_header() if creds.has_basic else f"Bearer {creds.token}"
-    try:
-        answer = await transport.fetch(realm, call, authorization=authorization)
-    except Exception as exc:
-        kind, detail = error_kind(exc, total_timeout_s)
-        text = kind if detail is None else f"{kind}: {detail}"
-        rec.auth_error = f"token request failed ({text})"
-        return None
-    if answer.status in (401, 403):
-        rec.auth_error = f"token endpoint rejected the credentials (HTTP {answer.status})"
-        return None
-    if answer.status != 200:
-        rec.auth_error = f"token endpoint answered HTTP {answer.status}"
-        return None
-    doc = answer.json()
-    token = None
-    if isinstance(doc, dict):
-        token = doc.get("token") or doc.get("access_token")
-    if not isinstance(doc, dict) or not isinstance(token, str) or not token:
-        rec.auth_error = "token endpoint answer has no token"
-        return None
-    return token, doc.get("expires_in")
 
 
 async def authenticate(

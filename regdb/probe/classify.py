@@ -30,6 +30,12 @@ other connection / protocol error               failed             ``connection_
 404                                             failed             ``not_found``
 any other non-compliant answer (HTML, 403, 3xx) failed             ``not_oci``
 credentials supplied and not accepted           degraded           ``auth_failed``
+``probe_image``: its manifest HEAD answered 404 degraded           ``manifest_missing``
+``probe_image``: 401/403 on its manifest        degraded           ``auth_failed``
+``probe_image``: 429, or a manifest answer      degraded           ``rate_limited``
+with less than ``ratelimit_warn_share`` of its
+``ratelimit-limit`` left
+``probe_image``: HEAD failed otherwise          degraded           ``image_unavailable``
 config says ``auth_required`` but /v2/          degraded           ``config_mismatch``
 answered 200 anonymously
 certificate already expired (insecure_tls)      degraded           ``tls_expired``
@@ -46,6 +52,29 @@ monitor shows the registry as ``unknown`` with reason ``refused_by_policy``: it 
 count towards the failure threshold and fires no alert (see
 :mod:`regdb.monitor.transitions`), so tightening the policy cannot cause an alert storm.
 
+Failure kinds
+-------------
+Every failed or refused probe, and every degradation that is a failure of something (not
+``slow``, ``tls_expiring``, ``tls_expired``, ``config_mismatch``), has a ``failure_kind`` from
+the closed set :class:`~regdb.monitor.model.FailureKind` (:func:`failure_kind`):
+
+=====================================================  ======================
+reason (or the ``probe_image`` HEAD's failure)          failure_kind
+=====================================================  ======================
+``refused_by_policy``                                   ``refused_by_policy``
+``dns_error``                                           ``dns``
+``connection_refused``, ``connection_error``,           ``connect``
+``protocol_error``, ``invalid_url``, ``internal_error``
+``timeout``                                             ``timeout``
+``tls_error``                                           ``tls``
+``server_error`` (5xx)                                  ``http_5xx``
+``not_found``, ``not_oci``, ``too_many_redirects``      ``not_oci``
+``auth_failed``                                         ``auth_failed``
+``rate_limited``                                        ``rate_limited``
+``manifest_missing``                                    ``manifest_missing``
+``image_unavailable``                                   the kind of the HEAD's own failure
+=====================================================  ======================
+
 A 401 without credentials is healthy: the registry is up and asks for auth, which is
 normal (also when the config says ``auth_required: true``). Every degradation that
 applies adds a warning, so ``warnings`` lists all of them while ``reason`` names the
@@ -61,15 +90,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from regdb.monitor.model import AuthInfo, Latency, ProbeOutcome, ProbeResult, TLSInfo
+from regdb import defaults
+from regdb.monitor.model import (
+    AuthInfo,
+    FailureKind,
+    ImageInfo,
+    Latency,
+    ProbeOutcome,
+    ProbeResult,
+    RateLimitInfo,
+    TLSInfo,
+)
+from regdb.probe.oci import Quota
 
 __all__ = [
     "AuthObservation",
     "ClassifyConfig",
     "ErrorKind",
+    "ImageObservation",
     "ProbeObservation",
     "TLSObservation",
     "classify",
+    "failure_kind",
     "is_oci_compliant",
     "rfc3339",
 ]
@@ -99,6 +141,21 @@ class ClassifyConfig:
     latency_warn_ms: float = 2000.0
     tls_expiry_warn_days: int = 14
     auth_required: bool | None = None
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
+
+
+@dataclass(frozen=True, slots=True)
+class ImageObservation:
+    """The HEAD of the ``probe_image`` manifest: its answer, or the kind of its failure."""
+
+    ref: str
+    status_code: int | None = None
+    digest: str | None = None
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    limit: Quota | None = None
+    remaining: Quota | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +217,32 @@ class ProbeObservation:
     tls: TLSObservation = field(default_factory=TLSObservation)
     redirects: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    image: ImageObservation | None = None
+
+
+_FAILURE_KINDS: Final = {
+    ErrorKind.REFUSED: FailureKind.REFUSED_BY_POLICY,
+    ErrorKind.DNS: FailureKind.DNS,
+    ErrorKind.CONNECTION_REFUSED: FailureKind.CONNECT,
+    ErrorKind.CONNECTION: FailureKind.CONNECT,
+    ErrorKind.PROTOCOL: FailureKind.CONNECT,
+    ErrorKind.INVALID_URL: FailureKind.CONNECT,
+    ErrorKind.INTERNAL: FailureKind.CONNECT,
+    ErrorKind.TIMEOUT: FailureKind.TIMEOUT,
+    ErrorKind.TLS: FailureKind.TLS,
+    ErrorKind.TOO_MANY_REDIRECTS: FailureKind.NOT_OCI,
+    "server_error": FailureKind.HTTP_5XX,
+    "not_found": FailureKind.NOT_OCI,
+    "not_oci": FailureKind.NOT_OCI,
+    "auth_failed": FailureKind.AUTH_FAILED,
+    "rate_limited": FailureKind.RATE_LIMITED,
+    "manifest_missing": FailureKind.MANIFEST_MISSING,
+}
+
+
+def failure_kind(reason: str) -> FailureKind | None:
+    """The failure kind of a reason (the table above); None when it names no failure."""
+    return _FAILURE_KINDS.get(reason)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -244,6 +327,7 @@ def _degradations(
         and (auth.attempted or obs.status_code == 401)
     ):
         found.append(("auth_failed", f"authentication failed: {auth.error or 'rejected'}"))
+    found += _image_degradations(obs.image, config)
     if config.auth_required is True and auth.anonymous_status == 200:
         found.append(
             (
@@ -261,6 +345,92 @@ def _degradations(
             ("slow", f"slow: {obs.total_ms:.0f} ms > latency_warn_ms {config.latency_warn_ms:g}")
         )
     return found
+
+
+def _share_left(image: ImageObservation) -> float | None:
+    limit, remaining = image.limit, image.remaining
+    if limit is None or remaining is None or limit.count <= 0:
+        return None
+    return remaining.count / limit.count
+
+
+def _image_degradations(
+    image: ImageObservation | None, config: ClassifyConfig
+) -> list[tuple[str, str]]:
+    """(reason, warning) of the ``probe_image`` check, most important first."""
+    if image is None:
+        return []
+    found: list[tuple[str, str]] = []
+    code = image.status_code
+    if image.error_kind is not None:
+        text = _error_text(image.error_kind, image.error)
+        found.append(("image_unavailable", f"probe_image {image.ref}: {text}"))
+    elif code == 404:
+        found.append(("manifest_missing", f"probe_image {image.ref}: manifest not found"))
+    elif code in (401, 403):
+        found.append(("auth_failed", f"probe_image {image.ref}: pull refused (HTTP {code})"))
+    elif code == 429:
+        found.append(("rate_limited", f"probe_image {image.ref}: pull rate limit hit (HTTP 429)"))
+    elif code is not None and code != 200:
+        found.append(("image_unavailable", f"probe_image {image.ref}: HTTP {code}"))
+    share = _share_left(image)
+    if code != 429 and share is not None and share < config.ratelimit_warn_share:
+        assert image.remaining is not None and image.limit is not None
+        found.append(
+            (
+                "rate_limited",
+                f"pull rate limit low: {image.remaining.count} of {image.limit.count} left",
+            )
+        )
+    return found
+
+
+def _image_info(image: ImageObservation | None) -> ImageInfo | None:
+    if image is None:
+        return None
+    pullable = image.error_kind is None and image.status_code == 200
+    error = None
+    if not pullable:
+        error = (
+            _error_text(image.error_kind, image.error)
+            if image.error_kind is not None
+            else f"HTTP {image.status_code}"
+        )
+    return ImageInfo(
+        ref=image.ref,
+        pullable=pullable,
+        status_code=image.status_code,
+        digest=image.digest,
+        latency_ms=_round(image.latency_ms),
+        error=error,
+    )
+
+
+def _rate_limit(image: ImageObservation | None, config: ClassifyConfig) -> RateLimitInfo | None:
+    if image is None:
+        return None
+    limit, remaining = image.limit, image.remaining
+    hit = image.status_code == 429
+    if limit is None and remaining is None and not hit:
+        return None
+    share = _share_left(image)
+    return RateLimitInfo(
+        limit=limit.count if limit else None,
+        remaining=remaining.count if remaining else (0 if hit else None),
+        window_s=(limit.window_s if limit else None) or (remaining.window_s if remaining else None),
+        low=hit or (share is not None and share < config.ratelimit_warn_share),
+    )
+
+
+def _image_failure_kind(image: ImageObservation | None) -> FailureKind | None:
+    if image is None:
+        return None
+    if image.error_kind is not None:
+        return failure_kind(image.error_kind)
+    code = image.status_code
+    if code is not None and code >= 500:
+        return FailureKind.HTTP_5XX
+    return FailureKind.NOT_OCI if code not in (200, 401, 403, 404, 429) else None
 
 
 def _auth_info(obs: ProbeObservation) -> AuthInfo:
@@ -316,6 +486,9 @@ def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> Pro
             reason = "auth_required" if obs.status_code == 401 else "ok"
 
     refused = outcome == ProbeOutcome.REFUSED_BY_POLICY
+    kind = failure_kind(reason)
+    if reason == "image_unavailable":
+        kind = _image_failure_kind(obs.image)
     return ProbeResult(
         outcome=outcome,
         reachable=None if refused else obs.status_code is not None,
@@ -333,5 +506,8 @@ def classify(obs: ProbeObservation, config: ClassifyConfig | None = None) -> Pro
         ),
         checked_at=rfc3339(obs.checked_at),
         error=error,
+        failure_kind=kind,
         warnings=warnings,
+        image=_image_info(obs.image) if failure is None else None,
+        rate_limit=_rate_limit(obs.image, config) if failure is None else None,
     )

@@ -38,7 +38,9 @@ What one probe does
    request (None when a kept-alive connection of the shared pool was reused; idle
    connections are kept only ``keepalive_timeout_s``, 1 s, so normally it is set),
    ``response`` the time from sending it to its response headers, ``total`` the whole
-   probe including redirects and auth steps.
+   probe including redirects and auth steps, but not the deeper checks that follow (the
+   ``probe_image`` HEAD has its own ``image.latency_ms``; capability checks are not timed), so
+   that they never make a registry ``slow``.
 
 The result is a :class:`~regdb.monitor.model.ProbeResult` (see :mod:`regdb.probe.classify`
 for the rules): ``outcome, reason, reachable, status_code, url, api_version, oci_compliant,
@@ -52,20 +54,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp.abc import AbstractResolver
 
-from regdb.monitor.model import ProbeResult
+from regdb import defaults
+from regdb.monitor.model import GOOD_OUTCOMES, ProbeResult
 from regdb.probe.address_policy import DEFAULT_POLICY, PolicyResolver, ProbePolicy
 from regdb.probe.auth import authenticate
 from regdb.probe.challenge import parse_challenges
-from regdb.probe.classify import ClassifyConfig, ErrorKind, classify
+from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_compliant
+from regdb.probe.deeper import check_capabilities, check_image
 from regdb.probe.failures import BadEntry
 from regdb.probe.recorder import Recorder
+from regdb.probe.scoped import ScopedClient
 from regdb.probe.target import (
     Credentials,
     Target,
@@ -77,7 +82,7 @@ from regdb.probe.target import (
 )
 from regdb.probe.tls import SSLContexts
 from regdb.probe.tokens import TokenCache
-from regdb.probe.transport import Call, Transport
+from regdb.probe.transport import Answer, Call, Transport
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -106,6 +111,7 @@ class ProbeSettings:
     policy: ProbePolicy = DEFAULT_POLICY
     user_agent: str = "regdb-prober/0.1"
     max_body_bytes: int = MAX_BODY_BYTES
+    ratelimit_warn_share: float = defaults.RATELIMIT_WARN_SHARE
 
 
 DEFAULT_SETTINGS: Final = ProbeSettings()
@@ -172,24 +178,51 @@ class Prober:
             if not isinstance(config, Mapping) or not config.get("auth"):
                 continue
             try:
-                target = self._target(entry)
+                target = self.target(entry)
             except BadEntry:
                 continue
             if target.credentials is not None:
                 wanted.append((str(target.v2_url), target.credentials))
         await self.tokens.prefetch(wanted)
 
-    async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
-        self.open()  # no-op when already open; a Prober used without `async with` still works
-        is_https = target.v2_url.scheme == "https"
-        rec.tls_enabled = is_https
-        rec.verification_disabled = is_https and target.insecure_tls
+    @property
+    def transport(self) -> Transport:
+        """The shared HTTP transport (policy-checked, redirects by hand)."""
+        return self._transport
+
+    def call(self, target: Target, deadline: float) -> Call:
+        """Request parameters for ``target`` until ``deadline`` (perf_counter seconds)."""
         custom_tls = target.insecure_tls or target.ca_bundle is not None
         # A custom context is built (and a bad ca_bundle found) before the first request.
         ssl_ctx = (
             self._ssl_contexts.get(target.insecure_tls, target.ca_bundle) if custom_tls else None
         )
-        call = Call(ssl_ctx, deadline, target.connect_timeout_s)
+        return Call(ssl_ctx, deadline, target.connect_timeout_s)
+
+    def _client(self, target: Target, deadline: float) -> ScopedClient:
+        return ScopedClient(
+            self._transport,
+            target,
+            self.call(target, deadline),
+            tokens=self.tokens,
+            total_timeout_s=target.total_timeout_s,
+        )
+
+    async def _run(self, target: Target, rec: Recorder, deadline: float) -> None:
+        await self._check_v2(target, rec, deadline)
+        rec.v2_done_at = time.perf_counter()
+        final = rec.final or rec.main
+        if target.image is None or rec.error_kind is not None:
+            return
+        if _answered_as_registry(final):
+            rec.image = await check_image(self._client(target, deadline), target.image)
+
+    async def _check_v2(self, target: Target, rec: Recorder, deadline: float) -> None:
+        self.open()  # no-op when already open; a Prober used without `async with` still works
+        is_https = target.v2_url.scheme == "https"
+        rec.tls_enabled = is_https
+        rec.verification_disabled = is_https and target.insecure_tls
+        call = self.call(target, deadline)
         creds = target.credentials
         rec.credentials_supplied = creds is not None
         cached = None
@@ -235,7 +268,7 @@ class Prober:
         elif creds is not None and 200 <= main.status < 300:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
 
-    def _target(self, entry: Mapping[str, Any]) -> Target:
+    def target(self, entry: Mapping[str, Any]) -> Target:
         """The entry's target, the prober's settings as defaults; BadEntry when unusable."""
         settings = self.settings
         return build_target(
@@ -245,14 +278,38 @@ class Prober:
             latency_warn_ms=settings.latency_warn_ms,
         )
 
-    async def probe(self, entry: Mapping[str, Any], *, now: datetime | None = None) -> ProbeResult:
-        """Probe one entry; never raises (except on cancellation)."""
+    async def probe(
+        self, entry: Mapping[str, Any], *, now: datetime | None = None, capabilities: bool = False
+    ) -> ProbeResult:
+        """Probe one entry; never raises (except on cancellation). ``capabilities``: then
+        check them too (:meth:`add_capabilities`)."""
+        result = await self._probe(entry, now)
+        return await self.add_capabilities(entry, result) if capabilities else result
+
+    async def add_capabilities(self, entry: Mapping[str, Any], result: ProbeResult) -> ProbeResult:
+        """``result`` with the registry's capabilities (:mod:`regdb.probe.deeper`), checked
+        within a probe's time budget of their own, when the probe found the registry working;
+        else ``result`` as it is. Never raises (except on cancellation)."""
+        if result.outcome not in GOOD_OUTCOMES:
+            return result
+        try:
+            target = self.target(entry)
+            async with asyncio.timeout(target.total_timeout_s + 1.0):
+                client = self._client(target, time.perf_counter() + target.total_timeout_s)
+                digest = result.image.digest if result.image is not None else None
+                caps = await check_capabilities(client, target.image, digest, result.checked_at)
+        except Exception as exc:  # capabilities unknown this time; the probe stands
+            logger.debug("capability check of %s failed: %s", result.url, type(exc).__name__)
+            return result
+        return result.model_copy(update={"capabilities": caps})
+
+    async def _probe(self, entry: Mapping[str, Any], now: datetime | None) -> ProbeResult:
         started = time.perf_counter()
         checked_at = now or datetime.now(UTC)
         secrets = entry_secrets(entry)
         settings = self.settings
         try:
-            target = self._target(entry)
+            target = self.target(entry)
         except BadEntry as exc:
             rec = Recorder(safe_url(entry))
             rec.fail(exc, settings.total_timeout_s)
@@ -279,13 +336,22 @@ class Prober:
     def _finish(
         self, rec: Recorder, target: Target | None, checked_at: datetime, started: float
     ) -> ProbeResult:
-        total_ms = (time.perf_counter() - started) * 1000.0
+        ended = rec.v2_done_at if rec.v2_done_at is not None else time.perf_counter()
+        total_ms = (ended - started) * 1000.0
         config = ClassifyConfig(
             latency_warn_ms=target.latency_warn_ms if target else self.settings.latency_warn_ms,
             tls_expiry_warn_days=self.settings.tls_expiry_warn_days,
             auth_required=target.auth_required if target else None,
+            ratelimit_warn_share=self.settings.ratelimit_warn_share,
         )
         return classify(rec.observation(checked_at, total_ms), config)
+
+
+def _answered_as_registry(answer: Answer | None) -> bool:
+    """/v2/ answered 200 or 401 as a registry does: the deeper checks are worth making."""
+    if answer is None:
+        return False
+    return is_oci_compliant(answer.status, answer.api_version, answer.json() is not None)
 
 
 async def probe_entry(
@@ -310,32 +376,44 @@ async def probe_many(
     now: datetime | None = None,
     prober: Prober | None = None,
     tokens: TokenCache | None = None,
+    capabilities_for: frozenset[int] = frozenset(),
 ) -> list[ProbeResult]:
     """Probe every entry through ONE shared session, at most ``concurrency`` at a time.
 
     Results come back in the order of ``entries``. A fixed pool of ``concurrency``
     workers pulls entries, so memory stays flat however long the list is. ``tokens`` is the
     Bearer token cache of the Prober created here (closed with it; unused with ``prober``).
+    ``capabilities_for``: positions in ``entries`` whose capabilities are due; they are checked
+    once every probe is done, so their extra requests never slow a probe of the batch down.
     """
     items = list(entries)
     results: list[ProbeResult | None] = [None] * len(items)
     if not items:
         return []
     workers = max(1, min(concurrency, len(items)))
-    next_index = 0
 
-    async def worker(p: Prober) -> None:
-        nonlocal next_index
-        while next_index < len(items):
-            index = next_index
-            next_index += 1
-            results[index] = await p.probe(items[index], now=now)
+    async def pool(indices: list[int], work: Callable[[int], Awaitable[ProbeResult]]) -> None:
+        queue = iter(indices)
+
+        async def worker() -> None:
+            for index in queue:  # one shared iterator: each index is taken once
+                results[index] = await work(index)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(workers, len(indices))):
+                group.create_task(worker())
 
     async def run(p: Prober) -> None:
         await p.prefetch_tokens(items)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker(p))
+        await pool(list(range(len(items))), lambda i: p.probe(items[i], now=now))
+        due = sorted(i for i in capabilities_for if 0 <= i < len(items))
+
+        async def add(i: int) -> ProbeResult:
+            found = results[i]
+            assert found is not None
+            return await p.add_capabilities(items[i], found)
+
+        await pool(due, add)
 
     if prober is not None:
         await run(prober)

@@ -11,7 +11,13 @@ from datetime import datetime
 
 from yarl import URL
 
-from regdb.probe.classify import AuthObservation, ErrorKind, ProbeObservation, TLSObservation
+from regdb.probe.classify import (
+    AuthObservation,
+    ErrorKind,
+    ImageObservation,
+    ProbeObservation,
+    TLSObservation,
+)
 from regdb.probe.failures import error_kind
 from regdb.probe.tls import cert_not_after
 from regdb.probe.tokens import CachedToken
@@ -44,6 +50,9 @@ class Recorder:
         self.tls_verified: bool | None = None
         self.verification_disabled = False
         self.warnings: list[str] = []
+        self.v2_done_at: float | None = None
+        """perf_counter() when the /v2/ check (auth included) ended: the end of ``total``."""
+        self.image: ImageObservation | None = None
 
     def used_cached_token(self, cached: CachedToken, answer: Answer) -> None:
         """Note a first ``/v2/`` request that carried a cached Bearer token.
@@ -111,4 +120,5 @@ class Recorder:
             ),
             redirects=tuple(str(u) for u in (main.redirects if main else [])),
             warnings=tuple(self.warnings),
+            image=self.image,
         )

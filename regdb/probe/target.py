@@ -18,6 +18,7 @@ from yarl import URL
 
 from regdb.monitor.model import ProbeResult
 from regdb.probe.failures import BadEntry
+from regdb.probe.oci import ImageRef
 from regdb.registry_config import RegistryConfig
 
 __all__ = [
@@ -75,6 +76,12 @@ class Target:
     latency_warn_ms: float
     auth_required: bool | None
     warnings: tuple[str, ...]
+    image: ImageRef | None = None
+    """The config's `probe_image`: its manifest is HEADed after /v2/."""
+
+    def url(self, path: str) -> URL:
+        """``path`` (already percent-encoded, without a leading ``/``) under ``/v2/``."""
+        return self.v2_url.with_path(self.v2_url.raw_path + path, encoded=True)
 
 
 def registry_v2_url(public_url: str) -> URL:
@@ -133,6 +140,7 @@ def build_target(
         latency_warn_ms=float(config.latency_warn_ms or latency_warn_ms),
         auth_required=config.auth_required,
         warnings=tuple(warnings),
+        image=config.image,
     )
 
 

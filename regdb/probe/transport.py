@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.tracing import Trace
+from multidict import CIMultiDict
 from yarl import URL
 
 from regdb import jsonutil
@@ -89,6 +90,8 @@ class Answer:
     response_ms: float
     location: str | None = None
     redirects: list[URL] = field(default_factory=list)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    """Every response header (Link, Docker-Content-Digest, ratelimit-*...)."""
 
     def json(self) -> Any:
         if self.truncated or not self.body.strip():
@@ -180,7 +183,9 @@ class Transport:
         elif reason is not None:
             raise TargetRefused(reason)
 
-    async def _get_once(self, url: URL, headers: Mapping[str, str], call: Call) -> Answer:
+    async def _get_once(
+        self, method: str, url: URL, headers: Mapping[str, str], call: Call
+    ) -> Answer:
         if self._session is None:
             raise RuntimeError("Prober is not open")
         remaining = call.deadline - time.perf_counter()
@@ -190,7 +195,8 @@ class Transport:
             total=remaining, sock_connect=min(call.connect_s, remaining)
         )
         started = time.perf_counter()
-        async with self._session.get(
+        async with self._session.request(
+            method,
             url,
             headers=headers,
             allow_redirects=False,
@@ -226,6 +232,7 @@ class Transport:
                 connect_ms=connect_ms,
                 response_ms=response_ms,
                 location=resp.headers.get("Location"),
+                headers=resp.headers.copy(),
             )
 
     async def fetch(
@@ -235,8 +242,11 @@ class Transport:
         *,
         authorization: str | None = None,
         warnings: list[str] | None = None,
+        method: str = "GET",
+        accept: str | None = None,
     ) -> Answer:
-        """GET ``url`` following redirects; Authorization only to ``url``'s own origin.
+        """``method`` (GET or HEAD) ``url`` following redirects; Authorization only to
+        ``url``'s own origin. ``accept`` replaces the default ``Accept: application/json``.
 
         A downgrade from https to http on the way is noted in ``warnings`` when given.
         """
@@ -245,10 +255,10 @@ class Transport:
         first: Answer | None = None
         while True:
             await self._check_target(url)
-            headers = {}
+            headers = {} if accept is None else {"Accept": accept}
             if authorization is not None and _origin(url) == auth_origin:
                 headers["Authorization"] = authorization
-            answer = await self._get_once(url, headers, call)
+            answer = await self._get_once(method, url, headers, call)
             first = first or answer
             location = answer.location if answer.status in _REDIRECT_CODES else None
             if not location:
