@@ -25,6 +25,7 @@ from regdb.principal import ANONYMOUS, Principal
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from regdb.tokens import Forbidden, Scope
+from tests.conftest import TEST_BOX
 from tests.oci_push import MANY_TAGS, REPOSITORIES, Pusher, populate
 from tests.registry_servers import (
     BASIC_PASSWORD,
@@ -439,7 +440,7 @@ async def test_reads_are_bounded_in_number(
 async def test_refused_by_policy(settings: Settings, async_r: Any, tmp_path: Path) -> None:
     """An entry on loopback read by a process whose policy refuses loopback: nothing is sent."""
     strict = settings.replace(probe_allow_loopback=False)
-    store = EntryStore(async_r, Keys(strict.prefix))
+    store = EntryStore(async_r, Keys(strict.prefix), box=TEST_BOX)
     hits: list[str] = []
 
     async def catalog(request: web.Request) -> web.Response:
@@ -473,7 +474,7 @@ async def test_lists_behind_credentials_need_the_read_scope(
 ) -> None:
     """Anonymous callers (public reads) get the lists of an open registry, not those that
     stored credentials unlock."""
-    store = EntryStore(async_r, Keys(settings.prefix))
+    store = EntryStore(async_r, Keys(settings.prefix), box=TEST_BOX)
     prober = contents_prober(settings)
     service = ContentsService(store, async_r, settings, prober)
     try:
