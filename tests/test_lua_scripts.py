@@ -161,7 +161,7 @@ def record(
 
 
 def buckets(r: redis.Redis, key: str) -> list[list[int] | None]:
-    return [rollups.unpack(raw) for raw in r.lrange(key, 0, -1)]  # type: ignore[union-attr]
+    return [rollups.unpack(as_bytes(raw)) for raw in r.lrange(key, 0, -1)]
 
 
 def test_record_health_moves_the_status_and_keeps_history(r: redis.Redis) -> None:

@@ -99,7 +99,9 @@ def sweep(
             for n, entry_id in enumerate(chunk):
                 hourly, daily = rollups.decode(raw[2 * n]), rollups.decode(raw[2 * n + 1])
                 stats = window_stats(hourly, daily, now, rollup_hours, _SPANS)
-                ratios[entry_id] = encode({w: st.summary.uptime for w, st in stats.items()})
+                ratios[entry_id] = encode(
+                    {w: _rounded(st.summary.uptime) for w, st in stats.items()}
+                )
             if ratios:
                 conn.hset(keys.uptime_ratios, mapping=ratios)
         known = set(ids) | {SWEPT_AT}
@@ -114,6 +116,11 @@ def sweep(
         "metrics: uptime of %d registries swept in %.2f s", len(ids), time.monotonic() - started
     )
     return len(ids)
+
+
+def _rounded(ratio: float | None) -> float | None:
+    """As /history shows it (6 decimals)."""
+    return None if ratio is None else round(ratio, 6)
 
 
 def _text(value: object) -> str:
