@@ -68,7 +68,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[HOOKS_KEY] = HookService(
             HookStore(client, keys, policy=policy_of(settings)), settings, queue
         )
-        exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.rollup_hours)
+        exporter.attach(FleetReader(client, keys, settings), queue.conn)
         yield
         await exporter.close()
         await asyncio.to_thread(queue.close)

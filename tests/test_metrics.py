@@ -413,16 +413,15 @@ def test_one_sweep_at_a_time_and_stoppable(settings: Settings, sync_r: redis.Red
         record_probes(sync_r, settings, f"s-{n}", [(time.time() - 30, ProbeOutcome.HEALTHY, 9.0)])
     sync_r.hset(keys.uptime_ratios, "s-deleted-since", "1.0 1.0 1.0")
     sync_r.set(keys.uptime_lock, "another process")
-    hours = settings.rollup_hours
-    assert uptime.sweep(sync_r, keys, hours) is None  # someone else is at it
+    assert uptime.sweep(sync_r, keys) is None  # someone else is at it
     assert sync_r.hget(keys.uptime_ratios, "s-0") is None
     sync_r.delete(keys.uptime_lock)
     stop = threading.Event()
     stop.set()
-    assert uptime.sweep(sync_r, keys, hours, stop) is None  # shutting down: nothing written
+    assert uptime.sweep(sync_r, keys, stop) is None  # shutting down: nothing written
     assert sync_r.hget(keys.uptime_ratios, "s-0") is None
     assert not sync_r.exists(keys.uptime_lock)  # and the lock is given back
-    assert uptime.sweep(sync_r, keys, hours) == 3
+    assert uptime.sweep(sync_r, keys) == 3
     stored = sync_r.hgetall(keys.uptime_ratios)
     assert {k for k in stored if k != b"_at"} == {b"s-0", b"s-1", b"s-2"}  # the deleted one gone
     assert uptime.decode(stored[b"s-1"]) == {"1h": 1.0, "24h": 1.0, "7d": 1.0, "30d": 1.0}

@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from regdb.keys import Keys
+from regdb.metrics import uptime
+from regdb.metrics.uptime import window_ratios
 from regdb.monitor import recent, rollups
 from regdb.monitor.health_service import window_stats
 from regdb.monitor.model import GOOD_OUTCOMES, HealthStatus, HistoryItem, ProbeOutcome
@@ -83,6 +85,8 @@ def test_pack_matches_redis_cmsgpack(sync_r: redis.Redis, values: list[int]) -> 
 )
 def test_malformed_buckets_are_skipped(raw: bytes) -> None:
     assert Bucket.read(raw) is None
+    if len(raw) < 5:
+        assert rollups.head(raw) is None
     assert rollups.decode([raw, Bucket(5, 1, 1, 0).packed()]) == [Bucket(5, 1, 1, 0)]
 
 
@@ -184,10 +188,16 @@ def test_rollups_after_many_probes_are_exact(settings: Settings, sync_r: redis.R
     p, c, f = brute(probes, st.counted_from, st.counted_to)
     assert (st.summary.probes, st.summary.counted, st.summary.failures) == (p, c, f)
     assert st.summary.uptime == (c - f) / c
-    # Every window of /history, and a daily-resolution range, against brute force.
-    for name, ws in window_stats(hourly, daily, now, settings.rollup_hours).items():
+    # Every window of /history, and a daily-resolution range, against brute force; the metrics
+    # sweep's one-pass reading of the bucket heads agrees.
+    windows = window_stats(hourly, daily, now, settings.rollup_hours)
+    for name, ws in windows.items():
         p, c, f = brute(probes, ws.counted_from, ws.counted_to)
         assert (ws.summary.probes, ws.summary.counted, ws.summary.failures) == (p, c, f), name
+    raw_hourly = sync_r.lrange(keys.health_hourly("ru-a"), 0, -1)
+    raw_daily = sync_r.lrange(keys.health_daily("ru-a"), 0, -1)
+    swept = window_ratios(raw_hourly, raw_daily, now)  # type: ignore[arg-type]
+    assert swept == {w: round(windows[w].summary.uptime or 0, 6) for w in uptime.WINDOWS}
     st = range_stats(hourly, daily, now - 9 * DAY, now, now, settings.rollup_hours)
     assert st.resolution == "day"
     assert (st.summary.probes, st.summary.counted, st.summary.failures) == brute(

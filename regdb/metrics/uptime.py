@@ -21,7 +21,7 @@ from redis.typing import EncodableT, FieldT
 
 from regdb.keys import Keys
 from regdb.monitor import rollups
-from regdb.monitor.health_service import UPTIME_WINDOWS, window_stats
+from regdb.monitor.health_service import UPTIME_WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ SWEPT_AT: Final = "_at"
 """Field of the uptime hash holding when the last sweep finished (epoch seconds)."""
 WINDOWS: Final = ("1h", "24h", "7d", "30d")
 """The windows /metrics shows (90d is left to /history and /uptime)."""
-_SPANS: Final = {w: UPTIME_WINDOWS[w] for w in WINDOWS}
+_HOURLY: Final = ("1h", "24h", "7d")
+"""Windows read from the hourly buckets (they reach 8 days back: rollup_hours >= 193)."""
 _HOURS_READ: Final = 7 * 24 + 2
 """Hourly buckets a sweep reads: the 7 d window's (whole oldest hour and current hour)."""
 _DAYS_READ: Final = 30 + 2
@@ -65,6 +66,34 @@ def decode(text: bytes | str | None) -> dict[str, float]:
     return out
 
 
+def _sums(raws: list[bytes], spans: dict[str, int], size: int, now: float) -> dict[str, list[int]]:
+    """Per window, [counted, failures] of the buckets the window overlaps (the rule of
+    :func:`regdb.monitor.rollups.range_stats`), in one pass over a newest-first list."""
+    bounds = {w: rollups.slots(now - span, now, size) for w, span in spans.items()}
+    oldest = min(first for first, _ in bounds.values())
+    sums = {w: [0, 0] for w in spans}
+    for raw in raws:
+        head = rollups.head(raw)
+        if head is None:
+            continue
+        slot, _, counted, failures = head
+        if slot < oldest:
+            break
+        for w, (first, last) in bounds.items():
+            if first <= slot <= last:
+                sums[w][0] += counted
+                sums[w][1] += failures
+    return sums
+
+
+def window_ratios(hourly: list[bytes], daily: list[bytes], now: float) -> dict[str, float | None]:
+    """The uptime of each window of WINDOWS, as /history computes it, from stored buckets
+    (their sketches left unread)."""
+    sums = _sums(hourly, {w: UPTIME_WINDOWS[w] for w in _HOURLY}, rollups.HOUR, now)
+    sums |= _sums(daily, {"30d": UPTIME_WINDOWS["30d"]}, rollups.DAY, now)
+    return {w: _rounded((c - f) / c) if c else None for w, (c, f) in sums.items()}
+
+
 def due(swept_at: bytes | str | None, now: float) -> bool:
     """Whether the stored ratios are old enough for a new sweep."""
     try:
@@ -73,9 +102,7 @@ def due(swept_at: bytes | str | None, now: float) -> bool:
         return True
 
 
-def sweep(
-    conn: redis.Redis, keys: Keys, rollup_hours: int, stop: threading.Event | None = None
-) -> int | None:
+def sweep(conn: redis.Redis, keys: Keys, stop: threading.Event | None = None) -> int | None:
     """Recompute every registry's ratios if no other process is at it (blocking: run it in a
     thread). Returns how many registries were swept, None when another process holds it or
     `stop` was set (between batches: the process is shutting down; the next sweep redoes it)."""
@@ -97,11 +124,7 @@ def sweep(
             now = time.time()
             ratios: dict[FieldT, EncodableT] = {}
             for n, entry_id in enumerate(chunk):
-                hourly, daily = rollups.decode(raw[2 * n]), rollups.decode(raw[2 * n + 1])
-                stats = window_stats(hourly, daily, now, rollup_hours, _SPANS)
-                ratios[entry_id] = encode(
-                    {w: _rounded(st.summary.uptime) for w, st in stats.items()}
-                )
+                ratios[entry_id] = encode(window_ratios(raw[2 * n], raw[2 * n + 1], now))
             if ratios:
                 conn.hset(keys.uptime_ratios, mapping=ratios)
         known = set(ids) | {SWEPT_AT}

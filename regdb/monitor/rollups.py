@@ -126,6 +126,35 @@ def unpack(raw: bytes) -> list[int] | None:
     return out if pos == len(raw) else None
 
 
+def head(raw: bytes) -> tuple[int, int, int, int] | None:
+    """(slot, probes, counted, failures) of a stored bucket, its sketch left unread (the
+    metrics sweep needs only these); None when malformed."""
+    if not raw or not (0x94 <= raw[0] <= 0x9F or raw[0] == 0xDC):
+        return None
+    pos = 1 if raw[0] != 0xDC else 3
+    out = []
+    try:
+        for _ in range(4):
+            tag = raw[pos]
+            if tag < 0x80:
+                out.append(tag)
+                pos += 1
+            elif tag in _UINTS:
+                fmt = _UINTS[tag]
+                out.append(struct.unpack_from(fmt, raw, pos + 1)[0])
+                pos += 1 + struct.calcsize(fmt)
+            else:
+                return None
+    except (IndexError, struct.error):
+        return None
+    return out[0], out[1], out[2], out[3]
+
+
+def slots(start: float, end: float, size: int) -> tuple[int, int]:
+    """The first and last bucket slot a range [start, end) overlaps (partial ones included)."""
+    return math.floor(start / size), math.ceil(end / size) - 1
+
+
 # -- buckets and ranges -----------------------------------------------------------------------
 
 
@@ -245,8 +274,7 @@ def range_stats(
     end = min(end, now)
     hourly_ok = hourly_reaches(start, now, hours_kept)
     size, buckets = (HOUR, hourly) if hourly_ok else (DAY, daily)
-    first = math.floor(start / size)
-    last = math.ceil(end / size) - 1
+    first, last = slots(start, end, size)
     summary = Summary()
     for b in buckets:
         if first <= b.slot <= last:
