@@ -143,7 +143,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
         conn = sync_redis(ready)
         try:
             keys = Keys(ready.prefix)
-            report = migrate(conn, keys)
+            report = migrate(conn, keys, ready)
             consistent = check(conn, keys).ok
         finally:
             conn.close()

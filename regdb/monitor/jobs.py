@@ -178,9 +178,8 @@ def record_args(
     """RECORD_HEALTH's arguments for one registry. The probe's time (its `checked_at`) places
     it in the rollups: a test drives the clock through the record it passes."""
     item = record.history_item()
-    usable = item.usable
     at = parse_time(record.checked_at)
-    latency = item.latency_ms
+    verdict, latency_bin = rollups.marks(item.usable, item.latency_ms)
     return [
         entry_id,
         record.model_dump_json(),
@@ -189,8 +188,8 @@ def record_args(
         position,
         signature,
         time.time() if at is None else at,
-        rollups.NO_VERDICT if usable is None else int(usable),
-        rollups.latency_bin(latency) if usable and latency is not None else -1,
+        verdict,
+        latency_bin,
     ]
 
 

@@ -35,7 +35,7 @@ import math
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 HOUR: Final = 3600
 DAY: Final = 86400
@@ -290,3 +290,31 @@ def range_stats(
         summary=summary,
         since=since,
     )
+
+
+def marks(usable: bool | None, latency_ms: float | None) -> tuple[int, int]:
+    """(verdict, latency bin or -1) of one probe, as the record script takes them: the
+    latency of a working probe only."""
+    verdict = NO_VERDICT if usable is None else (WORKED if usable else FAILED)
+    return verdict, latency_bin(latency_ms) if usable and latency_ms is not None else -1
+
+
+def fold(points: Iterable[tuple[float, int, int]], size: int) -> list[Bucket]:
+    """The buckets of these (time, verdict, latency bin) probes, newest first: what the
+    record script builds recording them (for results kept before the rollups existed)."""
+    slots_seen: dict[int, list[Any]] = {}
+    for t, verdict, bin_ in points:
+        b = slots_seen.setdefault(math.floor(t / size), [0, 0, 0, {}])
+        b[0] += 1
+        if verdict != NO_VERDICT:
+            b[1] += 1
+            b[2] += verdict == FAILED
+        if bin_ >= 0:
+            b[3][bin_] = b[3].get(bin_, 0) + 1
+    out = []
+    for slot in sorted(slots_seen, reverse=True):
+        probes, counted, failures, hist = slots_seen[slot]
+        lo = min(hist) if hist else 0
+        counts = tuple(hist.get(i, 0) for i in range(lo, max(hist) + 1)) if hist else ()
+        out.append(Bucket(slot, probes, counted, failures, lo, counts))
+    return out
