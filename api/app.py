@@ -73,7 +73,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[HOOKS_KEY] = HookService(
             HookStore(client, keys, policy=policy_of(settings), box=box), settings, queue
         )
-        exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
+        exporter.attach(FleetReader(client, keys, settings), queue.conn)
         prober = contents_prober(settings)
         app[CONTENTS_KEY] = ContentsService(store, client, settings, prober)
         yield

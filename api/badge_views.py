@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from api.appkeys import HEALTH_KEY, SETTINGS_KEY, STORE_KEY
+from api.appkeys import HEALTH_KEY, STORE_KEY
 from regdb import jsonutil
 from regdb.badges import (
     UPTIME_WINDOWS,
@@ -24,7 +24,6 @@ from regdb.badges import (
 )
 from regdb.errors import InvalidQuery, NotFound
 from regdb.model import is_valid_id
-from regdb.monitor.model import parse_time
 
 FORMATS = ("svg", "shields")
 SVG = "image/svg+xml"
@@ -73,17 +72,13 @@ async def uptime_svg(request: web.Request) -> web.Response:
     window = request.match_info["window"]
     if window not in UPTIME_WINDOWS:
         raise InvalidQuery(f"window must be one of {', '.join(UPTIME_WINDOWS)}, not {window!r}")
-    keep = request.app[SETTINGS_KEY].history_keep
+    now = time.time()
     try:
-        history = await request.app[HEALTH_KEY].history(entry_id, keep)
+        stats = await request.app[HEALTH_KEY].uptime(entry_id, now - UPTIME_WINDOWS[window], now)
     except NotFound:
         return _reply(not_found_badge(f"uptime {window}"), fmt, 404)
-    # 30d has no figure until long-term rollups exist: the recent results are far shorter.
-    ratio = history["uptime"].get(window)
-    results = history["results"]
-    oldest = parse_time(results[-1]["checked_at"]) if results else None
-    covered = time.time() - oldest if oldest is not None else None
-    return _reply(uptime_badge(window, ratio, covered), fmt)
+    covered = stats["covered_s"] if stats["since"] is not None else None
+    return _reply(uptime_badge(window, stats["uptime"], covered), fmt)
 
 
 async def response_time_svg(request: web.Request) -> web.Response:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from api.appkeys import HEALTH_KEY
-from api.parsing import bool_param, int_param
+from api.parsing import bool_param, int_param, time_param
 from api.responses import ok, ok_raw
 from regdb.errors import InvalidQuery
 from regdb.model import is_valid_id
+from regdb.monitor.health_service import MAX_RANGE_S
+from regdb.monitor.rollups import DAY
 
 
 def _entry_id(request: web.Request) -> str:
@@ -34,3 +38,15 @@ async def history(request: web.Request) -> web.Response:
     """GET /check_container_health/{id}/history?limit=N"""
     limit = int_param(request, "limit", 100, 1, 10000)
     return ok(await request.app[HEALTH_KEY].history(_entry_id(request), limit))
+
+
+async def uptime(request: web.Request) -> web.Response:
+    """GET /check_container_health/{id}/uptime?from=&to= (default: the last 24 hours)"""
+    entry_id = _entry_id(request)
+    end = time_param(request, "to", time.time())
+    start = time_param(request, "from", end - DAY)
+    if start >= end:
+        raise InvalidQuery("from must be before to")
+    if end - start > MAX_RANGE_S:
+        raise InvalidQuery(f"the range is longer than {MAX_RANGE_S // DAY} days")
+    return ok(await request.app[HEALTH_KEY].uptime(entry_id, start, end))

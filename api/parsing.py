@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -71,6 +73,34 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
         raise InvalidQuery(f"{name} must be an integer") from None
     if not lo <= value <= hi:
         raise InvalidQuery(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+LATEST_TIME = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+_EPOCH = re.compile(r"^\d{1,12}(?:\.\d{1,9})?$")
+
+
+def time_param(request: web.Request, name: str, default: float) -> float:
+    """A time query parameter as epoch seconds: RFC 3339 with an offset (`Z` or `+02:00`), or
+    non-negative epoch seconds; 400 (InvalidQuery) otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if _EPOCH.match(raw):
+        value = float(raw)
+    else:
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None or "T" not in raw.upper():
+            raise InvalidQuery(
+                f"{name} must be an RFC 3339 time with an offset (2026-01-31T12:00:00Z) or "
+                f"epoch seconds, not {raw!r}"
+            ) from None
+        value = moment.timestamp()
+    if not (math.isfinite(value) and 0 <= value <= LATEST_TIME):
+        raise InvalidQuery(f"{name} is out of range")
     return value
 
 

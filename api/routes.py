@@ -459,11 +459,53 @@ ROUTES: tuple[Route, ...] = (
         "/check_container_health/{id}/history",
         health_views.history,
         "health",
-        "Recent results and uptime ratios over 1h/24h/7d",
+        "Recent raw results and uptime over 1h/24h/7d/30d/90d",
+        description="The raw results are the last `HISTORY_KEEP` (default 60); the windows come "
+        "from the hourly and daily rollups (see `/uptime` for how a window is counted).",
         params=(ENTRY_ID, limit(100, 10000, "Most results to return, newest first")),
         replies={
             200: Reply("History", envelope(ref("HealthHistory"), "Results and uptime")),
             **errors(400, 404, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/check_container_health/{id}/uptime",
+        health_views.uptime,
+        "health",
+        "Uptime, probe counts and latency p50/p95 over any range (up to 400 days)",
+        description="From the rollups: hourly buckets when the range starts within the last 8 "
+        "days, else daily. Exact over whole buckets; a bucket the range overlaps in part is "
+        "counted whole (`counted_from`, `counted_to` say what was counted). Uptime is "
+        "probe-count based. When the registry has data for less than the range, `since`, "
+        "`covered_s` and `coverage` say how much.",
+        params=(
+            ENTRY_ID,
+            Param(
+                "from",
+                "query",
+                {"type": "string"},
+                "Start: RFC 3339 with an offset, or epoch seconds; default `to` minus 24 hours",
+            ),
+            Param(
+                "to",
+                "query",
+                {"type": "string"},
+                "End: RFC 3339 with an offset, or epoch seconds; default now (a later end is "
+                "counted to now). Must be after `from`, at most 400 days after it",
+            ),
+        ),
+        replies={
+            200: Reply("The figures", envelope(ref("Uptime"), "Uptime over the range")),
+            **errors(
+                400,
+                404,
+                503,
+                texts={
+                    400: "Invalid id, or `from`/`to` malformed, out of order, or more than "
+                    "400 days apart"
+                },
+            ),
         },
     ),
     Route(
@@ -481,9 +523,8 @@ ROUTES: tuple[Route, ...] = (
         badge_views.uptime_svg,
         "badges",
         "Uptime badge over a window",
-        description="From the recent results the health service keeps: when they reach back "
-        "less than the window, the message says how far (`99.5% (8.3h)`); `30d` is `n/a` "
-        "until long-term rollups exist.",
+        description="From the rollups (as `/history`'s windows): when the registry has data for "
+        "less than the window, the message says how much (`99.5% (8.3h)`).",
         params=(
             ENTRY_ID,
             Param(

@@ -68,12 +68,121 @@ def _health(out: dict[str, Schema]) -> Schema:
     return schema
 
 
+def _nullable(kind: str, description: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], "description": description, **extra}
+
+
+_TIME = {"type": "string", "format": "date-time"}
+UPTIME_SCHEMA: Schema = {
+    "type": "object",
+    "description": "Uptime, probes and latency over a range, from the hourly or daily rollups "
+    "(exact over whole buckets; a bucket the range overlaps in part is counted whole)",
+    "required": [
+        "from",
+        "to",
+        "uptime",
+        "probes",
+        "counted",
+        "failures",
+        "latency_ms",
+        "resolution",
+        "counted_from",
+        "counted_to",
+        "since",
+        "covered_s",
+        "coverage",
+    ],
+    "properties": {
+        "from": {**_TIME, "description": "Start of the range asked for"},
+        "to": {**_TIME, "description": "End of the range asked for, at most now"},
+        "uptime": _nullable(
+            "number",
+            "(counted - failures) / counted; null when no probe was counted",
+            minimum=0,
+            maximum=1,
+        ),
+        "probes": {"type": "integer", "minimum": 0, "description": "Probes recorded"},
+        "counted": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Probes that tell whether it worked (maintenance and policy "
+            "refusals do not)",
+        },
+        "failures": {"type": "integer", "minimum": 0, "description": "Counted probes that failed"},
+        "latency_ms": {
+            "type": "object",
+            "description": "Total latency of the probes that worked, from a log-scale "
+            "histogram: within 9.1 % of the exact nearest-rank percentile",
+            "required": ["p50", "p95"],
+            "properties": {
+                "p50": _nullable("number", "Median, ms; null when no probe worked"),
+                "p95": _nullable("number", "95th percentile, ms; null when no probe worked"),
+            },
+        },
+        "resolution": {
+            "enum": ["hour", "day"],
+            "description": "`hour` when the range starts within the hourly rollups' reach "
+            "(8 days), else `day`",
+        },
+        "counted_from": {**_TIME, "description": "Start of the first bucket counted"},
+        "counted_to": {**_TIME, "description": "End of the last bucket counted (at most now)"},
+        "since": _nullable(
+            "string",
+            "Start of the first bucket in the range that holds a probe; null when none",
+            format="date-time",
+        ),
+        "covered_s": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Seconds from `since` to `counted_to`: how much of the range has data",
+        },
+        "coverage": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "`covered_s` over the range's length (1: data for all of it)",
+        },
+    },
+}
+"""The answer of GET /check_container_health/{id}/uptime, and each window of /history."""
+
+HISTORY_ITEM_SCHEMA: Schema = {
+    "type": "object",
+    "description": "One raw probe result",
+    "properties": {
+        "checked_at": _nullable("string", "When the probe ran", format="date-time"),
+        "status": _nullable("string", "The registry's status after it"),
+        "last_probe": _nullable("string", "The probe's own outcome"),
+        "reachable": _nullable("boolean", "An HTTP answer came back"),
+        "status_code": _nullable("integer", "HTTP status of /v2/"),
+        "reason": _nullable("string", "Machine word for why"),
+        "error": _nullable("string", "What went wrong (cut to 160 characters)"),
+        "consecutive_failures": _nullable("integer", "Failed probes in a row"),
+        "latency_ms": _nullable("number", "The whole probe, ms"),
+    },
+}
+
 HEALTH_HISTORY_SCHEMA: Schema = {
     "type": "object",
-    "description": "Recent probe results, newest first, and uptime ratios",
-    "additionalProperties": True,
+    "description": "Recent raw results, newest first, and uptime over 1h, 24h, 7d, 30d, 90d",
+    "required": ["uptime", "windows", "results", "total"],
+    "properties": {
+        "uptime": {
+            "type": "object",
+            "description": "Window -> uptime ratio (null: no probe counted); the same as "
+            "`windows.<w>.uptime`",
+            "additionalProperties": _nullable("number", "Uptime ratio", minimum=0, maximum=1),
+        },
+        "windows": {
+            "type": "object",
+            "description": "Window (1h, 24h, 7d, 30d, 90d, each ending now) -> its figures",
+            "additionalProperties": UPTIME_SCHEMA,
+        },
+        "results": {"type": "array", "items": HISTORY_ITEM_SCHEMA, "description": "Newest first"},
+        "total": {"type": "integer", "minimum": 0, "description": "Raw results kept"},
+    },
 }
-"""The answer of GET /check_container_health/{id}/history (free-form until the typed view)."""
+"""The answer of GET /check_container_health/{id}/history."""
 
 _ENTRY_FIELDS = tuple(f for f in Entry.model_fields if f not in READ_ONLY_FIELDS)
 ENTRY_PATH_PATTERN = rf"^(?:{'|'.join(re.escape(f) for f in _ENTRY_FIELDS)})(?:\.[^.$][^.]*)*$"
@@ -249,6 +358,7 @@ def components() -> dict[str, Schema]:
         ContainerRegistryUpdate=_entry_update(),
         Health=_health(out),
         HealthHistory=HEALTH_HISTORY_SCHEMA,
+        Uptime=UPTIME_SCHEMA,
         AlertHookInput=_hook_in(),
         AlertHookUpdate=_hook_update(),
         AlertHook=_hook(),

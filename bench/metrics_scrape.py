@@ -1,26 +1,34 @@
-"""/metrics scrape benchmark: how long one scrape takes with N registries (target: < 1 s at 10,000).
+"""/metrics scrape and health data benchmark: how long one scrape takes with N registries
+(target: < 1 s at 10,000), and what one registry's health data costs in Redis (target: < 30 KB
+at the defaults).
 
-``python -m bench.metrics_scrape [--registries N] [--history H] [--scrapes S]``
+``python -m bench.metrics_scrape [--registries N] [--history H] [--hours R] [--days D]
+[--scrapes S]``
 
 Standalone: a private redis-server (regdb.embedded.EmbeddedRedis on a free loopback port), N
-entries created through the store (indexes and all) with a health record each (every status,
-latencies, TLS expiry on half of them) and H history results each, the API in this process on
-loopback. One uptime sweep first (timed: it is the background work that feeds
-``regdb_registry_uptime_ratio``), then S scrapes one after another, timed from request to the
-last byte. Prints p50/max and the payload, writes bench/results/metrics.json in the shape
-bench/report.py turns into the README's table (``make bench-report``).
+entries created through the store (indexes and all), then each one's health data as the record
+script leaves it after a long life: a health record (every status, latencies, TLS expiry on half
+of them), H recent raw results (compact form), R hourly and D daily rollup buckets, full at the
+defaults (8 days and 8 hours, 400 days and today; one probe a minute, latencies drawn from a
+log-normal per registry, 0.5 % failures). ``used_memory`` before and after that seeding, over
+N, is the health data of one registry. Then: RECORD_HEALTH over full rollups (Redis time per
+probe recorded), one uptime sweep (timed: the background work that feeds
+``regdb_registry_uptime_ratio`` from the rollups), S scrapes one after another, timed from
+request to the last byte. Writes bench/results/metrics.json in the shape bench/report.py turns
+into the README's table (``make bench-report``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import math
 import os
 import platform
-import socket
+import random
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,11 +43,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.appkeys import METRICS_KEY
-from bench.common import BENCH_BOX, BENCH_KEY
+from bench.common import BENCH_BOX, BENCH_KEY, _busy_s, _revision, free_port
+from regdb import defaults
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
+from regdb.lua import RECORD_HEALTH
 from regdb.metrics.collector import render_fleet
 from regdb.model import rfc3339
+from regdb.monitor import recent, rollups
+from regdb.monitor.jobs import RECORD_CHUNK, record_args, record_keys
 from regdb.monitor.model import (
     HealthRecord,
     HealthStatus,
@@ -55,29 +67,10 @@ from regdb.store import EntryStore
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "metrics.json"
 PREFIX = "bench-metrics:"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _busy_s() -> float:
-    """CPU seconds the whole machine spent busy since boot (Linux /proc/stat)."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _revision() -> str:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return out.stdout
-
-    head = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
-    return head + ("+dirty" if changed.strip() else "")
+HEALTH_TARGET_B = 30_000
+SKETCHES = 64
+"""Distinct latency histograms drawn per bucket size; buckets pick from them (drawing 1,440
+latencies for each of 4 million daily buckets would take longer than the rest together)."""
 
 
 def _redis_cpu(conn: redis.Redis) -> float:
@@ -124,48 +117,143 @@ def record(n: int, now: datetime) -> HealthRecord:
     )
 
 
+def sketches(probes: int, rng: random.Random) -> list[tuple[int, tuple[int, ...]]]:
+    """(lo, counts) of SKETCHES latency histograms of `probes` working probes each: log-normal
+    latencies, median 20 to 400 ms, sigma 0.2 to 0.6 (a day's spread around a registry's
+    typical answer, as seen from one probe a minute)."""
+    out = []
+    for _ in range(SKETCHES):
+        median, sigma = rng.uniform(20, 400), rng.uniform(0.2, 0.6)
+        bins = [
+            rollups.latency_bin(rng.lognormvariate(math.log(median), sigma)) for _ in range(probes)
+        ]
+        lo, hi = min(bins), max(bins)
+        counts = [0] * (hi - lo + 1)
+        for b in bins:
+            counts[b - lo] += 1
+        out.append((lo, tuple(counts)))
+    return out
+
+
+def buckets(
+    newest: int,
+    count: int,
+    probes: int,
+    pool: list[tuple[int, tuple[int, ...]]],
+    rng: random.Random,
+) -> list[bytes]:
+    """`count` full buckets, newest first, as the record script stores them."""
+    out = []
+    for slot in range(newest, newest - count, -1):
+        failures = sum(1 for _ in range(5) if rng.random() < probes / 1000)  # ~0.5 %
+        lo, counts = rng.choice(pool)
+        out.append(rollups.Bucket(slot, probes, probes, failures, lo, counts).packed())
+    return out
+
+
 async def seed(url: str, n: int, history: int) -> float:
-    """Create the entries, health records and histories; returns the seconds it took."""
+    """Create the entries; returns the seconds it took."""
     started = time.perf_counter()
-    keys = Keys(PREFIX)
     conn = aredis.Redis.from_url(url)
     try:
-        store = EntryStore(conn, keys, box=BENCH_BOX)
+        store = EntryStore(conn, Keys(PREFIX), box=BENCH_BOX)
         for start in range(0, n, 50):
             await asyncio.gather(
                 *(store.create(entry(i)) for i in range(start, min(n, start + 50)))
             )
-        now = datetime.now(UTC)
-        for start in range(0, n, 500):
-            pipe = conn.pipeline(transaction=False)
-            for i in range(start, min(n, start + 500)):
-                rec = record(i, now)
-                entry_id = f"reg-{i:06d}"
-                pipe.set(keys.health(entry_id), rec.model_dump_json())
-                pipe.sadd(keys.health_status_index(rec.status), entry_id)
-                if history:
-                    items = [
-                        HistoryItem(
-                            checked_at=rfc3339(now - timedelta(seconds=60 * h)),
-                            status=rec.status,
-                            last_probe=ProbeOutcome.FAILED if (i + h) % 10 == 0 else rec.last_probe,
-                            latency_ms=30.0,
-                        ).model_dump_json()
-                        for h in range(history)
-                    ]
-                    pipe.rpush(keys.health_history(entry_id), *items)
-            await pipe.execute()
     finally:
         await conn.aclose()
     return time.perf_counter() - started
 
 
-async def measure(url: str, scrapes: int, history_keep: int) -> dict[str, Any]:
+def seed_health(url: str, n: int, history: int, hours: int, days: int) -> float:
+    """Every registry's health data at the end of a long life; returns the seconds it took."""
+    started = time.perf_counter()
+    keys, rng = Keys(PREFIX), random.Random(1)
+    conn = redis.Redis.from_url(url)
+    hourly_pool, daily_pool = sketches(60, rng), sketches(1440, rng)
+    now = datetime.now(UTC)
+    hour, day = int(now.timestamp()) // 3600, int(now.timestamp()) // 86400
+    for start in range(0, n, 100):
+        pipe = conn.pipeline(transaction=False)
+        for i in range(start, min(n, start + 100)):
+            rec = record(i, now)
+            entry_id = f"reg-{i:06d}"
+            pipe.set(keys.health(entry_id), rec.model_dump_json())
+            if history:
+                items = [
+                    recent.encode(
+                        HistoryItem(
+                            checked_at=rfc3339(now - timedelta(seconds=60 * h)),
+                            status=rec.status,
+                            last_probe=ProbeOutcome.FAILED if (i + h) % 10 == 0 else rec.last_probe,
+                            reachable=True,
+                            status_code=200,
+                            reason=rec.reason,
+                            consecutive_failures=0,
+                            latency_ms=30.0 + (i + h) % 90,
+                        )
+                    )
+                    for h in range(history)
+                ]
+                pipe.rpush(keys.health_history(entry_id), *items)
+            if hours:
+                pipe.rpush(
+                    keys.health_hourly(entry_id), *buckets(hour, hours, 60, hourly_pool, rng)
+                )
+            if days:
+                pipe.rpush(keys.health_daily(entry_id), *buckets(day, days, 1440, daily_pool, rng))
+        pipe.execute()
+    conn.close()
+    return time.perf_counter() - started
+
+
+def health_bytes(conn: redis.Redis, entry_id: str) -> dict[str, int]:
+    """MEMORY USAGE of each of one registry's health keys (all samples)."""
+    keys = Keys(PREFIX)
+    names = ("record", "recent", "hourly", "daily")
+    return {
+        name: int(conn.memory_usage(key, samples=0) or 0)
+        for name, key in zip(names, keys.health_keys(entry_id), strict=True)
+    }
+
+
+def time_records(url: str, n: int) -> float:
+    """Redis seconds per probe recorded by RECORD_HEALTH over full rollups (the next minute's
+    probe of `n` registries, RECORD_CHUNK per call as the worker does)."""
+    keys = Keys(PREFIX)
+    conn = redis.Redis.from_url(url)
+    script = conn.register_script(RECORD_HEALTH)
+    statuses = list(HealthStatus)
+    limits = [len(statuses), defaults.HISTORY_KEEP, defaults.ROLLUP_HOURS, defaults.ROLLUP_DAYS]
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    cpu0 = _redis_cpu(conn)
+    for start in range(0, n, RECORD_CHUNK):
+        ks, args = [], []
+        for i in range(start, min(n, start + RECORD_CHUNK)):
+            entry_id = f"reg-{i:06d}"
+            stored = conn.get(keys.health(entry_id))
+            assert isinstance(stored, bytes)
+            sig = hashlib.sha1(stored, usedforsecurity=False).hexdigest()
+            rec = record(i, now)
+            ks += record_keys(keys, entry_id)
+            args += record_args(
+                entry_id, rec, now.timestamp() + 60, statuses.index(rec.status) + 1, sig
+            )
+        flags = script(
+            keys=[keys.due, keys.queued, *keys.health_status_indexes, *ks], args=limits + args
+        )
+        assert set(flags) == {1}, set(flags)
+    per = (_redis_cpu(conn) - cpu0) / n
+    conn.close()
+    return per
+
+
+async def measure(url: str, scrapes: int) -> dict[str, Any]:
     settings = Settings(
         redis_url=url,
         prefix=PREFIX,
         data_dir=Path(tempfile.mkdtemp()),
-        history_keep=history_keep,
         secret_keys=parse_keys(BENCH_KEY),
     )
     app = create_app(settings)
@@ -231,7 +319,11 @@ async def measure(url: str, scrapes: int, history_keep: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registries", type=int, default=10_000)
-    parser.add_argument("--history", type=int, default=60, help="results per registry")
+    parser.add_argument(
+        "--history", type=int, default=defaults.HISTORY_KEEP, help="raw results per registry"
+    )
+    parser.add_argument("--hours", type=int, default=defaults.ROLLUP_HOURS, help="hourly buckets")
+    parser.add_argument("--days", type=int, default=defaults.ROLLUP_DAYS, help="daily buckets")
     parser.add_argument("--scrapes", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,22 +331,36 @@ def main() -> None:
         server.start()
         try:
             seed_s = asyncio.run(seed(server.url, args.registries, args.history))
-            used = redis.Redis.from_url(server.url).info("memory")["used_memory"]
-            result = asyncio.run(measure(server.url, args.scrapes, max(1, args.history)))
+            conn = redis.Redis.from_url(server.url)
+            before = conn.info("memory")["used_memory"]
+            health_s = seed_health(server.url, args.registries, args.history, args.hours, args.days)
+            used = conn.info("memory")["used_memory"]
+            per_key = health_bytes(conn, "reg-000001")
+            record_s = time_records(server.url, min(args.registries, 2000))
+            conn.close()
+            result = asyncio.run(measure(server.url, args.scrapes))
         finally:
             server.stop()
     ms = 1000
+    per_registry = (used - before) / args.registries
     result = {
         "benchmark": "metrics",
-        "args": f"--registries {args.registries} --history {args.history} --scrapes {args.scrapes}",
+        "args": f"--registries {args.registries} --history {args.history} --hours {args.hours} "
+        f"--days {args.days} --scrapes {args.scrapes}",
         "revision": _revision(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "registries": args.registries,
         "history_per_registry": args.history,
+        "hourly_buckets": args.hours,
+        "daily_buckets": args.days,
         "seed_s": round(seed_s, 1),
+        "health_seed_s": round(health_s, 1),
         "redis_used_memory_bytes": used,
+        "health_bytes_per_registry": round(per_registry),
+        "health_key_bytes_one_registry": per_key,
+        "record_redis_s_per_probe": round(record_s, 7),
         **result,
     }
     result["targets"] = [
@@ -264,7 +370,14 @@ def main() -> None:
             "value": f"{result['scrape_max_s'] * ms:,.0f} ms "
             f"(p50 {result['scrape_p50_s'] * ms:,.0f} ms)",
             "pass": result["scrape_max_s"] < 1.0,
-        }
+        },
+        {
+            "name": "all health data of one registry < 30 KB of Redis (used_memory delta / "
+            f"{args.registries:,}; {args.history} raw results, {args.hours} hourly and "
+            f"{args.days} daily buckets)",
+            "value": f"{per_registry:,.0f} B",
+            "pass": per_registry < HEALTH_TARGET_B,
+        },
     ]
     result["notes"] = [
         ["payload", f"{result['payload_bytes'] / 1e6:.1f} MB, {result['samples']:,} samples"],
@@ -279,9 +392,16 @@ def main() -> None:
             f"text {result['render_p50_s'] * ms:,.0f} ms",
         ],
         [
-            "uptime sweep (background, at most every 5 min)",
-            f"{result['uptime_sweep_s']:.1f} s for {args.registries:,} registries x "
-            f"{args.history} results",
+            "one registry's health keys (MEMORY USAGE)",
+            ", ".join(f"{name} {size:,} B" for name, size in per_key.items()),
+        ],
+        [
+            "RECORD_HEALTH over full rollups",
+            f"{record_s * 1e6:.0f} µs of Redis CPU per probe recorded",
+        ],
+        [
+            "uptime sweep from the rollups (background, at most every 5 min)",
+            f"{result['uptime_sweep_s']:.1f} s for {args.registries:,} registries",
         ],
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +413,8 @@ def main() -> None:
         f"API {result['api_cpu_per_scrape_s'] * ms:.0f} ms, Redis "
         f"{result['redis_cpu_per_scrape_s'] * ms:.0f} ms; read p50 {result['read_p50_s'] * ms:.0f}"
         f" ms, text p50 {result['render_p50_s'] * ms:.0f} ms; uptime sweep "
-        f"{result['uptime_sweep_s']:.1f} s ({args.history} results each); other processes used "
+        f"{result['uptime_sweep_s']:.1f} s; health data {per_registry:,.0f} B per registry; other "
+        f"processes used "
         f"{result['other_cpu_cores']:.2f} cores; target < 1 s: "
         f"{'met' if result['targets'][0]['pass'] else 'NOT met'}"
     )

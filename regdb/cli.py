@@ -171,7 +171,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
         try:
             keys = Keys(ready.prefix)
             box = SecretBox(ready.secret_keys)
-            report = migrate(conn, keys, box)
+            report = migrate(conn, keys, box, ready)
             consistent = check(conn, keys, box=box).ok
         finally:
             conn.close()

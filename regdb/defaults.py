@@ -38,8 +38,13 @@ PROBE_CONNECT_TIMEOUT_S = 3.0
 """Connect timeout of a probe."""
 PROBE_TOTAL_TIMEOUT_S = 10.0
 """Total time budget of one probe."""
-HISTORY_KEEP = 500
-"""Probe results kept per registry."""
+HISTORY_KEEP = 60
+"""Recent raw probe results kept per registry (an hour at the default interval); longer
+history lives in the rollups."""
+ROLLUP_HOURS = 200
+"""Hourly rollup buckets kept per registry: every hour of the last 8 days and 8 hours."""
+ROLLUP_DAYS = 401
+"""Daily rollup buckets kept per registry: every day of the last 400 days and today."""
 HISTORY_MAX = 10000
 """Upper bound for HISTORY_KEEP."""
 TLS_EXPIRY_WARN_DAYS = 14

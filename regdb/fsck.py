@@ -8,6 +8,10 @@ themselves (one per entry, distinct, growing with creation order, not above `doc
 numbers are shared or out of order, then adds missing memberships and removes stray ones.
 Repair is meant for a quiet store (it does not stop concurrent writers).
 
+Health data (record, recent results, hourly and daily rollups) of a registry that no longer
+exists is stray: `--repair` deletes it (the delete and record scripts remove it as they go;
+this is for what an interrupted older version left).
+
 It also finds entries whose stored public config is not what today's redaction rule makes of it
 (written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
 again, redacted, with the full config in the secret field (sealed). Given the secret keys
@@ -59,6 +63,8 @@ class Report:
     """The highest number in use when `docseq` is below it (new entries would reuse it)."""
     unredacted: list[str] = field(default_factory=list)
     """Ids whose stored public config is not redacted by the current rule."""
+    health_stray: list[str] = field(default_factory=list)
+    """Health keys (record, recent results, rollups) of registries that do not exist."""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +79,7 @@ class Report:
             or self.docids_wrong
             or self.docs_stray
             or self.docseq_behind
+            or self.health_stray
         )
 
 
@@ -206,6 +213,13 @@ def check(r: redis.Redis, keys: Keys, *, box: SecretBox | None = None, batch: in
     in_zset = {m.decode() for m in r.zrange(keys.ids, 0, -1)}  # type: ignore[union-attr]
     report.ids_missing = sorted(set(created) - in_zset)
     report.ids_stray = sorted(in_zset - set(created))
+    known = set(created) | set(report.unreadable)
+    for pattern in keys.health_key_patterns:
+        for raw_key in r.scan_iter(match=pattern, count=batch):
+            key = raw_key.decode()
+            if keys.entry_id_from_health_key(key) not in known:
+                report.health_stray.append(key)
+    report.health_stray.sort()
     return report
 
 
@@ -259,6 +273,8 @@ def apply_repair(
         pipe.set(keys.docseq, report.docseq_behind)
     for entry_id in report.ids_stray:
         pipe.zrem(keys.ids, entry_id)
+    for key in report.health_stray:
+        pipe.delete(key)
     for entry_id in report.ids_missing:
         found, _ = _read_entry(r, keys, keys.entry(entry_id), None)
         if found is not None:
@@ -281,7 +297,7 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
         f"misnumbered: {len(report.misnumbered)}  docids wrong: {len(report.docids_wrong)}  "
         f"docseq behind: {report.docseq_behind}  unreadable: {len(report.unreadable)}  "
-        f"unredacted: {len(report.unredacted)}"
+        f"unredacted: {len(report.unredacted)}  stray health keys: {len(report.health_stray)}"
     )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")

@@ -13,7 +13,10 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P ix:<path>=<value>``   set: document numbers of the entries whose ``path`` equals the
                             encoded scalar ``value`` (small integers: Redis keeps them as intsets)
 - ``P h:<id>``              string: latest health result (JSON)
-- ``P hh:<id>``             list: recent health results, newest first
+- ``P hh:<id>``             list: recent raw health results, newest first (compact text,
+                            regdb/monitor/recent.py; JSON objects from earlier versions)
+- ``P hr1h:<id>``           list: hourly rollups of the registry's probes, newest first
+- ``P hr1d:<id>``           list: daily rollups, newest first (both: regdb/monitor/rollups.py)
 - ``P due``                 sorted set: id -> time the next probe is due (s since epoch)
 - ``P queued``              sorted set: ids with a probe job queued, scored by enqueue time
 - ``P lock:scheduler``      string: the active scheduler's token, with an expiry
@@ -120,6 +123,33 @@ class Keys:
 
     def health_history(self, entry_id: str) -> str:
         return f"{self.prefix}hh:{entry_id}"
+
+    def health_hourly(self, entry_id: str) -> str:
+        """List: the registry's hourly rollup buckets, newest first."""
+        return f"{self.prefix}hr1h:{entry_id}"
+
+    def health_daily(self, entry_id: str) -> str:
+        """List: the registry's daily rollup buckets, newest first."""
+        return f"{self.prefix}hr1d:{entry_id}"
+
+    def health_keys(self, entry_id: str) -> list[str]:
+        """Every key of a registry's health data: record, raw results, hourly, daily (the
+        order the delete and record scripts take them in)."""
+        return [
+            self.health(entry_id),
+            self.health_history(entry_id),
+            self.health_hourly(entry_id),
+            self.health_daily(entry_id),
+        ]
+
+    @property
+    def health_key_patterns(self) -> tuple[str, ...]:
+        """SCAN patterns of the per-registry health keys (fsck looks for strays)."""
+        return tuple(f"{self.prefix}{kind}:*" for kind in ("h", "hh", "hr1h", "hr1d"))
+
+    def entry_id_from_health_key(self, key: str) -> str:
+        """The registry id of a per-registry health key."""
+        return key[len(self.prefix) :].split(":", 1)[1]
 
     @property
     def due(self) -> str:

@@ -52,8 +52,8 @@ redis.call('HSET', KEYS[2], n, ARGV[3])
 return 1
 """
 
-# KEYS: entry, ids, docids, docs, due, queued, health, history, then the index sets to remove
-# it from.
+# KEYS: entry, ids, docids, docs, due, queued, health, recent results, hourly rollups, daily
+# rollups, then the index sets to remove it from.
 # ARGV: expected revision, id.
 # Returns 1 deleted, 0 conflict (the revision changed), -1 not found.
 DELETE_ENTRY = """
@@ -61,8 +61,8 @@ local cur = redis.call('HGET', KEYS[1], '_rev')
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 local n = redis.call('HGET', KEYS[1], '_n')
-for i = 9, #KEYS do redis.call('SREM', KEYS[i], n) end
-redis.call('DEL', KEYS[1], KEYS[7], KEYS[8])
+for i = 11, #KEYS do redis.call('SREM', KEYS[i], n) end
+redis.call('DEL', KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 redis.call('HDEL', KEYS[3], n)
 redis.call('HDEL', KEYS[4], n)
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -75,29 +75,80 @@ return 1
 # cleaned up after instead. The call runs alone in Redis, so no reader sees a registry half
 # recorded.
 # KEYS: due, queued, the index set of each health status (ARGV[1] of them, any number), then
-#       per registry: entry, health, history.
-# ARGV: number of status sets, history length to keep, then per registry: id, state JSON,
-#       history item JSON, next due time, position (1-based) of its new status among the sets,
-#       SHA-1 of the health record the probe started from ('' for none).
+#       per registry: entry, health, recent results, hourly rollups, daily rollups.
+# ARGV: number of status sets, recent results to keep, hourly buckets to keep, daily buckets to
+#       keep, then per registry: id, state JSON, recent result (compact text), next due time,
+#       position (1-based) of its new status among the sets, SHA-1 of the health record the
+#       probe started from ('' for none), probe time (epoch s), verdict (1 worked, 0 failed,
+#       -1 tells nothing), latency bin of a working probe (-1 none).
 # A record is written only over the one it was computed from: when another probe of the same
 # registry recorded first (two schedulers leading for a moment, a stuck job enqueued again),
 # this outcome is superseded and dropped, so a status transition is applied, and alerted,
 # once. The due time is left alone when it is 0: the entry changed during the probe and must
 # be probed again at once. Returns per registry 1 recorded, 0 deleted meanwhile (cleaned up),
 # -1 superseded.
+# Rollups (regdb/monitor/rollups.py): the probe is added to the newest hourly and daily bucket
+# when its hour (day) is that bucket's or earlier (a worker's clock a little behind another's:
+# counted in the newest bucket), else a new bucket is pushed and the list trimmed. A malformed
+# newest bucket is left behind (it ages out), never an error: no step fails after a write.
 RECORD_HEALTH = """
+local function bump(key, size, t, verdict, bin, keep)
+  local slot = math.floor(t / size)
+  local head = redis.call('LINDEX', key, 0)
+  local b
+  if head then
+    local ok, v = pcall(cmsgpack.unpack, head)
+    if ok and type(v) == 'table' and #v >= 4 and #v ~= 5 and type(v[1]) == 'number'
+        and v[1] >= slot then
+      b = v
+    end
+  end
+  local fresh = not b
+  if fresh then b = {slot, 0, 0, 0} end
+  b[2] = b[2] + 1
+  if verdict >= 0 then
+    b[3] = b[3] + 1
+    if verdict == 0 then b[4] = b[4] + 1 end
+  end
+  if bin >= 0 then
+    local lo = b[5]
+    if not lo then
+      b[5] = bin
+      b[6] = 1
+    elseif bin < lo then
+      local shift = lo - bin
+      for i = #b, 6, -1 do b[i + shift] = b[i] end
+      for i = 7, 5 + shift do b[i] = 0 end
+      b[5] = bin
+      b[6] = 1
+    elseif bin > lo + #b - 6 then
+      for i = #b + 1, 5 + bin - lo do b[i] = 0 end
+      b[6 + bin - lo] = 1
+    else
+      b[6 + bin - lo] = b[6 + bin - lo] + 1
+    end
+  end
+  if fresh then
+    redis.call('LPUSH', key, cmsgpack.pack(b))
+    redis.call('LTRIM', key, 0, keep - 1)
+  else
+    redis.call('LSET', key, 0, cmsgpack.pack(b))
+  end
+end
+
 local nstatus = tonumber(ARGV[1])
 local keep = tonumber(ARGV[2]) - 1
+local hours, days = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first = 3 + nstatus
 local out = {}
-for r = 0, (#KEYS - first + 1) / 3 - 1 do
-  local k = first + 3 * r
-  local a = 3 + 6 * r
+for r = 0, (#KEYS - first + 1) / 5 - 1 do
+  local k = first + 5 * r
+  local a = 5 + 9 * r
   local id = ARGV[a]
   local n = redis.call('HGET', KEYS[k], '_n')
   local cur = redis.call('GET', KEYS[k + 1])
   if not n then
-    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+    redis.call('DEL', KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4])
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     out[r + 1] = 0
@@ -107,6 +158,9 @@ for r = 0, (#KEYS - first + 1) / 3 - 1 do
     redis.call('SET', KEYS[k + 1], ARGV[a + 1])
     redis.call('LPUSH', KEYS[k + 2], ARGV[a + 2])
     redis.call('LTRIM', KEYS[k + 2], 0, keep)
+    local t, verdict, bin = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
+    bump(KEYS[k + 3], 3600, t, verdict, bin, hours)
+    bump(KEYS[k + 4], 86400, t, verdict, bin, days)
     local due = redis.call('ZSCORE', KEYS[1], id)
     if (not due) or tonumber(due) ~= 0 then redis.call('ZADD', KEYS[1], ARGV[a + 3], id) end
     redis.call('ZREM', KEYS[2], id)

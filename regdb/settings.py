@@ -52,6 +52,10 @@ class Settings:
     """Alert hooks may target loopback; from the environment, true only with the embedded Redis
     (`regdb serve`, one machine): with REDIS_URL set, loopback is the host regdb runs on."""
     history_keep: int = defaults.HISTORY_KEEP
+    rollup_hours: int = defaults.ROLLUP_HOURS
+    """Hourly rollup buckets kept per registry (regdb/monitor/rollups.py)."""
+    rollup_days: int = defaults.ROLLUP_DAYS
+    """Daily rollup buckets kept per registry."""
     tls_expiry_warn_days: int = defaults.TLS_EXPIRY_WARN_DAYS
     refresh_wait_s: float = defaults.REFRESH_WAIT_S
     queue_name: str = defaults.QUEUE_NAME
@@ -116,6 +120,8 @@ class Settings:
                 e, "HOOK_ALLOW_LOOPBACK", not (e.get("REDIS_URL") or e.get("REDIS_SENTINELS"))
             ),
             history_keep=_int(e, "HISTORY_KEEP", defaults.HISTORY_KEEP, 1, defaults.HISTORY_MAX),
+            rollup_hours=_int(e, "ROLLUP_HOURS", defaults.ROLLUP_HOURS, 193, 10000),
+            rollup_days=_int(e, "ROLLUP_DAYS", defaults.ROLLUP_DAYS, 31, 3700),
             tls_expiry_warn_days=_int(
                 e, "TLS_EXPIRY_WARN_DAYS", defaults.TLS_EXPIRY_WARN_DAYS, 0, 3650
             ),

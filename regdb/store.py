@@ -359,8 +359,7 @@ class EntryStore:
                     self.keys.docs,
                     self.keys.due,
                     self.keys.queued,
-                    self.keys.health(entry_id),
-                    self.keys.health_history(entry_id),
+                    *self.keys.health_keys(entry_id),
                     *self._index_keys(entry_terms(old)),
                     *self.keys.health_status_indexes,
                 ]

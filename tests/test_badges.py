@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,19 +15,22 @@ from regdb.badges import (
     COLORS,
     MAX_TEXT,
     STATUS_COLORS,
+    UPTIME_WINDOWS,
     Badge,
     percent,
     render_svg,
     response_time_badge,
+    span,
     status_badge,
     text_width,
     uptime_badge,
 )
 from regdb.keys import Keys
 from regdb.model import rfc3339
-from regdb.monitor.model import HealthRecord, HealthStatus, HistoryItem, Latency, ProbeOutcome
+from regdb.monitor.model import HealthRecord, HealthStatus, Latency, ProbeOutcome
 from regdb.settings import Settings
 from tests.conftest import seed_like
+from tests.health_records import record_probes
 
 Client = TestClient[Any, Any]
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -189,24 +193,28 @@ async def test_hostile_name_is_text_in_the_badge(client: Client) -> None:
 async def test_uptime_badges_for_each_window(
     client: Client, settings: Settings, sync_r: redis.Redis
 ) -> None:
-    keys = Keys(settings.prefix)
     await create(client, "b-up")
-    # One probe a minute for the last 90 minutes (newest first), one failure among them: the
-    # 1h figure is whole, the longer ones say they only see 1.5 h.
-    items = [
-        HistoryItem(
-            checked_at=stamp(60 * n),
-            status=HealthStatus.HEALTHY,
-            last_probe=ProbeOutcome.FAILED if n == 3 else ProbeOutcome.HEALTHY,
-        ).model_dump_json()
-        for n in range(90)
+    # One probe every 10 minutes for the last 3 days, three failures in the last hour: each
+    # window is counted from whole hours (days for 30d), the 30d one says it sees 3 days.
+    now = time.time()
+    probes = [
+        (now - 600 * n, ProbeOutcome.FAILED if n in (1, 2, 3) else ProbeOutcome.HEALTHY, 30.0)
+        for n in reversed(range(3 * 24 * 6))
     ]
-    sync_r.rpush(keys.health_history("b-up"), *items)
-    expected = {"1h": "98.33%", "24h": "98.89% (1.5h)", "7d": "98.89% (1.5h)", "30d": "n/a"}
-    for window, message in expected.items():
+    record_probes(sync_r, settings, "b-up", probes)
+    for window, span_s in UPTIME_WINDOWS.items():
+        size = 86400 if window == "30d" else 3600
+        start = (now - span_s) // size * size
+        inside = [o for t, o, _ in probes if t >= start]
+        ratio = sum(1 for o in inside if o == ProbeOutcome.HEALTHY) / len(inside)
+        message = percent(ratio)
+        first = max(start, min(t for t, _, _ in probes) // size * size)
+        if now - first < 0.95 * span_s:  # 7d and 30d: the data reaches back 3 days
+            message += f" ({span(now - first)})"
+        assert (window in ("7d", "30d")) == message.endswith("d)")
         shown, shields = await get_badge(client, f"/badge/b-up/uptime/{window}.svg")
-        assert shown[::2] == [f"uptime {window}", message]
-        assert shields["color"] == ("lightgrey" if window == "30d" else "yellow")
+        assert shown[::2] == [f"uptime {window}", message], window
+        assert shields["message"] == message
     await create(client, "b-none")  # never probed: no figure rather than a made-up one
     shown, _ = await get_badge(client, "/badge/b-none/uptime/24h.svg")
     assert shown[::2] == ["uptime 24h", "n/a"]

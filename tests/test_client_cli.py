@@ -508,7 +508,7 @@ def test_health_history_and_watch(cli: Cli, tmp_path: Path) -> None:
     history = cli("health", "watch-a", "--history", "--limit", "2", "-o", "json")
     assert history.code == 0
     data = history.json()
-    assert set(data["uptime"]) == {"1h", "24h", "7d"} and len(data["results"]) == 2
+    assert set(data["uptime"]) == {"1h", "24h", "7d", "30d", "90d"} and len(data["results"]) == 2
     assert data["uptime"]["1h"] == 0.0
     shown = cli("health", "watch-a", "--history")
     assert "uptime" in shown.out and "0.00 %" in shown.out and "connection_refused" in shown.out

@@ -8,11 +8,13 @@ NotFound for an unknown id.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aredis
 
 from regdb.errors import NotFound
@@ -20,10 +22,12 @@ from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.model import rfc3339
 from regdb.monitor.health_service import HealthService
+from regdb.monitor.model import ProbeOutcome
 from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import TEST_BOX, seed_like
+from tests.health_records import record_probes
 
 
 @pytest.fixture(params=["fast", "redis-py"])
@@ -78,25 +82,38 @@ async def test_cached_result_and_staleness_from_the_registry_interval(
     assert result["stale"] is stale  # default interval 60 s: stale after 120 s
 
 
-async def test_history_and_uptime(service: HealthService) -> None:
+async def test_history_and_uptime(
+    service: HealthService, settings: Settings, sync_r: redis.Redis
+) -> None:
     await service.store.create(_entry("hs-hist"))
-    # written by the previous version (probe_status) and by this one (last_probe)
-    items = [
-        {"status": "healthy", "probe_status": "healthy", "checked_at": _stamp(60)},
-        {"status": "pending", "last_probe": "failed", "checked_at": _stamp(120)},
-        {"status": "unknown", "last_probe": "refused_by_policy", "checked_at": _stamp(180)},
-        {"status": "healthy", "last_probe": "healthy", "checked_at": _stamp(240)},
-    ]
     key = service.keys.health_history("hs-hist")
-    await service.redis.rpush(key, *(json.dumps(i) for i in items))
+    # A result written as JSON by an earlier version (probe_status) is still read...
+    old = {"status": "healthy", "probe_status": "healthy", "checked_at": _stamp(300)}
+    await service.redis.rpush(key, json.dumps(old))
+    # ...below those recorded now, in the compact form, with their rollups.
+    now = time.time()
+    ok, failed, refused = (
+        ProbeOutcome.HEALTHY,
+        ProbeOutcome.FAILED,
+        ProbeOutcome.REFUSED_BY_POLICY,
+    )
+    probes = [(now - 240, ok, 40.0), (now - 180, refused, None), (now - 120, failed, None)]
+    record_probes(sync_r, settings, "hs-hist", [*probes, (now - 60, ok, 50.0)])
     out = await service.history("hs-hist", 2)
-    assert out["total"] == 4
+    assert out["total"] == 5
     assert [(r["status"], r["last_probe"]) for r in out["results"]] == [
         ("healthy", "healthy"),
-        ("pending", "failed"),
+        ("unhealthy", "failed"),
     ]
-    assert "probe_status" not in out["results"][0]
-    assert out["uptime"]["1h"] == round(2 / 3, 4)  # the policy refusal tells nothing
+    everything = await service.history("hs-hist", 100)
+    assert everything["results"][-1]["last_probe"] == "healthy"  # the JSON one, upgraded
+    assert "probe_status" not in everything["results"][-1]
+    assert out["uptime"]["1h"] == round(2 / 3, 6)  # the policy refusal tells nothing
+    assert set(out["uptime"]) == {"1h", "24h", "7d", "30d", "90d"}
+    day = out["windows"]["24h"]
+    assert (day["probes"], day["counted"], day["failures"]) == (4, 3, 1)
+    assert day["latency_ms"]["p50"] == pytest.approx(40.0, rel=0.091)
+    assert day["coverage"] < 0.1 and day["since"] is not None  # a young registry says so
     with pytest.raises(NotFound):
         await service.history("hs-missing", 2)
 

@@ -15,12 +15,13 @@ import redis
 from redis.commands.core import Script
 
 from regdb import lua
+from regdb.monitor import rollups
 from tests.redis_values import as_bytes
 
 E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
 DUE, QUEUED = "t:due", "t:queued"
 IX_AI, IX_GPU, IX_HUB = "t:ix:tags=s:ai", "t:ix:tags=s:gpu", "t:ix:tags=s:hub"
-H, HH = "t:h:a", "t:hh:a"
+H, HH, HR1H, HR1D = "t:h:a", "t:hh:a", "t:hr1h:a", "t:hr1d:a"
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_update_of_a_missing_entry_is_not_found(r: redis.Redis) -> None:
 
 
 def delete(r: redis.Redis, rev: str, entry_id: str = "a", *index: str) -> Any:
-    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, *index]
+    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, HR1H, HR1D, *index]
     return script(r, lua.DELETE_ENTRY)(keys=keys, args=[rev, entry_id])
 
 
@@ -113,9 +114,11 @@ def test_delete_removes_everything_of_the_entry_only(r: redis.Redis) -> None:
     create(r, "b", 101, IX_AI)
     r.set(H, "{}")
     r.lpush(HH, "{}")
+    r.lpush(HR1H, b"\x94\x01\x01\x01\x00")
+    r.lpush(HR1D, b"\x94\x01\x01\x01\x00")
     r.zadd(QUEUED, {"a": 5, "b": 5})
     assert delete(r, "r1", "a", IX_AI, IX_GPU) == 1
-    assert not r.exists(E, H, HH, IX_GPU)
+    assert not r.exists(E, H, HH, HR1H, HR1D, IX_GPU)
     assert members(r, IX_AI) == {b"2"}
     assert r.hgetall(DOCIDS) == {b"2": b"b"} and r.hgetall(DOCS) == {b"2": b"{}"}
     assert r.zrange(IDS, 0, -1) == r.zrange(DUE, 0, -1) == r.zrange(QUEUED, 0, -1) == [b"b"]
@@ -135,16 +138,30 @@ def test_delete_conflict_and_not_found(r: redis.Redis) -> None:
 STATUS = [f"t:ix:health.status=s:{s}" for s in ("healthy", "pending", "unhealthy", "unknown")]
 
 
-def record(r: redis.Redis, *regs: tuple[str, str, int, int], keep: int = 2) -> Any:
-    """Record each (id, state, due, position) over the health record stored now."""
+def record(
+    r: redis.Redis,
+    *regs: tuple[str, str, int, int],
+    keep: int = 2,
+    at: float = 1_800_000_000.0,
+    verdict: int = 1,
+    latency_bin: int = 30,
+    hours: int = 3,
+    days: int = 2,
+) -> Any:
+    """Record each (id, state, due, position) over the health record stored now, as a probe at
+    `at` (epoch s) with this verdict and latency bin."""
     keys: list[str] = [DUE, QUEUED, *STATUS]
-    args: list[Any] = [len(STATUS), keep]
+    args: list[Any] = [len(STATUS), keep, hours, days]
     for entry_id, state, due, position in regs:
-        keys += [f"t:e:{entry_id}", f"t:h:{entry_id}", f"t:hh:{entry_id}"]
+        keys += [f"t:e:{entry_id}", *(f"t:{k}:{entry_id}" for k in ("h", "hh", "hr1h", "hr1d"))]
         stored = r.get(f"t:h:{entry_id}")
         sig = hashlib.sha1(as_bytes(stored), usedforsecurity=False).hexdigest() if stored else ""
-        args += [entry_id, state, f"item-{state}", due, position, sig]
+        args += [entry_id, state, f"item-{state}", due, position, sig, at, verdict, latency_bin]
     return script(r, lua.RECORD_HEALTH)(keys=keys, args=args)
+
+
+def buckets(r: redis.Redis, key: str) -> list[list[int] | None]:
+    return [rollups.unpack(as_bytes(raw)) for raw in r.lrange(key, 0, -1)]
 
 
 def test_record_health_moves_the_status_and_keeps_history(r: redis.Redis) -> None:
@@ -174,10 +191,12 @@ def test_record_health_cleans_up_an_entry_deleted_meanwhile(r: redis.Redis) -> N
     create(r, "b", 100, STATUS[3])
     r.set(H, "old")
     r.rpush(HH, "old")
+    r.rpush(HR1H, "old")
+    r.rpush(HR1D, "old")
     r.zadd(DUE, {"a": 1})
     r.zadd(QUEUED, {"a": 1})
     assert record(r, ("a", "s1", 500, 1), ("b", "s2", 600, 1)) == [0, 1]
-    assert not r.exists(H, HH, E)
+    assert not r.exists(H, HH, HR1H, HR1D, E)
     assert r.zscore(DUE, "a") is None and r.zscore(QUEUED, "a") is None
     assert members(r, STATUS[0]) == {b"1"}  # b recorded, no number added for a
 
@@ -187,12 +206,14 @@ def test_record_health_drops_an_outcome_computed_from_an_older_record(r: redis.R
     # superseded and changes nothing (its transition was already applied, and alerted).
     create(r, "a", 100, STATUS[3])
     r.zadd(QUEUED, {"a": 1})
-    keys = [DUE, QUEUED, *STATUS, E, H, HH]
-    stale: list[Any] = [len(STATUS), 2, "a", "late", "item-late", 900, 3, ""]
+    keys = [DUE, QUEUED, *STATUS, E, H, HH, HR1H, HR1D]
+    stale: list[Any] = [len(STATUS), 2, 3, 2, "a", "late", "item-late", 900, 3, "", 1e9, 0, -1]
     assert record(r, ("a", "first", 500, 2)) == [1]
+    hourly, daily = r.lrange(HR1H, 0, -1), r.lrange(HR1D, 0, -1)
     r.zadd(QUEUED, {"a": 2})  # queued again meanwhile: the superseded call leaves it
     assert script(r, lua.RECORD_HEALTH)(keys=keys, args=stale) == [-1]
     assert r.get(H) == b"first" and r.lrange(HH, 0, -1) == [b"item-first"]
+    assert r.lrange(HR1H, 0, -1) == hourly and r.lrange(HR1D, 0, -1) == daily
     assert r.zscore(DUE, "a") == 0 and r.zscore(QUEUED, "a") == 2  # 0: created, kept
     assert [members(r, k) for k in STATUS] == [set(), {b"1"}, set(), set()]
 
@@ -208,6 +229,50 @@ def test_clear_alerts_pending_only_on_the_record_written_with_them(r: redis.Redi
     assert r.get(H) == b"a later probe's record"
     r.delete(H)
     assert clear(keys=[H], args=[written, "cleared"]) == 0 and not r.exists(H)
+
+
+T0 = 1_800_000_000 - 1_800_000_000 % 86400
+"""Midnight UTC: hour and day slots of the rollup tests start here."""
+H0, D0 = T0 // 3600, T0 // 86400
+
+
+def test_record_health_rolls_up_probes_by_hour_and_day(r: redis.Redis) -> None:
+    create(r, "a", 100, STATUS[3])
+    n = 0
+
+    def probe(at: float, verdict: int, latency_bin: int) -> None:
+        nonlocal n
+        n += 1
+        kw = {"at": at, "verdict": verdict, "latency_bin": latency_bin}
+        assert record(r, ("a", f"s{n}", 500, 1), **kw) == [1]  # type: ignore[arg-type]
+
+    probe(T0 + 10, 1, 30)  # new hourly and daily bucket, sketch starts at bin 30
+    probe(T0 + 20, 1, 30)  # same bin
+    probe(T0 + 30, 1, 32)  # above the sketch: grows it, bin 31 zero
+    probe(T0 + 40, 1, 28)  # below: shifted
+    probe(T0 + 50, 0, -1)  # a failure: counted, no latency
+    probe(T0 + 60, -1, -1)  # tells nothing: a probe, not counted
+    assert buckets(r, HR1H) == [[H0, 6, 5, 1, 28, 1, 0, 2, 0, 1]]
+    probe(T0 + 3600, 1, 29)  # next hour: a new hourly bucket, same day
+    probe(T0 + 3500, 0, -1)  # a clock a little behind: counted in the newest bucket
+    assert buckets(r, HR1H) == [[H0 + 1, 2, 2, 1, 29, 1], [H0, 6, 5, 1, 28, 1, 0, 2, 0, 1]]
+    assert buckets(r, HR1D) == [[D0, 8, 7, 2, 28, 1, 1, 2, 0, 1]]
+    for h in range(2, 6):  # hours keep=3, days keep=2: the lists are trimmed
+        probe(T0 + h * 3600, 1, 30)
+    probe(T0 + 86400, 1, 30)
+    probe(T0 + 2 * 86400, 1, 30)
+    assert [b[0] for b in buckets(r, HR1H) if b] == [H0 + 48, H0 + 24, H0 + 5]
+    assert [b[:4] for b in buckets(r, HR1D) if b] == [[D0 + 2, 1, 1, 0], [D0 + 1, 1, 1, 0]]
+
+
+def test_record_health_leaves_a_malformed_bucket_behind(r: redis.Redis) -> None:
+    create(r, "a", 100, STATUS[3])
+    r.lpush(HR1H, b"\xc1 not msgpack")
+    r.lpush(HR1D, b"\x93\x01\x02")  # an array too short to be a bucket
+    assert record(r, ("a", "s1", 500, 1), at=T0, verdict=1, latency_bin=5) == [1]
+    assert r.get(H) == b"s1"
+    assert buckets(r, HR1H) == [[H0, 1, 1, 0, 5, 1], None]
+    assert buckets(r, HR1D)[0] == [D0, 1, 1, 0, 5, 1]
 
 
 # -- CLAIM_DUE --------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from regdb.monitor.jobs import probe_batch
 from regdb.monitor.model import (
     HealthRecord,
     HealthStatus,
-    HistoryItem,
     Latency,
     ProbeOutcome,
     TLSInfo,
@@ -47,6 +46,7 @@ from regdb.monitor.model import (
 from regdb.queues import enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 from tests.conftest import seed_like
+from tests.health_records import record_probes
 from tests.registry_servers import ThreadedServer
 
 Client = TestClient[Any, Any]
@@ -205,26 +205,16 @@ async def test_registry_gauges_follow_recorded_health(
 async def test_uptime_ratio_is_what_history_answers(
     client: Client, settings: Settings, sync_r: redis.Redis
 ) -> None:
-    keys = Keys(settings.prefix)
     await create(client, "m-up", "http://127.0.0.1:9/up")
     await create(client, "m-flat", "http://127.0.0.1:9/flat")
-    # Newest first, as the worker pushes them: 3 failures among the last 10 minutes, older
-    # probes (2 h and 2 d ago) all good.
-    items = [
-        HistoryItem(
-            checked_at=stamp(60 * n),
-            status=HealthStatus.HEALTHY,
-            last_probe=ProbeOutcome.FAILED if n in (1, 2, 3) else ProbeOutcome.HEALTHY,
-        )
-        for n in range(10)
+    # 3 failures among the last 10 minutes, older probes (3 h and 2 d ago) all good.
+    now = time.time()
+    probes = [(now - ago, ProbeOutcome.HEALTHY, 20.0) for ago in (2 * 86400, 3 * 3600)]
+    probes += [
+        (now - 60 * n, ProbeOutcome.FAILED if n in (1, 2, 3) else ProbeOutcome.HEALTHY, 20.0)
+        for n in reversed(range(10))
     ]
-    items += [
-        HistoryItem(
-            checked_at=stamp(ago), status=HealthStatus.HEALTHY, last_probe=ProbeOutcome.HEALTHY
-        )
-        for ago in (7200, 2 * 86400)
-    ]
-    sync_r.rpush(keys.health_history("m-up"), *(i.model_dump_json() for i in items))
+    record_probes(sync_r, settings, "m-up", probes)
 
     m = await scrape(client)  # finds no ratios yet: starts a sweep in the background
     assert "regdb_registry_uptime_ratio" not in m or not m["regdb_registry_uptime_ratio"]
@@ -237,8 +227,14 @@ async def test_uptime_ratio_is_what_history_answers(
     ratios = by_registry(m["regdb_registry_uptime_ratio"], "window")
     resp = await client.get("/check_container_health/m-up/history")
     answered = (await resp.json())["data"]["uptime"]
-    assert answered == {"1h": 0.7, "24h": pytest.approx(0.7273, abs=1e-4), "7d": 0.75}
-    assert ratios == {("m-up", w): v for w, v in answered.items()}
+    assert answered == {
+        "1h": 0.7,
+        "24h": pytest.approx(8 / 11, abs=1e-6),
+        "7d": 0.75,
+        "30d": 0.75,
+        "90d": 0.75,
+    }
+    assert ratios == {("m-up", w): v for w, v in answered.items() if w != "90d"}
     # No results, no ratio (rather than a made-up 0 or 1).
     assert not any(i == "m-flat" for i, _ in ratios)
     swept = m["regdb_uptime_sweep_timestamp_seconds"][0].value
@@ -413,23 +409,21 @@ def test_one_sweep_at_a_time_and_stoppable(settings: Settings, sync_r: redis.Red
     keys = Keys(settings.prefix)
     for n in range(3):
         sync_r.zadd(keys.ids, {f"s-{n}": n})
-        item = HistoryItem(
-            checked_at=stamp(30), status=HealthStatus.HEALTHY, last_probe=ProbeOutcome.HEALTHY
-        )
-        sync_r.rpush(keys.health_history(f"s-{n}"), item.model_dump_json())
+        sync_r.hset(keys.entry(f"s-{n}"), "_n", n + 1)
+        record_probes(sync_r, settings, f"s-{n}", [(time.time() - 30, ProbeOutcome.HEALTHY, 9.0)])
     sync_r.hset(keys.uptime_ratios, "s-deleted-since", "1.0 1.0 1.0")
     sync_r.set(keys.uptime_lock, "another process")
-    assert uptime.sweep(sync_r, keys, 500) is None  # someone else is at it
+    assert uptime.sweep(sync_r, keys) is None  # someone else is at it
     assert sync_r.hget(keys.uptime_ratios, "s-0") is None
     sync_r.delete(keys.uptime_lock)
     stop = threading.Event()
     stop.set()
-    assert uptime.sweep(sync_r, keys, 500, stop) is None  # shutting down: nothing written
+    assert uptime.sweep(sync_r, keys, stop) is None  # shutting down: nothing written
     assert sync_r.hget(keys.uptime_ratios, "s-0") is None
     assert not sync_r.exists(keys.uptime_lock)  # and the lock is given back
-    assert uptime.sweep(sync_r, keys, 500) == 3
+    assert uptime.sweep(sync_r, keys) == 3
     stored = sync_r.hgetall(keys.uptime_ratios)
     assert {k for k in stored if k != b"_at"} == {b"s-0", b"s-1", b"s-2"}  # the deleted one gone
-    assert uptime.decode(stored[b"s-1"]) == {"1h": 1.0, "24h": 1.0, "7d": 1.0}
+    assert uptime.decode(stored[b"s-1"]) == {"1h": 1.0, "24h": 1.0, "7d": 1.0, "30d": 1.0}
     assert not uptime.due(stored[b"_at"], time.time())
     assert uptime.due(stored[b"_at"], time.time() + uptime.REFRESH_S)

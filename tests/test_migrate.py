@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -15,11 +16,16 @@ from redis.typing import EncodableT, FieldT
 from regdb.connections import async_redis
 from regdb.fsck import check
 from regdb.keys import Keys
+from regdb.migrate import migrate_history
 from regdb.model import epoch_us, rfc3339
+from regdb.monitor import recent, rollups
+from regdb.monitor.model import HealthStatus, HistoryItem, ProbeOutcome
 from regdb.secrets import redact_config
 from regdb.settings import Settings
 from regdb.store import EntryStore
 from tests.conftest import TEST_BOX, TEST_KEY, run_regdb, seed_like
+from tests.health_records import record_probes
+from tests.redis_values import as_bytes
 
 PREFIX = "regdb-test:"
 
@@ -97,3 +103,44 @@ async def test_old_layout_is_migrated_idempotently(
     again = _cli(redis_url, "migrate")
     assert again.returncode == 0
     assert "migrated 0 entries, 4 already current" in again.stdout
+
+
+def test_old_json_histories_are_folded_into_rollups(
+    settings: Settings, sync_r: redis.Redis
+) -> None:
+    keys = Keys(settings.prefix)
+    sync_r.zadd(keys.ids, {"hist-1": 1, "hist-2": 2})
+    sync_r.hset(keys.entry("hist-1"), "_n", 1)
+    t0 = 1_800_000_000 - 1_800_000_000 % 86400 + 13 * 3600 + 30
+    # 300 results a minute apart, newest first as the worker pushed them, every 7th failed.
+    items = [
+        HistoryItem(
+            checked_at=rfc3339(datetime.fromtimestamp(t0 + 60 * m, UTC)),
+            status=HealthStatus.HEALTHY,
+            last_probe=ProbeOutcome.FAILED if m % 7 == 0 else ProbeOutcome.HEALTHY,
+            latency_ms=None if m % 7 == 0 else 40.0 + m % 30,
+        )
+        for m in reversed(range(300))
+    ]
+    sync_r.rpush(keys.health_history("hist-1"), *(i.model_dump_json() for i in items))
+    sync_r.rpush(keys.health_history("hist-2"), b"garbage")  # nothing JSON: left alone
+    assert migrate_history(sync_r, keys, settings) == 1
+    hourly = rollups.decode(sync_r.lrange(keys.health_hourly("hist-1"), 0, -1))  # type: ignore[arg-type]
+    daily = rollups.decode(sync_r.lrange(keys.health_daily("hist-1"), 0, -1))  # type: ignore[arg-type]
+    assert [b.slot for b in hourly] == [t0 // 3600 + h for h in (4, 3, 2, 1, 0)]
+    for b in hourly:
+        inside = [m for m in range(300) if b.slot * 3600 <= t0 + 60 * m < (b.slot + 1) * 3600]
+        failed = sum(1 for m in inside if m % 7 == 0)
+        assert (b.probes, b.counted, b.failures) == (len(inside), len(inside), failed)
+        assert sum(b.counts) == len(inside) - failed
+    assert len(daily) == 1 and daily[0].probes == 300 and daily[0].failures == 43
+    kept = [as_bytes(k) for k in sync_r.lrange(keys.health_history("hist-1"), 0, -1)]
+    assert len(kept) == settings.history_keep and not any(k.startswith(b"{") for k in kept)
+    newest = recent.decode(kept[0])
+    assert newest is not None and newest.checked_at == items[0].checked_at
+    assert sync_r.lrange(keys.health_history("hist-2"), 0, -1) == [b"garbage"]
+    # Idempotent; and the record script carries on in the newest bucket.
+    assert migrate_history(sync_r, keys, settings) == 0
+    record_probes(sync_r, settings, "hist-1", [(t0 + 60 * 299 + 10, ProbeOutcome.HEALTHY, 40.0)])
+    head = rollups.decode(sync_r.lrange(keys.health_hourly("hist-1"), 0, 0))[0]  # type: ignore[arg-type]
+    assert (head.slot, head.probes) == (hourly[0].slot, hourly[0].probes + 1)

@@ -24,6 +24,7 @@ from aiohttp import web
 from regdb.context import configure
 from regdb.fsck import check
 from regdb.keys import Keys
+from regdb.monitor import recent, rollups
 from regdb.monitor.jobs import RECORD_CHUNK, probe_batch
 from regdb.monitor.model import HealthStatus
 from regdb.settings import Settings
@@ -58,6 +59,8 @@ def fleet(settings: Settings) -> Iterator[ThreadedServer]:
                 # (Its index memberships went with its document number: fsck checks below.)
                 await conn.set(keys.health(entry_id), b"{}")
                 await conn.rpush(keys.health_history(entry_id), b"{}")
+                await conn.rpush(keys.health_hourly(entry_id), b"{}")
+                await conn.rpush(keys.health_daily(entry_id), b"{}")
                 await conn.zadd(keys.due, {entry_id: 1})
             finally:
                 await conn.aclose()
@@ -131,12 +134,19 @@ def test_probe_batch_records_every_outcome(
                 assert now + 55 < due < time.time() + 65
 
     doomed = _id(DOOMED)
-    assert not sync_r.exists(keys.entry(doomed), keys.health(doomed), keys.health_history(doomed))
+    assert not sync_r.exists(keys.entry(doomed), *keys.health_keys(doomed))
     assert sync_r.zscore(keys.due, doomed) is None
     assert sync_r.zscore(keys.queued, doomed) is None
-    newest = json.loads(sync_r.lindex(keys.health_history(_id(1)), 0) or b"null")
-    assert newest["status"] == "unhealthy" and newest["consecutive_failures"] == 3
-    assert newest["last_probe"] == "failed"
+    newest = recent.decode(sync_r.lindex(keys.health_history(_id(1)), 0) or b"")
+    assert newest is not None
+    assert newest.status == "unhealthy" and newest.consecutive_failures == 3
+    assert newest.last_probe == "failed"
+    # Three probes each in the rollups: the odd registries failed all three.
+    for n in (0, 1):
+        for key in (keys.health_hourly(_id(n)), keys.health_daily(_id(n))):
+            buckets = rollups.decode(sync_r.lrange(key, 0, -1))  # type: ignore[arg-type]
+            assert sum(b.probes for b in buckets) == sum(b.counted for b in buckets) == 3
+            assert sum(b.failures for b in buckets) == 3 * n
     state = json.loads(sync_r.get(keys.health(_id(1))) or b"null")
     assert (state["alert_state"], state["last_probe"]) == ("unhealthy", "failed")
     assert check(sync_r, keys).ok

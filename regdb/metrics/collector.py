@@ -16,7 +16,8 @@ machine). Per registry, labelled ``registry_id``, ``name``, ``owner``:
 ``regdb_registry_probe_duration_seconds``      latest probe, ``phase`` = connect, response,
                                                total (a phase the probe did not time is absent)
 ``regdb_registry_cert_expiry_timestamp_seconds``  the certificate's notAfter (TLS only)
-``regdb_registry_uptime_ratio{window}``        from the latest uptime sweep (1h, 24h, 7d)
+``regdb_registry_uptime_ratio{window}``        from the rollups, by the latest uptime sweep
+                                               (1h, 24h, 7d, 30d)
 =============================================  ==============================================
 
 Then :func:`tail_families`: the catalog by status, the workers' counters, the queue.
@@ -154,8 +155,8 @@ _DOCS = {
     "(connect, response, total)",
     "regdb_registry_cert_expiry_timestamp_seconds": "When the registry's TLS certificate "
     "expires (Unix time)",
-    "regdb_registry_uptime_ratio": "Share of recent probes that found the registry working, by "
-    "window (from the recent results the health service keeps; see "
+    "regdb_registry_uptime_ratio": "Share of probes that found the registry working, by "
+    "window (from the hourly and daily rollups, as /history answers; see "
     "regdb_uptime_sweep_timestamp_seconds)",
 }
 

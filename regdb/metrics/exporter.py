@@ -44,16 +44,12 @@ class Exporter:
         self._reader: FleetReader | None = None
         self._sync: Callable[[], redis.Redis] | None = None
         self._keys = Keys()
-        self._history_keep = 0
         self._sweep: asyncio.Task[int | None] | None = None
         self._stop = threading.Event()
 
-    def attach(
-        self, reader: FleetReader, sync_conn: Callable[[], redis.Redis], history_keep: int
-    ) -> None:
+    def attach(self, reader: FleetReader, sync_conn: Callable[[], redis.Redis]) -> None:
         """Give the exporter its storage (when the app's resources start)."""
         self._reader, self._sync, self._keys = reader, sync_conn, reader.keys
-        self._history_keep = history_keep
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Time one API request."""
@@ -78,14 +74,14 @@ class Exporter:
         assert self._sync is not None
         conn = self._sync()
         self._sweep = asyncio.create_task(
-            asyncio.to_thread(uptime.sweep, conn, self._keys, self._history_keep, self._stop)
+            asyncio.to_thread(uptime.sweep, conn, self._keys, self._stop)
         )
         self._sweep.add_done_callback(_log_failure)
 
     async def sweep_now(self) -> int | None:
         """Run an uptime sweep and wait for it (tests, benchmarks)."""
         assert self._sync is not None
-        return await asyncio.to_thread(uptime.sweep, self._sync(), self._keys, self._history_keep)
+        return await asyncio.to_thread(uptime.sweep, self._sync(), self._keys)
 
     async def close(self) -> None:
         """Stop a running sweep and wait for it (it gives its lock back as it ends, rather than

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import redis.asyncio as aredis
 
@@ -12,13 +13,24 @@ from regdb import jsonutil
 from regdb.errors import NotFound
 from regdb.keys import Keys
 from regdb.lua import READ_HEALTH_BASICS
-from regdb.monitor.model import HealthRecord, HealthView, HistoryItem, parse_time
+from regdb.model import rfc3339
+from regdb.monitor import recent, rollups
+from regdb.monitor.model import HealthRecord, HealthView
 from regdb.queues import LazyQueues, enqueue_probes
 from regdb.registry_config import RegistryConfig
 from regdb.settings import Settings
 from regdb.store import EntryStore, storage_errors
 
-UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+UPTIME_WINDOWS: Final = {
+    "1h": rollups.HOUR,
+    "24h": rollups.DAY,
+    "7d": 7 * rollups.DAY,
+    "30d": 30 * rollups.DAY,
+    "90d": 90 * rollups.DAY,
+}
+"""The windows `/history` answers uptime for, each ending now."""
+MAX_RANGE_S: Final = 400 * rollups.DAY
+"""The longest range `/uptime` answers (the daily rollups reach this far)."""
 PROBE_FIELDS = ("container_registry_public_url", "container_registry_config")
 """Entry fields whose change calls for a probe at once (the URL, credentials, TLS, timeouts)."""
 
@@ -30,19 +42,43 @@ def needs_probe(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
     return any(before.get(f) != after.get(f) for f in PROBE_FIELDS)
 
 
-def uptime(history: list[HistoryItem], now: float) -> dict[str, float | None]:
-    """Share of probes that found the registry usable (healthy or degraded) per window;
-    probes that tell nothing (maintenance, refused by policy) are left out."""
-    ages = [
-        (now - t, usable)
-        for h in history
-        if (usable := h.usable) is not None and (t := parse_time(h.checked_at)) is not None
-    ]
-    out: dict[str, float | None] = {}
-    for name, span in UPTIME_WINDOWS.items():
-        inside = [good for age, good in ages if age <= span]
-        out[name] = round(sum(inside) / len(inside), 4) if inside else None
-    return out
+def _time(epoch: float | None) -> str | None:
+    return None if epoch is None else rfc3339(datetime.fromtimestamp(epoch, UTC))
+
+
+def stats_view(stats: rollups.RangeStats) -> dict[str, Any]:
+    """The JSON answer for one range (schema: api/schemas.py UPTIME_SCHEMA)."""
+    s = stats.summary
+    ratio = s.uptime
+    return {
+        "from": _time(stats.start),
+        "to": _time(stats.end),
+        "uptime": None if ratio is None else round(ratio, 6),
+        "probes": s.probes,
+        "counted": s.counted,
+        "failures": s.failures,
+        "latency_ms": {"p50": s.percentile(0.5), "p95": s.percentile(0.95)},
+        "resolution": stats.resolution,
+        "counted_from": _time(stats.counted_from),
+        "counted_to": _time(stats.counted_to),
+        "since": _time(stats.since),
+        "covered_s": round(stats.covered_s, 3),
+        "coverage": round(stats.coverage, 6),
+    }
+
+
+def window_stats(
+    hourly: list[rollups.Bucket],
+    daily: list[rollups.Bucket],
+    now: float,
+    hours_kept: int,
+    windows: dict[str, int] = UPTIME_WINDOWS,
+) -> dict[str, rollups.RangeStats]:
+    """Each window, ending `now`, from the rollups."""
+    return {
+        name: rollups.range_stats(hourly, daily, now - span, now, now, hours_kept)
+        for name, span in windows.items()
+    }
 
 
 class HealthService:
@@ -125,18 +161,39 @@ class HealthService:
         url, interval, raw = await self._entry_basics(entry_id)
         return self._view(entry_id, url, interval, raw)
 
-    async def history(self, entry_id: str, limit: int) -> dict[str, Any]:
-        """The last `limit` results, newest first, and uptime ratios over 1 h / 24 h / 7 d."""
+    async def _read(
+        self, entry_id: str, recent_n: int
+    ) -> tuple[list[bytes], list[rollups.Bucket], list[rollups.Bucket]]:
+        """(recent raw results, hourly buckets, daily buckets); NotFound for no entry."""
         async with storage_errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.exists(self.keys.entry(entry_id))
-            pipe.lrange(self.keys.health_history(entry_id), 0, self.settings.history_keep - 1)
-            exists, raws = await pipe.execute()
+            pipe.lrange(self.keys.health_hourly(entry_id), 0, -1)
+            pipe.lrange(self.keys.health_daily(entry_id), 0, -1)
+            if recent_n:
+                pipe.lrange(self.keys.health_history(entry_id), 0, recent_n - 1)
+            exists, hourly, daily, *raws = await pipe.execute()
         if not exists:
             raise NotFound(f"No document found with id {entry_id!r}")
-        items = [i for r in raws if (i := HistoryItem.from_stored(jsonutil.loads(r))) is not None]
+        return (raws[0] if raws else []), rollups.decode(hourly), rollups.decode(daily)
+
+    async def history(self, entry_id: str, limit: int) -> dict[str, Any]:
+        """The last `limit` raw results, newest first, and the uptime windows (1 h to 90 d)
+        from the rollups: `uptime` the ratios alone, `windows` each in full."""
+        raws, hourly, daily = await self._read(entry_id, max(limit, self.settings.history_keep))
+        items = [i for r in raws if (i := recent.decode(r)) is not None]
+        stats = window_stats(hourly, daily, time.time(), self.settings.rollup_hours)
+        views = {name: stats_view(st) for name, st in stats.items()}
         return {
-            "uptime": uptime(items, time.time()),
+            "uptime": {name: v["uptime"] for name, v in views.items()},
+            "windows": views,
             "results": [i.model_dump(mode="json") for i in items[:limit]],
             "total": len(items),
         }
+
+    async def uptime(self, entry_id: str, start: float, end: float) -> dict[str, Any]:
+        """Uptime, probes and latency over [start, end) from the rollups (whole buckets)."""
+        _, hourly, daily = await self._read(entry_id, 0)
+        now = time.time()
+        stats = rollups.range_stats(hourly, daily, start, end, now, self.settings.rollup_hours)
+        return stats_view(stats)

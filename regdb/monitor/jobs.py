@@ -16,8 +16,10 @@ from typing import Any
 
 from regdb.codec import decode_entry
 from regdb.context import JobContext, current
+from regdb.keys import Keys
 from regdb.lua import CLEAR_ALERTS_PENDING, READ_ENTRY_PRIVATE, RECORD_HEALTH
 from regdb.metrics.counters import count_probes
+from regdb.monitor import recent, rollups
 from regdb.monitor.model import HealthRecord, HealthStatus, parse_time
 from regdb.monitor.transitions import advance
 from regdb.probe.address_policy import ProbePolicy
@@ -124,7 +126,7 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         if chunk_args:
             record_script(
                 keys=[keys.due, keys.queued, *status_keys, *chunk_keys],
-                args=[len(status_keys), settings.history_keep, *chunk_args],
+                args=[len(status_keys), *record_limits(settings), *chunk_args],
                 client=writes,
             )
             chunk_keys.clear()
@@ -146,16 +148,16 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         ]
         stored = record.model_dump_json()
         entry_id = entry["container_registry_id"]
-        chunk_keys += [keys.entry(entry_id), keys.health(entry_id), keys.health_history(entry_id)]
-        chunk_args += [
+        chunk_keys += record_keys(keys, entry_id)
+        chunk_args += record_args(
             entry_id,
-            stored,
-            record.history_item().model_dump_json(),
+            record,
             time.time() + record.interval_s,
             position[record.status],
             sig,
-        ]
-        if len(chunk_args) >= 6 * RECORD_CHUNK:
+            stored=stored,
+        )
+        if len(chunk_keys) >= len(RECORD_KEYS) * RECORD_CHUNK:
             flush()
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
         alerts.append(Alerting(entry, record, stored) if record.alerts_pending else None)
@@ -189,6 +191,48 @@ def probe_batch(entry_ids: list[str]) -> dict[str, int]:
         counts,
     )
     return counts
+
+
+RECORD_KEYS = ("entry", "health", "recent", "hourly", "daily")
+"""The keys RECORD_HEALTH takes per registry, in order (see :func:`record_keys`)."""
+
+
+def record_keys(keys: Keys, entry_id: str) -> list[str]:
+    """RECORD_HEALTH's keys for one registry: entry, health, recent results, rollups."""
+    return [keys.entry(entry_id), *keys.health_keys(entry_id)]
+
+
+def record_limits(settings: Settings) -> list[int]:
+    """RECORD_HEALTH's global arguments after the status sets: what each list keeps."""
+    return [settings.history_keep, settings.rollup_hours, settings.rollup_days]
+
+
+def record_args(
+    entry_id: str,
+    record: HealthRecord,
+    due: float,
+    position: int,
+    signature: str,
+    *,
+    stored: str | None = None,
+) -> list[Any]:
+    """RECORD_HEALTH's arguments for one registry (`stored`: the record's JSON when the caller
+    already has it). The probe's time (its `checked_at`) places it in the rollups: a test
+    drives the clock through the record it passes."""
+    item = record.history_item()
+    at = parse_time(record.checked_at)
+    verdict, latency_bin = rollups.marks(item.usable, item.latency_ms)
+    return [
+        entry_id,
+        record.model_dump_json() if stored is None else stored,
+        recent.encode(item),
+        due,
+        position,
+        signature,
+        time.time() if at is None else at,
+        verdict,
+        latency_bin,
+    ]
 
 
 @dataclass(frozen=True, slots=True)
