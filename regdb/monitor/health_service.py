@@ -140,3 +140,25 @@ class HealthService:
             "results": [i.model_dump(mode="json") for i in items[:limit]],
             "total": len(items),
         }
+
+    async def recent(
+        self, entry_ids: list[str]
+    ) -> dict[str, tuple[HealthRecord | None, list[HistoryItem]]]:
+        """Per registry: the cached record (None: never probed) and its recent results, newest
+        first; one round trip for all of them (the catalog page's rows)."""
+        if not entry_ids:
+            return {}
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in entry_ids:
+                pipe.get(self.keys.health(entry_id))
+                pipe.lrange(self.keys.health_history(entry_id), 0, self.settings.history_keep - 1)
+            raws = await pipe.execute()
+        out: dict[str, tuple[HealthRecord | None, list[HistoryItem]]] = {}
+        for n, entry_id in enumerate(entry_ids):
+            raw, items = raws[2 * n], raws[2 * n + 1]
+            history = [
+                i for r in items if (i := HistoryItem.from_stored(jsonutil.loads(r))) is not None
+            ]
+            out[entry_id] = (HealthRecord.read(raw) if raw else None, history)
+        return out
