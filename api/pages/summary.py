@@ -40,6 +40,11 @@ class Uptime:
     """The results reach back over the whole window."""
 
     @property
+    def label(self) -> str:
+        """`24 h`, `7 d`."""
+        return f"{self.window[:-1]} {self.window[-1]}"
+
+    @property
     def text(self) -> str:
         return "no data" if self.ratio is None else f"{self.ratio * 100:.2f}%"
 
