@@ -10,6 +10,7 @@ no other origin.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -61,6 +62,7 @@ def _html(
 def html_errors(handler: PageHandler) -> PageHandler:
     """Errors of a page are pages too: 400/404/503 with the message, 500 with none (logged)."""
 
+    @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
@@ -80,7 +82,6 @@ def html_errors(handler: PageHandler) -> PageHandler:
             response.headers["Retry-After"] = "1"
         return response
 
-    wrapped.__doc__ = handler.__doc__
     return wrapped
 
 
