@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.appkeys import STORE_KEY
+from api.appkeys import FACETS_KEY
 from api.parsing import int_param
 from api.responses import ok
 from regdb.errors import InvalidQuery
-from regdb.facets import VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX, count_values, family
+from regdb.facets import VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX, family
 
 
 async def facets(request: web.Request) -> web.Response:
@@ -20,6 +20,6 @@ async def facets(request: web.Request) -> web.Response:
         raise InvalidQuery("field is required")
     fam = family(request.query["field"])
     limit = int_param(request, "limit", VALUES_LIMIT_DEFAULT, 1, VALUES_LIMIT_MAX)
-    counts = await count_values(request.app[STORE_KEY], fam, limit)
+    counts = await request.app[FACETS_KEY].count(fam, limit)
     values = [{"value": c.value, "count": c.count} for c in counts]
     return ok({"field": fam.field, "path": fam.path, "values": values}, count=len(values))

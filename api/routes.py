@@ -218,7 +218,7 @@ CATALOG_PARAMS = (
         "sort",
         "query",
         {"enum": ["", *page_params.SORTS]},
-        "Order (empty: the first listed, by name)",
+        "Order (empty: the first listed, newest first)",
     ),
     Param("cursor", "query", {"type": "string"}, "The page's own link to the next page"),
     Param(

@@ -6,12 +6,15 @@ no entry is read. A *family* is such a path under a short public name. Families 
 list of values (health status, storage type, registry type) count each listed value, zero
 included. Open families (tags, owner) find their values by a SCAN over the names of their own
 index keys (``MATCH P ix:<path>=*``; empty sets do not exist in Redis, so every key found is a
-value in use); that walks the key space, never an entry. Adding a family is one line in
+value in use); that walks the key space, never an entry, and its answer is kept for a minute
+(FacetCounter). Adding a family is one line in
 FAMILIES: the facets endpoint, its documented parameter and the catalog page's filters follow.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
@@ -23,6 +26,8 @@ from regdb.store import EntryStore, storage_errors
 
 SCAN_COUNT: Final = 1000
 """Keys Redis looks at per SCAN call while looking for an open family's values."""
+VALUES_TTL_S: Final = 60.0
+"""How long a process keeps an open family's values before it SCANs for them again."""
 VALUES_LIMIT_MAX: Final = 1000
 VALUES_LIMIT_DEFAULT: Final = 100
 
@@ -94,26 +99,57 @@ def string_value(encoded: str) -> str | None:
     return encoded[2:] if encoded.startswith("s:") else None
 
 
-async def count_values(store: EntryStore, fam: Family, limit: int) -> list[FacetCount]:
-    """Entries per value of `fam`, most first, at most `limit` values (closed families keep
-    their zero counts)."""
-    keys = store.keys
-    async with storage_errors():
+class FacetCounter:
+    """Counts facets for one process: counts are always live (one SCARD per value); the values
+    of an open family are found by SCAN at most every VALUES_TTL_S and kept meanwhile.
+
+    A SCAN walks every key name in Redis (about 60,000 at 10,000 entries: 150-300 ms here),
+    far too slow for each page view; tags change rarely. So a value new since the last SCAN
+    shows up to VALUES_TTL_S late, and a value no entry holds any more is dropped at once (its
+    count is 0)."""
+
+    def __init__(self, store: EntryStore, *, ttl_s: float = VALUES_TTL_S) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._values: dict[str, tuple[float, list[str]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _scan(self, fam: Family) -> list[str]:
+        keys = self.store.keys
+        start = len(keys.index(fam.path, ""))
+        found = self.store.redis.scan_iter(
+            match=keys.index_values_pattern(fam.path), count=SCAN_COUNT
+        )
+        names = [k.decode() if isinstance(k, bytes) else k async for k in found]
+        return sorted({v for name in names if (v := string_value(name[start:]))})
+
+    async def values(self, fam: Family) -> list[str]:
+        """Every value of `fam` (for an open family: as of the last SCAN)."""
         if fam.values is not None:
-            values = list(fam.values)
-        else:
-            start = len(keys.index(fam.path, ""))
-            found = store.redis.scan_iter(
-                match=keys.index_values_pattern(fam.path), count=SCAN_COUNT, _type="set"
-            )
-            names = [k.decode() if isinstance(k, bytes) else k async for k in found]
-            values = sorted({v for name in names if (v := string_value(name[start:]))})
-        pipe = store.redis.pipeline(transaction=False)
-        for value in values:
-            pipe.scard(keys.index(fam.path, f"s:{value}"))
-        counts: list[Any] = await pipe.execute() if values else []
-    out = [FacetCount(v, int(c)) for v, c in zip(values, counts, strict=True)]
-    return ordered([c for c in out if c.count or fam.values is not None], limit)
+            return list(fam.values)
+        lock = self._locks.setdefault(fam.field, asyncio.Lock())
+        async with lock:  # one SCAN at a time per family, the others wait for its answer
+            at, values = self._values.get(fam.field, (0.0, []))
+            if time.monotonic() - at >= self.ttl_s or fam.field not in self._values:
+                async with storage_errors():
+                    values = await self._scan(fam)
+                self._values[fam.field] = (time.monotonic(), values)
+        return values
+
+    async def count(self, fam: Family, limit: int) -> list[FacetCount]:
+        """Entries per value of `fam`, most first, at most `limit` values (closed families
+        keep their zero counts)."""
+        values = await self.values(fam)
+        keys = self.store.keys
+        counts: list[Any] = []
+        if values:
+            async with storage_errors():
+                pipe = self.store.redis.pipeline(transaction=False)
+                for value in values:
+                    pipe.scard(keys.index(fam.path, f"s:{value}"))
+                counts = await pipe.execute()
+        out = [FacetCount(v, int(c)) for v, c in zip(values, counts, strict=True)]
+        return ordered([c for c in out if c.count or fam.values is not None], limit)
 
 
 def facet_filter(chosen: dict[str, str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from api.appkeys import FACETS_KEY
 from api.pages import chart, params, summary
 from regdb.errors import InvalidQuery
 from regdb.keys import Keys
@@ -137,7 +138,7 @@ def test_parameters_make_the_filter() -> None:
         "container_registry_tags": "gpu",
         "$or": [{p: {"$regex": r"a\.b", "$options": "i"}} for p in params.SEARCH_PATHS],
     }
-    assert q.sort == "container_registry_name" and q.limit == params.PAGE_DEFAULT
+    assert q.sort == "-created_at" and q.limit == params.PAGE_DEFAULT
     assert q.link(tags=None) == "/?q=a.b&status=healthy"
     assert q.link(cursor="C") == "/?q=a.b&tags=gpu&status=healthy&cursor=C"
     assert params.parse({}).link() == "/"
@@ -183,3 +184,12 @@ def test_the_chart_runs_oldest_to_newest_and_breaks_on_missing_latency() -> None
     top = chart.PLOT_TOP
     assert c.lines[1] == f"525.0,{top:.1f}"
     assert chart.layout([]).cells == []
+
+
+async def test_new_tags_show_once_the_values_are_scanned_again(client: Client) -> None:
+    await create(client, "a", ["old"])
+    assert await facet(client, "tags") == [("old", 1)]
+    await create(client, "b", ["old", "new"])
+    assert await facet(client, "tags") == [("old", 2)]  # counts are live, values kept a while
+    client.app[FACETS_KEY].ttl_s = 0
+    assert await facet(client, "tags") == [("old", 2), ("new", 1)]

@@ -175,7 +175,7 @@ async def test_the_catalog_lists_searches_filters_and_pages(browser: Browser, si
     assert sorted(await names(page)) == ["Delta batch", "Echo batch", "Foxtrot batch"]
 
     # Paging: 3 per page, in name order, with the existing cursors.
-    await page.goto(site + "/?limit=3")
+    await page.goto(site + "/?limit=3&sort=container_registry_name")
     seen = await names(page)
     while await page.locator("a[rel=next]").count():
         await page.click("a[rel=next]")
@@ -183,9 +183,9 @@ async def test_the_catalog_lists_searches_filters_and_pages(browser: Browser, si
         seen += await names(page)
     assert seen == sorted(everyone)
     ARTIFACTS.mkdir(exist_ok=True)
-    await page.goto(site + "/")
-    await page.set_viewport_size({"width": 1280, "height": 900})
-    await page.screenshot(path=str(ARTIFACTS / "catalog.png"), full_page=True)
+    await page.set_viewport_size({"width": 1100, "height": 760})
+    await page.goto(site + "/?sort=container_registry_name&limit=4")
+    await page.screenshot(path=str(ARTIFACTS / "catalog.png"))  # docs/catalog.png is one
     await ctx.close()
     watch.check(site)
 
@@ -266,3 +266,25 @@ async def test_error_pages_are_pages(browser: Browser, site: str) -> None:
     assert resp is not None and resp.status == 400
     assert "status must be one of" in await page.locator("main").inner_text()
     await ctx.close()
+
+
+async def test_readable_on_a_phone_and_focus_is_visible(browser: Browser, site: str) -> None:
+    watch = Watch()
+    phone = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+    ctx, page = await open_page(browser, site, "/", watch, **phone)
+    for path in ("/", "/registries/alpha", "/registries/xss"):
+        await page.goto(site + path)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, overflow)  # no sideways scrolling
+    await page.screenshot(path=str(ARTIFACTS / "registry-phone.png"), full_page=True)
+    await page.goto(site + "/")
+    await page.keyboard.press("Tab")  # the skip link comes first, and shows a focus ring
+    focused = await page.evaluate(
+        "[document.activeElement.textContent, getComputedStyle(document.activeElement)"
+        ".outlineStyle]"
+    )
+    assert focused == ["Skip to content", "solid"]
+    await ctx.close()
+    watch.check(site)

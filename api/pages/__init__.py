@@ -7,9 +7,16 @@ import jinja2
 from aiohttp import web
 
 
+def when(value: str | None) -> str:
+    """An RFC 3339 time as people read it: `2026-11-30 21:51:47 UTC` (`–` for none)."""
+    if not value:
+        return "–"
+    return value[:19].replace("T", " ") + " UTC"
+
+
 def setup_templates(app: web.Application) -> None:
     """Jinja2 for `app`: templates from this package, every value HTML-escaped."""
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("api.pages", "templates"),
         autoescape=True,
@@ -17,3 +24,4 @@ def setup_templates(app: web.Application) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["when"] = when

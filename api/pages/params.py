@@ -19,12 +19,14 @@ from regdb.facets import FAMILIES, facet_filter
 from regdb.query.execute import QueryOptions
 
 SORTS: Final = {
-    "container_registry_name": "Name (A to Z)",
-    "-container_registry_name": "Name (Z to A)",
     "-created_at": "Newest first",
     "created_at": "Oldest first",
+    "container_registry_name": "Name (A to Z)",
+    "-container_registry_name": "Name (Z to A)",
 }
-"""The orders the page offers, the first by default."""
+"""The orders the page offers, the first by default: creation order pages through the `ids`
+sorted set, while a name order reads and sorts every match (1.1 s at 10,000 entries unfiltered,
+bench/page.py), so by name is offered, not the default."""
 SEARCH_PATHS: Final = (
     "container_registry_name",
     "container_registry_public_url",

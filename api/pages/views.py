@@ -21,12 +21,12 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
-from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
+from api.appkeys import FACETS_KEY, HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.middlewares import status_of
 from api.pages import chart, params, summary
 from regdb import jsonutil
 from regdb.errors import RegdbError
-from regdb.facets import FAMILIES, count_values
+from regdb.facets import FAMILIES
 from regdb.monitor.model import HistoryItem, parse_time
 from regdb.query.execute import Page
 
@@ -89,7 +89,7 @@ def _entries(page: Page) -> list[dict[str, Any]]:
     items = page.items
     if isinstance(items, list):
         return items
-    found: list[dict[str, Any]] = jsonutil.loads(items.contents)
+    found: list[dict[str, Any]] = jsonutil.loads(jsonutil.dumps(items))  # Redis-joined bytes
     return found
 
 
@@ -97,12 +97,13 @@ def _entries(page: Page) -> list[dict[str, Any]]:
 async def catalog(request: web.Request) -> web.StreamResponse:
     """GET /: the catalog, searched, filtered and paged."""
     query = params.parse(request.query)
-    store = request.app[STORE_KEY]
+    counter = request.app[FACETS_KEY]
     page = await request.app[SEARCHER_KEY].search(query.filter(), query.options())
     entries = _entries(page)
-    recent, *counts = await asyncio.gather(
-        request.app[HEALTH_KEY].recent([e["container_registry_id"] for e in entries]),
-        *(count_values(store, fam, FACET_VALUES) for fam in FAMILIES.values()),
+    ids = [e["container_registry_id"] for e in entries]
+    recent, counts = await asyncio.gather(
+        request.app[HEALTH_KEY].recent(ids),
+        asyncio.gather(*(counter.count(fam, FACET_VALUES) for fam in FAMILIES.values())),
     )
     now = time.time()
     rows = [summary.row(e, *recent[e["container_registry_id"]], now) for e in entries]
