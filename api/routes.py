@@ -372,12 +372,13 @@ ROUTES: tuple[Route, ...] = (
         "/container_registries/facets",
         facet_views.facets,
         "registries",
-        "Entries per value of a field (tags, health status, storage type, registry type)",
+        "Entries per value of a field (tags, health status, storage type, registry type...)",
         description="Counted from the index sets (one `SCARD` per value), never by reading "
         "entries: a count is over the whole catalog. `status`, `storage_type` and "
-        "`registry_type` list every value they can take, zero counts included; `tags` lists "
-        "the values in use, found by a `SCAN` over their index keys. Most entries first, then "
-        "by value. Unknown query parameters are refused (400).",
+        "`registry_type` list every value they can take, zero counts included; `tags` (and any "
+        "other field without a fixed list) lists the values in use, found by a `SCAN` of "
+        "their index key names that each API process keeps for a minute (counts are live). "
+        "Most entries first, then by value. Unknown query parameters are refused (400).",
         params=(
             Param(
                 "field",

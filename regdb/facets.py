@@ -22,8 +22,10 @@ from regdb.errors import InvalidQuery
 from regdb.keys import HEALTH_STATUS_PATH
 from regdb.model import StorageInfo
 from regdb.monitor.model import HealthStatus
+from regdb.query.terms import INDEXED_PATHS
 from regdb.store import EntryStore, storage_errors
 
+OWNER: Final = "container_registry_owner"
 SCAN_COUNT: Final = 1000
 """Keys Redis looks at per SCAN call while looking for an open family's values."""
 VALUES_TTL_S: Final = 60.0
@@ -56,6 +58,8 @@ FAMILIES: Final = {
     f.field: f
     for f in (
         Family("tags", "container_registry_tags", "Tags"),
+        # Entries get an indexed owner on another branch (wt-owner): counted once it is merged.
+        *([Family("owner", OWNER, "Owner")] if OWNER in INDEXED_PATHS else []),
         Family("status", HEALTH_STATUS_PATH, "Health", tuple(HealthStatus)),
         Family(
             "storage_type",

@@ -6,11 +6,14 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+NO_VALUE = "\u2013"
+"""What the pages show for a missing value: an en dash."""
+
 
 def when(value: str | None) -> str:
-    """An RFC 3339 time as people read it: `2026-11-30 21:51:47 UTC` (`–` for none)."""
+    """An RFC 3339 time as people read it: `2026-11-30 21:51:47 UTC` (a dash for none)."""
     if not value:
-        return "–"
+        return NO_VALUE
     return value[:19].replace("T", " ") + " UTC"
 
 
