@@ -27,6 +27,12 @@ def span(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def reach(items: list[HistoryItem], now: float) -> str | None:
+    """How far back results given newest first reach (None: there are none)."""
+    oldest = parse_time(items[-1].checked_at) if items else None
+    return None if oldest is None else span(now - oldest)
+
+
 @dataclass(frozen=True, slots=True)
 class Uptime:
     """Uptime over one window, and how much of the window the results cover."""

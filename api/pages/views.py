@@ -27,7 +27,6 @@ from api.pages import chart, params, summary
 from regdb import jsonutil
 from regdb.errors import RegdbError
 from regdb.facets import FAMILIES
-from regdb.monitor.model import HistoryItem, parse_time
 from regdb.query.execute import Page
 
 log = logging.getLogger(__name__)
@@ -128,16 +127,12 @@ async def registry(request: web.Request) -> web.StreamResponse:
         "health": view,
         "uptime": summary.uptimes(items, now, tuple(summary.WINDOWS)),
         "chart": chart.layout(items),
-        "reach": summary.span(now - t) if (t := _oldest(items)) is not None else None,
+        "reach": summary.reach(items, now),
         "config": json.dumps(entry.get("container_registry_config") or {}, indent=2),
         "metadata": entry.get("container_registry_metadata") or {},
         "storage": entry.get("container_registry_storage_info") or {},
     }
     return _html(request, "registry.html", context)
-
-
-def _oldest(items: list[HistoryItem]) -> float | None:
-    return parse_time(items[-1].checked_at) if items else None
 
 
 def _static_files() -> Mapping[str, bytes]:
