@@ -10,6 +10,7 @@ from aiohttp import web
 
 from api.appkeys import (
     CONTENTS_KEY,
+    FACETS_KEY,
     HEALTH_KEY,
     HOOKS_KEY,
     METRICS_KEY,
@@ -26,6 +27,7 @@ from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
 from regdb.connections import async_redis
 from regdb.contents import ContentsService, contents_prober
+from regdb.facets import FacetCounter
 from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.metrics.exporter import Exporter
@@ -68,6 +70,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             write_wait_ms=settings.write_wait_ms,
         )
         app[SEARCHER_KEY] = Searcher(store)
+        app[FACETS_KEY] = FacetCounter(store)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         app[HOOKS_KEY] = HookService(

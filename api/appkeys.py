@@ -9,6 +9,7 @@ from aiohttp import web
 
 from regdb.alerts.service import HookService
 from regdb.contents import ContentsService
+from regdb.facets import FacetCounter
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
@@ -20,6 +21,7 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 REDIS_KEY = web.AppKey("redis", aredis.Redis)
 STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
+FACETS_KEY = web.AppKey("facets", FacetCounter)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
 QUEUE_KEY = web.AppKey("queue", LazyQueues)

@@ -17,6 +17,7 @@ from api import (
     badge_views,
     contents_views,
     docs,
+    facet_views,
     health_views,
     hook_views,
     metrics_views,
@@ -24,12 +25,16 @@ from api import (
 )
 from api.appkeys import SPEC_KEY
 from api.openapi import build_spec
+from api.pages import params as page_params
+from api.pages import setup_templates
+from api.pages import views as pages
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.badges import UPTIME_WINDOWS
 from regdb.contents import PAGE_MAX
+from regdb.facets import FAMILIES, VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX
 from regdb.model import ID_PATTERN
 from regdb.probe.oci import MAX_NAME_LENGTH
 
@@ -216,6 +221,66 @@ def _state(value: str) -> Schema:
         "properties": {"status": {"const": value, "description": "Always " + value}},
     }
 
+
+HTML: Schema = {"type": "string", "description": "An HTML page"}
+PAGE_HEADERS = {"Content-Security-Policy": "Only this origin's own stylesheet, script and images"}
+
+
+def page_replies(what: str, *codes: int) -> dict[int, Reply]:
+    """An HTML page, and each error as an HTML page saying what went wrong (never JSON: a
+    person is reading)."""
+    text = {
+        400: "A malformed query parameter or id: a page naming it",
+        404: "No entry with that id: a page saying so",
+        503: "Storage unavailable: a page saying so",
+    }
+    retry = {"Retry-After": "Seconds to wait before retrying"}
+    return {
+        200: Reply(what, HTML, PAGE_HEADERS, media="text/html"),
+        **{
+            c: Reply(text[c], HTML, {**PAGE_HEADERS, **(retry if c == 503 else {})}, "text/html")
+            for c in codes
+        },
+    }
+
+
+CATALOG_PARAMS = (
+    Param(
+        "q",
+        "query",
+        {"type": "string", "maxLength": page_params.SEARCH_MAX},
+        "Search text, looked for (case-insensitive) in the name, URL and tags",
+    ),
+    *(
+        Param(
+            fam.field,
+            "query",
+            {"enum": ["", *fam.values]}
+            if fam.values is not None
+            else {"type": "string", "maxLength": page_params.VALUE_MAX},
+            f"Only entries whose `{fam.path}` is this (empty: any)",
+        )
+        for fam in FAMILIES.values()
+    ),
+    Param(
+        "sort",
+        "query",
+        {"enum": ["", *page_params.SORTS]},
+        "Order (empty: the first listed, newest first)",
+    ),
+    Param("cursor", "query", {"type": "string"}, "The page's own link to the next page"),
+    Param(
+        "limit",
+        "query",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": page_params.PAGE_MAX,
+            "default": page_params.PAGE_DEFAULT,
+        },
+        "Registries per page",
+    ),
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -426,6 +491,67 @@ ROUTES: tuple[Route, ...] = (
                 ),
             ),
             **errors(400, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/container_registries/facets",
+        facet_views.facets,
+        "registries",
+        "Entries per value of a field (tags, health status, storage type, registry type...)",
+        description="Counted from the index sets (one `SCARD` per value), never by reading "
+        "entries: a count is over the whole catalog. `status`, `storage_type` and "
+        "`registry_type` list every value they can take, zero counts included; `tags` (and any "
+        "other field without a fixed list) lists the values in use, found by a `SCAN` of "
+        "their index key names that each API process keeps for a minute (counts are live). "
+        "Most entries first, then by value. Unknown query parameters are refused (400).",
+        params=(
+            Param(
+                "field",
+                "query",
+                {"enum": list(FAMILIES)},
+                "The field: " + "; ".join(f"`{f.field}` (`{f.path}`)" for f in FAMILIES.values()),
+                required=True,
+            ),
+            limit(VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX, "Most values to return"),
+        ),
+        replies={
+            200: Reply(
+                "Counts per value",
+                envelope(
+                    {
+                        "type": "object",
+                        "required": ["field", "path", "values"],
+                        "properties": {
+                            "field": {"enum": list(FAMILIES), "description": "The field asked"},
+                            "path": {"type": "string", "description": "The entry path counted"},
+                            "values": {
+                                "type": "array",
+                                "description": "Values, most entries first",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["value", "count"],
+                                    "properties": {
+                                        "value": {"type": "string", "description": "A value"},
+                                        "count": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "description": "Entries with that value",
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    "The field and its counts",
+                    count={
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Number of values in `data.values`",
+                    },
+                ),
+            ),
+            **errors(400, 503),
         },
     ),
     Route(
@@ -655,6 +781,45 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/",
+        pages.catalog,
+        "pages",
+        "The catalog page: search, facets with counts, filters, paging",
+        description="HTML for people, served with the `/static/` stylesheet and script. Each "
+        "registry shows its URL, a `docker pull` example, its status badge, uptime, latency, "
+        "last check and certificate days left. Unknown query parameters are refused (400).",
+        params=CATALOG_PARAMS,
+        replies=page_replies("The catalog page", 400, 503),
+    ),
+    Route(
+        "GET",
+        "/registries/{id}",
+        pages.registry,
+        "pages",
+        "A registry's page: metadata, masked config, health, history chart and uptime",
+        params=(ENTRY_ID,),
+        replies=page_replies("The registry's page", 400, 404, 503),
+    ),
+    Route(
+        "GET",
+        "/static/{name}",
+        pages.static,
+        "pages",
+        "The pages' stylesheet and script",
+        params=(Param("name", "path", {"enum": list(pages.STATIC)}, "The file", required=True),),
+        replies={
+            200: Reply(
+                "The file",
+                {"type": "string", "description": "CSS or JavaScript"},
+                {"Cache-Control": f"`max-age={pages.STATIC_CACHE_S}`"},
+                media="text/css",
+                also={"text/javascript": {"type": "string", "description": "JavaScript"}},
+            ),
+            **errors(404, texts={404: "No such file"}),
+        },
+    ),
+    Route(
+        "GET",
         "/healthz",
         views.healthz,
         "operations",
@@ -710,6 +875,7 @@ ROUTES: tuple[Route, ...] = (
 
 def setup_routes(app: web.Application) -> None:
     """Register every route of the table on `app`, and the document generated from it."""
+    setup_templates(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app[SPEC_KEY] = build_spec(ROUTES)

@@ -21,6 +21,7 @@ COMMANDS = {
     "api": "python -m bench.api",
     "health": "python -m bench.health",
     "metrics": "python -m bench.metrics_scrape",
+    "page": "python -m bench.page",
 }
 
 

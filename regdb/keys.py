@@ -62,6 +62,11 @@ def _escaped(path: str) -> str:
     return path.translate(_ESCAPES)
 
 
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally by a Redis glob (the prefix may hold glob characters)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 HEALTH_STATUS_PATH = "health.status"
 
 ENTRY_REV_FIELD = "_rev"
@@ -106,6 +111,11 @@ class Keys:
     def health_status_indexes(self) -> list[str]:
         """One index set per HealthStatus, in its order; an entry is in exactly one of them."""
         return [self.health_status_index(s) for s in HealthStatus]
+
+    def index_values_pattern(self, path: str) -> str:
+        """SCAN pattern matching every index set of `path`, one per value (for facets: the
+        value is the rest of the key after :meth:`index` of an empty value)."""
+        return _glob_escaped(self.index(path, "")) + "*"
 
     @property
     def index_pattern(self) -> str:

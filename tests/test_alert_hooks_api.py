@@ -130,7 +130,8 @@ async def test_validation_errors(client: Client) -> None:
 
 
 async def test_unknown_ids(client: Client) -> None:
-    for hook_id in (str(uuid.uuid4()), "not-a-uuid", "..", "x" * 300):
+    # Not "..": a client resolves /alert_hooks/.. to /, the catalog page.
+    for hook_id in (str(uuid.uuid4()), "not-a-uuid", "x" * 300):
         for method, path in (
             ("GET", ""),
             ("PUT", ""),

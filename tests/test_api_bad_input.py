@@ -221,7 +221,8 @@ async def test_unknown_routes_and_methods(
     assert body["error"]
 
 
-@pytest.mark.parametrize("bad_id", ["..", "a b", "x" * 200, "%00"])
+# Not "..": a client resolves /container_registry/.. to /, the catalog page.
+@pytest.mark.parametrize("bad_id", ["a b", "x" * 200, "%00"])
 async def test_bad_ids(seeded: Client, bad_id: str) -> None:
     resp = await seeded.get(f"/container_registry/{bad_id}")
     assert resp.status in (400, 404)

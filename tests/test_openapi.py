@@ -68,6 +68,10 @@ async def test_path_parameters_match_the_paths(client: Client) -> None:
                 assert p["required"] is True, (method, path, p["name"])
 
 
+PAGES = ("/", "/registries/{id}")
+"""The HTML pages for people (api/pages): their errors are HTML pages, not the JSON envelope."""
+
+
 async def test_every_operation_is_complete(client: Client) -> None:
     spec = await _spec(client)
     ids = [op["operationId"] for _, _, op in _operations(spec)]
@@ -77,6 +81,11 @@ async def test_every_operation_is_complete(client: Client) -> None:
         assert op["responses"], (method, path)
         for code, reply in op["responses"].items():
             assert reply["description"], (method, path, code)
+            if path in PAGES and code.startswith(("4", "5")):
+                # A person reads these: an error is a page, documented as one.
+                assert set(reply["content"]) == {"text/html"}, (method, path, code)
+                assert "Content-Security-Policy" in reply["headers"], (method, path, code)
+                continue
             if code.startswith(("4", "5")) and (code, path.split("/")[1]) != ("404", "badge"):
                 schema = reply["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, code)

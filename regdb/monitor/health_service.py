@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -15,7 +16,7 @@ from regdb.keys import Keys
 from regdb.lua import READ_HEALTH_BASICS
 from regdb.model import rfc3339
 from regdb.monitor import recent, rollups
-from regdb.monitor.model import HealthRecord, HealthView
+from regdb.monitor.model import HealthRecord, HealthView, HistoryItem
 from regdb.queues import LazyQueues, enqueue_probes
 from regdb.registry_config import RegistryConfig
 from regdb.settings import Settings
@@ -79,6 +80,15 @@ def window_stats(
         name: rollups.range_stats(hourly, daily, now - span, now, now, hours_kept)
         for name, span in windows.items()
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """One registry as the pages show it: cached record, recent results, uptime windows."""
+
+    record: HealthRecord | None
+    history: list[HistoryItem]
+    windows: dict[str, rollups.RangeStats]
 
 
 class HealthService:
@@ -197,3 +207,35 @@ class HealthService:
         now = time.time()
         stats = rollups.range_stats(hourly, daily, start, end, now, self.settings.rollup_hours)
         return stats_view(stats)
+
+    async def recent(self, entry_ids: list[str], windows: dict[str, int]) -> dict[str, Recent]:
+        """Per registry: the cached record (None: never probed), its recent results newest
+        first, and `windows` (name -> seconds, ending now) from the rollups; one round trip for
+        all of them (the pages' rows). The daily buckets are read only when a window needs
+        them (longer than the hourly ones reach)."""
+        if not entry_ids:
+            return {}
+        daily = max(windows.values(), default=0) > (self.settings.rollup_hours - 1) * 3600
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in entry_ids:
+                pipe.get(self.keys.health(entry_id))
+                pipe.lrange(self.keys.health_history(entry_id), 0, self.settings.history_keep - 1)
+                pipe.lrange(self.keys.health_hourly(entry_id), 0, -1)
+                if daily:
+                    pipe.lrange(self.keys.health_daily(entry_id), 0, -1)
+            raws = await pipe.execute()
+        out: dict[str, Recent] = {}
+        per, now = 4 if daily else 3, time.time()
+        for n, entry_id in enumerate(entry_ids):
+            raw, items, hourly, *days = raws[per * n : per * (n + 1)]
+            history = [i for r in items if (i := recent.decode(r)) is not None]
+            stats = window_stats(
+                rollups.decode(hourly),
+                rollups.decode(days[0]) if days else [],
+                now,
+                self.settings.rollup_hours,
+                windows,
+            )
+            out[entry_id] = Recent(HealthRecord.read(raw) if raw else None, history, stats)
+        return out
