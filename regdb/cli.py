@@ -84,7 +84,11 @@ def _first_admin_token(settings: Settings) -> None:
             store = TokenStore(r, Keys(settings.prefix), server_key(settings))
             path = (settings.data_dir / defaults.ADMIN_TOKEN_FILE).resolve()
             if not await first_admin_token(store, path):
-                log.info("admin token file: %s (not rewritten; `regdb token` makes more)", path)
+                log.info(
+                    "no new admin token: %s or an admin token exists (`regdb token create` "
+                    "makes more)",
+                    path,
+                )
         finally:
             await r.aclose()
 

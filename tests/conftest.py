@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Awaitable, Callable
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
