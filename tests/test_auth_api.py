@@ -3,7 +3,10 @@ and the Host check without tokens. A real API on loopback over the real redis-se
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +21,7 @@ from api.app import create_app
 from regdb.access import AuthMode
 from regdb.settings import Settings, SettingsError
 from regdb.tokens import LAST_USED_EVERY_S, Scope
-from tests.conftest import SEED_ENTRY, ClientAs, MakeToken, bearer
+from tests.conftest import SEED_ENTRY, ClientAs, MakeToken, bearer, run_regdb
 
 Client = TestClient[web.Request, web.Application]
 R, W, A = Scope.READ, Scope.WRITE, Scope.ADMIN
@@ -302,3 +305,24 @@ async def test_spec_declares_the_bearer_scheme_and_auth_answers(client: Client) 
             writes = method != "get" and path != "/container_registries"
             assert needs == (writes or path in ("/tokens", "/whoami")), (method, path)
             assert ("403" in op["responses"]) == needs, (method, path)
+
+
+async def test_client_cli_sends_the_token_and_shows_401_and_403_as_they_are(
+    client: Client, make_token: MakeToken
+) -> None:
+    url = str(client.make_url("/")).rstrip("/")
+    base = {k: v for k, v in os.environ.items() if k not in ("REGDB_URL", "REGDB_TOKEN")}
+
+    def cli(token: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**base, "REGDB_URL": url, **({"REGDB_TOKEN": token} if token else {})}
+        return run_regdb(env, "registries", "delete", "nope")
+
+    anon = await asyncio.to_thread(cli, None)
+    assert anon.returncode == 1
+    assert "error: authentication required: missing token" in anon.stderr
+    reader = await make_token("team-a", R)
+    refused = await asyncio.to_thread(cli, reader)
+    assert refused.returncode == 1 and "this token lacks the write scope" in refused.stderr
+    assert reader not in refused.stdout + refused.stderr
+    writer = await asyncio.to_thread(cli, await make_token("team-a", W))
+    assert writer.returncode == 1 and "no document found" in writer.stderr.lower()  # past auth
