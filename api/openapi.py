@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from api.schemas import components
-from regdb.access import AuthMode, required_scope
+from regdb.access import Access, AuthMode, required_scope
 
 if TYPE_CHECKING:
     from api.routes import Param, Reply, Route
@@ -52,8 +52,9 @@ BEARER = {
 
 
 def _security(route: Route, mode: AuthMode) -> list[dict[str, list[str]]] | None:
-    """Required where this mode needs a token; optional (checked when sent) elsewhere."""
-    if mode is AuthMode.OFF:
+    """Required where this mode needs a token; optional (checked when sent) elsewhere; none for
+    the probes, which never look at one."""
+    if mode is AuthMode.OFF or route.access is Access.OPEN:
         return None
     if required_scope(route.access, mode) is not None:
         return [{"bearer": []}]
