@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api.schemas import components
+from api.schemas import ERROR, components
 from regdb.access import Access, AuthMode, required_scope
 
 if TYPE_CHECKING:
@@ -80,6 +80,11 @@ def _operation(route: Route, mode: AuthMode) -> dict[str, Any]:
     security = _security(route, mode)
     if security is not None:
         op["security"] = security
+    if mode is AuthMode.OFF:
+        op["responses"]["421"] = {
+            "description": "REGDB_AUTH=off: the Host header is not in REGDB_ALLOWED_HOSTS",
+            "content": {"application/json": {"schema": ERROR}},
+        }
     return op
 
 

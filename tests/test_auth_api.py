@@ -286,6 +286,7 @@ async def test_off_mode_checks_no_token_but_the_host(
     assert (await other.get("/healthz", headers={"Host": "localhost"})).status == 421
     spec = await (await api.get("/openapi.json")).json()
     assert "security" not in spec["paths"]["/alert_hooks"]["post"]
+    assert "421" in spec["paths"]["/alert_hooks"]["post"]["responses"]
 
 
 async def test_off_mode_is_refused_beyond_loopback(settings: Settings) -> None:
