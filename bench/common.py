@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ from regdb.keys import Keys
 from regdb.secret_box import SecretBox, generate_key, parse_keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.tokens import Scope, TokenStore
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -133,12 +135,19 @@ class Processes:
 BENCH_KEY = generate_key()
 """REGDB_SECRET_KEYS of one benchmark run: its children and its in-process stores share it."""
 BENCH_BOX = SecretBox(parse_keys(BENCH_KEY))
+BENCH_TOKEN_KEY = secrets.token_bytes(32)
+"""The server key of this run's API processes (REGDB_TOKEN_KEY), so the bench can make tokens."""
 
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a regdb child process: ours, the repository importable, the run's
-    secret key, `extra`."""
-    env = {**os.environ, "REGDB_SECRET_KEYS": BENCH_KEY, **extra}
+    secret key and token key, `extra`."""
+    env = {
+        **os.environ,
+        "REGDB_SECRET_KEYS": BENCH_KEY,
+        "REGDB_TOKEN_KEY": BENCH_TOKEN_KEY.hex(),
+        **extra,
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -215,6 +224,8 @@ class Workload:
     body: bytes | None = None
     create_prefix: str | None = None
     rate: float | None = None
+    token: str | None = field(default=None, repr=False)
+    """Sent as a bearer token with every create (auth on)."""
 
 
 @dataclass
@@ -250,6 +261,7 @@ class Wrk:
         argv += ["--timeout", "10s"]
         if w.create_prefix is not None:
             args = ["-s", "bench/wrk_create.lua", w.base_url, "--", w.create_prefix]
+            args += [w.token] if w.token else []
         else:
             paths = tmp / f"paths-{abs(hash(w.name))}"
             paths.write_text("\n".join(w.paths) + "\n")
@@ -305,6 +317,17 @@ def run_wrk(
 
 
 # --------------------------------------------------------------------------- catalog, results
+
+
+async def write_token(redis_url: str) -> str:
+    """A `write` token in the store at `redis_url`, under this run's key."""
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        store = TokenStore(client, Keys(Settings().prefix), BENCH_TOKEN_KEY)
+        token, _ = await store.create("bench", [Scope.WRITE], label="bench")
+        return token
+    finally:
+        await client.aclose()
 
 
 async def load_entries(

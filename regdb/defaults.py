@@ -74,3 +74,12 @@ CAPABILITIES_INTERVAL_S = 3600
 """Seconds between two capability checks of a registry (done by a probe when due)."""
 RATELIMIT_WARN_SHARE = 0.1
 """Share of a registry's pull limit left below which it shows degraded (`rate_limited`)."""
+
+ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Host header names an API without tokens (REGDB_AUTH=off) answers: loopback, any port."""
+
+TOKEN_KEY_FILE = "token.key"
+"""The server key's file in an embedded data directory."""
+
+ADMIN_TOKEN_FILE = "admin.token"
+"""Where `regdb serve` writes the first admin token of an empty store."""

@@ -18,18 +18,25 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 
-from api.app import create_app
 from regdb.connections import async_redis, sync_redis
 from regdb.fsck import check
 from regdb.keys import Keys
 from regdb.queues import STOP_GRACE_S, enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import TEST_BOX, TEST_KEY, TEST_KEYS, seed_like, skip_or_fail
+from tests.conftest import (
+    TEST_BOX,
+    TEST_KEY,
+    TEST_KEYS,
+    TEST_TOKEN_KEY,
+    api_client,
+    seed_like,
+    skip_or_fail,
+)
 from tests.redis_values import as_bytes
 from tests.registry_servers import ThreadedServer
 from tests.sentinel_set import SentinelSet
@@ -60,12 +67,18 @@ def settings(sentinel_set: SentinelSet, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         redis_timeout_s=1.0,
         secret_keys=TEST_KEYS,
+        token_key=TEST_TOKEN_KEY,
     )
 
 
+def _primary(sentinel_set: SentinelSet) -> str:
+    """The primary's plain URL, to make the test's token in."""
+    return f"redis://127.0.0.1:{sentinel_set.primary_port()}/0"
+
+
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as c:
+async def api(sentinel_set: SentinelSet, settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
+    async with api_client(settings, _primary(sentinel_set)) as c:
         yield c
 
 
@@ -190,7 +203,7 @@ async def test_with_write_replicas_no_acknowledged_write_is_lost(
     of the primary loses one. While no replica is there (after the kill, until the killed node
     is back as a replica) writes answer 503: never a 2xx for a write that could be lost."""
     acked_settings = settings.replace(write_replicas=1, write_wait_ms=500)
-    async with TestClient(TestServer(create_app(acked_settings), host="127.0.0.1")) as api:
+    async with api_client(acked_settings, _primary(sentinel_set)) as api:
         load = Load()
         task = asyncio.create_task(load.run(api))
         try:
