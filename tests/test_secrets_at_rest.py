@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from api.app import create_app
 from regdb import jsonutil
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.store import HookStore, load_hooks
@@ -40,7 +39,15 @@ from regdb.store import EntryStore
 from regdb.transfer.cli import import_lines
 from regdb.transfer.exporter import export_catalog
 from tests import registry_servers
-from tests.conftest import TEST_KEY, TEST_KEYS, free_port, run_regdb, seed_like
+from tests.conftest import (
+    TEST_KEY,
+    TEST_KEYS,
+    TEST_TOKEN_KEY,
+    api_client,
+    free_port,
+    run_regdb,
+    seed_like,
+)
 from tests.redis_values import as_bytes
 from tests.registry_servers import (
     BASIC_PASSWORD,
@@ -102,6 +109,7 @@ def rest_settings(aof_redis: EmbeddedRedis, tmp_path: Path) -> Settings:
         redis_timeout_s=2.0,
         prefix=PREFIX,
         secret_keys=TEST_KEYS,
+        token_key=TEST_TOKEN_KEY,
         probe_connect_timeout_s=2.0,
         probe_total_timeout_s=5.0,
     )
@@ -109,7 +117,7 @@ def rest_settings(aof_redis: EmbeddedRedis, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def rest_client(rest_settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(rest_settings), host="127.0.0.1")) as c:
+    async with api_client(rest_settings) as c:
         yield c
 
 
@@ -323,6 +331,7 @@ def test_prober_authenticates_after_sealing_and_after_rotation(
 def _cli(redis_url: str, keys: str | None, *args: str) -> Any:
     env = {k: v for k, v in os.environ.items() if k != "REGDB_SECRET_KEYS"}
     env.update(REDIS_URL=redis_url, REGDB_PREFIX=PREFIX, LOG_LEVEL="WARNING")
+    env["REGDB_TOKEN_KEY"] = TEST_TOKEN_KEY.hex()  # the API's other key: not what is tested
     if keys is not None:
         env["REGDB_SECRET_KEYS"] = keys
     return run_regdb(env, *args)

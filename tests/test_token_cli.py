@@ -22,7 +22,7 @@ from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.token_service import first_admin_token
 from regdb.tokens import Scope, TokenStore
-from tests.conftest import SEED_ENTRY, TEST_TOKEN_KEY, ClientAs, free_port, run_regdb
+from tests.conftest import SEED_ENTRY, TEST_KEY, TEST_TOKEN_KEY, ClientAs, free_port, run_regdb
 from tests.redis_values import as_bytes
 from tests.test_serve import Serve, _call
 
@@ -158,6 +158,7 @@ async def test_cli_over_redis_url(
         **{k: v for k, v in os.environ.items() if not k.startswith("REGDB_")},
         "REDIS_URL": redis_url,
         "REGDB_PREFIX": settings.prefix,
+        "REGDB_SECRET_KEYS": TEST_KEY,
     }
     refused = await asyncio.to_thread(_token_cli, env, "list")
     assert refused.returncode == 2
