@@ -49,7 +49,8 @@ from bench.common import PYTHON, RESULTS, Processes, child_env, free_port, targe
 from bench.fleet import kind
 from regdb.connections import sync_redis
 from regdb.keys import Keys
-from regdb.monitor.model import AlertState, HealthStatus
+from regdb.monitor import recent
+from regdb.monitor.model import AlertState, HealthStatus, HistoryItem
 from regdb.monitor.transitions import (
     DEGRADED_EVENT,
     RECOVERED_EVENT,
@@ -147,6 +148,7 @@ class Soak:
         self.spawned = Counter[str]()
         self.down: set[int] = set()
         self.alerts_after = 0.0
+        self.token = ""
 
     # -------------------------------------------------------------------- processes
 
@@ -170,6 +172,15 @@ class Soak:
         for name in ("scheduler-0", "scheduler-1"):
             self.spawn("scheduler", name)
         self.procs.wait_http_ok("api-1", self.children["api"], f"{self.api}/readyz")
+        # The soak writes as an admin (REGDB_AUTH=writes, the default): a token made the way an
+        # operator makes one, through the store.
+        made = subprocess.run(
+            [PYTHON, "-m", "regdb.cli", "token", "create", "--owner", "soak", "--scope", "admin"],
+            env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise SystemExit(f"regdb token create failed: {made.stderr}")
+        self.token = made.stdout.strip().splitlines()[-1]
 
     def kill(self, name: str) -> None:
         proc = self.children[name]
@@ -289,7 +300,8 @@ class Soak:
     async def run(self) -> dict[str, Any]:
         self.t0 = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
             await self.onboard(session)
             print(f"  {self.args.registries:,} registries onboarded", flush=True)
             await asyncio.sleep(2 * self.args.interval)  # first probes, warm-up
@@ -337,7 +349,8 @@ class Soak:
         finally:
             conn.close()
         for entry_id, raw_history in zip(ids, histories, strict=True):
-            changes = _transitions([json.loads(x) for x in reversed(raw_history)])
+            items = [i for x in reversed(raw_history) if (i := recent.decode(x)) is not None]
+            changes = _transitions(items)
             out.transitions += len(changes)
             got = by_registry.get(entry_id, [])
             for j, (at, event) in enumerate(changes):
@@ -458,16 +471,16 @@ def _epoch(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
-def _transitions(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _transitions(history: list[HistoryItem]) -> list[tuple[str, str]]:
     """(checked_at, event) of every alert the recorded history calls for, oldest first, by
     regdb's own alert rules (FAILURE_THRESHOLD=1, no resends): the soak asks whether each one
     reached the receiver, not whether the rules are right (tests/test_monitor_transitions.py)."""
     out: list[tuple[str, str]] = []
     announced, policy = AlertState.OK, Policy(failure_threshold=1)
     for item in history:
-        if item["status"] in EVENT_STATUSES:
-            events, announced, _ = alert_events(HealthStatus(item["status"]), announced, 1, policy)
-            out += [(item["checked_at"], event) for event in events]
+        if item.status in EVENT_STATUSES and item.checked_at is not None:
+            events, announced, _ = alert_events(item.status, announced, 1, policy)
+            out += [(item.checked_at, event) for event in events]
     return out
 
 
