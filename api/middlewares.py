@@ -20,12 +20,14 @@ from regdb.errors import (
     UnsupportedMediaType,
 )
 from regdb.metrics.exporter import UNMATCHED
+from regdb.tokens import Forbidden
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[RegdbError], int] = {
     InvalidInput: 400,
     UnsupportedMediaType: 415,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,

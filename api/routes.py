@@ -22,6 +22,7 @@ from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.badges import UPTIME_WINDOWS
 from regdb.model import ID_PATTERN
+from regdb.tokens import OWNER_PATTERN
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Route:
 
 _ERROR_TEXT = {
     400: "Invalid input: malformed JSON, invalid fields, bad filter, id or query parameter",
+    403: "Not allowed: the entry belongs to another owner (only its owner or an admin may "
+    "change or delete it), or the token lacks the scope",
     404: "No entry with that id",
     409: "An entry with that id already exists",
     412: "If-Match does not match the entry's current ETag",
@@ -116,7 +119,11 @@ IF_NONE_MATCH = Param(
     "ETag from a previous read; 304 without a body when the entry is unchanged",
 )
 ETAG = {"ETag": "The entry's revision, for If-Match and If-None-Match"}
-HOOK_ERRORS = {404: "No alert hook with that id"}
+HOOK_ERRORS = {
+    404: "No alert hook with that id that the caller may see (another owner's hook is not "
+    "found either)",
+    403: "The token lacks the write scope",
+}
 ENTRY = ref("ContainerRegistry")
 HOOK = ref("AlertHook")
 DELIVERY = ref("DeliveryAttempt")
@@ -240,7 +247,7 @@ ROUTES: tuple[Route, ...] = (
                 ),
                 ETAG,
             ),
-            **errors(400, 404, 412, *JSON_BODY_ERRORS, 503),
+            **errors(400, 403, 404, 412, *JSON_BODY_ERRORS, 503),
         },
     ),
     Route(
@@ -252,7 +259,7 @@ ROUTES: tuple[Route, ...] = (
         params=(ENTRY_ID, IF_MATCH),
         replies={
             200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
-            **errors(400, 404, 412, 503),
+            **errors(400, 403, 404, 412, 503),
         },
     ),
     Route(
@@ -399,12 +406,27 @@ ROUTES: tuple[Route, ...] = (
         hook_views.list_hooks,
         "alert hooks",
         "List alert hooks (secrets shown as `***`)",
+        description="A caller sees its own hooks; an admin sees every hook, or one owner's "
+        "with `owner`.",
+        params=(
+            Param(
+                "owner",
+                "query",
+                {"type": "string", "pattern": OWNER_PATTERN},
+                "Only this owner's hooks (another owner than the caller's: admins only, 403)",
+            ),
+        ),
         replies={
             200: Reply(
-                "Every hook, oldest first",
+                "The caller's hooks (every hook for an admin), oldest first",
                 envelope({"type": "array", "items": HOOK}, "The hooks", count=COUNT),
             ),
-            **errors(503),
+            **errors(
+                400,
+                403,
+                503,
+                texts={403: "Only an admin may list another owner's hooks", 400: "Bad `owner`"},
+            ),
         },
     ),
     Route(
@@ -429,7 +451,7 @@ ROUTES: tuple[Route, ...] = (
         body=ref("AlertHookUpdate"),
         replies={
             200: Reply("Updated", envelope(HOOK, "The hook after the update")),
-            **errors(400, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
+            **errors(400, 403, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(
@@ -441,7 +463,7 @@ ROUTES: tuple[Route, ...] = (
         params=(HOOK_ID,),
         replies={
             200: Reply("Deleted", envelope(message("Alert hook deleted"), "Confirmation")),
-            **errors(404, 503, texts=HOOK_ERRORS),
+            **errors(403, 404, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(
@@ -484,7 +506,7 @@ ROUTES: tuple[Route, ...] = (
                     "Where the delivery is",
                 ),
             ),
-            **errors(400, 404, 503, texts=HOOK_ERRORS),
+            **errors(400, 403, 404, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(

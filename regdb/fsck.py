@@ -8,6 +8,11 @@ themselves (one per entry, distinct, growing with creation order, not above `doc
 numbers are shared or out of order, then adds missing memberships and removes stray ones.
 Repair is meant for a quiet store (it does not stop concurrent writers).
 
+Entries without an owner (stored before ownership, regdb/ownership.py) are reported as
+`unowned`: repair cannot choose their owner, `regdb migrate --default-owner NAME` gives them one.
+The owner index sets (``ix:container_registry_owner=s:<owner>``) are index sets like the
+others: checked and repaired with them.
+
 It also finds entries whose stored public config is not what today's redaction rule makes of it
 (written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
 again, redacted, with the full config in the secret field.
@@ -25,6 +30,7 @@ from regdb import jsonutil
 from regdb.codec import SECRET_CONFIG_FIELD, decode_entry, encode_entry
 from regdb.connections import sync_redis
 from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
+from regdb.model import OWNER_FIELD
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
 from regdb.secrets import CONFIG_FIELD, redact_config
@@ -55,6 +61,8 @@ class Report:
     """The highest number in use when `docseq` is below it (new entries would reuse it)."""
     unredacted: list[str] = field(default_factory=list)
     """Ids whose stored public config is not redacted by the current rule."""
+    unowned: list[str] = field(default_factory=list)
+    """Ids of entries without an owner (`regdb migrate` gives them one; repair does not)."""
 
     @property
     def ok(self) -> bool:
@@ -69,6 +77,7 @@ class Report:
             or self.docids_wrong
             or self.docs_stray
             or self.docseq_behind
+            or self.unowned
         )
 
 
@@ -165,10 +174,13 @@ def check(r: redis.Redis, keys: Keys, *, batch: int = 500) -> Report:
             continue
         if _unredacted(r, keys, number, entry):
             report.unredacted.append(entry_id)
+        if not entry.get(OWNER_FIELD):
+            report.unowned.append(entry_id)
         member = str(number)
         for path, enc in entry_terms(entry):
             expected[keys.index(path, enc)].add(member)
         expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(member)
+    report.unowned.sort()
     report.misnumbered = _misnumbered(numbers, created)
     want_docids = {str(n): i for i, n in numbers.items() if n is not None}
     have_docids = {k.decode(): v.decode() for k, v in r.hgetall(keys.docids).items()}  # type: ignore[union-attr]
@@ -269,8 +281,13 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
         f"misnumbered: {len(report.misnumbered)}  docids wrong: {len(report.docids_wrong)}  "
         f"docseq behind: {report.docseq_behind}  unreadable: {len(report.unreadable)}  "
-        f"unredacted: {len(report.unredacted)}"
+        f"unredacted: {len(report.unredacted)}  unowned: {len(report.unowned)}"
     )
+    if report.unowned:
+        console.print(
+            f"  {len(report.unowned)} entries have no owner (e.g. {report.unowned[0]!r}): "
+            "run `regdb migrate --default-owner NAME` (fsck --repair cannot choose one)"
+        )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")
     if report.ok:
