@@ -20,6 +20,7 @@ again, redacted, with the full config in the secret field.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,5 +299,9 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         after = check(r, keys)
         console.print("[green]repaired[/green]" if after.ok else "[red]still inconsistent[/red]")
         return 0 if after.ok else 1
-    console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")
+    fixable = dataclasses.replace(report, unowned=[])
+    if fixable.ok:  # only owners missing: repair has nothing to do
+        console.print("[red]inconsistent[/red]: run `regdb migrate --default-owner NAME`")
+    else:
+        console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")
     return 1
