@@ -58,3 +58,12 @@ SENTINEL_MASTER = "mymaster"
 
 WRITE_WAIT_MS = 1000
 """How long a write waits for REGDB_WRITE_REPLICAS replicas (Redis WAIT) before a 503."""
+
+ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Host header names an API without tokens (REGDB_AUTH=off) answers: loopback, any port."""
+
+TOKEN_KEY_FILE = "token.key"
+"""The server key's file in an embedded data directory."""
+
+ADMIN_TOKEN_FILE = "admin.token"
+"""Where `regdb serve` writes the first admin token of an empty store."""
