@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from regdb.keys import Keys
 from regdb.model import OWNER_FIELD
 from regdb.settings import Settings
-from regdb.tokens import Scope
+from regdb.tokens import OWNER_PATTERN, Scope
 from tests.conftest import ClientAs, MakeToken, seed_like
 from tests.redis_values import dumped
 
@@ -154,3 +154,25 @@ async def test_hooks_exist_only_for_their_owners(
     assert (await expect(changed, 200))["data"]["enabled"] is False
     await expect(await people["alice-ro"].delete(f"/alert_hooks/{hid}"), 403, "write")
     await expect(await alice.delete(f"/alert_hooks/{hid}"), 200)
+
+
+async def test_the_spec_documents_ownership(client: Client) -> None:
+    spec = await (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    stored = schemas["ContainerRegistry"]
+    assert OWNER_FIELD in stored["required"]
+    owner = stored["properties"][OWNER_FIELD]
+    assert owner["pattern"] == OWNER_PATTERN and "set by the server" in owner["description"]
+    given = schemas["ContainerRegistryInput"]
+    assert OWNER_FIELD not in given.get("required", [])
+    assert "only an admin" in given["properties"][OWNER_FIELD]["description"]
+    assert "owner" in schemas["AlertHook"]["required"]
+    paths = spec["paths"]
+    for method in ("put", "delete"):
+        assert (
+            "ownership"
+            in paths["/container_registry/{id}"][method]["responses"]["403"]["description"]
+        )
+    listing = paths["/alert_hooks"]["get"]
+    assert [p["name"] for p in listing["parameters"]] == ["owner"]
+    assert "admin" in listing["responses"]["403"]["description"]
