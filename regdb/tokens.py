@@ -99,7 +99,7 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
 
 def check_owner(owner: str) -> str:
     """An owner name: 1-64 of lowercase letters, digits, ``.``, ``_``, ``-`` (``mlops-team``)."""
-    if not isinstance(owner, str) or _OWNER_RE.match(owner) is None:
+    if not isinstance(owner, str) or _OWNER_RE.fullmatch(owner) is None:
         raise InvalidInput(
             f"invalid owner {owner!r}: 1-64 lowercase letters, digits, '.', '_' or '-'"
         )

@@ -138,3 +138,4 @@ async def test_a_hook_without_owner_is_the_default_owners(
     with pytest.raises(NotFound):
         await hooks.get(hid, ALICE)
     assert [h["id"] for h in await hooks.list_hooks(ROOT, "admin")] == [hid]
+    assert (await hooks.get(hid, ROOT))["owner"] == "admin"  # shown as whose it counts as

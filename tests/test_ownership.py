@@ -78,7 +78,7 @@ async def test_the_creating_principal_owns_the_entry(
     assert check(sync_r, keys).ok
 
 
-@pytest.mark.parametrize("owner", ["alice", "bob", "admin", "Not A Name"])
+@pytest.mark.parametrize("owner", ["alice", "bob", "admin", "Not A Name", "alice\n"])
 async def test_owner_in_input_is_refused_for_non_admins(
     store: EntryStore, sync_r: redis.Redis, owner: str
 ) -> None:
@@ -108,8 +108,9 @@ async def test_an_admin_names_the_owner_and_transfers_it(
     n = number_of(sync_r, keys, "t1")
     assert members(sync_r, keys.owner_index("mlops-team")) == {n}
     # An invalid owner name is a 400 even for an admin, naming the field.
-    with pytest.raises(InvalidInput, match=OWNER_FIELD):
-        await store.update("t1", {"$set": {OWNER_FIELD: "Bad Name"}}, principal=ROOT)
+    for bad in ("Bad Name", "alice\n", "", "-x", "a" * 65, 7):
+        with pytest.raises(InvalidInput, match=OWNER_FIELD):
+            await store.update("t1", {"$set": {OWNER_FIELD: bad}}, principal=ROOT)
     # Removing the owner is no transfer.
     with pytest.raises(InvalidInput, match="cannot be removed"):
         await store.update("t1", {"$unset": {OWNER_FIELD: ""}}, principal=ROOT)

@@ -200,6 +200,8 @@ def merge_update(old: Mapping[str, Any], body: Any) -> dict[str, Any]:
 def public_hook(hook: Mapping[str, Any]) -> dict[str, Any]:
     """The hook as clients may see it: the secret replaced by ``"***"`` (or null if unset)."""
     out = dict(hook)
+    # A hook stored before ownership is the default owner's (regdb/ownership.py).
+    out[OWNER_FIELD] = out.get(OWNER_FIELD) or DEFAULT_OWNER
     has_secret = out.get("secret") is not None
     out["secret"] = MASK if has_secret else None
     out["has_secret"] = has_secret
