@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from regdb.errors import InvalidInput, NotFound
 from regdb.principal import DEFAULT_OWNER, Principal
+from regdb.store import storage_errors
 from regdb.tokens import Forbidden, Scope, TokenRecord, TokenStore, effective_scopes
 from regdb.validation import invalid
 
@@ -68,10 +69,16 @@ def parse_token_request(body: Any) -> TokenIn:
 
 
 class TokenService:
-    """Token rules for one principal at a time; the store does the storing."""
+    """Token rules for one principal at a time; the store does the storing. Redis being
+    unreachable is StorageUnavailable (503) here, as for entries."""
 
     def __init__(self, store: TokenStore) -> None:
         self.store = store
+
+    async def authenticate(self, authorization: str) -> Principal:
+        """Who an ``Authorization`` header names, or Unauthenticated (401)."""
+        async with storage_errors():
+            return Principal.of_token(await self.store.authenticate(authorization))
 
     async def create(self, actor: Principal, body: Any) -> tuple[str, TokenRecord]:
         """A new token as `actor` may make it: (the token, shown once; its record)."""
@@ -91,30 +98,33 @@ class TokenService:
                     "(no more than its own)"
                 )
         days = request.expires_in_days
-        return await self.store.create(
-            owner,
-            scopes,
-            label=request.label,
-            expires_in=timedelta(days=days) if days is not None else None,
-        )
+        async with storage_errors():
+            return await self.store.create(
+                owner,
+                scopes,
+                label=request.label,
+                expires_in=timedelta(days=days) if days is not None else None,
+            )
 
     async def list_tokens(self, actor: Principal, owner: str | None = None) -> list[TokenRecord]:
         """The caller's owner's tokens; an admin's: every owner's, or `owner`'s."""
-        if actor.is_admin:
+        if not actor.is_admin:
+            if owner is not None and owner != actor.owner:
+                raise Forbidden(
+                    f"listing {owner!r}'s tokens needs the admin scope "
+                    f"(this token acts for {actor.owner!r})"
+                )
+            owner = actor.owner
+        async with storage_errors():
             return await self.store.list_tokens(owner)
-        if owner is not None and owner != actor.owner:
-            raise Forbidden(
-                f"listing {owner!r}'s tokens needs the admin scope "
-                f"(this token acts for {actor.owner!r})"
-            )
-        return await self.store.list_tokens(actor.owner)
 
     async def revoke(self, actor: Principal, token_id: str) -> TokenRecord:
         """Revoke one of the caller's owner's tokens (an admin: anyone's); 404 otherwise."""
-        record = await self.store.get(token_id)
-        if not actor.allows(Scope.WRITE, record.owner):
-            raise NotFound(f"no token with id {token_id!r}")
-        return await self.store.revoke(token_id)
+        async with storage_errors():
+            record = await self.store.get(token_id)
+            if not actor.allows(Scope.WRITE, record.owner):
+                raise NotFound(f"no token with id {token_id!r}")
+            return await self.store.revoke(token_id)
 
 
 def write_private(path: Path, text: str) -> None:
