@@ -138,7 +138,8 @@ def _watched(r: redis.Redis, watch: list[str], step: Callable[[Pipeline], str]) 
 
 def _own_entries(r: redis.Redis, keys: Keys, owner: str, report: MigrationReport) -> None:
     """Give each entry without an owner `owner`: its public JSON, a new revision (its content
-    changed: ETags must too) and its owner index set, in one watched transaction."""
+    changed: ETags must too) and its owner index set, in one transaction watching the entry's
+    hash (every write of an entry changes it; `docs` changes with every other entry too)."""
 
     def own(key: str, pipe: Pipeline) -> str:
         number = pipe.hget(key, ENTRY_DOCNUM_FIELD)
@@ -158,7 +159,7 @@ def _own_entries(r: redis.Redis, keys: Keys, owner: str, report: MigrationReport
 
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
         key = raw_key.decode()
-        _count(report, _watched(r, [key, keys.docs], functools.partial(own, key)), hooks=False)
+        _count(report, _watched(r, [key], functools.partial(own, key)), hooks=False)
 
 
 def _own_hooks(r: redis.Redis, keys: Keys, owner: str, report: MigrationReport) -> None:
