@@ -41,6 +41,7 @@ from regdb.contents import PAGE_MAX
 from regdb.facets import FAMILIES, VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX
 from regdb.model import ID_PATTERN
 from regdb.probe.oci import MAX_NAME_LENGTH
+from regdb.tokens import OWNER_PATTERN
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ _ERROR_TEXT = {
     401: "No usable token: missing, malformed, unknown, expired or revoked "
     '(`WWW-Authenticate: Bearer realm="regdb"`). A token sent where none is needed is still '
     "checked.",
-    403: "The token is valid but may not do this; the error names what is missing",
+    403: "The token is valid but may not do this; the error names what is missing: a scope, "
+    "or ownership (only an entry's owner or an admin may change or delete it)",
     413: "Request body larger than the limit",
     415: "Content-Type is not `application/json`",
     503: "Storage unavailable (Redis cannot be reached); retry after `Retry-After` seconds",
@@ -147,7 +149,11 @@ IF_NONE_MATCH = Param(
     "ETag from a previous read; 304 without a body when the entry is unchanged",
 )
 ETAG = {"ETag": "The entry's revision, for If-Match and If-None-Match"}
-HOOK_ERRORS = {404: "No alert hook with that id"}
+HOOK_ERRORS = {
+    404: "No alert hook with that id that the caller may see (another owner's hook is not "
+    "found either)",
+    403: "The token lacks the write scope",
+}
 ENTRY = ref("ContainerRegistry")
 HOOK = ref("AlertHook")
 DELIVERY = ref("DeliveryAttempt")
@@ -376,7 +382,7 @@ _TABLE: tuple[Route, ...] = (
                 ),
                 ETAG,
             ),
-            **errors(400, 404, 412, *JSON_BODY_ERRORS, 503),
+            **errors(400, 403, 404, 412, *JSON_BODY_ERRORS, 503),
         },
     ),
     Route(
@@ -388,7 +394,7 @@ _TABLE: tuple[Route, ...] = (
         params=(ENTRY_ID, IF_MATCH),
         replies={
             200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
-            **errors(400, 404, 412, 503),
+            **errors(400, 403, 404, 412, 503),
         },
     ),
     Route(
@@ -725,12 +731,23 @@ _TABLE: tuple[Route, ...] = (
         hook_views.list_hooks,
         "alert hooks",
         "List alert hooks (secrets shown as `***`)",
+        description="A caller sees its own hooks; an admin sees every hook, or one owner's "
+        "with `owner`. Without a token: none.",
+        params=(
+            Param(
+                "owner",
+                "query",
+                {"type": "string", "pattern": OWNER_PATTERN},
+                "Only this owner's hooks (for anyone but an admin, another owner's list is "
+                "empty: their hooks do not exist for the caller)",
+            ),
+        ),
         replies={
             200: Reply(
-                "Every hook, oldest first",
+                "The caller's hooks (every hook for an admin), oldest first",
                 envelope({"type": "array", "items": HOOK}, "The hooks", count=COUNT),
             ),
-            **errors(503),
+            **errors(400, 503, texts={400: "Bad `owner`"}),
         },
         access=Access.READ,
     ),
@@ -757,7 +774,7 @@ _TABLE: tuple[Route, ...] = (
         body=ref("AlertHookUpdate"),
         replies={
             200: Reply("Updated", envelope(HOOK, "The hook after the update")),
-            **errors(400, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
+            **errors(400, 403, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(
@@ -769,7 +786,7 @@ _TABLE: tuple[Route, ...] = (
         params=(HOOK_ID,),
         replies={
             200: Reply("Deleted", envelope(message("Alert hook deleted"), "Confirmation")),
-            **errors(404, 503, texts=HOOK_ERRORS),
+            **errors(403, 404, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(
@@ -813,7 +830,7 @@ _TABLE: tuple[Route, ...] = (
                     "Where the delivery is",
                 ),
             ),
-            **errors(400, 404, 503, texts=HOOK_ERRORS),
+            **errors(400, 403, 404, 503, texts=HOOK_ERRORS),
         },
     ),
     Route(
@@ -961,7 +978,7 @@ _TABLE: tuple[Route, ...] = (
             Param(
                 "owner",
                 "query",
-                {"type": "string", "pattern": r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"},
+                {"type": "string", "pattern": OWNER_PATTERN},
                 "Only this owner's tokens (another owner than the caller's: admin only)",
             ),
         ),
@@ -1034,10 +1051,10 @@ _TABLE: tuple[Route, ...] = (
 
 def _with_auth_errors(route: Route) -> Route:
     """The route with the answers auth adds: 401 wherever a token is looked at (a bad one is
-    refused even where none is needed), 403 where it must have a scope beyond `read`. The
-    probes look at none."""
+    refused even where none is needed), 403 where it must have a scope beyond `read`, or be an
+    owner's. The probes look at none. A route's own text for a status is kept."""
     codes = {Access.OPEN: (), Access.READ: (401,)}.get(route.access, (401, 403))
-    return dataclasses.replace(route, replies={**route.replies, **errors(*codes)})
+    return dataclasses.replace(route, replies={**errors(*codes), **route.replies})
 
 
 ROUTES: tuple[Route, ...] = tuple(_with_auth_errors(r) for r in _TABLE)

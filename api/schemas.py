@@ -12,6 +12,7 @@ import functools
 import re
 from typing import Any
 
+from regdb.alerts.model import READ_ONLY_FIELDS as HOOK_READ_ONLY_FIELDS
 from regdb.alerts.model import Hook, HookIn
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
 from regdb.monitor.model import FailureKind, HealthView
@@ -292,7 +293,7 @@ def _hook_update() -> Schema:
         "description": props["secret"]["description"],
     }
     served = _hook()["properties"]
-    for f in ("id", "has_secret", "created_at", "updated_at"):
+    for f in HOOK_READ_ONLY_FIELDS:
         # Any value: the server ignores these (a GET's answer may be PUT back as it is).
         props[f] = {"description": served[f]["description"] + " (ignored)"}
     return s

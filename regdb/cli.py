@@ -207,19 +207,27 @@ def cmd_fsck(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    """Bring a store written by an earlier regdb to today's layout (idempotent)."""
+    """Bring a store written by an earlier regdb to today's layout and give every entry and
+    alert hook without an owner one (idempotent)."""
     from regdb.connections import sync_redis
+    from regdb.errors import InvalidInput
     from regdb.fsck import check
     from regdb.keys import Keys
     from regdb.migrate import migrate
+    from regdb.principal import DEFAULT_OWNER
     from regdb.secret_box import SecretBox
+    from regdb.tokens import check_owner
 
+    try:
+        owner = check_owner(args.default_owner or DEFAULT_OWNER)
+    except InvalidInput as exc:
+        sys.exit(f"regdb migrate: --default-owner: {exc.message}")
     with _admin_redis(settings, "migrate") as ready:
         conn = sync_redis(ready)
         try:
             keys = Keys(ready.prefix)
             box = SecretBox(ready.secret_keys)
-            report = migrate(conn, keys, box, ready)
+            report = migrate(conn, keys, box, ready, default_owner=owner)
             consistent = check(conn, keys, box=box).ok
         finally:
             conn.close()
@@ -228,6 +236,14 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
         f"{len(report.unreadable)} unreadable, {report.sealed} secrets sealed; "
         + ("consistent" if consistent else "still inconsistent: run `regdb fsck`")
     )
+    if report.owned_entries or report.owned_hooks:
+        print(
+            f"owner {owner!r} given to {report.owned_entries} entries and "
+            f"{report.owned_hooks} alert hooks without one "
+            f"({report.had_owner} already had an owner)"
+        )
+    else:
+        print(f"ownership: nothing to do, all {report.had_owner} entries and hooks have an owner")
     sys.exit(0 if consistent and not report.unreadable else 1)
 
 
@@ -406,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_fsck)
     p = sub.add_parser("migrate", help=(cmd_migrate.__doc__ or "").strip(), description=admin)
+    p.add_argument(
+        "--default-owner",
+        metavar="NAME",
+        help="owner of entries and hooks stored before ownership (default: admin)",
+    )
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("export", help=(cmd_export.__doc__ or "").strip(), description=admin)

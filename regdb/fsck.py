@@ -12,6 +12,11 @@ Health data (record, recent results, hourly and daily rollups) of a registry tha
 exists is stray: `--repair` deletes it (the delete and record scripts remove it as they go;
 this is for what an interrupted older version left).
 
+Entries without an owner (stored before ownership, regdb/ownership.py) are reported as
+`unowned`: repair cannot choose their owner, `regdb migrate --default-owner NAME` gives them one.
+The owner index sets (``ix:container_registry_owner=s:<owner>``) are index sets like the
+others: checked and repaired with them.
+
 It also finds entries whose stored public config is not what today's redaction rule makes of it
 (written before the rule learnt a name, so a secret would show in clear): `--repair` stores them
 again, redacted, with the full config in the secret field (sealed). Given the secret keys
@@ -22,6 +27,7 @@ it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +38,7 @@ from regdb import jsonutil
 from regdb.codec import SECRET_CONFIG_FIELD, decode_entry, encode_entry
 from regdb.connections import sync_redis
 from regdb.keys import ENTRY_DOCNUM_FIELD, ENTRY_REV_FIELD, Keys
+from regdb.model import OWNER_FIELD
 from regdb.monitor.model import HealthRecord, HealthStatus
 from regdb.query.terms import entry_terms
 from regdb.secret_box import SecretBox, is_sealed
@@ -65,6 +72,8 @@ class Report:
     """Ids whose stored public config is not redacted by the current rule."""
     health_stray: list[str] = field(default_factory=list)
     """Health keys (record, recent results, rollups) of registries that do not exist."""
+    unowned: list[str] = field(default_factory=list)
+    """Ids of entries without an owner (`regdb migrate` gives them one; repair does not)."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +89,7 @@ class Report:
             or self.docs_stray
             or self.docseq_behind
             or self.health_stray
+            or self.unowned
         )
 
 
@@ -181,10 +191,13 @@ def check(r: redis.Redis, keys: Keys, *, box: SecretBox | None = None, batch: in
             continue
         if _unredacted(r, keys, number, entry):
             report.unredacted.append(entry_id)
+        if not entry.get(OWNER_FIELD):
+            report.unowned.append(entry_id)
         member = str(number)
         for path, enc in entry_terms(entry):
             expected[keys.index(path, enc)].add(member)
         expected[keys.health_status_index(_health_status(r, keys, entry_id))].add(member)
+    report.unowned.sort()
     report.misnumbered = _misnumbered(numbers, created)
     want_docids = {str(n): i for i, n in numbers.items() if n is not None}
     have_docids = {k.decode(): v.decode() for k, v in r.hgetall(keys.docids).items()}  # type: ignore[union-attr]
@@ -297,8 +310,14 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         f"ids missing: {len(report.ids_missing)}  ids stray: {len(report.ids_stray)}  "
         f"misnumbered: {len(report.misnumbered)}  docids wrong: {len(report.docids_wrong)}  "
         f"docseq behind: {report.docseq_behind}  unreadable: {len(report.unreadable)}  "
-        f"unredacted: {len(report.unredacted)}  stray health keys: {len(report.health_stray)}"
+        f"unredacted: {len(report.unredacted)}  stray health keys: {len(report.health_stray)}  "
+        f"unowned: {len(report.unowned)}"
     )
+    if report.unowned:
+        console.print(
+            f"  {len(report.unowned)} entries have no owner (e.g. {report.unowned[0]!r}): "
+            "run `regdb migrate --default-owner NAME` (fsck --repair cannot choose one)"
+        )
     for key, member in (report.missing + report.stray)[:20]:
         console.print(f"  {key} ~ {member}")
     if report.ok:
@@ -309,5 +328,9 @@ def main(settings: Settings, *, repair: bool = False) -> int:
         after = check(r, keys, box=box)
         console.print("[green]repaired[/green]" if after.ok else "[red]still inconsistent[/red]")
         return 0 if after.ok else 1
-    console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")
+    fixable = dataclasses.replace(report, unowned=[])
+    if fixable.ok:  # only owners missing: repair has nothing to do
+        console.print("[red]inconsistent[/red]: run `regdb migrate --default-owner NAME`")
+    else:
+        console.print("[red]inconsistent[/red]: run `regdb fsck --repair`")
     return 1

@@ -11,7 +11,8 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P docseq``              string: the last document number handed out
 - ``P docids``              hash: document number -> entry id
 - ``P ix:<path>=<value>``   set: document numbers of the entries whose ``path`` equals the
-                            encoded scalar ``value`` (small integers: Redis keeps them as intsets)
+                            encoded scalar ``value`` (small integers: Redis keeps them as intsets);
+                            ``ix:container_registry_owner=s:<owner>`` is one owner's entries
 - ``P h:<id>``              string: latest health result (JSON)
 - ``P hh:<id>``             list: recent raw health results, newest first (compact text,
                             regdb/monitor/recent.py; JSON objects from earlier versions)
@@ -50,6 +51,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from regdb.model import OWNER_FIELD
 from regdb.monitor.model import HealthStatus
 
 # Index paths are escaped so that "<path>=<value>" can never be read two ways.
@@ -102,6 +104,10 @@ class Keys:
 
     def index(self, path: str, encoded: str) -> str:
         return f"{self.prefix}ix:{_escaped(path)}={encoded}"
+
+    def owner_index(self, owner: str) -> str:
+        """Index set behind `{"container_registry_owner": owner}`: one owner's entries."""
+        return self.index(OWNER_FIELD, f"s:{owner}")
 
     def health_status_index(self, status: HealthStatus | str) -> str:
         """Index set behind `{"health.status": status}`."""

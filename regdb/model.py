@@ -30,6 +30,9 @@ from regdb.registry_config import RegistryConfig
 from regdb.validation import check_http_url, check_unique, invalid, parse_url, refuse_read_only
 
 ID_FIELD = "container_registry_id"
+OWNER_FIELD = "container_registry_owner"
+"""Who owns an entry: set by the server from the creating principal; an admin may set or
+transfer it (regdb/ownership.py)."""
 READ_ONLY_FIELDS = ("created_at", "updated_at")
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -58,6 +61,25 @@ def _check_id(value: str) -> str:
 
 
 EntryId = Annotated[StrictStr, StringConstraints(pattern=ID_PATTERN), AfterValidator(_check_id)]
+
+
+def _check_owner(value: str) -> str:
+    # Imported here: regdb.tokens imports this module.
+    from regdb.tokens import check_owner
+
+    try:
+        return check_owner(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _owner_schema(schema: dict[str, Any]) -> None:
+    from regdb.tokens import OWNER_PATTERN
+
+    schema["pattern"] = OWNER_PATTERN
+
+
+OwnerName = Annotated[StrictStr, AfterValidator(_check_owner)]
 
 
 def now_rfc3339() -> str:
@@ -164,6 +186,13 @@ class EntryIn(BaseModel):
         description="Storage facts: `storage_type`, `storage_size` and `memory_size` (MB), "
         "`registry_type`, plus any free-form keys",
     )
+    container_registry_owner: OwnerName | None = Field(
+        default=None,
+        description="Owner of the entry (a person or a team, e.g. `mlops-team`). Set by the "
+        "server to the creating token's owner; only an admin may send it (to create an entry "
+        "for someone, or to transfer one with `$set`): from anyone else it is a 400.",
+        json_schema_extra=_owner_schema,
+    )
 
     @field_validator("container_registry_public_url")
     @classmethod
@@ -227,6 +256,11 @@ class Entry(EntryIn):
 
     model_config = ConfigDict(extra="forbid", title="ContainerRegistry")
 
+    container_registry_owner: OwnerName = Field(
+        description="Owner of the entry, set by the server (the creating token's owner); only "
+        "the owner or an admin may change or delete the entry, only an admin may transfer it",
+        json_schema_extra=_owner_schema,
+    )
     created_at: str = Field(description="RFC 3339 UTC, set by the server")
     updated_at: str = Field(description="RFC 3339 UTC, set by the server")
 
@@ -294,6 +328,8 @@ def validate_entry(
     out["container_registry_storage_info"] = model.container_registry_storage_info.model_dump(
         mode="json", exclude_none=True
     )
+    if out.get(OWNER_FIELD) is None:
+        out.pop(OWNER_FIELD, None)  # the store gives it one (or an old entry has none yet)
     out["created_at"] = created_at
     out["updated_at"] = updated_at
     return out

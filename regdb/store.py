@@ -41,7 +41,17 @@ from regdb.lua import (
     READ_PUBLIC,
     UPDATE_ENTRY,
 )
-from regdb.model import ID_FIELD, epoch_us, is_valid_id, now_rfc3339, rfc3339, validate_entry
+from regdb.model import (
+    ID_FIELD,
+    OWNER_FIELD,
+    epoch_us,
+    is_valid_id,
+    now_rfc3339,
+    rfc3339,
+    validate_entry,
+)
+from regdb.ownership import refuse_owner_input, require_create, require_write, update_paths
+from regdb.principal import OPERATOR, Principal
 from regdb.query.terms import entry_terms
 from regdb.secret_box import CannotOpen, SecretBox
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
@@ -185,16 +195,28 @@ class EntryStore:
             await self.redis.ping()
 
     async def create(
-        self, data: Any, *, created_at: str | None = None, updated_at: str | None = None
+        self,
+        data: Any,
+        *,
+        principal: Principal = OPERATOR,
+        created_at: str | None = None,
+        updated_at: str | None = None,
     ) -> tuple[dict[str, Any], str]:
         """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
+
+        The entry is `principal`'s (regdb/ownership.py); only an admin may name its owner.
+        Callers without a principal (the admin CLI, jobs) act as the operator.
 
         `created_at`/`updated_at` (RFC 3339 as regdb writes them) keep the times of a restored
         entry (`regdb import`); clients never set them. Creation times must grow with document
         numbers, so a restored time not after the newest entry's is moved just past it (the
         returned entry says which time it got). Returns (entry, rev).
         """
+        require_create(principal)
+        if isinstance(data, dict):
+            refuse_owner_input(principal, data)
         entry = validate_entry(data, created_at="", updated_at="")
+        entry.setdefault(OWNER_FIELD, principal.owner)
         rev = uuid.uuid4().hex[:16]
         # A new entry is unknown to the monitor: it sits in that health.status index set.
         add = [*self._index_keys(entry_terms(entry)), self.keys.health_status_index("unknown")]
@@ -299,9 +321,14 @@ class EntryStore:
             return []
         return list(await self.read("HMGET", self.keys.docs, *numbers))
 
-    async def _current(self, entry_id: str, if_match: str | None) -> tuple[dict[str, Any], str]:
-        """The entry a write starts from, after checking If-Match against it."""
+    async def _current(
+        self, entry_id: str, if_match: str | None, principal: Principal
+    ) -> tuple[dict[str, Any], str]:
+        """The entry a write starts from, after checking the principal may write it and
+        If-Match against it. The write script then compares the revision: a change meanwhile
+        (a transfer too) sends the writer back here."""
         old, old_rev = await self.get(entry_id)
+        require_write(principal, old)
         if if_match is not None and if_match != old_rev:
             raise PreconditionFailed(
                 "the entry changed since that ETag was read (If-Match does not match)"
@@ -320,13 +347,24 @@ class EntryStore:
         return bool(res == 1)
 
     async def update(
-        self, entry_id: str, body: Any, *, if_match: str | None = None
+        self,
+        entry_id: str,
+        body: Any,
+        *,
+        principal: Principal = OPERATOR,
+        if_match: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
-        """Apply an update document. Returns (before, after, rev, changed)."""
+        """Apply an update document. Returns (before, after, rev, changed).
+
+        Forbidden unless `principal` may write the entry (its owner or an admin), checked on
+        the very revision the write replaces."""
         ops = normalise_update(body)
+        refuse_owner_input(principal, update_paths(ops))
+        if OWNER_FIELD in ops.get("$unset", {}):
+            raise InvalidInput(f"{OWNER_FIELD} cannot be removed; transfer it with $set")
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
-                old, old_rev = await self._current(entry_id, if_match)
+                old, old_rev = await self._current(entry_id, if_match, principal)
                 # "***" keeps a stored secret, unless the URL moved to another origin
                 candidate = credentials_follow_origin(old, apply_update(old, ops), ops)
                 data = {k: v for k, v in candidate.items() if k not in ("created_at", "updated_at")}
@@ -347,11 +385,15 @@ class EntryStore:
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
 
-    async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
-        """Remove an entry, its index memberships, its schedule and its health records."""
+    async def delete(
+        self, entry_id: str, *, principal: Principal = OPERATOR, if_match: str | None = None
+    ) -> None:
+        """Remove an entry, its index memberships, its schedule and its health records.
+
+        Forbidden unless `principal` may write the entry, checked like :meth:`update`."""
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
-                old, old_rev = await self._current(entry_id, if_match)
+                old, old_rev = await self._current(entry_id, if_match, principal)
                 keys = [
                     self.keys.entry(entry_id),
                     self.keys.ids,

@@ -43,7 +43,9 @@ LAST_USED_EVERY_S: Final = 60
 """``last_used_at`` is written at most this often per token."""
 SERVER_KEY_BYTES: Final = 32
 _TOKEN_RE = re.compile(r"^regdb_[A-Za-z0-9_-]{43,128}$")
-_OWNER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+OWNER_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+"""An owner name (``mlops-team``): what :func:`check_owner` accepts, for JSON schemas."""
+_OWNER_RE = re.compile(OWNER_PATTERN)
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -97,7 +99,7 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
 
 def check_owner(owner: str) -> str:
     """An owner name: 1-64 of lowercase letters, digits, ``.``, ``_``, ``-`` (``mlops-team``)."""
-    if not isinstance(owner, str) or _OWNER_RE.match(owner) is None:
+    if not isinstance(owner, str) or _OWNER_RE.fullmatch(owner) is None:
         raise InvalidInput(
             f"invalid owner {owner!r}: 1-64 lowercase letters, digits, '.', '_' or '-'"
         )

@@ -135,11 +135,10 @@ async def test_registry_gauges_follow_recorded_health(
         await create(client, entry_id, f"http://127.0.0.1:9/{entry_id}")
         sync_r.set(keys.health(entry_id), raw)
     await create(client, "m-new", "http://127.0.0.1:9/new")  # never probed
-    # Ownership is built elsewhere: its top-level field becomes the owner label when present.
-    number = sync_r.hget(keys.entry("m-slow"), "_n")
-    assert number is not None
-    doc = jsonutil.loads(sync_r.hget(keys.docs, number) or b"{}")
-    sync_r.hset(keys.docs, number, jsonutil.dumps({**doc, "container_registry_owner": "team-ml"}))
+    # The owner label: the creator's ("admin" for the operator), or a transfer's new owner.
+    transfer = {"$set": {"container_registry_owner": "team-ml"}}
+    resp = await client.put("/container_registry/m-slow", json=transfer)
+    assert resp.status == 200, await resp.text()
 
     m = await scrape(client)
     ids = {"m-ok", "m-down", "m-maint", "m-slow", "m-gone", "m-policy", "m-new"}
@@ -168,7 +167,7 @@ async def test_registry_gauges_follow_recorded_health(
     for sample in m["regdb_registry_status"]:
         assert set(sample.labels) == {*LABELS, "status"}
         assert sample.labels["name"] == f"registry-{sample.labels['registry_id']}"
-        owner = "team-ml" if sample.labels["registry_id"] == "m-slow" else ""
+        owner = "team-ml" if sample.labels["registry_id"] == "m-slow" else "admin"
         assert sample.labels["owner"] == owner
 
     duration = by_registry(m["regdb_registry_probe_duration_seconds"], "phase")

@@ -32,6 +32,7 @@ TAGS = ["ai", "training", "prod"]
 NAMES = ["internal-ai-registry", "hub", "ab"]
 DATES = ["2025-01-01T00:00:00.000000Z", "2026-11-28T00:00:00.000000Z", "2026-12"]
 STATUSES = ["healthy", "down"]
+OWNERS = ["admin", "mlops-team", "ab"]
 STORAGE_TYPES = ["s3", "fs", "prod"]
 STORAGE_NUMBERS = [-1, 8192, *NUMBERS]
 
@@ -93,6 +94,8 @@ def entries() -> st.SearchStrategy[dict[str, Any]]:
         {
             "container_registry_name": st.sampled_from(NAMES),
             "created_at": st.sampled_from(DATES),
+            # Absent: an entry stored before ownership, until `regdb migrate`.
+            "container_registry_owner": _present_mostly(st.sampled_from(OWNERS)),
             "container_registry_tags": _present_mostly(
                 st.one_of(tag_lists, tag_lists, st.just([]), scalars)
             ),
@@ -170,6 +173,7 @@ GROUPS: list[Group] = [
     Group(["container_registry_name"], st.sampled_from(NAMES), sizes=True, flat=True),
     Group(["created_at"], st.sampled_from(DATES), sizes=True, flat=True),
     Group(["health.status"], st.sampled_from(STATUSES), sizes=True, flat=True),
+    Group(["container_registry_owner"], st.sampled_from(OWNERS), sizes=True, flat=True),
     Group(["health"], st.sampled_from(STATUSES), sizes=False, flat=True),
     Group(
         [f"{STORAGE}.storage_size", f"{STORAGE}.memory_size", f"{STORAGE}.storage_type"],

@@ -349,9 +349,15 @@ async def _populate(settings: Settings, n_entries: int, n_hooks: int) -> None:
         hooks = HookStore(client, Keys(PREFIX), policy=policy_of(settings), box=box)
         for i in range(n_hooks):
             await hooks.create(
-                {"url": "http://10.0.0.1/hook", "events": ["registry.unhealthy"], "secret": f"s{i}"}
+                {
+                    "url": "http://10.0.0.1/hook",
+                    "events": ["registry.unhealthy"],
+                    "secret": f"s{i}",
+                },
+                owner="admin",
             )
-        await hooks.create({"url": "http://10.0.0.1/plain", "events": ["registry.unhealthy"]})
+        plain = {"url": "http://10.0.0.1/plain", "events": ["registry.unhealthy"]}
+        await hooks.create(plain, owner="admin")
     finally:
         await client.aclose()
 

@@ -30,6 +30,7 @@ from pydantic import (
 
 from regdb import jsonutil
 from regdb.errors import InvalidInput, InvalidQuery
+from regdb.principal import DEFAULT_OWNER
 from regdb.probe.address_policy import ProbePolicy, url_refusal
 from regdb.query.validate import validate_filter
 from regdb.secrets import MASK
@@ -46,7 +47,9 @@ EVENT_TYPES: Final = (
 TEST_EVENT: Final = "test"
 """The event POST /alert_hooks/{id}/test sends (CloudEvents type ``io.regdb.test``)."""
 FORMATS: Final = ("cloudevents", "slack")
-READ_ONLY_FIELDS: Final = ("id", "created_at", "updated_at", "has_secret")
+OWNER_FIELD: Final = "owner"
+"""The stored hook's owner (regdb/ownership.py)."""
+READ_ONLY_FIELDS: Final = ("id", OWNER_FIELD, "created_at", "updated_at", "has_secret")
 MAX_FILTER_BYTES: Final = 16 * 1024
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -116,6 +119,10 @@ class Hook(HookIn):
     model_config = ConfigDict(extra="forbid", title="AlertHook")
 
     id: str = Field(description="UUID4, set by the server")
+    owner: str = Field(
+        description="Owner of the hook, set by the server (the creating token's owner). Only "
+        "the owner and admins see the hook at all; to anyone else it does not exist (404)."
+    )
     has_secret: bool = Field(description="True when deliveries are signed")
     created_at: str = Field(description="RFC 3339 UTC, set by the server")
     updated_at: str = Field(description="RFC 3339 UTC, set by the server")
@@ -131,8 +138,10 @@ def is_hook_id(value: str) -> bool:
     return _UUID_RE.match(value) is not None
 
 
-def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) -> dict[str, Any]:
-    """Validate client input; return the hook as stored (secret included).
+def validate_hook(
+    data: Any, *, hook_id: str, created_at: str, updated_at: str, owner: str = DEFAULT_OWNER
+) -> dict[str, Any]:
+    """Validate client input; return the hook as stored (secret included), owned by `owner`.
 
     Raises InvalidInput naming every bad field (the filter is checked by the query engine).
     Server-managed fields in `data` are refused: the caller strips the ones it tolerates.
@@ -158,6 +167,7 @@ def validate_hook(data: Any, *, hook_id: str, created_at: str, updated_at: str) 
         ) from None
     out = model.model_dump(mode="json")
     out["id"] = hook_id
+    out[OWNER_FIELD] = owner
     out["created_at"] = created_at
     out["updated_at"] = updated_at
     return out
@@ -192,6 +202,8 @@ def merge_update(old: Mapping[str, Any], body: Any) -> dict[str, Any]:
 def public_hook(hook: Mapping[str, Any]) -> dict[str, Any]:
     """The hook as clients may see it: the secret replaced by ``"***"`` (or null if unset)."""
     out = dict(hook)
+    # A hook stored before ownership is the default owner's (regdb/ownership.py).
+    out[OWNER_FIELD] = out.get(OWNER_FIELD) or DEFAULT_OWNER
     has_secret = out.get("secret") is not None
     out["secret"] = MASK if has_secret else None
     out["has_secret"] = has_secret

@@ -1,7 +1,9 @@
 """The hook service: what the /alert_hooks endpoints do, with no HTTP in it.
 
 Hooks leave this service as public views only (secret masked), so no handler ever holds a
-stored secret. Test deliveries go inline (``wait``) or through the API's RQ queue.
+stored secret. Every call names its principal: a hook exists only for its owner and admins
+(regdb/ownership.py); anyone else gets the NotFound of a missing hook. Test deliveries go
+inline (``wait``) or through the API's RQ queue.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from regdb.alerts.deliver import attempt_delivery, policy_of
 from regdb.alerts.model import public_hook
 from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import HookStore
+from regdb.errors import NotFound
+from regdb.ownership import hook_owner, may_see_hook
+from regdb.principal import Principal
 from regdb.queues import LazyQueues, enqueue_delivery
 from regdb.settings import Settings
 from regdb.store import storage_errors
+from regdb.tokens import Scope, check_owner
 
 DELIVERIES_DEFAULT_LIMIT: Final = 50
 """Delivery attempts listed when the client gives no limit."""
@@ -40,33 +46,62 @@ class HookService:
         self.settings = settings
         self._queue = queue
 
-    async def create(self, data: Any) -> dict[str, Any]:
-        """Validate and store a new hook; its public view."""
-        return public_hook(await self.store.create(data))
+    async def create(self, data: Any, principal: Principal) -> dict[str, Any]:
+        """Validate and store a new hook, owned by `principal`; its public view."""
+        principal.require(Scope.WRITE)
+        return public_hook(await self.store.create(data, owner=principal.owner))
 
-    async def list_hooks(self) -> list[dict[str, Any]]:
-        """Every hook, oldest first, as public views."""
-        return [public_hook(h) for h in await self.store.list_hooks()]
+    async def list_hooks(
+        self, principal: Principal, owner: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The hooks `principal` may see (every one for an admin), only `owner`'s when given,
+        oldest first, as public views. Another owner's hooks are invisible to a non-admin, so
+        naming that owner lists nothing (like a missing hook, not a 403)."""
+        if owner is not None:
+            check_owner(owner)
+        return [
+            public_hook(h)
+            for h in await self.store.list_hooks()
+            if may_see_hook(principal, h) and (owner is None or hook_owner(h) == owner)
+        ]
 
-    async def get(self, hook_id: str) -> dict[str, Any]:
-        """One hook's public view; NotFound when there is none."""
-        return public_hook(await self.store.get(hook_id))
+    async def _visible(self, hook_id: str, principal: Principal) -> dict[str, Any]:
+        """The stored hook, if `principal` may see it; NotFound as for a missing one otherwise
+        (another owner's hook ids must not leak)."""
+        hook = await self.store.get(hook_id)
+        if not may_see_hook(principal, hook):
+            raise NotFound(f"No alert hook found with id {hook_id!r}")
+        return hook
 
-    async def update(self, hook_id: str, body: Any) -> dict[str, Any]:
+    async def _writable(self, hook_id: str, principal: Principal) -> dict[str, Any]:
+        hook = await self._visible(hook_id, principal)
+        principal.require(Scope.WRITE, hook_owner(hook))
+        return hook
+
+    async def get(self, hook_id: str, principal: Principal) -> dict[str, Any]:
+        """One hook's public view; NotFound when there is none or it is not visible."""
+        return public_hook(await self._visible(hook_id, principal))
+
+    async def update(self, hook_id: str, body: Any, principal: Principal) -> dict[str, Any]:
         """Apply a full or partial hook, validated as a whole; the public view after."""
+        await self._writable(hook_id, principal)
         return public_hook(await self.store.replace(hook_id, body))
 
-    async def delete(self, hook_id: str) -> None:
+    async def delete(self, hook_id: str, principal: Principal) -> None:
         """Remove a hook and its delivery log."""
+        await self._writable(hook_id, principal)
         await self.store.delete(hook_id)
 
-    async def deliveries(self, hook_id: str, limit: int) -> list[dict[str, Any]]:
+    async def deliveries(
+        self, hook_id: str, limit: int, principal: Principal
+    ) -> list[dict[str, Any]]:
         """The latest `limit` delivery attempts of a hook, newest first."""
+        await self._visible(hook_id, principal)
         return await self.store.deliveries(hook_id, limit)
 
-    async def send_test(self, hook_id: str, *, wait: bool) -> TestSent:
+    async def send_test(self, hook_id: str, principal: Principal, *, wait: bool) -> TestSent:
         """Send a test event to the hook: now (`wait`) or through the queue."""
-        hook = await self.store.get(hook_id)
+        hook = await self._writable(hook_id, principal)
         event = make_test_event()
         async with storage_errors():
             if wait:

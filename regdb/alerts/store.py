@@ -29,6 +29,7 @@ from regdb.alerts.model import (
 from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
 from regdb.model import now_rfc3339
+from regdb.ownership import hook_owner
 from regdb.probe.address_policy import ProbePolicy
 from regdb.secret_box import SecretBox, hook_aad
 from regdb.store import storage_errors
@@ -101,10 +102,12 @@ class HookStore:
         self.policy = policy
         """Where hooks may point (checked when one is saved, and again at delivery)."""
 
-    async def create(self, data: Any) -> dict[str, Any]:
-        """Validate and store a new hook; returns it as stored."""
+    async def create(self, data: Any, *, owner: str) -> dict[str, Any]:
+        """Validate and store a new hook of `owner`'s; returns it as stored."""
         now = now_rfc3339()
-        hook = validate_hook(data, hook_id=new_hook_id(), created_at=now, updated_at=now)
+        hook = validate_hook(
+            data, hook_id=new_hook_id(), created_at=now, updated_at=now, owner=owner
+        )
         await check_hook_target(hook, self.policy)
         async with storage_errors():
             if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
@@ -152,7 +155,11 @@ class HookStore:
         old = await self.get(hook_id)
         data = merge_update(old, body)
         hook = validate_hook(
-            data, hook_id=hook_id, created_at=old["created_at"], updated_at=now_rfc3339()
+            data,
+            hook_id=hook_id,
+            created_at=old["created_at"],
+            updated_at=now_rfc3339(),
+            owner=hook_owner(old),
         )
         await check_hook_target(hook, self.policy)
         async with storage_errors():

@@ -13,6 +13,7 @@ INDEXED_PATHS: Final = frozenset(
         "container_registry_name",
         "container_registry_public_url",
         "container_registry_image_prefix",
+        "container_registry_owner",
         "health.status",
     }
 )

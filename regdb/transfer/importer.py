@@ -4,11 +4,12 @@ Every record is validated as a whole first (a bad one is reported with its line 
 skipped); each write is the store's own atomic create or update, so an interrupted import
 leaves whole entries only, and running it again finishes the job. An entry that already
 exists with the same content is left alone; with other content it is updated to the record
-(fields the record lacks are removed). A masked secret (``"***"``, from an export without
-secrets) keeps the stored secret of an existing entry and is dropped from a new one. Sealed
-secrets (``sealed_config``, ``sealed_secret``) are opened with the store's keys, bound to the
-record's id: a line whose seal does not open (other keys, another id) is refused as a whole,
-saying so.
+(fields the record lacks are removed). Owners are kept: a new entry whose record names no
+owner (a mongoexport document) gets the default owner, an existing one keeps its own. A masked
+secret (``"***"``, from an export without secrets) keeps the stored secret of an existing entry
+and is dropped from a new one. Sealed secrets (``sealed_config``, ``sealed_secret``) are opened
+with the store's keys, bound to the record's id: a line whose seal does not open (other keys,
+another id) is refused as a whole, saying so.
 """
 
 from __future__ import annotations
@@ -19,13 +20,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regdb import jsonutil
+from regdb.alerts.model import OWNER_FIELD as HOOK_OWNER_FIELD
 from regdb.alerts.model import validate_hook
 from regdb.alerts.store import HookStore
 from regdb.errors import Conflict, InvalidInput, NotFound
-from regdb.model import ID_FIELD, READ_ONLY_FIELDS, is_valid_id, now_rfc3339, validate_entry
+from regdb.model import (
+    ID_FIELD,
+    OWNER_FIELD,
+    READ_ONLY_FIELDS,
+    is_valid_id,
+    now_rfc3339,
+    validate_entry,
+)
+from regdb.ownership import hook_owner
+from regdb.principal import DEFAULT_OWNER
 from regdb.secret_box import CannotOpen, entry_aad, hook_aad
 from regdb.secrets import CONFIG_FIELD, MASK, keep_masked_secrets
 from regdb.store import EntryStore
+from regdb.tokens import check_owner
 from regdb.transfer.records import ENTRY_FIELDS, BadLine, Record, drop_masks
 
 
@@ -144,6 +156,8 @@ class Importer:
             self.report.created += 1
             return
         wanted = dict(doc)
+        if OWNER_FIELD in old:  # a record without an owner (mongoexport) keeps the entry's
+            wanted.setdefault(OWNER_FIELD, old[OWNER_FIELD])
         if isinstance(wanted.get(CONFIG_FIELD), dict):
             wanted[CONFIG_FIELD] = keep_masked_secrets(wanted[CONFIG_FIELD], old.get(CONFIG_FIELD))
         new = validate_entry(
@@ -167,12 +181,17 @@ class Importer:
     async def _hook(self, record: Record) -> None:
         data = {k: v for k, v in record.doc.items() if k not in ("has_secret",)}
         hook_id = str(data.pop("id"))
+        named = data.pop(HOOK_OWNER_FIELD, None)
         created = str(data.pop("created_at", "") or now_rfc3339())
         updated = str(data.pop("updated_at", "") or created)
         try:
             old: dict[str, Any] | None = await self.hooks.get(hook_id)
         except NotFound:
             old = None
+        # Like an entry's: kept; none named keeps the stored hook's, else the default owner.
+        owner = check_owner(named) if named is not None else DEFAULT_OWNER
+        if named is None and old is not None:
+            owner = hook_owner(old)
         opened = self._opened(record, hook_aad(hook_id))
         if opened is not None:
             data["secret"] = opened.decode()
@@ -181,7 +200,9 @@ class Importer:
                 data["secret"] = old["secret"]
             else:
                 data.pop("secret")
-        hook = validate_hook(data, hook_id=hook_id, created_at=created, updated_at=updated)
+        hook = validate_hook(
+            data, hook_id=hook_id, created_at=created, updated_at=updated, owner=owner
+        )
         if old is not None and _content(old) == _content(hook):
             self.report.unchanged += 1
             return

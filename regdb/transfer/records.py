@@ -62,6 +62,7 @@ ENTRY_FIELDS = frozenset(
         "container_registry_metadata",
         "container_registry_config",
         "container_registry_storage_info",
+        "container_registry_owner",
     }
 )
 MONGO_ID_KEY = "mongo_id"
