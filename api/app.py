@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aredis
 from aiohttp import web
@@ -20,6 +21,7 @@ from api.appkeys import (
 )
 from api.middlewares import error_middleware, metrics_middleware
 from api.routes import setup_routes
+from regdb import defaults
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
@@ -62,7 +64,10 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             write_replicas=settings.write_replicas,
             write_wait_ms=settings.write_wait_ms,
         )
-        app[SEARCHER_KEY] = Searcher(store)
+        # Query matching has threads of its own: costly queries wait for each other, never
+        # for (nor hold up) the default executor's RQ and metrics calls.
+        matchers = ThreadPoolExecutor(defaults.QUERY_THREADS, thread_name_prefix="regdb-query")
+        app[SEARCHER_KEY] = Searcher(store, budget_ms=settings.query_budget_ms, executor=matchers)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         app[HOOKS_KEY] = HookService(
@@ -72,6 +77,8 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         yield
         await exporter.close()
         await asyncio.to_thread(queue.close)
+        # A running batch stops within the query budget; queued ones are dropped.
+        await asyncio.to_thread(matchers.shutdown, cancel_futures=True)
         if fast is not None:
             fast.close()
         if redis is None:

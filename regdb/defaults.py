@@ -58,3 +58,9 @@ SENTINEL_MASTER = "mymaster"
 
 WRITE_WAIT_MS = 1000
 """How long a write waits for REGDB_WRITE_REPLICAS replicas (Redis WAIT) before a 503."""
+
+QUERY_BUDGET_MS = 2000
+"""Matching time one query may spend in all (REGDB_QUERY_BUDGET_MS); past it, a 400."""
+QUERY_THREADS = 4
+"""Worker threads of one API process that decode, match and sort query candidates, so the
+event loop never does; more concurrent costly queries wait for one."""

@@ -43,3 +43,17 @@ class StorageUnavailable(RegdbError):
 
     def __init__(self, message: str = "storage unavailable") -> None:
         super().__init__(message)
+
+
+class QueryBudgetExceeded(InvalidQuery):
+    """A query's matching took longer than its time budget (maps to 400)."""
+
+
+class RateLimited(RegdbError):
+    """A token or client address is over one of its rate budgets (maps to 429).
+
+    ``headers`` go out with the answer: ``Retry-After`` and the budget's ``RateLimit-*``."""
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers

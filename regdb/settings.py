@@ -62,6 +62,8 @@ class Settings:
     """How long a write waits for those replicas before answering 503."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
+    query_budget_ms: int = defaults.QUERY_BUDGET_MS
+    """Matching time one query may spend in all (0: unbounded); past it, a 400."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +113,9 @@ class Settings:
             fastread=_bool(e, "REGDB_FASTREAD", True),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
+            query_budget_ms=_int(
+                e, "REGDB_QUERY_BUDGET_MS", defaults.QUERY_BUDGET_MS, 0, 10 * 60 * 1000
+            ),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(
