@@ -12,6 +12,7 @@ from aiohttp import web
 from api.appkeys import (
     HEALTH_KEY,
     HOOKS_KEY,
+    LIMITER_KEY,
     METRICS_KEY,
     QUEUE_KEY,
     REDIS_KEY,
@@ -28,6 +29,7 @@ from regdb.alerts.store import HookStore
 from regdb.connections import async_redis
 from regdb.fastread import FastReader
 from regdb.keys import Keys
+from regdb.limiter import RateLimiter
 from regdb.metrics.exporter import Exporter
 from regdb.metrics.fleet import FleetReader
 from regdb.monitor.health_service import HealthService
@@ -67,6 +69,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         # Query matching has threads of its own: costly queries wait for each other, never
         # for (nor hold up) the default executor's RQ and metrics calls.
         matchers = ThreadPoolExecutor(defaults.QUERY_THREADS, thread_name_prefix="regdb-query")
+        app[LIMITER_KEY] = RateLimiter(client, keys, settings.rate_limits)
         app[SEARCHER_KEY] = Searcher(store, budget_ms=settings.query_budget_ms, executor=matchers)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)

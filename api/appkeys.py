@@ -8,6 +8,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from regdb.alerts.service import HookService
+from regdb.limiter import RateLimiter
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
@@ -26,3 +27,5 @@ METRICS_KEY = web.AppKey("metrics", Exporter)
 """The process's metrics: request timings, and the fleet read at scrape time."""
 SPEC_KEY = web.AppKey("openapi", dict[str, Any])
 """The OpenAPI document generated from the route table the app was built with."""
+LIMITER_KEY = web.AppKey("limiter", RateLimiter)
+"""Checks callers against their rate budgets (api/ratelimits.py)."""

@@ -15,6 +15,7 @@ from regdb.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    RateLimited,
     RegdbError,
     StorageUnavailable,
     UnsupportedMediaType,
@@ -29,6 +30,7 @@ STATUS: dict[type[RegdbError], int] = {
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,
+    RateLimited: 429,
     StorageUnavailable: 503,
 }
 
@@ -55,6 +57,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RegdbError as exc:
         status = status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
+        if isinstance(exc, RateLimited):
+            headers = exc.headers
         return error(exc.message, status=status, details=exc.details, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

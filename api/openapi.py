@@ -55,7 +55,7 @@ def _operation(route: Route) -> dict[str, Any]:
             "required": route.body_required,
             "content": {"application/json": {"schema": route.body}},
         }
-    op["responses"] = {str(code): _reply(r) for code, r in sorted(route.replies.items())}
+    op["responses"] = {str(code): _reply(r) for code, r in sorted(route.documented_replies.items())}
     return op
 
 

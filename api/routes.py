@@ -16,12 +16,14 @@ from aiohttp.typedefs import Handler
 from api import badge_views, docs, health_views, hook_views, metrics_views, views
 from api.appkeys import SPEC_KEY
 from api.openapi import build_spec
+from api.ratelimits import limited
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.badges import UPTIME_WINDOWS
 from regdb.model import ID_PATTERN
+from regdb.ratelimit import Budget
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,23 @@ class Route:
     body: Schema | None = None
     body_required: bool = True
     description: str = ""
+    budget: Budget | None = None
+    """The rate budget a request spends (api/ratelimits.py); None: not limited."""
+    budget_when: str | None = None
+    """Spend `budget` only when this boolean query parameter is `true` (`refresh`)."""
+
+    @property
+    def documented_replies(self) -> Mapping[int, Reply]:
+        """Every answer: the table's, and 429 when the route spends a budget."""
+        if self.budget is None:
+            return self.replies
+        return {**self.replies, 429: rate_limited(self.budget, self.budget_when)}
+
+    def served_handler(self) -> Handler:
+        """The handler the router runs: the table's, behind its budget when it has one."""
+        if self.budget is None:
+            return self.handler
+        return limited(self.handler, self.budget, self.budget_when)
 
 
 _ERROR_TEXT = {
@@ -79,6 +98,26 @@ def errors(*codes: int, texts: Mapping[int, str] | None = None) -> dict[int, Rep
     text = {**_ERROR_TEXT, **(texts or {})}
     retry = {"Retry-After": "Seconds to wait before retrying"}
     return {c: Reply(text[c], ERROR, retry if c == 503 else {}) for c in codes}
+
+
+RATE_HEADERS = {
+    "Retry-After": "Whole seconds until a request fits in the budget again (at least 1)",
+    "RateLimit-Limit": "Requests the caller's bucket holds (its burst); also on every answer "
+    "of a limited route",
+    "RateLimit-Remaining": "Requests left in the bucket now; also on every answer of a "
+    "limited route",
+}
+
+
+def rate_limited(budget: Budget, when: str | None) -> Reply:
+    """The 429 of a route that spends `budget` (only with `when=true`, when given)."""
+    condition = f" (only `{when}=true` spends it)" if when else ""
+    return Reply(
+        f"Over the `{budget}` rate budget of this token, or without a token of this client "
+        f"address{condition}; the error names the budget. Retry after `Retry-After` seconds.",
+        ERROR,
+        RATE_HEADERS,
+    )
 
 
 def flag(name: str, description: str) -> Param:
@@ -192,6 +231,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 409, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -242,6 +282,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 412, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "DELETE",
@@ -254,6 +295,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
             **errors(400, 404, 412, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "POST",
@@ -302,6 +344,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -328,6 +371,8 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 503),
         },
+        budget=Budget.REFRESH,
+        budget_when="refresh",
     ),
     Route(
         "GET",
@@ -340,6 +385,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("History", envelope(ref("HealthHistory"), "Results and uptime")),
             **errors(400, 404, 503),
         },
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -392,6 +438,7 @@ ROUTES: tuple[Route, ...] = (
             201: Reply("Created", envelope(HOOK, "The hook"), {"Location": "Path of the hook"}),
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -406,6 +453,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(503),
         },
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -431,6 +479,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("Updated", envelope(HOOK, "The hook after the update")),
             **errors(400, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "DELETE",
@@ -443,6 +492,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("Deleted", envelope(message("Alert hook deleted"), "Confirmation")),
             **errors(404, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -458,6 +508,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.QUERIES,
     ),
     Route(
         "POST",
@@ -486,6 +537,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -522,6 +574,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(503),
         },
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -545,5 +598,5 @@ ROUTES: tuple[Route, ...] = (
 def setup_routes(app: web.Application) -> None:
     """Register every route of the table on `app`, and the document generated from it."""
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path, route.served_handler())
     app[SPEC_KEY] = build_spec(ROUTES)

@@ -34,6 +34,8 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
 - ``P m:uptime``            hash: id -> uptime ratios for /metrics, refreshed in sweeps
 - ``P lock:uptime``         string: held by the API process sweeping uptime, with an expiry
+- ``P rl:<budget>:<who>``   hash: one caller's token bucket for one rate budget (tokens, at),
+                            expiring once full; who is ``t:<token id>`` or ``a:<address>``
 """
 
 from __future__ import annotations
@@ -186,3 +188,7 @@ class Keys:
     def uptime_lock(self) -> str:
         """String with an expiry: held by the one API process sweeping uptime ratios."""
         return f"{self.prefix}lock:uptime"
+
+    def rate_bucket(self, budget: str, who: str) -> str:
+        """Hash with an expiry: the token bucket of caller `who` for `budget` (regdb/limiter.py)."""
+        return f"{self.prefix}rl:{budget}:{who}"
