@@ -152,9 +152,7 @@ def test_refills() -> None:
 
 
 def test_never_more_than_the_burst() -> None:
-    allowed = [
-        a for a, _, _ in run_python(SEQUENCES["full after idling, never more than the burst"])
-    ]
+    allowed = [a for a, _, _ in run_python(SEQUENCES["never more than the burst"])]
     assert allowed == [1, 1, 1, 1, 0]
 
 
