@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aredis
 from aiohttp import web
@@ -14,6 +15,7 @@ from api.appkeys import (
     FACETS_KEY,
     HEALTH_KEY,
     HOOKS_KEY,
+    LIMITER_KEY,
     METRICS_KEY,
     QUEUE_KEY,
     REDIS_KEY,
@@ -25,6 +27,7 @@ from api.appkeys import (
 from api.auth import auth_middleware, host_middleware
 from api.middlewares import error_middleware, metrics_middleware
 from api.routes import setup_routes
+from regdb import defaults
 from regdb.access import AuthMode
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
@@ -34,6 +37,7 @@ from regdb.contents import ContentsService, contents_prober
 from regdb.facets import FacetCounter
 from regdb.fastread import FastReader
 from regdb.keys import Keys
+from regdb.limiter import RateLimiter
 from regdb.metrics.exporter import Exporter
 from regdb.metrics.fleet import FleetReader
 from regdb.monitor.health_service import HealthService
@@ -97,6 +101,11 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         )
         app[SEARCHER_KEY] = Searcher(store)
         app[FACETS_KEY] = FacetCounter(store)
+        # Query matching has threads of its own: costly queries wait for each other, never
+        # for (nor hold up) the default executor's RQ and metrics calls.
+        matchers = ThreadPoolExecutor(defaults.QUERY_THREADS, thread_name_prefix="regdb-query")
+        app[LIMITER_KEY] = RateLimiter(client, keys, settings.rate_limits)
+        app[SEARCHER_KEY] = Searcher(store, budget_ms=settings.query_budget_ms, executor=matchers)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         app[HOOKS_KEY] = HookService(
@@ -110,6 +119,8 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         await prober.close()
         await exporter.close()
         await asyncio.to_thread(queue.close)
+        # A running batch stops within the query budget; queued ones are dropped.
+        await asyncio.to_thread(matchers.shutdown, cancel_futures=True)
         if fast is not None:
             fast.close()
         if redis is None:

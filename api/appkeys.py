@@ -11,6 +11,7 @@ from regdb.access import Access
 from regdb.alerts.service import HookService
 from regdb.contents import ContentsService
 from regdb.facets import FacetCounter
+from regdb.limiter import RateLimiter
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
@@ -37,3 +38,5 @@ TOKENS_KEY = web.AppKey("tokens", TokenService)
 """API tokens: the auth middleware authenticates through its store, /tokens goes through it."""
 ACCESS_KEY = web.AppKey("access", dict[tuple[str, str], Access])
 """(method, path template) -> the route's access level, from the route table."""
+LIMITER_KEY = web.AppKey("limiter", RateLimiter)
+"""Checks callers against their rate budgets (api/ratelimits.py)."""

@@ -17,6 +17,7 @@ from regdb.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    RateLimited,
     RegdbError,
     StorageUnavailable,
     UnsupportedMediaType,
@@ -37,6 +38,7 @@ STATUS: dict[type[RegdbError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     MisdirectedHost: 421,
+    RateLimited: 429,
     StorageUnavailable: 503,
     UpstreamUnsupported: 501,
     UpstreamFailed: 502,
@@ -67,6 +69,8 @@ def _headers(exc: RegdbError, status: int) -> dict[str, str] | None:
         return {"Retry-After": "1"}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": challenge(exc)}
+    if isinstance(exc, RateLimited):
+        return exc.headers
     return None
 
 

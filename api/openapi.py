@@ -77,7 +77,7 @@ def _operation(route: Route, mode: AuthMode) -> dict[str, Any]:
             "required": route.body_required,
             "content": {"application/json": {"schema": route.body}},
         }
-    op["responses"] = {str(code): _reply(r) for code, r in sorted(route.replies.items())}
+    op["responses"] = {str(code): _reply(r) for code, r in sorted(route.documented_replies.items())}
     security = _security(route, mode)
     if security is not None:
         op["security"] = security

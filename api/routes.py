@@ -31,6 +31,7 @@ from api.openapi import build_spec
 from api.pages import params as page_params
 from api.pages import setup_templates
 from api.pages import views as pages
+from api.ratelimits import limited
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
 from regdb.access import Access
@@ -41,6 +42,7 @@ from regdb.contents import PAGE_MAX
 from regdb.facets import FAMILIES, VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX
 from regdb.model import ID_PATTERN
 from regdb.probe.oci import MAX_NAME_LENGTH
+from regdb.ratelimit import Budget
 from regdb.tokens import OWNER_PATTERN
 
 
@@ -83,6 +85,23 @@ class Route:
     description: str = ""
     access: Access = Access.WRITE
     """What it needs of a token (regdb/access.py); a route that forgets to say needs `write`."""
+    budget: Budget | None = None
+    """The rate budget a request spends (api/ratelimits.py); None: not limited."""
+    budget_when: str | None = None
+    """Spend `budget` only when this boolean query parameter is `true` (`refresh`)."""
+
+    @property
+    def documented_replies(self) -> Mapping[int, Reply]:
+        """Every answer: the table's, and 429 when the route spends a budget."""
+        if self.budget is None:
+            return self.replies
+        return {**self.replies, 429: rate_limited(self.budget, self.budget_when)}
+
+    def served_handler(self) -> Handler:
+        """The handler the router runs: the table's, behind its budget when it has one."""
+        if self.budget is None:
+            return self.handler
+        return limited(self.handler, self.budget, self.budget_when)
 
 
 _ERROR_TEXT = {
@@ -112,6 +131,26 @@ def errors(*codes: int, texts: Mapping[int, str] | None = None) -> dict[int, Rep
         503: {"Retry-After": "Seconds to wait before retrying"},
     }
     return {c: Reply(text[c], ERROR, headers.get(c, {})) for c in codes}
+
+
+RATE_HEADERS = {
+    "Retry-After": "Whole seconds until a request fits in the budget again (at least 1)",
+    "RateLimit-Limit": "Requests the caller's bucket holds (its burst); also on every answer "
+    "of a limited route",
+    "RateLimit-Remaining": "Requests left in the bucket now; also on every answer of a "
+    "limited route",
+}
+
+
+def rate_limited(budget: Budget, when: str | None) -> Reply:
+    """The 429 of a route that spends `budget` (only with `when=true`, when given)."""
+    condition = f" (only `{when}=true` spends it)" if when else ""
+    return Reply(
+        f"Over the `{budget}` rate budget of this token, or without a token of this client "
+        f"address{condition}; the error names the budget. Retry after `Retry-After` seconds.",
+        ERROR,
+        RATE_HEADERS,
+    )
 
 
 def flag(name: str, description: str) -> Param:
@@ -333,6 +372,7 @@ _TABLE: tuple[Route, ...] = (
             ),
             **errors(400, 409, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -384,6 +424,7 @@ _TABLE: tuple[Route, ...] = (
             ),
             **errors(400, 403, 404, 412, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "DELETE",
@@ -396,6 +437,7 @@ _TABLE: tuple[Route, ...] = (
             200: Reply("Deleted", envelope(message("Container registry deleted"), "Confirmation")),
             **errors(400, 403, 404, 412, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -436,6 +478,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 403, 404, 501, 502, 503, texts=CONTENTS_ERRORS),
         },
         access=Access.TOKEN,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -476,6 +519,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 403, 404, 502, 503, texts=CONTENTS_ERRORS),
         },
         access=Access.TOKEN,
+        budget=Budget.QUERIES,
     ),
     Route(
         "POST",
@@ -525,6 +569,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -587,6 +632,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 503),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -614,6 +660,8 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 404, 503),
         },
         access=Access.READ,
+        budget=Budget.REFRESH,
+        budget_when="refresh",
     ),
     Route(
         "GET",
@@ -629,6 +677,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 404, 503),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -670,6 +719,7 @@ _TABLE: tuple[Route, ...] = (
             ),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -724,6 +774,7 @@ _TABLE: tuple[Route, ...] = (
             201: Reply("Created", envelope(HOOK, "The hook"), {"Location": "Path of the hook"}),
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -750,6 +801,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 503, texts={400: "Bad `owner`"}),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -776,6 +828,7 @@ _TABLE: tuple[Route, ...] = (
             200: Reply("Updated", envelope(HOOK, "The hook after the update")),
             **errors(400, 403, 404, *JSON_BODY_ERRORS, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "DELETE",
@@ -788,6 +841,7 @@ _TABLE: tuple[Route, ...] = (
             200: Reply("Deleted", envelope(message("Alert hook deleted"), "Confirmation")),
             **errors(403, 404, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -804,6 +858,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 404, 503, texts=HOOK_ERRORS),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "POST",
@@ -832,6 +887,7 @@ _TABLE: tuple[Route, ...] = (
             ),
             **errors(400, 403, 404, 503, texts=HOOK_ERRORS),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -845,6 +901,7 @@ _TABLE: tuple[Route, ...] = (
         params=CATALOG_PARAMS,
         replies=page_replies("The catalog page", 400, 503),
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -913,6 +970,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(503),
         },
         access=Access.READ,
+        budget=Budget.QUERIES,
     ),
     Route(
         "GET",
@@ -967,6 +1025,7 @@ _TABLE: tuple[Route, ...] = (
             ),
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -990,6 +1049,7 @@ _TABLE: tuple[Route, ...] = (
             **errors(400, 503),
         },
         access=Access.TOKEN,
+        budget=Budget.QUERIES,
     ),
     Route(
         "DELETE",
@@ -1012,6 +1072,7 @@ _TABLE: tuple[Route, ...] = (
             ),
             **errors(404, 503, texts={404: "No token with that id (or not the caller's)"}),
         },
+        budget=Budget.WRITES,
     ),
     Route(
         "GET",
@@ -1065,6 +1126,6 @@ def setup_routes(app: web.Application) -> None:
     document generated from it."""
     setup_templates(app)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path, route.served_handler())
     app[ACCESS_KEY] = {(r.method, r.path): r.access for r in ROUTES}
     app[SPEC_KEY] = build_spec(ROUTES, app[SETTINGS_KEY].auth)

@@ -83,3 +83,9 @@ TOKEN_KEY_FILE = "token.key"
 
 ADMIN_TOKEN_FILE = "admin.token"
 """Where `regdb serve` writes the first admin token of an empty store."""
+
+QUERY_BUDGET_MS = 2000
+"""Matching time one query may spend in all (REGDB_QUERY_BUDGET_MS); past it, a 400."""
+QUERY_THREADS = 4
+"""Worker threads of one API process that decode, match and sort query candidates, so the
+event loop never does; more concurrent costly queries wait for one."""

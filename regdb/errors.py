@@ -59,3 +59,17 @@ class UpstreamFailed(RegdbError):
 
 class Busy(RegdbError):
     """Too many registry reads in flight in this process; retry shortly (maps to 503)."""
+
+
+class QueryBudgetExceeded(InvalidQuery):
+    """A query's matching took longer than its time budget (maps to 400)."""
+
+
+class RateLimited(RegdbError):
+    """A token or client address is over one of its rate budgets (maps to 429).
+
+    ``headers`` go out with the answer: ``Retry-After`` and the budget's ``RateLimit-*``."""
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers

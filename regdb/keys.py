@@ -44,6 +44,8 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P rc:<id>:<sha256>``    string with a TTL (REGDB_CONTENTS_CACHE_S): one page of a registry's
                             repository or tag list as the API answered it; the digest covers the
                             entry's revision, the list, `n` and `last` (regdb/contents.py)
+- ``P rl:<budget>:<who>``   hash: one caller's token bucket for one rate budget (tokens, at),
+                            expiring once full; who is ``t:<token id>`` or ``a:<address>``
 """
 
 from __future__ import annotations
@@ -252,3 +254,7 @@ class Keys:
     def contents(self, entry_id: str, digest: str) -> str:
         """String with a TTL: one cached page of a registry's repositories or tags."""
         return f"{self.prefix}rc:{entry_id}:{digest}"
+
+    def rate_bucket(self, budget: str, who: str) -> str:
+        """Hash with an expiry: the token bucket of caller `who` for `budget` (regdb/limiter.py)."""
+        return f"{self.prefix}rl:{budget}:{who}"

@@ -278,3 +278,37 @@ for i = 3, #ARGV do
 end
 return out
 """
+
+
+# One request against a token bucket (regdb/ratelimit.py `take` is the same math in Python).
+# KEYS: the bucket (hash: tokens, at). ARGV: capacity, refill per ms, cost, now in ms ('' for
+# Redis's own clock, shared by every API process).
+# Returns {1 allowed | 0 refused, whole tokens left, ms until the cost fits (0 when allowed)}.
+# The bucket expires once it would be full again: an idle caller costs no memory.
+TAKE_TOKEN = """
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or cap
+local at = tonumber(b[2]) or now
+if now > at then
+  tokens = math.min(cap, tokens + (now - at) * rate)
+  at = now
+end
+local allowed, wait = 0, 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait = math.ceil((cost - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', at)
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate) + 1000)
+return {allowed, math.floor(tokens), wait}
+"""

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from regdb import defaults
+from regdb import defaults, ratelimit
 from regdb.access import AuthMode
+from regdb.ratelimit import IPNetwork, RateLimits, parse_networks, parse_rate, parse_scales
 from regdb.redis_address import AddressError, check_url, sentinel_url
 from regdb.secret_box import BadSecretKey, parse_keys
 from regdb.tokens import SERVER_KEY_BYTES
@@ -94,6 +95,12 @@ class Settings:
     """A file holding that key (REGDB_TOKEN_KEY_FILE; `regdb serve` sets its data dir's)."""
     allowed_hosts: tuple[str, ...] = defaults.ALLOWED_HOSTS
     """Host header names the API answers when REGDB_AUTH=off (any port)."""
+    query_budget_ms: int = defaults.QUERY_BUDGET_MS
+    """Matching time one query may spend in all (0: unbounded); past it, a 400."""
+    rate_limits: RateLimits = ratelimit.DEFAULT_LIMITS
+    """Each rate budget, per token or client address, and the scale of each scope."""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    """Peers whose `X-Forwarded-For` names the client (REGDB_TRUSTED_PROXIES)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +174,16 @@ class Settings:
             if e.get("REGDB_TOKEN_KEY_FILE")
             else None,
             allowed_hosts=_hosts(e, "REGDB_ALLOWED_HOSTS", defaults.ALLOWED_HOSTS),
+            query_budget_ms=_int(
+                e, "REGDB_QUERY_BUDGET_MS", defaults.QUERY_BUDGET_MS, 0, 10 * 60 * 1000
+            ),
+            rate_limits=RateLimits(
+                writes=_parsed(e, "REGDB_RATE_WRITES", parse_rate, ratelimit.WRITES),
+                queries=_parsed(e, "REGDB_RATE_QUERIES", parse_rate, ratelimit.QUERIES),
+                refresh=_parsed(e, "REGDB_RATE_REFRESH", parse_rate, ratelimit.REFRESH),
+                scales=_parsed(e, "REGDB_RATE_SCALES", parse_scales, ratelimit.DEFAULT_SCALES),
+            ),
+            trusted_proxies=_parsed(e, "REGDB_TRUSTED_PROXIES", parse_networks, ()),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(
@@ -229,6 +246,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
     return _number(env, name, default, lo, hi, float)
+
+
+_P = TypeVar("_P")
+
+
+def _parsed(env: Mapping[str, str], name: str, parse: Callable[[str], _P], default: _P) -> _P:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc} (got {raw!r})") from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -16,7 +16,9 @@ from redis.commands.core import Script
 
 from regdb import lua
 from regdb.monitor import rollups
+from regdb.ratelimit import Rate
 from tests.redis_values import as_bytes
+from tests.test_ratelimit import RATE, SEQUENCES, run_python
 
 E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
 DUE, QUEUED = "t:due", "t:queued"
@@ -341,3 +343,54 @@ def test_read_health_basics(r: redis.Redis) -> None:
     r.delete(H)
     assert read(keys=[E, H, DOCS]) == [b'{"u":1}', None]
     assert read(keys=["t:e:gone", H, DOCS]) == [None, None]
+
+
+# -- TAKE_TOKEN ------------------------------------------------------------------------------
+
+BUCKET = "t:rl:writes:t:tok"
+
+
+def take_token(r: redis.Redis, rate: Rate, now: int | str, cost: int = 1) -> Any:
+    return script(r, lua.TAKE_TOKEN)(
+        keys=[BUCKET], args=[repr(rate.burst), repr(rate.per_ms), cost, now]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_take_token_agrees_with_the_python_bucket(r: redis.Redis, name: str) -> None:
+    times = SEQUENCES[name]
+    r.delete(BUCKET)
+    assert [tuple(take_token(r, RATE, now)) for now in times] == run_python(times)
+
+
+def test_take_token_starts_full_and_stores_the_bucket(r: redis.Redis) -> None:
+    assert take_token(r, Rate(60, 3), 10_000) == [1, 2, 0]
+    assert r.hgetall(BUCKET) == {b"tokens": b"2", b"at": b"10000"}
+    # Expires once it would be full again (one token: 1 s), plus a second of slack.
+    assert 1000 < r.pttl(BUCKET) <= 2000
+
+
+def test_take_token_refuses_with_the_wait_and_keeps_the_time(r: redis.Redis) -> None:
+    rate = Rate(60, 1)
+    assert take_token(r, rate, 0) == [1, 0, 0]
+    assert take_token(r, rate, 250) == [0, 0, 750]
+    assert r.hget(BUCKET, "at") == b"250"
+    assert take_token(r, rate, 1000) == [1, 0, 0]
+
+
+def test_take_token_uses_the_redis_clock_without_a_time(r: redis.Redis) -> None:
+    seconds, micros = r.time()
+    before = seconds * 1000 + micros // 1000
+    assert take_token(r, Rate(60, 2), "") == [1, 1, 0]
+    at = int(r.hget(BUCKET, "at") or 0)
+    assert before <= at <= before + 5000
+    assert take_token(r, Rate(60, 2), "") == [1, 0, 0]
+    allowed, left, wait = take_token(r, Rate(60, 2), "")
+    assert (allowed, left) == (0, 0) and 0 < wait <= 1000
+
+
+def test_take_token_a_clock_going_back_refills_nothing(r: redis.Redis) -> None:
+    rate = Rate(60, 1)
+    assert take_token(r, rate, 5000) == [1, 0, 0]
+    assert take_token(r, rate, 1000) == [0, 0, 1000]
+    assert r.hget(BUCKET, "at") == b"5000"

@@ -10,22 +10,29 @@ projection, the page is the candidates' numbers in order after the cursor's, and
 the `docs` hash hands back the page's stored public JSON, which is joined as bytes: Python never
 decodes an entry (but the last, for the next cursor). Otherwise entries are decoded, checked by
 the matcher, sorted and projected in Python.
+
+That Python work runs in worker threads, batch by batch, never on the event loop: a costly
+filter must not hold up other requests (regex searches release the GIL there). The matching
+of one query is bounded in time by its budget (regdb/query/budget.py): past it, a 400.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import bisect
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
 from regdb.model import ID_FIELD
 from regdb.monitor.model import public_health
+from regdb.query.budget import MatchBudget
 from regdb.query.match import compile_filter
 from regdb.query.plan import IndexExpr, Inter, Term, Union, plan
 from regdb.query.sort import parse_sort, project, sort_key
@@ -167,13 +174,51 @@ def _always(doc: Mapping[str, Any]) -> bool:
     return True
 
 
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Matching:
+    """A query's compiled filter and the budget its matching spends."""
+
+    budget: MatchBudget
+    matcher: Callable[[Mapping[str, Any]], bool]
+
+
+def _decode_and_match(
+    raw: bytes, healths: list[bytes | None] | None, matching: _Matching
+) -> list[tuple[int, dict[str, Any]]]:
+    """(position, entry) of the entries of a JSON array `raw` that match, each with its health
+    joined when `healths` is given; runs in a worker thread."""
+    docs: list[dict[str, Any] | None] = jsonutil.loads(raw)
+    if healths is not None:
+        for doc, health in zip(docs, healths, strict=True):
+            if doc is not None:
+                doc[HEALTH_FIELD] = public_health(health)  # never the alert bookkeeping
+    return [
+        (n, doc)
+        for n in matching.budget.run(docs, matching.matcher)
+        if (doc := docs[n]) is not None
+    ]
+
+
 class Searcher:
     """Executes validated filters against an EntryStore."""
 
-    def __init__(self, store: EntryStore) -> None:
+    def __init__(
+        self,
+        store: EntryStore,
+        *,
+        budget_ms: int = defaults.QUERY_BUDGET_MS,
+        executor: Executor | None = None,
+    ) -> None:
+        """`budget_ms`: matching time per query (0: unbounded); `executor`: where matching and
+        ordering run (None: the loop's default executor)."""
         self.store = store
         self.redis = store.redis
         self.keys = store.keys
+        self.budget_ms = budget_ms
+        self.executor = executor
 
     async def search(self, filt: Any, opts: QueryOptions) -> Page:
         """One page of redacted entries matching `filt`."""
@@ -187,7 +232,9 @@ class Searcher:
         if after is not None and not _cursor_fits(after, sort):
             raise InvalidQuery("invalid cursor")
         exact = not opts.scan and index_is_exact(filt)
-        matcher = _always if exact else compile_filter(filt)
+        budget = MatchBudget(self.budget_ms)
+        matcher = _always if exact else compile_filter(filt, budget.deadline)
+        matching = _Matching(budget, matcher)
         # The health is joined when the filter, the projection or the order reads it.
         with_health = (
             _uses_health(filt)
@@ -211,10 +258,12 @@ class Searcher:
         async with storage_errors():
             if by_creation:
                 items, nxt = await self._by_creation(
-                    expr, matcher, opts.limit, sort[0][1], after, with_health
+                    expr, matching, opts.limit, sort[0][1], after, with_health
                 )
             else:
-                items, nxt = await self._sorted(expr, matcher, opts.limit, sort, after, with_health)
+                items, nxt = await self._sorted(
+                    expr, matching, opts.limit, sort, after, with_health
+                )
         cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
         if opts.fields:
             items = [project(doc, opts.fields) for doc in items]
@@ -291,20 +340,20 @@ class Searcher:
             out |= await self._eval(child)
         return out
 
-    async def _load(self, ids: list[bytes], with_health: bool) -> list[dict[str, Any] | None]:
-        """Public entries (with health joined when asked); None for vanished ids."""
+    async def _matches(
+        self, ids: list[bytes], with_health: bool, matching: _Matching
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(position in `ids`, public entry) of the entries that match, health joined when
+        asked; vanished ids are left out. Decoded and matched in a worker thread."""
         str_ids = [i.decode() for i in ids]
-        docs: list[dict[str, Any] | None] = jsonutil.loads(await self.store.public_json(str_ids))
-        healths: list[bytes | None] = []
+        raw = await self.store.public_json(str_ids)
+        healths: list[bytes | None] | None = None
         if with_health:
             healths = await self.store.read("MGET", *[self.keys.health(i) for i in str_ids])
-        for n, doc in enumerate(docs):
-            if doc is None:
-                continue
-            if with_health:
-                raw = healths[n]
-                doc[HEALTH_FIELD] = public_health(raw)  # never the alert bookkeeping
-        return docs
+        return await self._off_loop(_decode_and_match, raw, healths, matching)
+
+    async def _off_loop(self, func: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     # -- default order: creation time, from the ids sorted set ---------------------------
 
@@ -371,7 +420,7 @@ class Searcher:
     async def _by_creation(
         self,
         expr: IndexExpr | None,
-        matcher: Callable[[Mapping[str, Any]], bool],
+        matching: _Matching,
         limit: int,
         direction: int,
         after: Any,
@@ -385,10 +434,8 @@ class Searcher:
             chunk = batch if expr is None else batch[:need]
             rest = batch[len(chunk) :]
             while chunk:
-                docs = await self._load([i for _, i in chunk], with_health)
-                for pair, doc in zip(chunk, docs, strict=True):
-                    if doc is not None and matcher(doc):
-                        found.append((pair, doc))
+                matched = await self._matches([i for _, i in chunk], with_health, matching)
+                found.extend((chunk[position], doc) for position, doc in matched)
                 if len(found) > limit:
                     break
                 chunk, rest = rest[: defaults.SCAN_BATCH], rest[defaults.SCAN_BATCH :]
@@ -406,7 +453,7 @@ class Searcher:
     async def _sorted(
         self,
         expr: IndexExpr | None,
-        matcher: Callable[[Mapping[str, Any]], bool],
+        matching: _Matching,
         limit: int,
         sort: list[tuple[str, int]],
         after: Any,
@@ -414,27 +461,34 @@ class Searcher:
     ) -> tuple[list[dict[str, Any]], Any]:
         matches: list[dict[str, Any]] = []
         async for batch in self._ordered_ids(expr, 1, None):
-            docs = await self._load([i for _, i in batch], with_health)
-            matches.extend(d for d in docs if d is not None and matcher(d))
+            matched = await self._matches([i for _, i in batch], with_health, matching)
+            matches.extend(doc for _, doc in matched)
+        return await self._off_loop(_order, matches, limit, sort, after)
 
-        def key_of(doc: dict[str, Any]) -> tuple[Any, ...]:
-            return (*(_tuplify(sort_key(doc, path, d)) for path, d in sort), doc[ID_FIELD])
 
-        directions = [*(d for _, d in sort), 1]  # ties: ascending id
+def _order(
+    matches: list[dict[str, Any]], limit: int, sort: list[tuple[str, int]], after: Any
+) -> tuple[list[dict[str, Any]], Any]:
+    """The page of `matches` in `sort` order after the cursor key `after`, and the next key."""
 
-        def compare(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
-            for x, y, d in zip(a, b, directions, strict=True):
-                if x != y:
-                    return (-1 if x < y else 1) * d
-            return 0
+    def key_of(doc: dict[str, Any]) -> tuple[Any, ...]:
+        return (*(_tuplify(sort_key(doc, path, d)) for path, d in sort), doc[ID_FIELD])
 
-        keyed = sorted(
-            ((key_of(d), d) for d in matches),
-            key=functools.cmp_to_key(lambda p, q: compare(p[0], q[0])),  # type: ignore[index]
-        )
-        if after is not None:
-            cur = _tuplify(after)
-            keyed = [p for p in keyed if compare(p[0], cur) > 0]
-        page = keyed[:limit]
-        nxt = list(page[-1][0]) if len(keyed) > limit else None
-        return [d for _, d in page], nxt
+    directions = [*(d for _, d in sort), 1]  # ties: ascending id
+
+    def compare(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
+        for x, y, d in zip(a, b, directions, strict=True):
+            if x != y:
+                return (-1 if x < y else 1) * d
+        return 0
+
+    keyed = sorted(
+        ((key_of(d), d) for d in matches),
+        key=functools.cmp_to_key(lambda p, q: compare(p[0], q[0])),  # type: ignore[index]
+    )
+    if after is not None:
+        cur = _tuplify(after)
+        keyed = [p for p in keyed if compare(p[0], cur) > 0]
+    page = keyed[:limit]
+    nxt = list(page[-1][0]) if len(keyed) > limit else None
+    return [d for _, d in page], nxt

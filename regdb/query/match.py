@@ -24,6 +24,7 @@ from typing import Any, Final, NamedTuple
 import regex  # type: ignore[import-untyped,unused-ignore]
 
 from regdb.errors import InvalidQuery
+from regdb.query.budget import UNBOUNDED, Deadline
 
 Doc = Mapping[str, Any]
 Predicate = Callable[[Doc], bool]
@@ -124,31 +125,33 @@ def compile_regex(pattern: str, options: str = "") -> regex.Pattern[str]:
         raise InvalidQuery(f"invalid $regex {pattern!r}: {exc}") from None
 
 
-def compile_filter(filt: Mapping[str, Any]) -> Predicate:
-    """Compile a validated filter once; the result is run on many documents."""
-    return _compile_query(filt)
+def compile_filter(filt: Mapping[str, Any], deadline: Deadline = UNBOUNDED) -> Predicate:
+    """Compile a validated filter once; the result is run on many documents.
+
+    Its regex searches stop at `deadline` (a query's budget, regdb/query/budget.py)."""
+    return _compile_query(filt, deadline)
 
 
 def matches(filt: Mapping[str, Any], doc: Doc) -> bool:
     """True when ``doc`` matches ``filt`` (compiles each call: prefer ``compile_filter``)."""
-    return _compile_query(filt)(doc)
+    return _compile_query(filt, UNBOUNDED)(doc)
 
 
 # ---------------------------------------------------------------------------------------------
 # Query level: implicit AND of fields, $and / $or / $nor.
 
 
-def _compile_query(filt: Mapping[str, Any]) -> Predicate:
+def _compile_query(filt: Mapping[str, Any], deadline: Deadline) -> Predicate:
     preds: list[Predicate] = []
     for key, value in filt.items():
         if key == "$and":
-            preds.append(_all_of([_compile_query(q) for q in value]))
+            preds.append(_all_of([_compile_query(q, deadline) for q in value]))
         elif key == "$or":
-            preds.append(_any_of([_compile_query(q) for q in value]))
+            preds.append(_any_of([_compile_query(q, deadline) for q in value]))
         elif key == "$nor":
-            preds.append(_not(_any_of([_compile_query(q) for q in value])))
+            preds.append(_not(_any_of([_compile_query(q, deadline) for q in value])))
         else:
-            preds.append(_compile_field(tuple(key.split(".")), value))
+            preds.append(_compile_field(tuple(key.split(".")), value, deadline))
     return _all_of(preds)
 
 
@@ -194,22 +197,24 @@ class _Op(NamedTuple):
     pred: Predicate  # the operator applied at its path to a whole document
 
 
-def _compile_field(parts: tuple[str, ...], cond: Any) -> Predicate:
+def _compile_field(parts: tuple[str, ...], cond: Any, deadline: Deadline) -> Predicate:
     if is_operator_object(cond):
-        return _all_of([op.pred for op in _compile_ops(parts, cond)])
+        return _all_of([op.pred for op in _compile_ops(parts, cond, deadline)])
     return _positive(parts, _eq_single(cond), expand=True).pred
 
 
-def _compile_ops(parts: tuple[str, ...], cond: Mapping[str, Any]) -> list[_Op]:
+def _compile_ops(parts: tuple[str, ...], cond: Mapping[str, Any], deadline: Deadline) -> list[_Op]:
     ops: list[_Op] = []
     for name, arg in cond.items():
         if name == "$options":
             continue
-        ops.append(_compile_op(parts, name, arg, cond))
+        ops.append(_compile_op(parts, name, arg, cond, deadline))
     return ops
 
 
-def _compile_op(parts: tuple[str, ...], name: str, arg: Any, cond: Mapping[str, Any]) -> _Op:
+def _compile_op(
+    parts: tuple[str, ...], name: str, arg: Any, cond: Mapping[str, Any], deadline: Deadline
+) -> _Op:
     if name == "$eq":
         return _positive(parts, _eq_single(arg), expand=True)
     if name == "$ne":
@@ -229,11 +234,11 @@ def _compile_op(parts: tuple[str, ...], name: str, arg: Any, cond: Mapping[str, 
         exists = _positive(parts, lambda x: x is not MISSING, expand=False)
         return exists if arg else _negate(exists)
     if name == "$regex":
-        return _positive(parts, _regex_single(arg, cond.get("$options", "")), expand=True)
+        return _positive(parts, _regex_single(arg, cond.get("$options", ""), deadline), expand=True)
     if name == "$elemMatch":
-        return _positive(parts, _elem_match_single(parts, arg), expand=False)
+        return _positive(parts, _elem_match_single(parts, arg, deadline), expand=False)
     if name == "$not":
-        inner = _compile_ops(parts, arg)
+        inner = _compile_ops(parts, arg, deadline)
         test = _all_single([op.single for op in inner])
         pred = _all_of([op.pred for op in inner])
         return _Op(lambda x: not test(x), lambda doc: not pred(doc))
@@ -322,25 +327,35 @@ def _cmp_single(name: str, value: Any) -> Single:
     return lambda x: isinstance(x, container) and compare(bson_key(x), key)
 
 
-def _regex_single(pattern: str, options: str) -> Single:
+def _regex_single(pattern: str, options: str, deadline: Deadline) -> Single:
     search = compile_regex(pattern, options).search
 
     def test(x: Any) -> bool:
         if type(x) is not str:
             return False
+        left = deadline.remaining()
+        if left <= 0:
+            raise deadline.exceeded()
+        timeout = min(REGEX_TIMEOUT, left)
         try:
-            return search(x, timeout=REGEX_TIMEOUT) is not None
+            # concurrent: the search releases the GIL, so the event loop runs while a worker
+            # thread matches (regdb/query/execute.py).
+            return search(x, timeout=timeout, concurrent=True) is not None
         except TimeoutError:
+            if timeout < REGEX_TIMEOUT:
+                raise deadline.exceeded() from None
             raise InvalidQuery(f"regex too expensive: {pattern!r}") from None
 
     return test
 
 
-def _elem_match_single(parts: tuple[str, ...], arg: Mapping[str, Any]) -> Single:
+def _elem_match_single(
+    parts: tuple[str, ...], arg: Mapping[str, Any], deadline: Deadline
+) -> Single:
     if is_elem_match_value_form(arg):
-        each = _all_single([op.single for op in _compile_ops(parts, arg)])
+        each = _all_single([op.single for op in _compile_ops(parts, arg, deadline)])
         return lambda x: isinstance(x, list) and any(each(el) for el in x)
-    query = _compile_query(arg)
+    query = _compile_query(arg, deadline)
 
     def test(x: Any) -> bool:
         # Elements that are objects (or arrays, seen as objects keyed "0", "1", ...) are
