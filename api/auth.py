@@ -26,11 +26,13 @@ class MisdirectedHost(RegdbError):
 
 
 def access_of(request: web.Request) -> Access:
-    """The matched route's access level; a path no route matches counts as a read (404)."""
+    """The matched route's access level; a path no route matches counts as a read (404). A
+    matched route the table does not know (it cannot happen: both come from ROUTES) would need
+    `write`: an unknown is never public."""
     resource = request.match_info.route.resource
     if resource is None:
         return Access.READ
-    return request.app[ACCESS_KEY].get((request.method, resource.canonical), Access.READ)
+    return request.app[ACCESS_KEY].get((request.method, resource.canonical), Access.WRITE)
 
 
 @web.middleware

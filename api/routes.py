@@ -8,6 +8,7 @@ from ROUTES, so a route cannot be served undocumented, nor documented unserved
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -1121,11 +1122,17 @@ def _with_auth_errors(route: Route) -> Route:
 ROUTES: tuple[Route, ...] = tuple(_with_auth_errors(r) for r in _TABLE)
 
 
+def _canonical(path: str) -> str:
+    """A route path as aiohttp's `resource.canonical` spells it (no regex in its parameters)."""
+    return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
+
+
 def setup_routes(app: web.Application) -> None:
     """Register every route of the table on `app`, what each needs of a token, and the
     document generated from it."""
     setup_templates(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.served_handler())
-    app[ACCESS_KEY] = {(r.method, r.path): r.access for r in ROUTES}
+    # Keyed as aiohttp names a matched resource (`canonical`: `{name}`, not `{name:.+}`).
+    app[ACCESS_KEY] = {(r.method, _canonical(r.path)): r.access for r in ROUTES}
     app[SPEC_KEY] = build_spec(ROUTES, app[SETTINGS_KEY].auth)

@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         "without it the API runs with REGDB_AUTH=off on loopback",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="API processes on one port (`regdb api --processes N`); results go to "
+        "bench/results/api-<N>proc.json when N > 1",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=20.0,
@@ -151,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         args.entries, args.duration = 5_000, 3.0
     if not (100 <= args.entries <= 2_000_000 and 1 <= args.duration <= 300):
         parser.error("--entries must be 100..2,000,000 and --duration 1..300 s")
-    return session("api", lambda run: _run(args, run))
+    if not 1 <= args.processes <= 64:
+        parser.error("--processes must be 1..64")
+    name = (
+        "api" + ("-auth" if args.auth else "") + (f"-{args.processes}proc" * (args.processes > 1))
+    )
+    return session(name, lambda run: _run(args, run))
 
 
 def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
@@ -162,8 +174,9 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     ports = {"api": free_port(), "hello": free_port(), "api-nofast": free_port()}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     api_argv = [PYTHON, "-m", "regdb.cli", "api", "--port"]
+    many = ["--processes", str(args.processes)] if args.processes > 1 else []
     procs = {
-        "api": run.procs.spawn("api", [*api_argv, str(ports["api"])], env),
+        "api": run.procs.spawn("api", [*api_argv, str(ports["api"]), *many], env),
         "hello": run.procs.spawn(
             "hello", [PYTHON, "-m", "bench.hello", "--port", str(ports["hello"])], env
         ),
@@ -185,7 +198,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
 
     print(
         f"regdb API benchmark: {n:,} entries, {args.duration:g} s per scenario, {conns} "
-        f"connections, REGDB_AUTH={auth}"
+        f"connections, REGDB_AUTH={auth}, {args.processes} API process(es)"
     )
     entries = make_entries(n)
     require_loopback(e["container_registry_public_url"] for e in entries)
@@ -307,6 +320,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     return {
         "entries": n,
         "auth": auth,
+        "processes": args.processes,
         "connections": conns,
         "duration_s": args.duration,
         "python": sys.version.split()[0],

@@ -22,17 +22,23 @@ COMMANDS = {
     "health": "python -m bench.health",
     "metrics": "python -m bench.metrics_scrape",
     "page": "python -m bench.page",
+    "soak": "python -m bench.soak",
 }
+
+
+def _command(name: str) -> str:
+    """The command a results file came from (`api-auth.json`: bench.api with options)."""
+    return COMMANDS.get(name) or COMMANDS.get(name.split("-", 1)[0], name)
 
 
 def render(name: str, results: dict[str, Any]) -> str:
     """The markdown of one benchmark's results: where and how it ran, targets, other numbers."""
     lines = [
-        "`" + " ".join(filter(None, [COMMANDS.get(name, name), results.get("args")])) + "`",
+        "`" + " ".join(filter(None, [_command(name), results.get("args")])) + "`",
         f"at {results['revision']}, {results['date']}, {results['cpus']} CPUs; other processes "
         f"used {results['other_cpu_cores']:.2f} cores on average meanwhile.",
         "",
-        "| target (issue 7) | measured | |",
+        "| target | measured | |",
         "|---|---|---|",
         *(
             f"| {t['name']} | {t['value']} | {'PASS' if t['pass'] else 'FAIL'} |"

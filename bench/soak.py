@@ -45,7 +45,16 @@ from typing import Any
 import aiohttp
 import psutil
 
-from bench.common import PYTHON, RESULTS, Processes, child_env, free_port, target
+from bench.common import (
+    PYTHON,
+    RESULTS,
+    OtherLoad,
+    Processes,
+    _revision,
+    child_env,
+    free_port,
+    target,
+)
 from bench.fleet import kind
 from regdb.connections import sync_redis
 from regdb.keys import Keys
@@ -352,14 +361,19 @@ class Soak:
             items = [i for x in reversed(raw_history) if (i := recent.decode(x)) is not None]
             changes = _transitions(items)
             out.transitions += len(changes)
-            got = by_registry.get(entry_id, [])
-            for j, (at, event) in enumerate(changes):
-                if not any(e["event"] == event and e["checked_at"] == at for e in got):
-                    out.missing.append((entry_id, event, at))
-                lo = changes[j - 1][0] if j else ""
-                hi = changes[j + 1][0] if j + 1 < len(changes) else "~"
-                if sum(1 for e in got if e["event"] == event and lo < e["checked_at"] < hi) > 2:
-                    out.doubled.append((entry_id, event, at))
+            # The recent list keeps times to the millisecond: events are matched at that.
+            got = [
+                (e["event"], round(_epoch(e["checked_at"]), 3))
+                for e in by_registry.get(entry_id, [])
+            ]
+            for j, (text, event) in enumerate(changes):
+                at = round(_epoch(text), 3)
+                if not any(name == event and abs(t - at) < 0.0015 for name, t in got):
+                    out.missing.append((entry_id, event, text))
+                lo = round(_epoch(changes[j - 1][0]), 3) + 0.0015 if j else 0.0
+                hi = round(_epoch(changes[j + 1][0]), 3) - 0.0015 if j + 1 < len(changes) else 1e12
+                if sum(1 for name, t in got if name == event and lo < t < hi) > 2:
+                    out.doubled.append((entry_id, event, text))
         return out
 
     # -------------------------------------------------------------------- checks
@@ -496,7 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.registries, args.duration, args.interval = 300, 60.0, 5
-    started = time.monotonic()
+    # SIGTERM (a timeout, a CI cancel) ends the run through the `finally` below: no process
+    # of the soak outlives it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    started, others = time.monotonic(), OtherLoad()
     with tempfile.TemporaryDirectory(prefix="regdb-soak-") as tmp:
         root = Path(tmp) if args.logs is None else args.logs
         root.mkdir(parents=True, exist_ok=True)
@@ -509,10 +526,13 @@ def main(argv: list[str] | None = None) -> int:
             soak.sentinels.stop()
     results = {
         "benchmark": "soak",
-        "args": " ".join(sys.argv[1:] if argv is None else argv),
+        "args": f"--registries {args.registries} --duration {args.duration:g} "
+        f"--interval {args.interval} --seed {args.seed}",
+        "revision": _revision(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
         "wall_time_s": round(time.monotonic() - started, 1),
+        "other_cpu_cores": round(others.cores(), 2),
         **results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ import redis
 
 from api.routes import ROUTES
 from regdb.settings import Settings
-from tests.conftest import TEST_TOKEN_KEY, free_port, new_token
+from tests.conftest import TEST_KEY, TEST_TOKEN_KEY, free_port, new_token
 from tests.redis_values import as_bytes
 
 SEED = 20261130
@@ -86,6 +86,7 @@ def test_schemathesis_finds_no_failure(
         "REDIS_URL": str(settings.redis_url),
         "REGDB_PREFIX": settings.prefix,
         "REGDB_TOKEN_KEY": TEST_TOKEN_KEY.hex(),
+        "REGDB_SECRET_KEYS": TEST_KEY,
         "PORT": str(port),
         "REFRESH_WAIT": "0.05",  # ?refresh=true waits for a probe no worker will run
         "LOG_LEVEL": "WARNING",

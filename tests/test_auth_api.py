@@ -336,3 +336,13 @@ async def test_client_cli_sends_the_token_and_shows_401_and_403_as_they_are(
     assert reader not in refused.stdout + refused.stderr
     writer = await asyncio.to_thread(cli, await make_token("team-a", W))
     assert writer.returncode == 1 and "no document found" in writer.stderr.lower()  # past auth
+
+
+async def test_a_route_with_a_pattern_in_its_path_keeps_its_access(client_as: ClientAs) -> None:
+    # `{name:.+}` in the table is `{name}` to aiohttp: the access must still be the table's
+    # (the registry contents need a token), not the default of an unknown route.
+    anonymous = client_as(None)
+    path = "/container_registry/x/repositories/team/model/tags?n=1"
+    resp = await anonymous.get(path)
+    assert resp.status == 401, await resp.text()
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")

@@ -20,7 +20,7 @@ from regdb.model import OWNER_FIELD
 from regdb.settings import Settings
 from regdb.transfer.cli import import_lines
 from regdb.transfer.exporter import export_catalog
-from tests.conftest import TEST_BOX, run_regdb, seed_like
+from tests.conftest import TEST_BOX, TEST_KEY, run_regdb, seed_like
 from tests.redis_values import dumped
 
 Client = TestClient[Any, Any]
@@ -29,7 +29,13 @@ KEYS = Keys(PREFIX)
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_regdb({**os.environ, "REDIS_URL": redis_url, "REGDB_PREFIX": PREFIX}, *args)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "REGDB_PREFIX": PREFIX,
+        "REGDB_SECRET_KEYS": TEST_KEY,
+    }
+    return run_regdb(env, *args)
 
 
 def _disown_entry(r: redis.Redis, entry_id: str) -> None:
