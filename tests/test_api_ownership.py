@@ -24,8 +24,13 @@ Client = TestClient[Any, Any]
 def catalog(r: redis.Redis, keys: Keys) -> dict[bytes, bytes]:
     """Every catalog key, byte for byte (tokens left out: using one records its last use; and
     rate buckets: a refused request still spends its budget)."""
-    token_keys = (keys.token(""), keys.token_digest(""), keys.tokens, keys.token_used(""))
-    token_keys += (keys.rate_bucket("", "")[:-1],)
+    token_keys = (
+        keys.token(""),
+        keys.token_digest(""),
+        keys.tokens,
+        keys.token_used(""),
+        keys.rate_bucket("", "")[:-1],
+    )
     return {
         k: v
         for k, v in dumped(r, keys.prefix + "*").items()
