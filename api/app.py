@@ -9,6 +9,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from api.appkeys import (
+    AUDIT_KEY,
     HEALTH_KEY,
     HOOKS_KEY,
     METRICS_KEY,
@@ -18,11 +19,12 @@ from api.appkeys import (
     SETTINGS_KEY,
     STORE_KEY,
 )
-from api.middlewares import error_middleware, metrics_middleware
+from api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from api.routes import setup_routes
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
+from regdb.audit_log import AuditLog
 from regdb.connections import async_redis
 from regdb.fastread import FastReader
 from regdb.keys import Keys
@@ -39,7 +41,8 @@ from regdb.store import EntryStore
 def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.Application:
     """Build the API. With `redis` given (tests), the caller owns that connection."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = exporter = Exporter()
@@ -61,13 +64,14 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             fast=fast,
             write_replicas=settings.write_replicas,
             write_wait_ms=settings.write_wait_ms,
+            audit_keep=settings.audit_keep,
         )
         app[SEARCHER_KEY] = Searcher(store)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
-        app[HOOKS_KEY] = HookService(
-            HookStore(client, keys, policy=policy_of(settings)), settings, queue
-        )
+        hooks = HookStore(client, keys, policy=policy_of(settings), audit_keep=settings.audit_keep)
+        app[HOOKS_KEY] = HookService(hooks, settings, queue)
+        app[AUDIT_KEY] = AuditLog(client, keys, keep=settings.audit_keep)
         exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
         yield
         await exporter.close()

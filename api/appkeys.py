@@ -8,6 +8,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from regdb.alerts.service import HookService
+from regdb.audit_log import AuditLog
 from regdb.metrics.exporter import Exporter
 from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
@@ -21,6 +22,7 @@ STORE_KEY = web.AppKey("store", EntryStore)
 SEARCHER_KEY = web.AppKey("searcher", Searcher)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
+AUDIT_KEY = web.AppKey("audit", AuditLog)
 QUEUE_KEY = web.AppKey("queue", LazyQueues)
 METRICS_KEY = web.AppKey("metrics", Exporter)
 """The process's metrics: request timings, and the fleet read at scrape time."""

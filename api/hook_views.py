@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.acting import acting_of
 from api.appkeys import HOOKS_KEY
 from api.parsing import bool_param, int_param, read_json
 from api.responses import ok
@@ -13,7 +14,8 @@ from regdb.alerts.store import DELIVERIES_KEEP
 
 async def create_hook(request: web.Request) -> web.Response:
     """POST /alert_hooks"""
-    hook = await request.app[HOOKS_KEY].create(await read_json(request))
+    body = await read_json(request)
+    hook = await request.app[HOOKS_KEY].create(body, acting=acting_of(request))
     return ok(hook, status=201, headers={"Location": f"/alert_hooks/{hook['id']}"})
 
 
@@ -31,12 +33,13 @@ async def get_hook(request: web.Request) -> web.Response:
 async def update_hook(request: web.Request) -> web.Response:
     """PUT /alert_hooks/{id}"""
     body = await read_json(request)
-    return ok(await request.app[HOOKS_KEY].update(request.match_info["id"], body))
+    hook_id = request.match_info["id"]
+    return ok(await request.app[HOOKS_KEY].update(hook_id, body, acting=acting_of(request)))
 
 
 async def delete_hook(request: web.Request) -> web.Response:
     """DELETE /alert_hooks/{id}"""
-    await request.app[HOOKS_KEY].delete(request.match_info["id"])
+    await request.app[HOOKS_KEY].delete(request.match_info["id"], acting=acting_of(request))
     return ok({"message": "Alert hook deleted"})
 
 

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from regdb.alerts.model import Hook, HookIn
+from regdb.audit import AuditRecord
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
 from regdb.monitor.model import HealthView
 from regdb.update import OPERATORS
@@ -110,6 +111,15 @@ def _entry_item() -> Schema:
     s["required"] = ["container_registry_id"]
     s["properties"]["health"] = {**ref("Health"), "description": "Cached health of the entry"}
     return s
+
+
+def _audit_record(out: dict[str, Schema]) -> Schema:
+    """A record of GET /audit (its nested models go into `out`)."""
+    schema = AuditRecord.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    out.update(schema.pop("$defs", {}))
+    return schema
 
 
 def _entry_update() -> Schema:
@@ -249,6 +259,7 @@ def components() -> dict[str, Schema]:
         AlertHookUpdate=_hook_update(),
         AlertHook=_hook(),
         DeliveryAttempt=DELIVERY_ATTEMPT,
+        AuditRecord=_audit_record(out),
         Filter=FILTER_SCHEMA,
         Error=ERROR_SCHEMA,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.acting import acting_of
 from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.parsing import entry_update, if_match, query_options, read_json
 from api.responses import ok, ok_raw
@@ -14,7 +15,7 @@ from regdb.secrets import origin_change_notice, redact_entry
 async def create_registry(request: web.Request) -> web.Response:
     """POST /container_registry"""
     body = await read_json(request)
-    entry, rev = await request.app[STORE_KEY].create(body)
+    entry, rev = await request.app[STORE_KEY].create(body, acting=acting_of(request))
     entry_id = entry["container_registry_id"]
     return ok(
         {"message": "Container registry created", "id": entry_id},
@@ -37,7 +38,9 @@ async def update_registry(request: web.Request) -> web.Response:
     body = entry_update(await read_json(request))
     entry_id = request.match_info["id"]
     store = request.app[STORE_KEY]
-    before, entry, rev, changed = await store.update(entry_id, body, if_match=if_match(request))
+    before, entry, rev, changed = await store.update(
+        entry_id, body, if_match=if_match(request), acting=acting_of(request)
+    )
     if changed:
         await request.app[HEALTH_KEY].entry_changed(before, entry)
     data = {"message": "Container registry updated", "container_registry": redact_entry(entry)}
@@ -46,7 +49,9 @@ async def update_registry(request: web.Request) -> web.Response:
 
 async def delete_registry(request: web.Request) -> web.Response:
     """DELETE /container_registry/{id}"""
-    await request.app[STORE_KEY].delete(request.match_info["id"], if_match=if_match(request))
+    await request.app[STORE_KEY].delete(
+        request.match_info["id"], if_match=if_match(request), acting=acting_of(request)
+    )
     return ok({"message": "Container registry deleted"})
 
 

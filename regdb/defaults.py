@@ -58,3 +58,10 @@ SENTINEL_MASTER = "mymaster"
 
 WRITE_WAIT_MS = 1000
 """How long a write waits for REGDB_WRITE_REPLICAS replicas (Redis WAIT) before a 503."""
+
+AUDIT_KEEP = 100_000
+"""Audit records kept (the stream is trimmed approximately: Redis keeps a few more)."""
+AUDIT_KEEP_MIN = 100
+"""Lower bound for AUDIT_KEEP (fewer would trim records before anyone reads them)."""
+AUDIT_KEEP_MAX = 10_000_000
+"""Upper bound for AUDIT_KEEP."""

@@ -29,6 +29,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from regdb import defaults
+from regdb.audit import AS_OPERATOR, Acting, encode_events, entry_events
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
@@ -99,6 +101,7 @@ class EntryStore:
         fast: FastReader | None = None,
         write_replicas: int = 0,
         write_wait_ms: int = 1000,
+        audit_keep: int = defaults.AUDIT_KEEP,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -107,6 +110,8 @@ class EntryStore:
         self.write_replicas = write_replicas
         """Replicas that must have a write (Redis WAIT) before it is acknowledged; 0: none."""
         self.write_wait_ms = write_wait_ms
+        self.audit_keep = audit_keep
+        """Records kept in the audit stream, which every write appends to (regdb/audit.py)."""
         self._create = redis.register_script(CREATE_ENTRY)
         self._update = redis.register_script(UPDATE_ENTRY)
         self._delete = redis.register_script(DELETE_ENTRY)
@@ -181,9 +186,16 @@ class EntryStore:
             await self.redis.ping()
 
     async def create(
-        self, data: Any, *, created_at: str | None = None, updated_at: str | None = None
+        self,
+        data: Any,
+        *,
+        created_at: str | None = None,
+        updated_at: str | None = None,
+        acting: Acting = AS_OPERATOR,
     ) -> tuple[dict[str, Any], str]:
         """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
+
+        Every write is audited as `acting` (the operator unless an API request says who).
 
         `created_at`/`updated_at` (RFC 3339 as regdb writes them) keep the times of a restored
         entry (`regdb import`); clients never set them. Creation times must grow with document
@@ -202,6 +214,7 @@ class EntryStore:
             self.keys.docids,
             self.keys.docs,
             self.keys.due,
+            self.keys.audit,
             *add,
         ]
         not_before = datetime.fromtimestamp(0, UTC)
@@ -214,7 +227,8 @@ class EntryStore:
             if updated_at is not None and updated_at > entry["created_at"]:
                 entry["updated_at"] = updated_at
             public, fields = encode_entry(entry, rev)
-            return [entry_id, epoch_us(moment), public, *fields]
+            audit = encode_events(entry_events(acting, None, entry, moment))
+            return [entry_id, epoch_us(moment), public, self.audit_keep, audit, *fields]
 
         for _ in range(MAX_WRITE_ATTEMPTS):
             res = await self._run_write(self._create, keys, stamped)
@@ -310,9 +324,16 @@ class EntryStore:
         return bool(res == 1)
 
     async def update(
-        self, entry_id: str, body: Any, *, if_match: str | None = None
+        self,
+        entry_id: str,
+        body: Any,
+        *,
+        if_match: str | None = None,
+        acting: Acting = AS_OPERATOR,
     ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
-        """Apply an update document. Returns (before, after, rev, changed)."""
+        """Apply an update document. Returns (before, after, rev, changed).
+
+        An update that changes nothing writes (and audits) nothing."""
         ops = normalise_update(body)
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
@@ -330,14 +351,17 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                keys = [self.keys.entry(entry_id), self.keys.docs, *add, *rem]
+                keys = [self.keys.entry(entry_id), self.keys.docs, self.keys.audit, *add, *rem]
                 public, fields = encode_entry(new, rev)
-                args = [old_rev, len(add), public, *fields]
+                audit = encode_events(entry_events(acting, old, new, datetime.now(UTC)))
+                args = [old_rev, len(add), public, self.audit_keep, audit, *fields]
                 if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
 
-    async def delete(self, entry_id: str, *, if_match: str | None = None) -> None:
+    async def delete(
+        self, entry_id: str, *, if_match: str | None = None, acting: Acting = AS_OPERATOR
+    ) -> None:
         """Remove an entry, its index memberships, its schedule and its health records."""
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
@@ -351,9 +375,12 @@ class EntryStore:
                     self.keys.queued,
                     self.keys.health(entry_id),
                     self.keys.health_history(entry_id),
+                    self.keys.audit,
                     *self._index_keys(entry_terms(old)),
                     *self.keys.health_status_indexes,
                 ]
-                if await self._apply(self._delete, entry_id, keys, [old_rev, entry_id]):
+                audit = encode_events(entry_events(acting, old, None, datetime.now(UTC)))
+                args = [old_rev, entry_id, self.audit_keep, audit]
+                if await self._apply(self._delete, entry_id, keys, args):
                     return
             raise StorageUnavailable("too much contention on this entry, try again")

@@ -15,6 +15,7 @@ from regdb.alerts.deliver import attempt_delivery, policy_of
 from regdb.alerts.model import public_hook
 from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import HookStore
+from regdb.audit import AS_OPERATOR, Acting
 from regdb.queues import LazyQueues, enqueue_delivery
 from regdb.settings import Settings
 from regdb.store import storage_errors
@@ -40,9 +41,9 @@ class HookService:
         self.settings = settings
         self._queue = queue
 
-    async def create(self, data: Any) -> dict[str, Any]:
+    async def create(self, data: Any, *, acting: Acting = AS_OPERATOR) -> dict[str, Any]:
         """Validate and store a new hook; its public view."""
-        return public_hook(await self.store.create(data))
+        return public_hook(await self.store.create(data, acting=acting))
 
     async def list_hooks(self) -> list[dict[str, Any]]:
         """Every hook, oldest first, as public views."""
@@ -52,13 +53,15 @@ class HookService:
         """One hook's public view; NotFound when there is none."""
         return public_hook(await self.store.get(hook_id))
 
-    async def update(self, hook_id: str, body: Any) -> dict[str, Any]:
+    async def update(
+        self, hook_id: str, body: Any, *, acting: Acting = AS_OPERATOR
+    ) -> dict[str, Any]:
         """Apply a full or partial hook, validated as a whole; the public view after."""
-        return public_hook(await self.store.replace(hook_id, body))
+        return public_hook(await self.store.replace(hook_id, body, acting=acting))
 
-    async def delete(self, hook_id: str) -> None:
+    async def delete(self, hook_id: str, *, acting: Acting = AS_OPERATOR) -> None:
         """Remove a hook and its delivery log."""
-        await self.store.delete(hook_id)
+        await self.store.delete(hook_id, acting=acting)
 
     async def deliveries(self, hook_id: str, limit: int) -> list[dict[str, Any]]:
         """The latest `limit` delivery attempts of a hook, newest first."""

@@ -72,8 +72,8 @@ async def import_lines(settings: Settings, lines: list[str], *, dry_run: bool) -
     keys = Keys(settings.prefix)
     try:
         importer = Importer(
-            EntryStore(client, keys),
-            HookStore(client, keys, policy=policy_of(settings)),
+            EntryStore(client, keys, audit_keep=settings.audit_keep),
+            HookStore(client, keys, policy=policy_of(settings), audit_keep=settings.audit_keep),
             dry_run=dry_run,
         )
         with Progress(console=_err, transient=True) as bar:
