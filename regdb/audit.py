@@ -357,8 +357,7 @@ class AuditQuery:
         unknown = sorted(set(params) - set(QUERY_PARAMS))
         if unknown:
             raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}")
-        names = list(params)  # a multidict (a query string) lists a repeated name twice
-        if len(names) != len(set(names)):
+        if len(params) != len(set(params)):  # a query string (multidict) counts repeats
             raise InvalidQuery("each query parameter may be given once")
         text = {name: _filter_text(params, name) for name in ("target", "actor")}
         action = params.get("action")

@@ -29,9 +29,14 @@ def audit_args(*actions: str) -> list[Any]:
     return [KEEP, json.dumps([["action", a, "target", "a"] for a in actions])]
 
 
+def stream(r: redis.Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The audit stream's records, oldest first: (id, fields)."""
+    return list(r.xrange(AUDIT))  # type: ignore[arg-type]
+
+
 def audited(r: redis.Redis) -> list[str]:
     """The actions recorded in the audit stream, oldest first."""
-    return [f[b"action"].decode() for _, f in r.xrange(AUDIT)]  # type: ignore[union-attr]
+    return [fields[b"action"].decode() for _, fields in stream(r)]
 
 
 @pytest.fixture
@@ -87,10 +92,10 @@ def test_create_refuses_a_stamp_not_after_the_newest(r: redis.Redis, score: int)
 def test_write_scripts_append_every_record_given_and_trim(r: redis.Redis) -> None:
     keys = ["t:e:a", IDS, SEQ, DOCIDS, DOCS, DUE, AUDIT]
     records = json.dumps([["action", "one", "paths", "[]"], ["action", "two"]])
-    args = ["a", 100, b"{}", 100, records, "_rev", "r1"]
+    args: list[Any] = ["a", 100, b"{}", 100, records, "_rev", "r1"]
     assert script(r, lua.CREATE_ENTRY)(keys=keys, args=args) == [1, 1]
     assert audited(r) == ["one", "two"]
-    assert r.xrange(AUDIT)[0][1] == {b"action": b"one", b"paths": b"[]"}  # type: ignore[index]
+    assert stream(r)[0][1] == {b"action": b"one", b"paths": b"[]"}
     # MAXLEN ~ trims whole stream nodes (100 records each by default): far past `keep`, the
     # stream is cut back to about `keep`.
     for i in range(2, 1000):
