@@ -321,8 +321,9 @@ def record_of(stream_id: bytes | str, raw: Mapping[Any, Any]) -> AuditRecord:
 
 def before_id(stream_id: str) -> str | None:
     """The greatest stream id below `stream_id` (an inclusive XREVRANGE end that excludes it,
-    on any Redis version); None below the first possible id."""
-    ms, seq = (int(part) for part in stream_id.split("-", 1))
+    on any Redis version); None below the first possible id. Parts past what Redis can hold
+    (2**64 - 1) count as that most."""
+    ms, seq = (min(int(part), _U64_MAX) for part in stream_id.split("-", 1))
     if seq > 0:
         return f"{ms}-{seq - 1}"
     if ms > 0:
@@ -364,7 +365,7 @@ class AuditQuery:
         if action is not None and action not in Action.__members__.values():
             raise InvalidQuery(f"action must be one of: {', '.join(Action)}")
         cursor = params.get("cursor")
-        if cursor is not None and (not _STREAM_ID.fullmatch(cursor) or _too_big(cursor)):
+        if cursor is not None and not _STREAM_ID.fullmatch(cursor):
             raise InvalidQuery("cursor must be the `id` of an audit record (`<ms>-<n>`)")
         return cls(
             target=text["target"],
@@ -381,10 +382,6 @@ class AuditQuery:
             and (self.action is None or record.action == self.action)
             and (self.actor is None or self.actor in (record.actor.owner, record.actor.token_id))
         )
-
-
-def _too_big(stream_id: str) -> bool:
-    return any(int(part) > _U64_MAX for part in stream_id.split("-", 1))
 
 
 def _filter_text(params: Mapping[str, str], name: str) -> str | None:

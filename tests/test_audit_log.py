@@ -108,6 +108,9 @@ async def test_paging_visits_every_record_once(log: AuditLog) -> None:
     assert seen == [f"e{i}" for i in reversed(range(25))]
     empty = await log.page(OPERATOR, AuditQuery(cursor="0-0"))
     assert empty.items == [] and empty.next_cursor is None
+    # a cursor past anything Redis can hold starts from the newest
+    beyond = await log.page(OPERATOR, AuditQuery.parse({"cursor": "9" * 20 + "-" + "9" * 20}))
+    assert [r.target for r in beyond.items][:1] == ["e24"]
 
 
 async def test_the_stream_is_trimmed_to_about_audit_keep(
