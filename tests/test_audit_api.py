@@ -5,6 +5,7 @@ no record; X-Request-Id round trips; GET /audit filters, pages and refuses bad p
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 import pytest
@@ -12,8 +13,11 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from api.acting import sane_request_id
+from regdb.connections import sync_redis
 from regdb.keys import Keys
 from regdb.settings import Settings
+from regdb.transfer.cli import import_lines
+from regdb.transfer.exporter import export_catalog
 from tests.conftest import SEED_ENTRY
 
 Client = TestClient[Any, Any]
@@ -315,3 +319,28 @@ async def test_bad_parameters_are_400_in_the_envelope(client: Client) -> None:
 )
 def test_sane_request_ids(value: str | None, sane: bool) -> None:
     assert sane_request_id(value) is sane
+
+
+async def test_an_import_is_recorded_as_the_operators(
+    client: Client, sync_r: redis.Redis, settings: Settings
+) -> None:
+    assert (await client.post("/container_registry", json=entry())).status == 201
+    hook = {"url": "https://127.0.0.1:9443/h", "events": ["registry.unhealthy"]}
+    assert (await client.post("/alert_hooks", json={**hook, "secret": HOOK_SECRET})).status == 201
+    conn = sync_redis(settings)
+    out = io.BytesIO()
+    try:
+        export_catalog(conn, Keys(settings.prefix), out, with_secrets=True)
+    finally:
+        conn.close()
+    sync_r.flushall()
+    report = await import_lines(settings, out.getvalue().decode().splitlines(), dry_run=False)
+    assert report.created == 2
+    records = (await audit(client))["data"]
+    assert sorted(r["action"] for r in records) == ["entry.create", "hook.create"]
+    for r in records:
+        assert r["actor"] == {"owner": "admin", "token_id": None} and r["request_id"] is None
+    assert "container_registry_config.auth.password" in records[-1]["paths"] + records[0]["paths"]
+    dump = stream_dump(sync_r, settings)
+    for secret in (PASSWORD, TOKEN, HOOK_SECRET):
+        assert secret.encode() not in dump
