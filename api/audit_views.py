@@ -7,7 +7,7 @@ from aiohttp import web
 from api.appkeys import AUDIT_KEY
 from api.principal import principal_of
 from api.responses import ok
-from regdb.audit import AuditQuery
+from regdb.audit_query import AuditQuery
 
 
 async def audit_log(request: web.Request) -> web.Response:

@@ -20,14 +20,14 @@ from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
-from regdb.audit import (
+from regdb.audit import Action
+from regdb.audit_log import SCAN_BUDGET
+from regdb.audit_query import (
     AUDIT_LIMIT_DEFAULT,
     AUDIT_LIMIT_MAX,
     FILTER_PATTERN,
     STREAM_ID_PATTERN,
-    Action,
 )
-from regdb.audit_log import SCAN_BUDGET
 from regdb.badges import UPTIME_WINDOWS
 from regdb.model import ID_PATTERN
 

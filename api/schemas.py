@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from regdb.alerts.model import Hook, HookIn
-from regdb.audit import AuditRecord
+from regdb.audit_query import AuditRecord
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
 from regdb.monitor.model import HealthView
 from regdb.update import OPERATORS

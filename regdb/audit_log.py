@@ -13,17 +13,8 @@ import redis.asyncio as aredis
 from redis.asyncio.client import Pipeline
 
 from regdb import defaults
-from regdb.audit import (
-    Acting,
-    Action,
-    AuditEvent,
-    AuditPage,
-    AuditQuery,
-    AuditRecord,
-    before_id,
-    record_of,
-    visible,
-)
+from regdb.audit import Acting, Action, AuditEvent
+from regdb.audit_query import AuditPage, AuditQuery, AuditRecord, before_id, record_of, visible
 from regdb.keys import Keys
 from regdb.principal import Principal
 from regdb.store import storage_errors

@@ -10,8 +10,9 @@ import pytest
 import redis.asyncio as aredis
 
 from regdb import audit_log
-from regdb.audit import AS_OPERATOR, Acting, Action, AuditQuery, entry_events
+from regdb.audit import AS_OPERATOR, Acting, Action, entry_events
 from regdb.audit_log import AuditLog
+from regdb.audit_query import AuditQuery
 from regdb.keys import Keys
 from regdb.principal import ANONYMOUS, OPERATOR, Principal
 from regdb.settings import Settings, SettingsError

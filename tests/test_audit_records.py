@@ -1,4 +1,5 @@
-"""The audit log's pure parts: field paths, the records of each write, query parsing, visibility."""
+"""The audit log's pure parts (regdb/audit.py, regdb/audit_query.py): field paths, the records of
+each write, query parsing, visibility."""
 
 from __future__ import annotations
 
@@ -14,17 +15,12 @@ from regdb.audit import (
     Acting,
     Action,
     AuditEvent,
-    AuditQuery,
-    AuditRecord,
-    before_id,
     changed_paths,
     encode_events,
     entry_events,
     hook_events,
-    record_of,
-    stream_time,
-    visible,
 )
+from regdb.audit_query import AuditQuery, AuditRecord, before_id, record_of, stream_time, visible
 from regdb.errors import InvalidQuery
 from regdb.principal import ANONYMOUS, OPERATOR, Principal
 from regdb.tokens import Scope, effective_scopes
