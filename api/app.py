@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aredis
@@ -18,9 +19,12 @@ from api.appkeys import (
     SEARCHER_KEY,
     SETTINGS_KEY,
     STORE_KEY,
+    TOKENS_KEY,
 )
+from api.auth import auth_middleware, host_middleware
 from api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from api.routes import setup_routes
+from regdb.access import AuthMode
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
@@ -34,14 +38,35 @@ from regdb.monitor.health_service import HealthService
 from regdb.query.execute import Searcher
 from regdb.queues import LazyQueues
 from regdb.redis_address import is_sentinel
-from regdb.settings import Settings
+from regdb.server_key import server_key
+from regdb.settings import Settings, check_api_bind
 from regdb.store import EntryStore
+from regdb.token_service import TokenService
+from regdb.tokens import TokenStore
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.Application:
-    """Build the API. With `redis` given (tests), the caller owns that connection."""
+    """Build the API. With `redis` given (tests), the caller owns that connection.
+
+    SettingsError when the token key is missing, or REGDB_AUTH=off meets a non-loopback bind.
+    """
+    check_api_bind(settings)
+    key = server_key(settings)
+    if settings.auth is AuthMode.OFF:
+        log.warning(
+            "REGDB_AUTH=off: NO TOKEN CHECKS, anyone who reaches %s:%d may change everything; "
+            "only Host names in REGDB_ALLOWED_HOSTS (%s) are answered",
+            settings.host,
+            settings.port,
+            ", ".join(settings.allowed_hosts),
+        )
+        guard = host_middleware
+    else:
+        guard = auth_middleware
     app = web.Application(
-        middlewares=[metrics_middleware, request_id_middleware, error_middleware],
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware, guard],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
@@ -72,6 +97,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         hooks = HookStore(client, keys, policy=policy_of(settings), audit_keep=settings.audit_keep)
         app[HOOKS_KEY] = HookService(hooks, settings, queue)
         app[AUDIT_KEY] = AuditLog(client, keys, keep=settings.audit_keep)
+        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key))
         exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
         yield
         await exporter.close()

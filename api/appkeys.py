@@ -7,6 +7,7 @@ from typing import Any
 import redis.asyncio as aredis
 from aiohttp import web
 
+from regdb.access import Access
 from regdb.alerts.service import HookService
 from regdb.audit_log import AuditLog
 from regdb.metrics.exporter import Exporter
@@ -15,6 +16,7 @@ from regdb.query.execute import Searcher
 from regdb.queues import LazyQueues
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.token_service import TokenService
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 REDIS_KEY = web.AppKey("redis", aredis.Redis)
@@ -28,3 +30,7 @@ METRICS_KEY = web.AppKey("metrics", Exporter)
 """The process's metrics: request timings, and the fleet read at scrape time."""
 SPEC_KEY = web.AppKey("openapi", dict[str, Any])
 """The OpenAPI document generated from the route table the app was built with."""
+TOKENS_KEY = web.AppKey("tokens", TokenService)
+"""API tokens: the auth middleware authenticates through its store, /tokens goes through it."""
+ACCESS_KEY = web.AppKey("access", dict[tuple[str, str], Access])
+"""(method, path template) -> the route's access level, from the route table."""

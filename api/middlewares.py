@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 
 from api.acting import REQUEST_ID_HEADER, assign_request_id
 from api.appkeys import METRICS_KEY
+from api.auth import MisdirectedHost
 from api.responses import error
 from regdb.errors import (
     Conflict,
@@ -22,15 +23,19 @@ from regdb.errors import (
     UnsupportedMediaType,
 )
 from regdb.metrics.exporter import UNMATCHED
+from regdb.tokens import Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[RegdbError], int] = {
     InvalidInput: 400,
     UnsupportedMediaType: 415,
+    Unauthenticated: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,
+    MisdirectedHost: 421,
     StorageUnavailable: 503,
 }
 
@@ -39,6 +44,26 @@ _HTTP_MESSAGES = {
     405: "method not allowed",
     413: "request body too large",
 }
+
+
+REALM = 'Bearer realm="regdb"'
+"""The challenge of every 401 (RFC 6750); a token that was sent but is no good adds its error."""
+
+
+def challenge(exc: Unauthenticated) -> str:
+    """The WWW-Authenticate value for `exc`: no error code when no token was sent at all."""
+    if exc.reason == "missing":
+        return REALM
+    code = "invalid_request" if exc.reason == "malformed" else "invalid_token"
+    return f'{REALM}, error="{code}", error_description="{exc.reason} token"'
+
+
+def _headers(exc: RegdbError, status: int) -> dict[str, str] | None:
+    if status == 503:
+        return {"Retry-After": "1"}
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": challenge(exc)}
+    return None
 
 
 def status_of(exc: RegdbError) -> int:
@@ -56,7 +81,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except RegdbError as exc:
         status = status_of(exc)
-        headers = {"Retry-After": "1"} if status == 503 else None
+        headers = _headers(exc, status)
         return error(exc.message, status=status, details=exc.details, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from api.schemas import components
+from regdb.access import AuthMode, required_scope
 
 if TYPE_CHECKING:
     from api.routes import Param, Reply, Route
@@ -13,7 +14,9 @@ if TYPE_CHECKING:
 DESCRIPTION = (
     "The container registry DB of AIOS: a catalog of OCI registries and their health. "
     'Every answer is `{"success": true, "data": ...}` or `{"success": false, "error": "..."}`; '
-    "a wrong method on a known path is a 405, an unknown path a 404, both in the same envelope."
+    "a wrong method on a known path is a 405, an unknown path a 404, both in the same envelope. "
+    "Tokens: `Authorization: Bearer <token>` (scheme `bearer`); by default reads are public and "
+    "every write needs a `write` token. A token sent where none is needed is still checked."
 )
 
 
@@ -40,7 +43,24 @@ def _reply(r: Reply) -> dict[str, Any]:
     return out
 
 
-def _operation(route: Route) -> dict[str, Any]:
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A regdb token (`regdb_...`): `Authorization: Bearer <token>`. Create one "
+    "with `regdb token create` or POST /tokens.",
+}
+
+
+def _security(route: Route, mode: AuthMode) -> list[dict[str, list[str]]] | None:
+    """Required where this mode needs a token; optional (checked when sent) elsewhere."""
+    if mode is AuthMode.OFF:
+        return None
+    if required_scope(route.access, mode) is not None:
+        return [{"bearer": []}]
+    return [{}, {"bearer": []}]
+
+
+def _operation(route: Route, mode: AuthMode) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.handler.__name__,
         "tags": [route.tag],
@@ -56,19 +76,22 @@ def _operation(route: Route) -> dict[str, Any]:
             "content": {"application/json": {"schema": route.body}},
         }
     op["responses"] = {str(code): _reply(r) for code, r in sorted(route.replies.items())}
+    security = _security(route, mode)
+    if security is not None:
+        op["security"] = security
     return op
 
 
-def build_spec(routes: Sequence[Route]) -> dict[str, Any]:
-    """The whole document for `routes`."""
+def build_spec(routes: Sequence[Route], mode: AuthMode = AuthMode.WRITES) -> dict[str, Any]:
+    """The whole document for `routes`, as an API in auth `mode` serves them."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, mode)
     tags = list(dict.fromkeys(r.tag for r in routes))
     return {
         "openapi": "3.1.0",
         "info": {"title": "regdb", "version": "0.1.0", "description": DESCRIPTION},
         "tags": [{"name": t} for t in tags],
         "paths": paths,
-        "components": {"schemas": components()},
+        "components": {"schemas": components(), "securitySchemes": {"bearer": BEARER}},
     }

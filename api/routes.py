@@ -1,11 +1,13 @@
 """The route table: every endpoint once, with what /openapi.json says about it.
 
-The aiohttp router and the OpenAPI document are both generated from ROUTES, so a route cannot
-be served undocumented, nor documented unserved (tests/test_openapi.py checks both).
+The aiohttp router, the OpenAPI document and the auth middleware's decisions are all generated
+from ROUTES, so a route cannot be served undocumented, nor documented unserved
+(tests/test_openapi.py checks both), and what a route needs of a token is its `access` here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,11 +15,21 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import audit_views, badge_views, docs, health_views, hook_views, metrics_views, views
-from api.appkeys import SPEC_KEY
+from api import (
+    audit_views,
+    badge_views,
+    docs,
+    health_views,
+    hook_views,
+    metrics_views,
+    token_views,
+    views,
+)
+from api.appkeys import ACCESS_KEY, SETTINGS_KEY, SPEC_KEY
 from api.openapi import build_spec
 from api.schemas import COUNT, ERROR, Schema, envelope, message, ref
 from regdb import defaults
+from regdb.access import Access
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
 from regdb.audit import Action
@@ -69,6 +81,8 @@ class Route:
     body: Schema | None = None
     body_required: bool = True
     description: str = ""
+    access: Access = Access.WRITE
+    """What it needs of a token (regdb/access.py); a route that forgets to say needs `write`."""
 
 
 _ERROR_TEXT = {
@@ -76,6 +90,10 @@ _ERROR_TEXT = {
     404: "No entry with that id",
     409: "An entry with that id already exists",
     412: "If-Match does not match the entry's current ETag",
+    401: "No usable token: missing, malformed, unknown, expired or revoked "
+    '(`WWW-Authenticate: Bearer realm="regdb"`). A token sent where none is needed is still '
+    "checked.",
+    403: "The token is valid but may not do this; the error names what is missing",
     413: "Request body larger than the limit",
     415: "Content-Type is not `application/json`",
     503: "Storage unavailable (Redis cannot be reached); retry after `Retry-After` seconds",
@@ -85,8 +103,14 @@ _ERROR_TEXT = {
 def errors(*codes: int, texts: Mapping[int, str] | None = None) -> dict[int, Reply]:
     """The error envelope under each status code; `texts` overrides the descriptions."""
     text = {**_ERROR_TEXT, **(texts or {})}
-    retry = {"Retry-After": "Seconds to wait before retrying"}
-    return {c: Reply(text[c], ERROR, retry if c == 503 else {}) for c in codes}
+    headers = {
+        401: {
+            "WWW-Authenticate": 'The challenge: `Bearer realm="regdb"`, plus `error` when a '
+            "token was sent"
+        },
+        503: {"Retry-After": "Seconds to wait before retrying"},
+    }
+    return {c: Reply(text[c], ERROR, headers.get(c, {})) for c in codes}
 
 
 def flag(name: str, description: str) -> Param:
@@ -182,7 +206,13 @@ def _state(value: str) -> Schema:
     }
 
 
-ROUTES: tuple[Route, ...] = (
+TOKEN = ref("Token")
+TOKEN_ID = Param(
+    "id", "path", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "The token's id", required=True
+)
+
+
+_TABLE: tuple[Route, ...] = (
     Route(
         "POST",
         "/container_registry",
@@ -217,6 +247,7 @@ ROUTES: tuple[Route, ...] = (
             304: Reply("`If-None-Match` matched: unchanged since that read", None, ETAG),
             **errors(400, 404, 503),
         },
+        access=Access.READ,
     ),
     Route(
         "PUT",
@@ -314,6 +345,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, *JSON_BODY_ERRORS, 503),
         },
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -340,6 +372,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 503),
         },
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -352,6 +385,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("History", envelope(ref("HealthHistory"), "Results and uptime")),
             **errors(400, 404, 503),
         },
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -361,6 +395,7 @@ ROUTES: tuple[Route, ...] = (
         "Status badge: the registry's name and health status",
         params=(ENTRY_ID, BADGE_FORMAT),
         replies=badge_replies("The badge"),
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -383,6 +418,7 @@ ROUTES: tuple[Route, ...] = (
             BADGE_FORMAT,
         ),
         replies=badge_replies("The badge"),
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -392,6 +428,7 @@ ROUTES: tuple[Route, ...] = (
         "Response-time badge: how long the latest probe took",
         params=(ENTRY_ID, BADGE_FORMAT),
         replies=badge_replies("The badge"),
+        access=Access.READ,
     ),
     Route(
         "POST",
@@ -418,6 +455,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(503),
         },
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -430,6 +468,7 @@ ROUTES: tuple[Route, ...] = (
             200: Reply("The hook", envelope(HOOK, "The hook")),
             **errors(404, 503, texts=HOOK_ERRORS),
         },
+        access=Access.READ,
     ),
     Route(
         "PUT",
@@ -470,6 +509,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 404, 503, texts=HOOK_ERRORS),
         },
+        access=Access.READ,
     ),
     Route(
         "POST",
@@ -544,6 +584,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(400, 503, texts={400: "A bad query parameter (named in the error)"}),
         },
+        access=Access.TOKEN,
     ),
     Route(
         "GET",
@@ -552,6 +593,7 @@ ROUTES: tuple[Route, ...] = (
         "operations",
         "The process is alive (no storage check)",
         replies={200: Reply("Alive", envelope(_state("ok"), "Liveness"))},
+        access=Access.OPEN,
     ),
     Route(
         "GET",
@@ -560,6 +602,7 @@ ROUTES: tuple[Route, ...] = (
         "operations",
         "Storage reachable",
         replies={200: Reply("Ready", envelope(_state("ready"), "Readiness")), **errors(503)},
+        access=Access.OPEN,
     ),
     Route(
         "GET",
@@ -580,6 +623,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             **errors(503),
         },
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -588,6 +632,7 @@ ROUTES: tuple[Route, ...] = (
         "operations",
         "This document (OpenAPI 3.1)",
         replies={200: Reply("The OpenAPI document", {"type": "object"})},
+        access=Access.READ,
     ),
     Route(
         "GET",
@@ -596,12 +641,133 @@ ROUTES: tuple[Route, ...] = (
         "operations",
         "Human-readable API docs, rendered from this document",
         replies={200: Reply("An HTML page", {"type": "string"}, media="text/html")},
+        access=Access.READ,
+    ),
+    Route(
+        "POST",
+        "/tokens",
+        token_views.create_token,
+        "tokens",
+        "Create a token (shown in this answer only)",
+        description="A `write` token may create tokens for its own owner with no more than its "
+        "own scopes; an `admin` token for any owner with any scope.",
+        body=ref("TokenInput"),
+        replies={
+            201: Reply(
+                "Created: `token` is the secret, shown this once; the rest is its record",
+                envelope(
+                    {
+                        "allOf": [
+                            TOKEN,
+                            {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {
+                                    "token": {
+                                        "type": "string",
+                                        "pattern": "^regdb_[A-Za-z0-9_-]{43,}$",
+                                        "description": "The token: send it as "
+                                        "`Authorization: Bearer <token>`",
+                                    }
+                                },
+                            },
+                        ]
+                    },
+                    "The token and its record",
+                ),
+            ),
+            **errors(400, *JSON_BODY_ERRORS, 503),
+        },
+    ),
+    Route(
+        "GET",
+        "/tokens",
+        token_views.list_tokens,
+        "tokens",
+        "List tokens: the caller's owner's (an admin: everyone's), never the secrets",
+        params=(
+            Param(
+                "owner",
+                "query",
+                {"type": "string", "pattern": r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"},
+                "Only this owner's tokens (another owner than the caller's: admin only)",
+            ),
+        ),
+        replies={
+            200: Reply(
+                "The tokens, oldest first (revoked ones included)",
+                envelope({"type": "array", "items": TOKEN}, "The tokens", count=COUNT),
+            ),
+            **errors(400, 503),
+        },
+        access=Access.TOKEN,
+    ),
+    Route(
+        "DELETE",
+        "/tokens/{id}",
+        token_views.revoke_token,
+        "tokens",
+        "Revoke a token (the caller's owner's; an admin: anyone's)",
+        description="Idempotent. Another owner's token answers 404, as an unknown id does.",
+        params=(TOKEN_ID,),
+        replies={
+            200: Reply(
+                "Revoked",
+                envelope(message("Token revoked", token=TOKEN), "Confirmation and the record"),
+            ),
+            **errors(404, 503, texts={404: "No token with that id (or not the caller's)"}),
+        },
+    ),
+    Route(
+        "GET",
+        "/whoami",
+        token_views.whoami,
+        "tokens",
+        "Who the token acts for, and with which scopes",
+        replies={
+            200: Reply(
+                "The caller",
+                envelope(
+                    {
+                        "type": "object",
+                        "required": ["owner", "scopes", "token_id"],
+                        "properties": {
+                            "owner": {"type": "string", "description": "Who the token acts for"},
+                            "scopes": {
+                                "type": "array",
+                                "items": {"enum": ["read", "write", "admin"]},
+                                "description": "What it may do, implied scopes included",
+                            },
+                            "token_id": {
+                                "type": ["string", "null"],
+                                "description": "The token's id; null for the operator "
+                                "(REGDB_AUTH=off)",
+                            },
+                        },
+                    },
+                    "The caller",
+                ),
+            ),
+        },
+        access=Access.TOKEN,
     ),
 )
 
 
+def _with_auth_errors(route: Route) -> Route:
+    """The route with the answers auth adds: 401 anywhere (a bad token is refused even where
+    none is needed), 403 where a token must have a scope beyond `read`, or be an owner's."""
+    codes = (401,) if route.access in (Access.OPEN, Access.READ) else (401, 403)
+    return dataclasses.replace(route, replies={**route.replies, **errors(*codes)})
+
+
+ROUTES: tuple[Route, ...] = tuple(_with_auth_errors(r) for r in _TABLE)
+
+
 def setup_routes(app: web.Application) -> None:
-    """Register every route of the table on `app`, and the document generated from it."""
+    """Register every route of the table on `app`, what each needs of a token, and the
+    document generated from it."""
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    app[SPEC_KEY] = build_spec(ROUTES)
+    app[ACCESS_KEY] = {(r.method, r.path): r.access for r in ROUTES}
+    app[SPEC_KEY] = build_spec(ROUTES, app[SETTINGS_KEY].auth)

@@ -16,6 +16,7 @@ from regdb.alerts.model import Hook, HookIn
 from regdb.audit_query import AuditRecord
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
 from regdb.monitor.model import HealthView
+from regdb.token_service import TokenIn
 from regdb.update import OPERATORS
 
 Schema = dict[str, Any]
@@ -241,6 +242,37 @@ ERROR_SCHEMA: Schema = {
 }
 
 
+def _token_in() -> Schema:
+    s = TokenIn.model_json_schema()
+    _unique(s, "scopes")
+    return s
+
+
+_TIME_OR_NULL: Schema = {"type": ["string", "null"], "format": "date-time"}
+TOKEN_SCHEMA: Schema = {
+    "type": "object",
+    "description": "A token's record: never the token itself (it is shown once, at creation)",
+    "required": ["id", "owner", "scopes", "label", "created_at", "expires_at", "last_used_at"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "The token's id"},
+        "owner": {"type": "string", "description": "Who the token acts for"},
+        "scopes": {
+            "type": "array",
+            "items": {"enum": ["read", "write", "admin"]},
+            "description": "As granted (`write` implies `read`, `admin` everything)",
+        },
+        "label": {"type": "string", "description": "What it is for"},
+        "created_at": {"type": "string", "format": "date-time", "description": "RFC 3339 UTC"},
+        "expires_at": {**_TIME_OR_NULL, "description": "When it stops working; null: never"},
+        "last_used_at": {
+            **_TIME_OR_NULL,
+            "description": "Its latest use, recorded at most once a minute; null: never used",
+        },
+        "revoked_at": {**_TIME_OR_NULL, "description": "When it was revoked; null: it was not"},
+    },
+}
+
+
 @functools.cache
 def components() -> dict[str, Schema]:
     """Every named schema of the document (computed once)."""
@@ -261,6 +293,8 @@ def components() -> dict[str, Schema]:
         DeliveryAttempt=DELIVERY_ATTEMPT,
         AuditRecord=_audit_record(out),
         Filter=FILTER_SCHEMA,
+        TokenInput=_token_in(),
+        Token=TOKEN_SCHEMA,
         Error=ERROR_SCHEMA,
     )
     return out

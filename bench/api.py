@@ -40,6 +40,7 @@ from bench.common import (
     run_wrk,
     session,
     target,
+    write_token,
 )
 from regdb.keys import Keys
 
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fastread-ab", action="store_true", help="GET and health read, A/B")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 entries, 3 s")
     parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="tokens on (REGDB_AUTH=writes): every create sends a write token, GETs none; "
+        "without it the API runs with REGDB_AUTH=off on loopback",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=20.0,
@@ -146,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     n, conns = args.entries, args.connections
-    env = child_env(REDIS_URL=run.redis_url, LOG_LEVEL="WARNING")
+    auth = "writes" if args.auth else "off"
+    env = child_env(REDIS_URL=run.redis_url, LOG_LEVEL="WARNING", REGDB_AUTH=auth)
     ports = {"api": free_port(), "hello": free_port(), "api-nofast": free_port()}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     api_argv = [PYTHON, "-m", "regdb.cli", "api", "--port"]
@@ -157,7 +165,9 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         ),
     }
     if args.fastread_ab:
-        nofast = child_env(REDIS_URL=run.redis_url, LOG_LEVEL="WARNING", REGDB_FASTREAD="false")
+        nofast = child_env(
+            REDIS_URL=run.redis_url, LOG_LEVEL="WARNING", REGDB_FASTREAD="false", REGDB_AUTH=auth
+        )
         procs["api-nofast"] = run.procs.spawn(
             "api-nofast", [*api_argv, str(ports["api-nofast"])], nofast
         )
@@ -166,7 +176,8 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     servers = [run.redis_pid, *(p.pid for p in procs.values())]
 
     print(
-        f"regdb API benchmark: {n:,} entries, {args.duration:g} s per scenario, {conns} connections"
+        f"regdb API benchmark: {n:,} entries, {args.duration:g} s per scenario, {conns} "
+        f"connections, REGDB_AUTH={auth}"
     )
     entries = make_entries(n)
     require_loopback(e["container_registry_public_url"] for e in entries)
@@ -210,9 +221,13 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     answers_agree = idx_ids == scan_ids and len(idx_ids) == expected
     alone_p50, scan_p50 = percentile(alone, 50), percentile(scan, 50)
 
+    token = asyncio.run(write_token(run.redis_url)) if args.auth else None
     creates = load(
         Workload(
-            "POST /container_registry (create)", url["api"], create_prefix=f"c{int(time.time())}"
+            "POST /container_registry (create)",
+            url["api"],
+            create_prefix=f"c{int(time.time())}",
+            token=token,
         ),
         warmup_s=0,
     )
@@ -283,6 +298,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     ]
     return {
         "entries": n,
+        "auth": auth,
         "connections": conns,
         "duration_s": args.duration,
         "python": sys.version.split()[0],

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from regdb.tokens import Scope, TokenStore
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -129,9 +131,14 @@ class Processes:
             self.stop(proc)
 
 
+BENCH_TOKEN_KEY = secrets.token_bytes(32)
+"""The server key of this run's API processes (REGDB_TOKEN_KEY), so the bench can make tokens."""
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a regdb child process: ours, the repository importable, `extra`."""
-    env = {**os.environ, **extra}
+    """The environment of a regdb child process: ours, the repository importable, this run's
+    token key, `extra`."""
+    env = {**os.environ, "REGDB_TOKEN_KEY": BENCH_TOKEN_KEY.hex(), **extra}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -208,6 +215,8 @@ class Workload:
     body: bytes | None = None
     create_prefix: str | None = None
     rate: float | None = None
+    token: str | None = field(default=None, repr=False)
+    """Sent as a bearer token with every create (auth on)."""
 
 
 @dataclass
@@ -243,6 +252,7 @@ class Wrk:
         argv += ["--timeout", "10s"]
         if w.create_prefix is not None:
             args = ["-s", "bench/wrk_create.lua", w.base_url, "--", w.create_prefix]
+            args += [w.token] if w.token else []
         else:
             paths = tmp / f"paths-{abs(hash(w.name))}"
             paths.write_text("\n".join(w.paths) + "\n")
@@ -298,6 +308,17 @@ def run_wrk(
 
 
 # --------------------------------------------------------------------------- catalog, results
+
+
+async def write_token(redis_url: str) -> str:
+    """A `write` token in the store at `redis_url`, under this run's key."""
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        store = TokenStore(client, Keys(Settings().prefix), BENCH_TOKEN_KEY)
+        token, _ = await store.create("bench", [Scope.WRITE], label="bench")
+        return token
+    finally:
+        await client.aclose()
 
 
 async def load_entries(

@@ -1,6 +1,7 @@
 -- Closed loop: every request creates a new entry (POST /container_registry), unique id and
 -- URL built from a run prefix, the wrk thread and a counter; the URL is on loopback.
--- Usage: wrk ... -s bench/wrk_create.lua URL -- RUN_PREFIX
+-- Usage: wrk ... -s bench/wrk_create.lua URL -- RUN_PREFIX [TOKEN]
+-- With TOKEN (auth on), every create sends it as `Authorization: Bearer TOKEN`.
 dofile("bench/wrk_report.lua")
 local threads, counter, prefix = 0, 0, "bench"
 local headers = { ["Content-Type"] = "application/json" }
@@ -13,6 +14,9 @@ end
 
 function init(args)
   prefix = (args[1] or "bench") .. "-" .. tostring(tid or 1)
+  if args[2] then
+    headers["Authorization"] = "Bearer " .. args[2]
+  end
   math.randomseed(os.time() + (tid or 1))
 end
 

@@ -10,10 +10,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from regdb import client
-from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
+from regdb import client, defaults, token_cli
+from regdb.embedded import EmbeddedRedis, EmbeddedRedisError, served_url
 from regdb.lifetime import die_with_parent, port_taken
-from regdb.settings import Settings, SettingsError
+from regdb.server_key import server_key
+from regdb.settings import Settings, SettingsError, check_api_bind
 from regdb.supervise import Supervisor
 
 log = logging.getLogger("regdb")
@@ -54,6 +55,46 @@ def _run_api(settings: Settings, *, reuse_port: bool = False) -> None:
         sys.exit(f"regdb: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
 
 
+def _check_api(settings: Settings, role: str, *, embedded: bool = False) -> Settings:
+    """Settings the API can start with, or exit with one line: REGDB_AUTH=off only on
+    loopback, and a token key every API process shares (`embedded`: the data dir's file,
+    handed to the children as REGDB_TOKEN_KEY_FILE)."""
+    try:
+        check_api_bind(settings)
+        server_key(settings, embedded=embedded)
+    except SettingsError as exc:
+        sys.exit(f"regdb {role}: {exc}")
+    if embedded and settings.token_key is None and settings.token_key_file is None:
+        return settings.replace(token_key_file=settings.data_dir / defaults.TOKEN_KEY_FILE)
+    return settings
+
+
+def _first_admin_token(settings: Settings) -> None:
+    """An empty store gets an admin token, written to the data dir (see README: Tokens)."""
+    import asyncio
+
+    from regdb.connections import async_redis
+    from regdb.keys import Keys
+    from regdb.token_service import first_admin_token
+    from regdb.tokens import TokenStore
+
+    async def ensure() -> None:
+        r = async_redis(settings)
+        try:
+            store = TokenStore(r, Keys(settings.prefix), server_key(settings))
+            path = (settings.data_dir / defaults.ADMIN_TOKEN_FILE).resolve()
+            if not await first_admin_token(store, path):
+                log.info(
+                    "no new admin token: %s or an admin token exists (`regdb token create` "
+                    "makes more)",
+                    path,
+                )
+        finally:
+            await r.aclose()
+
+    asyncio.run(ensure())
+
+
 def _check_port(settings: Settings, role: str) -> None:
     """Exit with one line when the API's address cannot be listened on."""
     why = port_taken(settings.host, settings.port)
@@ -73,6 +114,7 @@ def _api_children(settings: Settings, processes: int) -> dict[str, list[str]]:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Only the HTTP API (production: one process per Procfile line)."""
     _need_redis(settings, "api")
+    settings = _check_api(settings, "api")
     if args.reuse_port:  # a child of `api --processes N` or `serve --processes N`
         _run_api(settings, reuse_port=True)
         return
@@ -106,11 +148,16 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> None:
 
 
 @contextmanager
-def _admin_redis(settings: Settings, role: str) -> Iterator[Settings]:
+def _admin_redis(settings: Settings, role: str, *, attach: bool = False) -> Iterator[Settings]:
     """Settings with a Redis to work on: REDIS_URL, else the embedded data dir (refused with
-    one line while `regdb serve` holds it: its socket is the way in then)."""
+    one line while `regdb serve` holds it: its socket is the way in then; `attach` goes
+    through that socket itself)."""
     if settings.redis_url is not None:
         yield settings
+        return
+    running = served_url(settings.data_dir) if attach else None
+    if running is not None:
+        yield settings.replace(redis_url=running)
         return
     try:
         embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
@@ -173,20 +220,38 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(code)
 
 
+def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
+    """Create, list and revoke API tokens (straight in Redis, like fsck)."""
+    embedded = settings.redis_url is None
+    try:
+        key = server_key(settings, embedded=embedded)
+    except SettingsError as exc:
+        print(f"regdb token: {exc}", file=sys.stderr)
+        sys.exit(token_cli.USAGE)
+    with _admin_redis(settings, "token", attach=True) as ready:
+        code = token_cli.run(ready, key, args)
+    sys.exit(code)
+
+
 def serve_child_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment of `serve`'s children: its Redis, and the defaults it resolved from the
-    absence of REDIS_URL (hooks may reach loopback), which a child seeing REDIS_URL would not."""
+    """The environment of `serve`'s children: its Redis, its token key file, and the defaults
+    it resolved from the absence of REDIS_URL (hooks may reach loopback), which a child seeing
+    REDIS_URL would not."""
     assert settings.redis_url is not None
-    return dict(
+    out = dict(
         env,
         REDIS_URL=settings.redis_url,
         HOOK_ALLOW_LOOPBACK="true" if settings.hook_allow_loopback else "false",
     )
+    if settings.token_key_file is not None:
+        out["REGDB_TOKEN_KEY_FILE"] = str(settings.token_key_file.resolve())
+    return out
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Everything in one process tree: embedded Redis (unless REDIS_URL), API, worker, scheduler."""
     _check_port(settings, "serve")
+    settings = _check_api(settings, "serve", embedded=settings.redis_url is None)
     embedded = None
     if settings.redis_url is None:
         try:
@@ -200,6 +265,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.resolve(),
         )
     assert settings.redis_url is not None
+    try:
+        _first_admin_token(settings)
+    except Exception as exc:
+        if embedded is not None:
+            embedded.stop()
+        sys.exit(f"regdb serve: cannot check for an admin token: {exc}")
     roles: dict[str, list[str]] = {f"worker-{i + 1}": ["worker"] for i in range(args.workers)}
     roles["scheduler"] = ["scheduler"]
     if args.processes > 1:
@@ -275,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
     p.add_argument("--data-dir", type=Path, help="embedded data directory when REDIS_URL is unset")
     p.set_defaults(func=cmd_import)
+    token_cli.add_parser(sub, admin)
+    p = sub.choices["token"]
+    p.set_defaults(func=cmd_token)
     # The HTTP client (regdb/client/): registries, health, hooks, watch.
     client.add_parsers(sub)
     return parser

@@ -65,3 +65,12 @@ AUDIT_KEEP_MIN = 100
 """Lower bound for AUDIT_KEEP (fewer would trim records before anyone reads them)."""
 AUDIT_KEEP_MAX = 10_000_000
 """Upper bound for AUDIT_KEEP."""
+
+ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Host header names an API without tokens (REGDB_AUTH=off) answers: loopback, any port."""
+
+TOKEN_KEY_FILE = "token.key"
+"""The server key's file in an embedded data directory."""
+
+ADMIN_TOKEN_FILE = "admin.token"
+"""Where `regdb serve` writes the first admin token of an empty store."""

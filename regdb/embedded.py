@@ -82,6 +82,12 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     @property
+    def url_file(self) -> Path:
+        """Where a running server's URL is written, so admin tools can reach it while
+        `regdb serve` holds the directory (its socket may live in /tmp: see __init__)."""
+        return self.data_dir / "redis.url"
+
+    @property
     def pid_file(self) -> Path:
         """Where redis-server writes its pid while it serves this data directory."""
         return self.data_dir / "redis.pid"
@@ -208,6 +214,8 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         finally:
             client.close()
+        self.url_file.write_text(self.url + "\n")
+        self.url_file.chmod(0o600)
         log.info("embedded redis-server started at %s (data in %s)", self.url, self.data_dir)
         return self.url
 
@@ -220,6 +228,8 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None:
+            self.url_file.unlink(missing_ok=True)
         self.proc = None
         if self._lock_file is not None:
             self._lock_file.close()
@@ -233,3 +243,18 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def served_url(data_dir: Path) -> str | None:
+    """The URL of the redis-server a running regdb serves `data_dir` with, if one answers."""
+    try:
+        url = (data_dir.resolve() / "redis.url").read_text().strip()
+    except OSError:
+        return None
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return url if client.ping() else None
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+        return None
+    finally:
+        client.close()

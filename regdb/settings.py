@@ -6,15 +6,21 @@ the variable, instead of failing later inside a request.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from regdb import defaults
+from regdb.access import AuthMode
 from regdb.redis_address import AddressError, check_url, sentinel_url
+from regdb.tokens import SERVER_KEY_BYTES
 
 
 class SettingsError(ValueError):
@@ -64,6 +70,14 @@ class Settings:
     """Audit records kept in the stream (older ones are trimmed)."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
+    auth: AuthMode = AuthMode.WRITES
+    """What needs a token (regdb/access.py)."""
+    token_key: bytes | None = field(default=None, repr=False)
+    """The server key API tokens are digested with (REGDB_TOKEN_KEY); never printed."""
+    token_key_file: Path | None = None
+    """A file holding that key (REGDB_TOKEN_KEY_FILE; `regdb serve` sets its data dir's)."""
+    allowed_hosts: tuple[str, ...] = defaults.ALLOWED_HOSTS
+    """Host header names the API answers when REGDB_AUTH=off (any port)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +134,14 @@ class Settings:
             ),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
+            auth=AuthMode(
+                _choice(e, "REGDB_AUTH", "WRITES", tuple(m.upper() for m in AuthMode)).lower()
+            ),
+            token_key=_key(e, "REGDB_TOKEN_KEY"),
+            token_key_file=Path(e["REGDB_TOKEN_KEY_FILE"])
+            if e.get("REGDB_TOKEN_KEY_FILE")
+            else None,
+            allowed_hosts=_hosts(e, "REGDB_ALLOWED_HOSTS", defaults.ALLOWED_HOSTS),
         )
         if s.write_replicas and s.write_wait_ms / 1000 >= s.redis_timeout_s:
             raise SettingsError(
@@ -194,6 +216,61 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+
+
+def _key(env: Mapping[str, str], name: str) -> bytes | None:
+    """A key given as hex or base64 (standard or URL-safe), at least 32 bytes once decoded.
+    The error never repeats the value: it is a secret."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        if _HEX.match(raw):
+            key = bytes.fromhex(raw)
+        else:
+            key = base64.b64decode(
+                raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True
+            )
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} must be hex or base64") from None
+    if len(key) < SERVER_KEY_BYTES:
+        raise SettingsError(
+            f"{name} must hold at least {SERVER_KEY_BYTES} bytes, got {len(key)} "
+            "(make one with `openssl rand -hex 32`)"
+        )
+    return key
+
+
+def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    if not hosts:
+        raise SettingsError(f"{name} must name at least one host")
+    return hosts
+
+
+def is_loopback_bind(host: str) -> bool:
+    """Whether an API bound to `host` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_bind(settings: Settings) -> None:
+    """SettingsError when the API would listen beyond loopback with REGDB_AUTH=off."""
+    if settings.auth is AuthMode.OFF and not is_loopback_bind(settings.host):
+        raise SettingsError(
+            f"REGDB_AUTH=off is refused on {settings.host}: without tokens the API must bind "
+            "a loopback address (HOST=127.0.0.1); set REGDB_AUTH=writes to listen elsewhere"
+        )
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -9,10 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -21,7 +22,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
+from regdb.keys import Keys
 from regdb.settings import Settings
+from regdb.tokens import Scope, TokenStore
+
+TEST_TOKEN_KEY = bytes(range(32))
+"""The server key API tokens are digested with in tests (Settings.token_key)."""
 
 
 def free_port() -> int:
@@ -154,8 +160,42 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        redis_url=redis_url, data_dir=tmp_path / "data", redis_timeout_s=1.0, prefix="regdb-test:"
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        redis_timeout_s=1.0,
+        prefix="regdb-test:",
+        token_key=TEST_TOKEN_KEY,
     )
+
+
+MakeToken = Callable[..., Awaitable[str]]
+
+
+async def new_token(settings: Settings, owner: str = "admin", *scopes: Scope) -> str:
+    """A token made straight in the store `settings` names (admin scope unless told)."""
+    assert settings.redis_url is not None and settings.token_key is not None
+    r = aredis.Redis.from_url(settings.redis_url)
+    try:
+        store = TokenStore(r, Keys(settings.prefix), settings.token_key)
+        token, _ = await store.create(owner, scopes or (Scope.ADMIN,), label="test")
+    finally:
+        await r.aclose()
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header that sends `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def make_token(settings: Settings) -> MakeToken:
+    """`await make_token("mlops-team", Scope.WRITE)`: a new token in the test's store."""
+
+    async def make(owner: str = "admin", *scopes: Scope) -> str:
+        return await new_token(settings, owner, *scopes)
+
+    return make
 
 
 @pytest.fixture
@@ -166,11 +206,44 @@ def sync_r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """An HTTP client talking to a real API server on loopback."""
+async def admin_token(settings: Settings) -> str:
+    """An admin token, the one `client` sends."""
+    return await new_token(settings)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, admin_token: str
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """An HTTP client talking to a real API server on loopback, sending an admin token.
+
+    `client_as` reaches the same server with another token, or none."""
     server = TestServer(create_app(settings), host="127.0.0.1")
-    async with TestClient(server) as c:
+    async with TestClient(server, headers=bearer(admin_token)) as c:
         yield c
+
+
+ClientAs = Callable[[str | None], aiohttp.ClientSession]
+
+
+@pytest.fixture
+async def client_as(
+    client: TestClient[web.Request, web.Application],
+) -> AsyncIterator[ClientAs]:
+    """`client_as(token)` (None: no token): a session on `client`'s server; paths as in
+    `client` (`await s.get("/whoami")`)."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(token: str | None) -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(
+            base_url=str(client.make_url("/")), headers=bearer(token) if token else None
+        )
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        await session.close()
 
 
 @pytest.fixture

@@ -72,9 +72,10 @@ Cli = Callable[..., Result]
 
 @pytest.fixture
 def cli(server: Serve, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run `regdb <argv>` in-process against the live server (REGDB_URL), capture its output."""
+    """Run `regdb <argv>` in-process against the live server (REGDB_URL, with the admin token
+    serve wrote as REGDB_TOKEN), capture its output."""
     monkeypatch.setenv("REGDB_URL", f"http://127.0.0.1:{server.port}")
-    monkeypatch.delenv("REGDB_TOKEN", raising=False)
+    monkeypatch.setenv("REGDB_TOKEN", server.token)
     monkeypatch.setenv("COLUMNS", "250")  # wide tables: no wrapped cells in assertions
 
     def run(*argv: str) -> Result:
@@ -702,7 +703,12 @@ def test_token_is_sent_as_bearer_never_printed_nor_redirected() -> None:
 
 def test_watch_redraws_when_a_status_changes(server: Serve) -> None:
     url = f"http://127.0.0.1:{server.port}"
-    assert _call(server.port, "POST", "/container_registry", entry("live-1", "live-one"))[0] == 201
+    assert (
+        _call(
+            server.port, "POST", "/container_registry", entry("live-1", "live-one"), server.token
+        )[0]
+        == 201
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -743,7 +749,14 @@ def test_watch_redraws_when_a_status_changes(server: Serve) -> None:
         first = wait_for("live-one")
         # A new registry, then its probes: each change is drawn again.
         assert (
-            _call(server.port, "POST", "/container_registry", entry("live-2", "live-two"))[0] == 201
+            _call(
+                server.port,
+                "POST",
+                "/container_registry",
+                entry("live-2", "live-two"),
+                server.token,
+            )[0]
+            == 201
         )
         assert wait_for("live-two") > first
         wait_for("2 unhealthy")  # the probes' results are drawn as they come

@@ -21,13 +21,15 @@ from tests.conftest import SEED_ENTRY, free_port
 pytestmark = pytest.mark.timeout(90)
 
 
-def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _call(
+    port: int, method: str, path: str, body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
+        f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
@@ -43,8 +45,11 @@ class Serve:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra: list[str] = []
+        self.log: Path | None = None
+        """Where serve's stderr (its log) goes; None: the test's own."""
 
     def start(self) -> None:
+        log = self.log.open("a") if self.log is not None else None
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -58,7 +63,10 @@ class Serve:
                 *self.extra,
             ],
             env=self.env,
+            stderr=log,
         )
+        if log is not None:
+            log.close()  # the child has its own copy
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "regdb serve exited early"
@@ -69,6 +77,11 @@ class Serve:
                 pass
             time.sleep(0.1)
         raise AssertionError("regdb serve did not become ready")
+
+    @property
+    def token(self) -> str:
+        """The admin token serve wrote on its first start (writes need it)."""
+        return (self.data_dir / "admin.token").read_text().strip()
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -105,7 +118,7 @@ def test_entries_survive_restart_and_monitor_runs(serve: Serve) -> None:
     assert len(children) >= 3, "expected redis-server, worker and scheduler children"
     closed_port = free_port()  # nothing listens here: the registry is down
     entry = {**SEED_ENTRY, "container_registry_public_url": f"http://127.0.0.1:{closed_port}"}
-    status, body = _call(serve.port, "POST", "/container_registry", entry)
+    status, body = _call(serve.port, "POST", "/container_registry", entry, serve.token)
     assert status == 201, body
     rid = body["data"]["id"]
     # the real scheduler + worker probe it; after 2 failures it is unhealthy

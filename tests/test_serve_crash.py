@@ -61,6 +61,7 @@ def test_children_die_with_serve_on_sigkill_and_data_survives(serve: Serve) -> N
         "POST",
         "/container_registry",
         {**SEED_ENTRY, "container_registry_public_url": f"http://127.0.0.1:{free_port()}"},
+        serve.token,
     )
     assert status == 201, body
     rid = body["data"]["id"]
@@ -150,6 +151,7 @@ def test_data_dir_is_private(serve: Serve) -> None:  # noqa: F811
             "POST",
             "/container_registry",
             {**SEED_ENTRY, "container_registry_public_url": f"http://127.0.0.1:{free_port()}"},
+            serve.token,
         )
         assert status == 201
         mode = stat.S_IMODE(serve.data_dir.stat().st_mode)
@@ -178,6 +180,7 @@ def test_serve_with_two_api_processes(serve: Serve) -> None:  # noqa: F811
         "POST",
         "/container_registry",
         {**SEED_ENTRY, "container_registry_public_url": f"http://127.0.0.1:{free_port()}"},
+        serve.token,
     )
     assert status == 201, body
     for _ in range(20):  # any process answers for any entry

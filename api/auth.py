@@ -1,0 +1,81 @@
+"""Who is calling: the bearer token check in front of every route, and, without tokens
+(REGDB_AUTH=off), the Host check that keeps web pages out through DNS rebinding.
+
+Thin: what a route needs comes from its `access` in the route table (api/routes.py) and the
+rule in regdb/access.py; the token check is regdb/tokens.py's. Failures are domain errors that
+api/middlewares.py maps (Unauthenticated: 401 with WWW-Authenticate, Forbidden: 403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.appkeys import ACCESS_KEY, SETTINGS_KEY, TOKENS_KEY
+from api.principal import set_principal
+from regdb.access import Access, required_scope
+from regdb.errors import RegdbError
+from regdb.principal import ANONYMOUS, Principal
+from regdb.tokens import Unauthenticated
+
+
+class MisdirectedHost(RegdbError):
+    """A Host header this API does not answer for (421)."""
+
+
+def access_of(request: web.Request) -> Access:
+    """The matched route's access level; a path no route matches counts as a read (404)."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return Access.READ
+    return request.app[ACCESS_KEY].get((request.method, resource.canonical), Access.READ)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate any token sent; refuse what the route needs and the caller lacks."""
+    needed = required_scope(access_of(request), request.app[SETTINGS_KEY].auth)
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        if needed is not None:
+            raise Unauthenticated("missing")
+        principal = ANONYMOUS
+    else:
+        record = await request.app[TOKENS_KEY].store.authenticate(authorization)
+        principal = Principal.of_token(record)
+        if needed is not None:
+            principal.require(needed)
+    set_principal(request, principal)
+    return await handler(request)
+
+
+def host_name(header: str) -> str:
+    """The name part of a Host header, lowercase, without the port (`[::1]:8000` -> `[::1]`)."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    name, _, _port = host.partition(":")
+    return name
+
+
+def host_allowed(header: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a request's Host names this API (any port)."""
+    return header is not None and host_name(header) in allowed
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """REGDB_AUTH=off: answer only requests addressed to a loopback name (or an allowed one).
+
+    A page on another site that rebinds its own name to 127.0.0.1 still sends its own name as
+    Host, so it gets a 421 instead of an API that trusts everyone."""
+    allowed = request.app[SETTINGS_KEY].allowed_hosts
+    if not host_allowed(request.headers.get("Host"), allowed):
+        raise MisdirectedHost(
+            "this API answers only for the hosts in REGDB_ALLOWED_HOSTS "
+            f"({', '.join(allowed)}), not {request.headers.get('Host', '')[:100]!r}"
+        )
+    return await handler(request)
