@@ -713,7 +713,13 @@ _TABLE: tuple[Route, ...] = (
         replies={
             200: Reply(
                 "Revoked",
-                envelope(message("Token revoked", token=TOKEN), "Confirmation and the record"),
+                envelope(
+                    message(
+                        "Token revoked",
+                        token={**TOKEN, "description": "The revoked token's record"},
+                    ),
+                    "Confirmation and the record",
+                ),
             ),
             **errors(404, 503, texts={404: "No token with that id (or not the caller's)"}),
         },

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
+from regdb.connections import async_redis
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
 from regdb.keys import Keys
 from regdb.settings import Settings
@@ -174,13 +176,23 @@ MakeToken = Callable[..., Awaitable[str]]
 async def new_token(settings: Settings, owner: str = "admin", *scopes: Scope) -> str:
     """A token made straight in the store `settings` names (admin scope unless told)."""
     assert settings.redis_url is not None and settings.token_key is not None
-    r = aredis.Redis.from_url(settings.redis_url)
+    r = async_redis(settings)  # Sentinel URLs too
     try:
         store = TokenStore(r, Keys(settings.prefix), settings.token_key)
         token, _ = await store.create(owner, scopes or (Scope.ADMIN,), label="test")
     finally:
         await r.aclose()
     return token
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A client of an API built from `settings` (with a token key), sending an admin token made
+    in its store: for tests that build their own app."""
+    token = await new_token(settings)
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    async with TestClient(server, headers=bearer(token)) as c:
+        yield c
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from api.app import create_app
 from regdb.settings import Settings
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, api_client
 
 KEYS = st.sampled_from(
     [
@@ -75,10 +74,9 @@ ENDPOINTS = st.sampled_from(
 )
 @given(calls=st.lists(st.tuples(ENDPOINTS, JSON), min_size=1, max_size=5))
 def test_no_server_errors(settings: Settings, calls: list[tuple[tuple[str, str], Any]]) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
 
     async def run() -> None:
-        async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+        async with api_client(settings) as client:
             await client.post("/container_registry", json=SEED_ENTRY)
             for (method, path), body in calls:
                 resp = await client.request(method, path, json=body)

@@ -603,7 +603,12 @@ def test_hooks_lifecycle(cli: Cli, tmp_path: Path) -> None:
 def test_process_exit_codes_and_json_stdout(server: Serve, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{server.port}"
     path = write(tmp_path / "e.json", json.dumps(entry("proc-1", container_registry_tags=["p"])))
-    assert regdb_process("registries", "create", "-f", path, env={"REGDB_URL": url}).code == 0
+    anon = regdb_process("registries", "create", "-f", path, env={"REGDB_URL": url})
+    assert anon.code == 1 and "authentication required: missing token" in anon.err
+    made = regdb_process(
+        "registries", "create", "-f", path, env={"REGDB_URL": url, "REGDB_TOKEN": server.token}
+    )
+    assert made.code == 0, made.err
     listed = regdb_process(
         "registries", "query", '{"container_registry_tags": "p"}', "-o", "json", "--url", url
     )

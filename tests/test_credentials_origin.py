@@ -15,7 +15,6 @@ import redis
 from aiohttp import web
 from rq import SimpleWorker
 
-from api.app import create_app
 from regdb.context import configure
 from regdb.queues import worker_queues
 from regdb.secrets import MASK, origin_change_notice, redact_entry
@@ -23,7 +22,7 @@ from regdb.settings import Settings
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
 from tests import registry_servers
 from tests.registry_servers import BASIC_PASSWORD, BASIC_USER, RegistryProcess, ThreadedServer
-from tests.test_monitor_e2e import call
+from tests.test_monitor_e2e import call, serve_api
 
 pytestmark = pytest.mark.timeout(120)
 basic_registry = registry_servers.basic_registry  # a module-scoped fixture, used by name
@@ -173,7 +172,7 @@ def attacker() -> Iterator[ThreadedServer]:
 def api(settings: Settings, sync_r: redis.Redis) -> Iterator[tuple[str, Settings]]:
     s = settings.replace(probe_connect_timeout_s=1.0, probe_total_timeout_s=2.0, refresh_wait_s=10)
     configure(s, sync_r)
-    server = ThreadedServer(create_app(s)).start()
+    server = serve_api(s)
     yield server.url, s
     server.stop()
 

@@ -9,7 +9,7 @@ from api.app import create_app
 from api.appkeys import STORE_KEY
 from regdb.fastread import FastReader
 from regdb.settings import Settings, SettingsError
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, bearer, new_token
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,8 @@ async def test_reads_answer_the_same_with_and_without_fastread(
     settings: Settings, fastread: bool
 ) -> None:
     app = create_app(settings.replace(fastread=fastread))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    headers = bearer(await new_token(settings))
+    async with TestClient(TestServer(app, host="127.0.0.1"), headers=headers) as client:
         assert isinstance(app[STORE_KEY].fast, FastReader) is fastread
         assert (await client.post("/container_registry", json=SEED_ENTRY)).status == 201
         rid = SEED_ENTRY["container_registry_id"]

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from rq import Queue, SimpleWorker
 
-from api.app import create_app
 from regdb import context
 from regdb.alerts.payload import make_test_event
 from regdb.cli import serve_child_env
 from regdb.keys import Keys
 from regdb.queues import enqueue_delivery
 from regdb.settings import Settings, SettingsError
+from tests.conftest import api_client
 from tests.test_alert_delivery import Receiver, deliveries, put_hook
 
 Client = TestClient[Any, Any]
@@ -34,7 +34,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def _client(settings: Settings) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as c:
+    async with api_client(settings) as c:
         yield c
 
 

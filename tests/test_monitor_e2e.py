@@ -3,6 +3,7 @@ scheduler cycle, a real RQ worker, the API, and an alert hook receiving signed C
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -28,7 +29,7 @@ from regdb.queues import worker_queues
 from regdb.settings import Settings
 from scheduler.main import Scheduler
 from tests import registry_servers
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, new_token
 from tests.registry_servers import (
     BASIC_PASSWORD,
     BASIC_USER,
@@ -44,11 +45,23 @@ basic_registry = registry_servers.basic_registry  # a module-scoped fixture, use
 SECRET = "hook-secret-xyz"
 
 
+ADMIN_TOKENS: dict[str, str] = {}
+"""The admin token `call` sends to each API under test, by its base URL (writes need one)."""
+
+
+def serve_api(settings: Settings) -> ThreadedServer:
+    """The API of `settings` in a thread, its admin token registered for `call`."""
+    server = ThreadedServer(create_app(settings)).start()
+    ADMIN_TOKENS[server.url] = asyncio.run(new_token(settings))
+    return server
+
+
 def call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if base in ADMIN_TOKENS:
+        headers["Authorization"] = f"Bearer {ADMIN_TOKENS[base]}"
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
             return resp.status, json.loads(resp.read())
@@ -92,7 +105,7 @@ def mon_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def api_base(mon_settings: Settings, sync_r: redis.Redis) -> Iterator[str]:
     configure(mon_settings, sync_r)
-    server = ThreadedServer(create_app(mon_settings)).start()
+    server = serve_api(mon_settings)
     yield server.url
     server.stop()
 

@@ -20,7 +20,7 @@ import pytest
 import redis
 from rq import Worker
 
-from tests.conftest import free_port
+from tests.conftest import TEST_TOKEN_KEY, free_port
 from tests.test_serve import _children_of
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,7 +61,13 @@ def _wait(pred: object, seconds: float, what: str) -> None:
 
 @pytest.fixture
 def env(redis_url: str) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, "REGDB_PREFIX": PREFIX, "LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "REGDB_PREFIX": PREFIX,
+        "LOG_LEVEL": "WARNING",
+        "REGDB_TOKEN_KEY": TEST_TOKEN_KEY.hex(),  # every API process shares one token key
+    }
 
 
 @pytest.fixture

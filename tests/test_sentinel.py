@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from rq import Queue, SimpleWorker
 
-from api.app import create_app
 from regdb.connections import sync_redis
 from regdb.fsck import check
 from regdb.keys import Keys
 from regdb.settings import Settings
-from tests.conftest import seed_like, skip_or_fail
+from tests.conftest import TEST_TOKEN_KEY, api_client, seed_like, skip_or_fail
 from tests.redis_values import as_bytes
 from tests.sentinel_set import SentinelSet
 
@@ -47,12 +46,17 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
 
 @pytest.fixture
 def settings(sentinel_set: SentinelSet, tmp_path: Path) -> Settings:
-    return Settings(redis_url=sentinel_set.url, data_dir=tmp_path / "data", redis_timeout_s=1.0)
+    return Settings(
+        redis_url=sentinel_set.url,
+        data_dir=tmp_path / "data",
+        redis_timeout_s=1.0,
+        token_key=TEST_TOKEN_KEY,
+    )
 
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as c:
+    async with api_client(settings) as c:
         yield c
 
 
@@ -177,7 +181,7 @@ async def test_with_write_replicas_no_acknowledged_write_is_lost(
     of the primary loses one. While no replica is there (after the kill, until the killed node
     is back as a replica) writes answer 503: never a 2xx for a write that could be lost."""
     acked_settings = settings.replace(write_replicas=1, write_wait_ms=500)
-    async with TestClient(TestServer(create_app(acked_settings), host="127.0.0.1")) as api:
+    async with api_client(acked_settings) as api:
         load = Load()
         task = asyncio.create_task(load.run(api))
         try:

@@ -10,16 +10,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aredis
-from aiohttp.test_utils import TestClient, TestServer
 
-from api.app import create_app
 from regdb.embedded import EmbeddedRedis
 from regdb.errors import StorageUnavailable
 from regdb.fastread import FastReader
 from regdb.keys import Keys
 from regdb.settings import Settings
 from regdb.store import EntryStore
-from tests.conftest import SEED_ENTRY, free_port
+from tests.conftest import SEED_ENTRY, TEST_TOKEN_KEY, api_client, free_port
 
 
 @pytest.fixture
@@ -31,8 +29,10 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
 
 
 async def test_503_then_recovery(own_redis: EmbeddedRedis, tmp_path: Path) -> None:
-    settings = Settings(redis_url=own_redis.url, redis_timeout_s=1.0, prefix="outage:")
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+    settings = Settings(
+        redis_url=own_redis.url, redis_timeout_s=1.0, prefix="outage:", token_key=TEST_TOKEN_KEY
+    )
+    async with api_client(settings) as client:
         assert (await client.post("/container_registry", json=SEED_ENTRY)).status == 201
         rid = SEED_ENTRY["container_registry_id"]
         # Both read scripts are loaded before the outage; the restarted server forgets them.
