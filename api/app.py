@@ -96,8 +96,8 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[HEALTH_KEY] = HealthService(store, settings, queue)
         hooks = HookStore(client, keys, policy=policy_of(settings), audit_keep=settings.audit_keep)
         app[HOOKS_KEY] = HookService(hooks, settings, queue)
-        app[AUDIT_KEY] = AuditLog(client, keys, keep=settings.audit_keep)
-        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key))
+        app[AUDIT_KEY] = audit = AuditLog(client, keys, keep=settings.audit_keep)
+        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key), audit)
         exporter.attach(FleetReader(client, keys, settings), queue.conn, settings.history_keep)
         yield
         await exporter.close()

@@ -36,6 +36,7 @@ from regdb.model import ID_FIELD, READ_ONLY_FIELDS
 from regdb.principal import DEFAULT_OWNER, OPERATOR, Principal
 from regdb.registry_config import RegistryConfig
 from regdb.secrets import CONFIG_FIELD
+from regdb.tokens import TokenRecord
 
 
 class Action(enum.StrEnum):
@@ -253,3 +254,13 @@ def hook_events(
         action = Action.HOOK_UPDATE
     paths = () if after is None else changed_paths(before, after, _HOOK_BOOKKEEPING)
     return [AuditEvent.of(acting, action, str(current["id"]), hook_owner(current), paths)]
+
+
+def token_event(acting: Acting, action: Action, record: TokenRecord) -> AuditEvent:
+    """The record of a token write: create (the fields it was given) or revoke."""
+    if action is Action.TOKEN_REVOKE:
+        paths: tuple[str, ...] = ("revoked_at",)
+    else:
+        given = {"label": record.label, "expires_at": record.expires_at}
+        paths = ("owner", "scopes", *(name for name, value in given.items() if value))
+    return AuditEvent.of(acting, action, record.id, record.owner, paths)

@@ -1,23 +1,26 @@
 """The audit log in Redis: appending records and reading them back a page at a time.
 
 Entry and hook writes append their records inside their own Lua scripts (regdb/lua.py), so a
-write is never stored unaudited nor audited unstored. Other writers (tokens) call
-:meth:`AuditLog.append`, with their MULTI pipeline when they have one, for the same guarantee.
+write is never stored unaudited nor audited unstored. Token writes queue theirs on the MULTI
+that stores them (:meth:`AuditLog.token_writes`); :meth:`AuditLog.append` takes a caller's
+pipeline for the same guarantee.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import redis.asyncio as aredis
 from redis.asyncio.client import Pipeline
 
 from regdb import defaults
-from regdb.audit import Acting, Action, AuditEvent
+from regdb.audit import Acting, Action, AuditEvent, token_event
 from regdb.audit_query import AuditPage, AuditQuery, AuditRecord, before_id, record_of, visible
 from regdb.keys import Keys
 from regdb.principal import Principal
 from regdb.store import storage_errors
+from regdb.tokens import TokenRecord
 
 SCAN_BATCH: Final = 500
 """Records read per XREVRANGE while filling a page."""
@@ -53,13 +56,28 @@ class AuditLog:
         self, events: list[AuditEvent], *, pipe: Pipeline | None = None
     ) -> None:
         """Record several events (see :meth:`append`)."""
-        queue = pipe if pipe is not None else self.redis.pipeline(transaction=True)
-        for e in events:
-            fields: dict[Any, Any] = e.fields()
-            queue.xadd(self.keys.audit, fields, maxlen=self.keep, approximate=True)
-        if pipe is None:
+        own = pipe is None
+        queue = self.redis.pipeline(transaction=True) if pipe is None else pipe
+        self.queue(queue, events)
+        if own:
             async with storage_errors():
                 await queue.execute()
+
+    def queue(self, pipe: Pipeline, events: list[AuditEvent]) -> None:
+        """Queue the events' records on `pipe`, to be applied with the rest of it."""
+        for e in events:
+            fields: dict[Any, Any] = e.fields()
+            pipe.xadd(self.keys.audit, fields, maxlen=self.keep, approximate=True)
+
+    def token_writes(
+        self, acting: Acting, action: Action
+    ) -> Callable[[Pipeline, TokenRecord], None]:
+        """The `on_write` of a TokenStore create or revoke: its record, on the write's MULTI."""
+
+        def record(pipe: Pipeline, token: TokenRecord) -> None:
+            self.queue(pipe, [token_event(acting, action, token)])
+
+        return record
 
     async def page(self, principal: Principal, query: AuditQuery) -> AuditPage:
         """The newest records `principal` may see that match `query`, from its cursor on."""

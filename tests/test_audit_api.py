@@ -16,9 +16,10 @@ from api.acting import sane_request_id
 from regdb.connections import sync_redis
 from regdb.keys import Keys
 from regdb.settings import Settings
+from regdb.tokens import Scope
 from regdb.transfer.cli import import_lines
 from regdb.transfer.exporter import export_catalog
-from tests.conftest import SEED_ENTRY
+from tests.conftest import SEED_ENTRY, ClientAs, MakeToken
 
 Client = TestClient[Any, Any]
 
@@ -349,3 +350,59 @@ async def test_an_import_is_recorded_as_the_operators(
     dump = stream_dump(sync_r, settings)
     for secret in (PASSWORD, TOKEN, HOOK_SECRET):
         assert secret.encode() not in dump
+
+
+async def test_token_writes_are_recorded_and_owners_see_their_own(
+    client: Client,
+    client_as: ClientAs,
+    make_token: MakeToken,
+    sync_r: redis.Redis,
+    settings: Settings,
+) -> None:
+    admin_id = (await (await client.get("/whoami")).json())["data"]["token_id"]
+    made = {}
+    for owner in ("team-a", "team-b"):
+        resp = await client.post(
+            "/tokens",
+            json={"owner": owner, "scopes": ["write"], "label": "ci"},
+            headers={"X-Request-Id": f"mk-{owner}"},
+        )
+        assert resp.status == 201, await resp.text()
+        made[owner] = (await resp.json())["data"]
+    team_a = client_as(made["team-a"]["token"])
+    # team-a makes a read token for itself, then revokes it
+    resp = await team_a.post("/tokens", json={"scopes": ["read"], "expires_in_days": 1})
+    assert resp.status == 201
+    own = (await resp.json())["data"]
+    assert (await team_a.delete(f"/tokens/{own['id']}")).status == 200
+    assert (await team_a.delete(f"/tokens/{own['id']}")).status == 200  # already: no write
+
+    records = (await audit(client, action="token.create"))["data"]
+    by_target = {r["target"]: r for r in records}
+    for owner in ("team-a", "team-b"):
+        r = by_target[made[owner]["id"]]
+        assert r["target_owner"] == owner and r["request_id"] == f"mk-{owner}"
+        assert r["actor"] == {"owner": "admin", "token_id": admin_id}
+        assert r["paths"] == ["owner", "scopes", "label"]
+    assert by_target[own["id"]]["paths"] == ["owner", "scopes", "expires_at"]
+    assert by_target[own["id"]]["actor"] == {"owner": "team-a", "token_id": made["team-a"]["id"]}
+    [revoked] = (await audit(client, action="token.revoke"))["data"]
+    assert (revoked["target"], revoked["paths"]) == (own["id"], ["revoked_at"])
+    assert revoked["actor"]["token_id"] == made["team-a"]["id"]
+
+    # each owner sees the records of its own targets only; no token: 401
+    resp = await team_a.get("/audit")
+    assert resp.status == 200
+    seen = {r["target"] for r in (await resp.json())["data"]}
+    assert seen == {made["team-a"]["id"], own["id"]}
+    team_b = client_as(await make_token("team-b", Scope.READ))
+    seen_b = {r["target"] for r in (await (await team_b.get("/audit")).json())["data"]}
+    assert seen_b == {made["team-b"]["id"]}
+    outsider = client_as(await make_token("team-c", Scope.WRITE))
+    assert (await (await outsider.get(f"/audit?target={own['id']}")).json())["data"] == []
+    anonymous = await client_as(None).get("/audit")
+    assert anonymous.status == 401
+    # and no token text anywhere in the stream
+    dump = stream_dump(sync_r, settings)
+    for token in (made["team-a"]["token"], made["team-b"]["token"], own["token"]):
+        assert token.encode() not in dump
