@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api.schemas import components
-from regdb.access import AuthMode, required_scope
+from api.schemas import ERROR, components
+from regdb.access import Access, AuthMode, required_scope
 
 if TYPE_CHECKING:
     from api.routes import Param, Reply, Route
@@ -52,8 +52,9 @@ BEARER = {
 
 
 def _security(route: Route, mode: AuthMode) -> list[dict[str, list[str]]] | None:
-    """Required where this mode needs a token; optional (checked when sent) elsewhere."""
-    if mode is AuthMode.OFF:
+    """Required where this mode needs a token; optional (checked when sent) elsewhere; none for
+    the probes, which never look at one."""
+    if mode is AuthMode.OFF or route.access is Access.OPEN:
         return None
     if required_scope(route.access, mode) is not None:
         return [{"bearer": []}]
@@ -79,6 +80,11 @@ def _operation(route: Route, mode: AuthMode) -> dict[str, Any]:
     security = _security(route, mode)
     if security is not None:
         op["security"] = security
+    if mode is AuthMode.OFF:
+        op["responses"]["421"] = {
+            "description": "REGDB_AUTH=off: the Host header is not in REGDB_ALLOWED_HOSTS",
+            "content": {"application/json": {"schema": ERROR}},
+        }
     return op
 
 

@@ -761,9 +761,10 @@ _TABLE: tuple[Route, ...] = (
 
 
 def _with_auth_errors(route: Route) -> Route:
-    """The route with the answers auth adds: 401 anywhere (a bad token is refused even where
-    none is needed), 403 where a token must have a scope beyond `read`, or be an owner's."""
-    codes = (401,) if route.access in (Access.OPEN, Access.READ) else (401, 403)
+    """The route with the answers auth adds: 401 wherever a token is looked at (a bad one is
+    refused even where none is needed), 403 where it must have a scope beyond `read`. The
+    probes look at none."""
+    codes = {Access.OPEN: (), Access.READ: (401,)}.get(route.access, (401, 403))
     return dataclasses.replace(route, replies={**route.replies, **errors(*codes)})
 
 

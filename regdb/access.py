@@ -6,14 +6,15 @@ matched and the mode it runs in. The rule table, which tests/test_access.py mirr
 ==========  ===============  ===============  =====
 access      ``writes``       ``all``          ``off``
 ==========  ===============  ===============  =====
-``open``    no token         no token         no check
+``open``    ignored          ignored          no check
 ``read``    no token         ``read``         no check
 ``token``   ``read``         ``read``         no check
 ``write``   ``write``        ``write``        no check
 ==========  ===============  ===============  =====
 
 "no token" means a token is not needed; one that is sent is still checked (a bad one is a 401),
-so a client never believes a token works when it does not.
+so a client never believes a token works when it does not. "ignored": the probes never look at
+a token, so that liveness never depends on Redis.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Access(enum.StrEnum):
     """What a route does, as far as tokens are concerned."""
 
     OPEN = "open"
-    """Orchestrator probes: never need a token."""
+    """Orchestrator probes: never need a token, never look at one."""
     READ = "read"
     """Reads of the catalog (GETs, the query, /metrics, /docs, badges)."""
     TOKEN = "token"

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from regdb import client, defaults, token_cli
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError, served_url
 from regdb.lifetime import die_with_parent, port_taken
@@ -270,7 +272,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     assert settings.redis_url is not None
     try:
         _first_admin_token(settings)
-    except Exception as exc:
+    except (RedisError, OSError) as exc:  # Redis down, the data dir not writable
         if embedded is not None:
             embedded.stop()
         sys.exit(f"regdb serve: cannot check for an admin token: {exc}")

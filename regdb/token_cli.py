@@ -35,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], admin: 
     """`regdb token ...` and its three subcommands."""
     p = sub.add_parser("token", help="create, list and revoke API tokens", description=admin)
     verbs = p.add_subparsers(dest="token_command", required=True)
-    create = verbs.add_parser("create", help="create a token; prints it alone on the last line")
+    create = verbs.add_parser(
+        "create", help="create a token; prints it alone on the last line", description=admin
+    )
     create.add_argument("--owner", required=True, help="who it acts for (e.g. mlops-team)")
     create.add_argument(
         "--scope",
@@ -46,10 +48,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], admin: 
     )
     create.add_argument("--name", default="", help="a label: what the token is for")
     create.add_argument("--expires-in-days", type=int, help="lifetime in days (default: none)")
-    listing = verbs.add_parser("list", help="list tokens (never their secrets)")
+    listing = verbs.add_parser("list", help="list tokens (never their secrets)", description=admin)
     listing.add_argument("--owner", help="only this owner's tokens")
     listing.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    revoke = verbs.add_parser("revoke", help="revoke a token by its id")
+    revoke = verbs.add_parser("revoke", help="revoke a token by its id", description=admin)
     revoke.add_argument("id", help="the token's id (from `regdb token list`)")
     for verb in (create, listing, revoke):
         verb.add_argument(

@@ -21,6 +21,7 @@ from regdb.audit import AS_OPERATOR, Acting, Action
 from regdb.audit_log import AuditLog
 from regdb.errors import InvalidInput, NotFound
 from regdb.principal import DEFAULT_OWNER, Principal
+from regdb.store import storage_errors
 from regdb.tokens import Forbidden, Scope, TokenRecord, TokenStore, effective_scopes
 from regdb.validation import invalid
 
@@ -71,11 +72,17 @@ def parse_token_request(body: Any) -> TokenIn:
 
 class TokenService:
     """Token rules for one principal at a time; the store does the storing, every write with
-    its audit record."""
+    its audit record. Redis being unreachable is StorageUnavailable (503) here, as for
+    entries."""
 
     def __init__(self, store: TokenStore, audit: AuditLog) -> None:
         self.store = store
         self.audit = audit
+
+    async def authenticate(self, authorization: str) -> Principal:
+        """Who an ``Authorization`` header names, or Unauthenticated (401)."""
+        async with storage_errors():
+            return Principal.of_token(await self.store.authenticate(authorization))
 
     async def create(self, acting: Acting, body: Any) -> tuple[str, TokenRecord]:
         """A new token as `acting`'s principal may make it: (the token, shown once; its
@@ -97,32 +104,35 @@ class TokenService:
                     "(no more than its own)"
                 )
         days = request.expires_in_days
-        return await self.store.create(
-            owner,
-            scopes,
-            label=request.label,
-            expires_in=timedelta(days=days) if days is not None else None,
-            on_write=self.audit.token_writes(acting, Action.TOKEN_CREATE),
-        )
+        async with storage_errors():
+            return await self.store.create(
+                owner,
+                scopes,
+                label=request.label,
+                expires_in=timedelta(days=days) if days is not None else None,
+                on_write=self.audit.token_writes(acting, Action.TOKEN_CREATE),
+            )
 
     async def list_tokens(self, actor: Principal, owner: str | None = None) -> list[TokenRecord]:
         """The caller's owner's tokens; an admin's: every owner's, or `owner`'s."""
-        if actor.is_admin:
+        if not actor.is_admin:
+            if owner is not None and owner != actor.owner:
+                raise Forbidden(
+                    f"listing {owner!r}'s tokens needs the admin scope "
+                    f"(this token acts for {actor.owner!r})"
+                )
+            owner = actor.owner
+        async with storage_errors():
             return await self.store.list_tokens(owner)
-        if owner is not None and owner != actor.owner:
-            raise Forbidden(
-                f"listing {owner!r}'s tokens needs the admin scope "
-                f"(this token acts for {actor.owner!r})"
-            )
-        return await self.store.list_tokens(actor.owner)
 
     async def revoke(self, acting: Acting, token_id: str) -> TokenRecord:
         """Revoke one of the caller's owner's tokens (an admin: anyone's); 404 otherwise."""
-        record = await self.store.get(token_id)
-        if not acting.principal.allows(Scope.WRITE, record.owner):
-            raise NotFound(f"no token with id {token_id!r}")
-        on_write = self.audit.token_writes(acting, Action.TOKEN_REVOKE)
-        return await self.store.revoke(token_id, on_write=on_write)
+        async with storage_errors():
+            record = await self.store.get(token_id)
+            if not acting.principal.allows(Scope.WRITE, record.owner):
+                raise NotFound(f"no token with id {token_id!r}")
+            on_write = self.audit.token_writes(acting, Action.TOKEN_REVOKE)
+            return await self.store.revoke(token_id, on_write=on_write)
 
 
 def write_private(path: Path, text: str) -> None:

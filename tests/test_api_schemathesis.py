@@ -36,7 +36,8 @@ SEED = 20261130
 MAX_EXAMPLES = 150
 MIN_REQUESTS = 2000
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
-_COUNT = re.compile(r"^regdb_http_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", re.M)
+_COUNT = re.compile(r"^regdb_http_request_duration_seconds_count\{(.*)\} ([0-9.e+]+)$", re.M)
+"""A request counter line; its labels may hold braces (`route="/tokens/{id}"`)."""
 
 
 def _cli() -> str:
