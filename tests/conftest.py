@@ -22,7 +22,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from regdb.connections import async_redis
 from regdb.embedded import EmbeddedRedis, EmbeddedRedisError
 from regdb.keys import Keys
 from regdb.settings import Settings
@@ -176,7 +175,7 @@ MakeToken = Callable[..., Awaitable[str]]
 async def new_token(settings: Settings, owner: str = "admin", *scopes: Scope) -> str:
     """A token made straight in the store `settings` names (admin scope unless told)."""
     assert settings.redis_url is not None and settings.token_key is not None
-    r = async_redis(settings)  # Sentinel URLs too
+    r = aredis.Redis.from_url(settings.redis_url)
     try:
         store = TokenStore(r, Keys(settings.prefix), settings.token_key)
         token, _ = await store.create(owner, scopes or (Scope.ADMIN,), label="test")
@@ -186,10 +185,13 @@ async def new_token(settings: Settings, owner: str = "admin", *scopes: Scope) ->
 
 
 @asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def api_client(
+    settings: Settings, store_url: str | None = None
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A client of an API built from `settings` (with a token key), sending an admin token made
-    in its store: for tests that build their own app."""
-    token = await new_token(settings)
+    in its store (at `store_url` when the settings' URL is not a plain one: Sentinel): for
+    tests that build their own app."""
+    token = await new_token(settings.replace(redis_url=store_url or settings.redis_url))
     server = TestServer(create_app(settings), host="127.0.0.1")
     async with TestClient(server, headers=bearer(token)) as c:
         yield c

@@ -54,9 +54,14 @@ def settings(sentinel_set: SentinelSet, tmp_path: Path) -> Settings:
     )
 
 
+def _primary(sentinel_set: SentinelSet) -> str:
+    """The primary's plain URL, to make the test's token in."""
+    return f"redis://127.0.0.1:{sentinel_set.primary_port()}/0"
+
+
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with api_client(settings) as c:
+async def api(sentinel_set: SentinelSet, settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
+    async with api_client(settings, _primary(sentinel_set)) as c:
         yield c
 
 
@@ -181,7 +186,7 @@ async def test_with_write_replicas_no_acknowledged_write_is_lost(
     of the primary loses one. While no replica is there (after the kill, until the killed node
     is back as a replica) writes answer 503: never a 2xx for a write that could be lost."""
     acked_settings = settings.replace(write_replicas=1, write_wait_ms=500)
-    async with api_client(acked_settings) as api:
+    async with api_client(acked_settings, _primary(sentinel_set)) as api:
         load = Load()
         task = asyncio.create_task(load.run(api))
         try:

@@ -56,6 +56,22 @@ async def _stored_config(settings: Settings, entry_id: str) -> dict[str, Any]:
     return config
 
 
+def _api_tokens(key: bytes) -> bool:
+    """The API tokens' keys: the test client's admin token lives there, not the catalog."""
+    return key.startswith(b"regdb-test:tok")
+
+
+def _empty(sync_r: redis.Redis) -> None:
+    """An empty catalog (the test client's token stays)."""
+    for key in sync_r.scan_iter():
+        if not _api_tokens(key):
+            sync_r.delete(key)
+
+
+def _catalog_size(sync_r: redis.Redis) -> int:
+    return sum(not _api_tokens(key) for key in sync_r.scan_iter())
+
+
 async def _populate(client: TestClient[Any, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     auth = {"auth": {"username": "robot", "password": PASSWORD}, "auth_required": True}
     ids = []
@@ -86,7 +102,7 @@ async def test_round_trip_restores_entries_hooks_and_times(
     lines = dump.decode().splitlines()
     assert jsonutil.loads(lines[0])["kind"] == "header"
     assert len(lines) == 1 + 3 + 1
-    sync_r.flushall()
+    _empty(sync_r)
     report = await _import(settings, dump)
     assert (report.created, report.updated, report.unchanged, report.refused) == (4, 0, 0, [])
     for before in entries:
@@ -123,7 +139,7 @@ async def test_export_without_secrets_leaks_nothing_and_keeps_stored_ones(
     )
     assert (await _stored_config(settings, "reg-0"))["auth"]["password"] == PASSWORD
     # into an empty store: the mask never becomes a credential
-    sync_r.flushall()
+    _empty(sync_r)
     report = await _import(settings, dump)
     assert report.created == 4 and not report.refused
     assert (2, "masked credentials in the record were not restored") in report.notes
@@ -163,7 +179,7 @@ async def test_mongoexport_file_dry_run_then_import(
     dry = await _import(settings, data, dry_run=True)
     assert (dry.created, dry.updated, dry.unchanged) == (3, 0, 0)
     assert sorted(b.number for b in dry.refused) == [4, 5, 6]
-    assert sync_r.dbsize() == 0, "a dry run writes nothing"
+    assert _catalog_size(sync_r) == 0, "a dry run writes nothing"
     report = await _import(settings, data)
     assert report.created == 3 and sorted(b.number for b in report.refused) == [4, 5, 6]
     assert (2, "unknown fields dropped: legacy_flag") in report.notes
@@ -217,10 +233,10 @@ async def test_cli_export_and_import(
     masked = _cli(settings, "export", "--without-secrets")
     assert masked.returncode == 0 and PASSWORD.encode() not in masked.stdout
     assert masked.stdout.count(b"\n") == 5
-    sync_r.flushall()
+    _empty(sync_r)
     dry = _cli(settings, "import", str(out), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert b"nothing written" in dry.stderr and sync_r.dbsize() == 0
+    assert b"nothing written" in dry.stderr and _catalog_size(sync_r) == 0
     real = _cli(settings, "import", "-", stdin=out.read_bytes())
     assert real.returncode == 0, real.stderr
     assert b"4 created, 0 updated, 0 unchanged, 0 refused" in real.stderr
@@ -247,4 +263,4 @@ async def test_an_imported_hook_meets_the_hook_target_policy(
     report = await _import(settings, jsonutil.dumps(line))
     assert [b.number for b in report.refused] == [1] and report.created == 0
     assert "metadata" in report.refused[0].reason
-    assert sync_r.dbsize() == 0
+    assert _catalog_size(sync_r) == 0
