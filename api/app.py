@@ -11,6 +11,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from api.appkeys import (
+    AUDIT_KEY,
     CONTENTS_KEY,
     FACETS_KEY,
     HEALTH_KEY,
@@ -25,13 +26,14 @@ from api.appkeys import (
     TOKENS_KEY,
 )
 from api.auth import auth_middleware, host_middleware
-from api.middlewares import error_middleware, metrics_middleware
+from api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from api.routes import setup_routes
 from regdb import defaults
 from regdb.access import AuthMode
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore
+from regdb.audit_log import AuditLog
 from regdb.connections import async_redis
 from regdb.contents import ContentsService, contents_prober
 from regdb.facets import FacetCounter
@@ -73,7 +75,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
     else:
         guard = auth_middleware
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, guard],
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware, guard],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
@@ -98,6 +100,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             fast=fast,
             write_replicas=settings.write_replicas,
             write_wait_ms=settings.write_wait_ms,
+            audit_keep=settings.audit_keep,
         )
         app[SEARCHER_KEY] = Searcher(store)
         app[FACETS_KEY] = FacetCounter(store)
@@ -108,10 +111,12 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         app[SEARCHER_KEY] = Searcher(store, budget_ms=settings.query_budget_ms, executor=matchers)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
-        app[HOOKS_KEY] = HookService(
-            HookStore(client, keys, policy=policy_of(settings), box=box), settings, queue
+        hooks = HookStore(
+            client, keys, policy=policy_of(settings), box=box, audit_keep=settings.audit_keep
         )
-        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key))
+        app[HOOKS_KEY] = HookService(hooks, settings, queue)
+        app[AUDIT_KEY] = audit = AuditLog(client, keys, keep=settings.audit_keep)
+        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key), audit)
         exporter.attach(FleetReader(client, keys, settings), queue.conn)
         prober = contents_prober(settings)
         app[CONTENTS_KEY] = ContentsService(store, client, settings, prober)

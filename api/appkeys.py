@@ -9,6 +9,7 @@ from aiohttp import web
 
 from regdb.access import Access
 from regdb.alerts.service import HookService
+from regdb.audit_log import AuditLog
 from regdb.contents import ContentsService
 from regdb.facets import FacetCounter
 from regdb.limiter import RateLimiter
@@ -27,6 +28,7 @@ SEARCHER_KEY = web.AppKey("searcher", Searcher)
 FACETS_KEY = web.AppKey("facets", FacetCounter)
 HEALTH_KEY = web.AppKey("health", HealthService)
 HOOKS_KEY = web.AppKey("alert_hooks", HookService)
+AUDIT_KEY = web.AppKey("audit", AuditLog)
 QUEUE_KEY = web.AppKey("queue", LazyQueues)
 CONTENTS_KEY = web.AppKey("contents", ContentsService)
 """Repository and tag lists read through the registries."""

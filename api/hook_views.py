@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.acting import acting_of
 from api.appkeys import HOOKS_KEY
 from api.parsing import bool_param, int_param, read_json
 from api.principal import principal_of
@@ -15,7 +16,7 @@ from regdb.alerts.store import DELIVERIES_KEEP
 async def create_hook(request: web.Request) -> web.Response:
     """POST /alert_hooks"""
     body = await read_json(request)
-    hook = await request.app[HOOKS_KEY].create(body, principal_of(request))
+    hook = await request.app[HOOKS_KEY].create(body, acting=acting_of(request))
     return ok(hook, status=201, headers={"Location": f"/alert_hooks/{hook['id']}"})
 
 
@@ -35,12 +36,12 @@ async def update_hook(request: web.Request) -> web.Response:
     """PUT /alert_hooks/{id}"""
     body = await read_json(request)
     hook_id = request.match_info["id"]
-    return ok(await request.app[HOOKS_KEY].update(hook_id, body, principal_of(request)))
+    return ok(await request.app[HOOKS_KEY].update(hook_id, body, acting=acting_of(request)))
 
 
 async def delete_hook(request: web.Request) -> web.Response:
     """DELETE /alert_hooks/{id}"""
-    await request.app[HOOKS_KEY].delete(request.match_info["id"], principal_of(request))
+    await request.app[HOOKS_KEY].delete(request.match_info["id"], acting=acting_of(request))
     return ok({"message": "Alert hook deleted"})
 
 

@@ -1,4 +1,5 @@
-"""One middleware shapes every error: domain errors, aiohttp's own, and the unexpected."""
+"""Middlewares: one shapes every error (domain errors, aiohttp's own, the unexpected), one
+times every request, one gives every request an id."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.acting import REQUEST_ID_HEADER, assign_request_id
 from api.appkeys import METRICS_KEY
 from api.auth import MisdirectedHost
 from api.responses import error
@@ -126,3 +128,19 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else UNMATCHED
         request.app[METRICS_KEY].observe(route, request.method, status, time.perf_counter() - start)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request its id (the client's `X-Request-Id` when sane, else a new one) for the
+    audit log, and send it back on the answer, errors included (it sits outside the error
+    middleware)."""
+    rid = assign_request_id(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = rid
+        raise
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = rid
+    return response

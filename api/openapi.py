@@ -17,7 +17,9 @@ DESCRIPTION = (
     'Every answer is `{"success": true, "data": ...}` or `{"success": false, "error": "..."}`; '
     "a wrong method on a known path is a 405, an unknown path a 404, both in the same envelope. "
     "Tokens: `Authorization: Bearer <token>` (scheme `bearer`); by default reads are public and "
-    "every write needs a `write` token. A token sent where none is needed is still checked."
+    "every write needs a `write` token. A token sent where none is needed is still checked. "
+    "Every answer carries `X-Request-Id`: the request's own when sane (1-128 printable ASCII "
+    "characters), else a new one; the audit log (GET /audit) records it with each write."
 )
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import (
+    audit_views,
     badge_views,
     contents_views,
     docs,
@@ -38,6 +39,14 @@ from regdb import defaults
 from regdb.access import Access
 from regdb.alerts.service import DELIVERIES_DEFAULT_LIMIT
 from regdb.alerts.store import DELIVERIES_KEEP
+from regdb.audit import Action
+from regdb.audit_log import SCAN_BUDGET
+from regdb.audit_query import (
+    AUDIT_LIMIT_DEFAULT,
+    AUDIT_LIMIT_MAX,
+    FILTER_PATTERN,
+    STREAM_ID_PATTERN,
+)
 from regdb.badges import UPTIME_WINDOWS
 from regdb.contents import PAGE_MAX
 from regdb.facets import FAMILIES, VALUES_LIMIT_DEFAULT, VALUES_LIMIT_MAX
@@ -274,6 +283,10 @@ REPO_NAME = Param(
     "A repository name (`library/alpine`; its `/` are not escaped)",
     required=True,
 )
+
+
+def _filter(name: str, description: str) -> Param:
+    return Param(name, "query", {"type": "string", "pattern": FILTER_PATTERN}, description)
 
 
 def _state(value: str) -> Schema:
@@ -932,6 +945,53 @@ _TABLE: tuple[Route, ...] = (
             **errors(404, texts={404: "No such file"}),
         },
         access=Access.READ,
+    ),
+    Route(
+        "GET",
+        "/audit",
+        audit_views.audit_log,
+        "audit",
+        "The audit log: who wrote what, newest first",
+        description="One record per write (entry create/update/delete, owner change, "
+        "maintenance on/off, alert hooks, tokens): time, actor (owner and token id, never the "
+        "token), action, target and its owner, the field paths written (never a value), and "
+        "the request's `X-Request-Id`. Admins see every record, other owners the records of "
+        "their own targets. The filters match exactly. A page examines at most "
+        f"{SCAN_BUDGET:,} records: with narrow filters it may hold fewer than `limit` items "
+        "(even none) and still give a `next_cursor`. Unknown or repeated query parameters: 400.",
+        params=(
+            _filter("target", "Only records of this entry, alert hook or token id"),
+            _filter("actor", "Only records of writes by this owner, or with this token id"),
+            Param(
+                "action",
+                "query",
+                {"enum": list(Action)},
+                "Only records of this action",
+            ),
+            limit(AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, "Most records to return"),
+            Param(
+                "cursor",
+                "query",
+                {"type": "string", "pattern": STREAM_ID_PATTERN},
+                "`next_cursor` of the previous page (a record `id`): the page starts below it",
+            ),
+        ),
+        replies={
+            200: Reply(
+                "One page of records, newest first",
+                envelope(
+                    {"type": "array", "items": ref("AuditRecord")},
+                    "The page's records",
+                    count=COUNT,
+                    next_cursor={
+                        "type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next page; null at the end",
+                    },
+                ),
+            ),
+            **errors(400, 503, texts={400: "A bad query parameter (named in the error)"}),
+        },
+        access=Access.TOKEN,
     ),
     Route(
         "GET",

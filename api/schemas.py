@@ -14,6 +14,7 @@ from typing import Any
 
 from regdb.alerts.model import READ_ONLY_FIELDS as HOOK_READ_ONLY_FIELDS
 from regdb.alerts.model import Hook, HookIn
+from regdb.audit_query import AuditRecord
 from regdb.model import READ_ONLY_FIELDS, Entry, EntryIn
 from regdb.monitor.model import FailureKind, HealthView
 from regdb.token_service import TokenIn
@@ -223,6 +224,15 @@ def _entry_item() -> Schema:
     return s
 
 
+def _audit_record(out: dict[str, Schema]) -> Schema:
+    """A record of GET /audit (its nested models go into `out`)."""
+    schema = AuditRecord.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    out.update(schema.pop("$defs", {}))
+    return schema
+
+
 def _entry_update() -> Schema:
     """PUT /container_registry/{id}: operators, or a plain partial entry (paths may be dotted)."""
     operators = {
@@ -396,6 +406,7 @@ def components() -> dict[str, Schema]:
         AlertHookUpdate=_hook_update(),
         AlertHook=_hook(),
         DeliveryAttempt=DELIVERY_ATTEMPT,
+        AuditRecord=_audit_record(out),
         Filter=FILTER_SCHEMA,
         TokenInput=_token_in(),
         Token=TOKEN_SCHEMA,

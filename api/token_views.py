@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.acting import acting_of
 from api.appkeys import TOKENS_KEY
 from api.parsing import read_json
 from api.principal import principal_of
@@ -15,7 +16,7 @@ from regdb.tokens import check_owner
 async def create_token(request: web.Request) -> web.Response:
     """POST /tokens: the token is in this answer and nowhere else, ever."""
     service = request.app[TOKENS_KEY]
-    token, record = await service.create(principal_of(request), await read_json(request))
+    token, record = await service.create(acting_of(request), await read_json(request))
     return ok({"token": token, **record.public()}, status=201)
 
 
@@ -33,7 +34,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     """DELETE /tokens/{id}"""
-    record = await request.app[TOKENS_KEY].revoke(principal_of(request), request.match_info["id"])
+    record = await request.app[TOKENS_KEY].revoke(acting_of(request), request.match_info["id"])
     return ok({"message": "Token revoked", "token": record.public()})
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.acting import acting_of
 from api.appkeys import HEALTH_KEY, SEARCHER_KEY, STORE_KEY
 from api.parsing import entry_update, if_match, query_options, read_json
-from api.principal import principal_of
 from api.responses import ok, ok_raw
 from regdb.codec import etag
 from regdb.secrets import origin_change_notice, redact_entry
@@ -15,7 +15,7 @@ from regdb.secrets import origin_change_notice, redact_entry
 async def create_registry(request: web.Request) -> web.Response:
     """POST /container_registry"""
     body = await read_json(request)
-    entry, rev = await request.app[STORE_KEY].create(body, principal=principal_of(request))
+    entry, rev = await request.app[STORE_KEY].create(body, acting=acting_of(request))
     entry_id = entry["container_registry_id"]
     return ok(
         {"message": "Container registry created", "id": entry_id},
@@ -39,7 +39,7 @@ async def update_registry(request: web.Request) -> web.Response:
     entry_id = request.match_info["id"]
     store = request.app[STORE_KEY]
     before, entry, rev, changed = await store.update(
-        entry_id, body, principal=principal_of(request), if_match=if_match(request)
+        entry_id, body, if_match=if_match(request), acting=acting_of(request)
     )
     if changed:
         await request.app[HEALTH_KEY].entry_changed(before, entry)
@@ -50,7 +50,7 @@ async def update_registry(request: web.Request) -> web.Response:
 async def delete_registry(request: web.Request) -> web.Response:
     """DELETE /container_registry/{id}"""
     await request.app[STORE_KEY].delete(
-        request.match_info["id"], principal=principal_of(request), if_match=if_match(request)
+        request.match_info["id"], if_match=if_match(request), acting=acting_of(request)
     )
     return ok({"message": "Container registry deleted"})
 

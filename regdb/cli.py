@@ -97,6 +97,7 @@ def _first_admin_token(settings: Settings) -> None:
     """An empty store gets an admin token, written to the data dir (see README: Tokens)."""
     import asyncio
 
+    from regdb.audit_log import AuditLog
     from regdb.connections import async_redis
     from regdb.keys import Keys
     from regdb.token_service import first_admin_token
@@ -105,9 +106,11 @@ def _first_admin_token(settings: Settings) -> None:
     async def ensure() -> None:
         r = async_redis(settings)
         try:
-            store = TokenStore(r, Keys(settings.prefix), server_key(settings))
+            keys = Keys(settings.prefix)
+            store = TokenStore(r, keys, server_key(settings))
+            audit = AuditLog(r, keys, keep=settings.audit_keep)
             path = (settings.data_dir / defaults.ADMIN_TOKEN_FILE).resolve()
-            if not await first_admin_token(store, path):
+            if not await first_admin_token(store, path, audit):
                 log.info(
                     "no new admin token: %s or an admin token exists (`regdb token create` "
                     "makes more)",

@@ -75,6 +75,13 @@ CAPABILITIES_INTERVAL_S = 3600
 RATELIMIT_WARN_SHARE = 0.1
 """Share of a registry's pull limit left below which it shows degraded (`rate_limited`)."""
 
+AUDIT_KEEP = 100_000
+"""Audit records kept (the stream is trimmed approximately: Redis keeps a few more)."""
+AUDIT_KEEP_MIN = 100
+"""Lower bound for AUDIT_KEEP (fewer would trim records before anyone reads them)."""
+AUDIT_KEEP_MAX = 10_000_000
+"""Upper bound for AUDIT_KEEP."""
+
 ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """Host header names an API without tokens (REGDB_AUTH=off) answers: loopback, any port."""
 

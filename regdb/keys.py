@@ -34,6 +34,8 @@ Layout (``P`` is the prefix, ``regdb:`` by default):
 - ``P toks``                set: every API token id
 - ``P toko:<owner>``        set: one owner's API token ids
 - ``P toku:<id>``           string with a TTL: the token's last use was recorded lately
+- ``P audit``               stream: one record per write (who, what, which fields; never a
+                            secret value), the latest AUDIT_KEEP kept (regdb/audit.py)
 - ``P m:probes``            hash: probes recorded by the workers, outcome -> count (metrics)
 - ``P m:probefail``         hash: failed or degraded probes by failure kind -> count (metrics)
 - ``P m:deliveries``        hash: alert delivery attempts, result -> count (metrics)
@@ -211,6 +213,11 @@ class Keys:
     def token_used(self, token_id: str) -> str:
         """String with a TTL: present while `last_used_at` is fresh (at most one write a minute)."""
         return f"{self.prefix}toku:{token_id}"
+
+    @property
+    def audit(self) -> str:
+        """Stream: the audit log, one record per write (regdb/audit.py)."""
+        return f"{self.prefix}audit"
 
     def bearer_token(self, digest: str) -> str:
         """A cached Bearer token; `digest` is an HMAC, never a credential."""

@@ -10,58 +10,82 @@ later than the newest entry's), so ordering a set of them is ordering by creatio
 An entry's public JSON lives in the `docs` hash under its document number (codec.py): a query
 page needs no script at all, it is one HMGET of `docs` (regdb/query/execute.py).
 No script has a failing step after its first write: Redis would not roll back what it wrote.
+Every write script appends its audit records (regdb/audit.py) in the same call.
 """
 
 from __future__ import annotations
 
-# KEYS: entry, ids, docseq, docids, docs, due, then every index set the entry belongs in.
-# ARGV: id, creation score (µs since the epoch), public JSON, then the entry hash's field/value
-# pairs.
+# Shared by the write scripts: append audit records (regdb/audit.py) to the audit stream,
+# trimmed to about `keep` records. `records` is a JSON list of flat field/value lists (`[]`:
+# none). Each script calls it after its checks and before its other writes, so a write is
+# recorded exactly when it is applied.
+_AUDIT = """
+local function audit(stream, keep, records)
+  for _, fields in ipairs(cjson.decode(records)) do
+    redis.call('XADD', stream, 'MAXLEN', '~', keep, '*', unpack(fields))
+  end
+end
+"""
+
+# KEYS: entry, ids, docseq, docids, docs, due, audit, then every index set the entry belongs in.
+# ARGV: id, creation score (µs since the epoch), public JSON, audit keep, audit records, then
+# the entry hash's field/value pairs.
 # Returns {1, document number} created; {0} when the id exists; {-1, newest creation score}
 # when the score is not later than the newest entry's (stamp a later time and call again).
-CREATE_ENTRY = """
+CREATE_ENTRY = (
+    _AUDIT
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 if newest and tonumber(newest) >= tonumber(ARGV[2]) then return {-1, newest} end
+audit(KEYS[7], ARGV[4], ARGV[5])
 local n = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 6))
 redis.call('HSET', KEYS[4], n, ARGV[1])
 redis.call('HSET', KEYS[5], n, ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[6], 0, ARGV[1])
-for i = 7, #KEYS do redis.call('SADD', KEYS[i], n) end
+for i = 8, #KEYS do redis.call('SADD', KEYS[i], n) end
 return {1, n}
 """
+)
 
-# KEYS: entry, docs, then the index sets to add it to (ARGV[2] of them), then those to remove
-# it from.
-# ARGV: expected revision, number of sets to add to, new public JSON, then the entry hash's new
-# field/value pairs.
+# KEYS: entry, docs, audit, then the index sets to add it to (ARGV[2] of them), then those to
+# remove it from.
+# ARGV: expected revision, number of sets to add to, new public JSON, audit keep, audit records,
+# then the entry hash's new field/value pairs.
 # Returns 1 updated, 0 conflict (the revision changed), -1 not found.
-UPDATE_ENTRY = """
+UPDATE_ENTRY = (
+    _AUDIT
+    + """
 local cur = redis.call('HGET', KEYS[1], '_rev')
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
+audit(KEYS[3], ARGV[4], ARGV[5])
 local n = redis.call('HGET', KEYS[1], '_n')
 local nadd = tonumber(ARGV[2])
-for i = 3, 2 + nadd do redis.call('SADD', KEYS[i], n) end
-for i = 3 + nadd, #KEYS do redis.call('SREM', KEYS[i], n) end
+for i = 4, 3 + nadd do redis.call('SADD', KEYS[i], n) end
+for i = 4 + nadd, #KEYS do redis.call('SREM', KEYS[i], n) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], '_n', n, unpack(ARGV, 6))
 redis.call('HSET', KEYS[2], n, ARGV[3])
 return 1
 """
+)
 
 # KEYS: entry, ids, docids, docs, due, queued, health, recent results, hourly rollups, daily
-# rollups, then the index sets to remove it from.
-# ARGV: expected revision, id.
+# rollups, audit, then the index sets to remove it from.
+# ARGV: expected revision, id, audit keep, audit records.
 # Returns 1 deleted, 0 conflict (the revision changed), -1 not found.
-DELETE_ENTRY = """
+DELETE_ENTRY = (
+    _AUDIT
+    + """
 local cur = redis.call('HGET', KEYS[1], '_rev')
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
+audit(KEYS[11], ARGV[3], ARGV[4])
 local n = redis.call('HGET', KEYS[1], '_n')
-for i = 11, #KEYS do redis.call('SREM', KEYS[i], n) end
+for i = 12, #KEYS do redis.call('SREM', KEYS[i], n) end
 redis.call('DEL', KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 redis.call('HDEL', KEYS[3], n)
 redis.call('HDEL', KEYS[4], n)
@@ -70,6 +94,37 @@ redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 return 1
 """
+)
+
+# Store an alert hook (regdb/alerts/store.py) and list its id.
+# KEYS: hook, hooks, audit. ARGV: hook JSON, id, mode (`new`: only if absent, `existing`: only
+# if present, `any`), audit keep, audit records.
+# Returns 1 stored, 0 refused by the mode.
+SAVE_HOOK = (
+    _AUDIT
+    + """
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[3] == 'new' and exists) or (ARGV[3] == 'existing' and not exists) then return 0 end
+audit(KEYS[3], ARGV[4], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+)
+
+# Remove an alert hook, its id from the set and its delivery log.
+# KEYS: hook, hooks, deliveries, audit. ARGV: id, audit keep, audit records.
+# Returns 1 deleted, 0 not found.
+DELETE_HOOK = (
+    _AUDIT
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+audit(KEYS[4], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+)
 
 # Record the probe outcomes of many registries in one call; a registry deleted meanwhile is
 # cleaned up after instead. The call runs alone in Redis, so no reader sees a registry half

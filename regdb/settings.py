@@ -72,6 +72,8 @@ class Settings:
     """Replicas that must confirm a write (Redis WAIT) before the API acknowledges it."""
     write_wait_ms: int = defaults.WRITE_WAIT_MS
     """How long a write waits for those replicas before answering 503."""
+    audit_keep: int = defaults.AUDIT_KEEP
+    """Audit records kept in the stream (older ones are trimmed)."""
     fastread: bool = True
     """Serve the API's hot reads over regdb/fastread.py's multiplexed connection (A/B switch)."""
     contents_cache_s: int = defaults.CONTENTS_CACHE_S
@@ -150,6 +152,13 @@ class Settings:
             queue_name=_str(e, "REGDB_QUEUE", defaults.QUEUE_NAME),
             priority_workers=_int(e, "REGDB_PRIORITY_WORKERS", defaults.PRIORITY_WORKERS, 0, 64),
             fastread=_bool(e, "REGDB_FASTREAD", True),
+            audit_keep=_int(
+                e,
+                "AUDIT_KEEP",
+                defaults.AUDIT_KEEP,
+                defaults.AUDIT_KEEP_MIN,
+                defaults.AUDIT_KEEP_MAX,
+            ),
             write_replicas=_int(e, "REGDB_WRITE_REPLICAS", 0, 0, 16),
             write_wait_ms=_int(e, "REGDB_WRITE_WAIT_MS", defaults.WRITE_WAIT_MS, 1, 60000),
             secret_keys=_keys(e, "REGDB_SECRET_KEYS"),

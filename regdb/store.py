@@ -29,6 +29,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from regdb import defaults
+from regdb.audit import AS_OPERATOR, Acting, encode_events, entry_events
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
 from regdb.fastread import FastReader
@@ -51,7 +53,7 @@ from regdb.model import (
     validate_entry,
 )
 from regdb.ownership import refuse_owner_input, require_create, require_write, update_paths
-from regdb.principal import OPERATOR, Principal
+from regdb.principal import Principal
 from regdb.query.terms import entry_terms
 from regdb.secret_box import CannotOpen, SecretBox
 from regdb.update import apply_update, credentials_follow_origin, normalise_update
@@ -111,6 +113,7 @@ class EntryStore:
         fast: FastReader | None = None,
         write_replicas: int = 0,
         write_wait_ms: int = 1000,
+        audit_keep: int = defaults.AUDIT_KEEP,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -121,6 +124,8 @@ class EntryStore:
         self.write_replicas = write_replicas
         """Replicas that must have a write (Redis WAIT) before it is acknowledged; 0: none."""
         self.write_wait_ms = write_wait_ms
+        self.audit_keep = audit_keep
+        """Records kept in the audit stream, which every write appends to (regdb/audit.py)."""
         self._create = redis.register_script(CREATE_ENTRY)
         self._update = redis.register_script(UPDATE_ENTRY)
         self._delete = redis.register_script(DELETE_ENTRY)
@@ -198,20 +203,22 @@ class EntryStore:
         self,
         data: Any,
         *,
-        principal: Principal = OPERATOR,
         created_at: str | None = None,
         updated_at: str | None = None,
+        acting: Acting = AS_OPERATOR,
     ) -> tuple[dict[str, Any], str]:
         """Validate and store a new entry, due for a probe at once; Conflict when the id exists.
 
-        The entry is `principal`'s (regdb/ownership.py); only an admin may name its owner.
-        Callers without a principal (the admin CLI, jobs) act as the operator.
+        The entry is `acting.principal`'s (regdb/ownership.py); only an admin may name its
+        owner. Every write is audited as `acting` (the operator, for the admin CLI and jobs,
+        unless an API request says who).
 
         `created_at`/`updated_at` (RFC 3339 as regdb writes them) keep the times of a restored
         entry (`regdb import`); clients never set them. Creation times must grow with document
         numbers, so a restored time not after the newest entry's is moved just past it (the
         returned entry says which time it got). Returns (entry, rev).
         """
+        principal = acting.principal
         require_create(principal)
         if isinstance(data, dict):
             refuse_owner_input(principal, data)
@@ -228,6 +235,7 @@ class EntryStore:
             self.keys.docids,
             self.keys.docs,
             self.keys.due,
+            self.keys.audit,
             *add,
         ]
         not_before = datetime.fromtimestamp(0, UTC)
@@ -240,7 +248,8 @@ class EntryStore:
             if updated_at is not None and updated_at > entry["created_at"]:
                 entry["updated_at"] = updated_at
             public, fields = encode_entry(entry, rev, self.box)
-            return [entry_id, epoch_us(moment), public, *fields]
+            audit = encode_events(entry_events(acting, None, entry, moment))
+            return [entry_id, epoch_us(moment), public, self.audit_keep, audit, *fields]
 
         for _ in range(MAX_WRITE_ATTEMPTS):
             res = await self._run_write(self._create, keys, stamped)
@@ -351,14 +360,16 @@ class EntryStore:
         entry_id: str,
         body: Any,
         *,
-        principal: Principal = OPERATOR,
         if_match: str | None = None,
+        acting: Acting = AS_OPERATOR,
     ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
         """Apply an update document. Returns (before, after, rev, changed).
 
-        Forbidden unless `principal` may write the entry (its owner or an admin), checked on
-        the very revision the write replaces."""
+        Forbidden unless `acting.principal` may write the entry (its owner or an admin),
+        checked on the very revision the write replaces. An update that changes nothing
+        writes (and audits) nothing."""
         ops = normalise_update(body)
+        principal = acting.principal
         refuse_owner_input(principal, update_paths(ops))
         if OWNER_FIELD in ops.get("$unset", {}):
             raise InvalidInput(f"{OWNER_FIELD} cannot be removed; transfer it with $set")
@@ -378,19 +389,21 @@ class EntryStore:
                 old_terms, new_terms = entry_terms(old), entry_terms(new)
                 add = self._index_keys(new_terms - old_terms)
                 rem = self._index_keys(old_terms - new_terms)
-                keys = [self.keys.entry(entry_id), self.keys.docs, *add, *rem]
+                keys = [self.keys.entry(entry_id), self.keys.docs, self.keys.audit, *add, *rem]
                 public, fields = encode_entry(new, rev, self.box)
-                args = [old_rev, len(add), public, *fields]
+                audit = encode_events(entry_events(acting, old, new, datetime.now(UTC)))
+                args = [old_rev, len(add), public, self.audit_keep, audit, *fields]
                 if await self._apply(self._update, entry_id, keys, args):
                     return old, new, rev, True
             raise StorageUnavailable("too much contention on this entry, try again")
 
     async def delete(
-        self, entry_id: str, *, principal: Principal = OPERATOR, if_match: str | None = None
+        self, entry_id: str, *, if_match: str | None = None, acting: Acting = AS_OPERATOR
     ) -> None:
         """Remove an entry, its index memberships, its schedule and its health records.
 
-        Forbidden unless `principal` may write the entry, checked like :meth:`update`."""
+        Forbidden unless `acting.principal` may write the entry, checked like :meth:`update`."""
+        principal = acting.principal
         async with self._lock(entry_id):
             for _ in range(MAX_WRITE_ATTEMPTS):
                 old, old_rev = await self._current(entry_id, if_match, principal)
@@ -402,9 +415,12 @@ class EntryStore:
                     self.keys.due,
                     self.keys.queued,
                     *self.keys.health_keys(entry_id),
+                    self.keys.audit,
                     *self._index_keys(entry_terms(old)),
                     *self.keys.health_status_indexes,
                 ]
-                if await self._apply(self._delete, entry_id, keys, [old_rev, entry_id]):
+                audit = encode_events(entry_events(acting, old, None, datetime.now(UTC)))
+                args = [old_rev, entry_id, self.audit_keep, audit]
+                if await self._apply(self._delete, entry_id, keys, args):
                     return
             raise StorageUnavailable("too much contention on this entry, try again")

@@ -19,11 +19,13 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
+from regdb.audit import AS_OPERATOR, Action
+from regdb.audit_log import AuditLog
 from regdb.connections import async_redis
 from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
 from regdb.settings import Settings
-from regdb.tokens import TokenRecord, TokenStore, check_owner, parse_scopes
+from regdb.tokens import OnWrite, TokenRecord, TokenStore, check_owner, parse_scopes
 
 USAGE = 2
 FAILED = 1
@@ -75,19 +77,24 @@ def run(settings: Settings, key: bytes, args: argparse.Namespace) -> int:
 async def _run(settings: Settings, key: bytes, args: argparse.Namespace) -> int:
     r: aredis.Redis = async_redis(settings)
     try:
-        store = TokenStore(r, Keys(settings.prefix), key)
+        keys = Keys(settings.prefix)
+        store = TokenStore(r, keys, key)
+        # The CLI acts as the operator; its writes are audited like the API's.
+        audit = AuditLog(r, keys, keep=settings.audit_keep)
         if args.token_command == "create":
-            return await _create(store, args)
+            on_create = audit.token_writes(AS_OPERATOR, Action.TOKEN_CREATE)
+            return await _create(store, args, on_create)
         if args.token_command == "list":
             return await _list(store, args)
-        record = await store.revoke(args.id)
+        on_revoke = audit.token_writes(AS_OPERATOR, Action.TOKEN_REVOKE)
+        record = await store.revoke(args.id, on_write=on_revoke)
         print(f"revoked token {record.id} ({record.owner})")
         return 0
     finally:
         await r.aclose()
 
 
-async def _create(store: TokenStore, args: argparse.Namespace) -> int:
+async def _create(store: TokenStore, args: argparse.Namespace, on_write: OnWrite) -> int:
     days = args.expires_in_days
     if days is not None and not 1 <= days <= 3650:
         raise InvalidInput("--expires-in-days must be from 1 to 3650")
@@ -96,6 +103,7 @@ async def _create(store: TokenStore, args: argparse.Namespace) -> int:
         parse_scopes(args.scope),
         label=args.name,
         expires_in=timedelta(days=days) if days is not None else None,
+        on_write=on_write,
     )
     scopes = ",".join(sorted(record.scopes))
     expiry = f", expires {record.public()['expires_at']}" if record.expires_at else ""

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from regdb.audit import AS_OPERATOR, Acting, Action
+from regdb.audit_log import AuditLog
 from regdb.errors import InvalidInput, NotFound
 from regdb.principal import DEFAULT_OWNER, Principal
 from regdb.store import storage_errors
@@ -69,19 +71,23 @@ def parse_token_request(body: Any) -> TokenIn:
 
 
 class TokenService:
-    """Token rules for one principal at a time; the store does the storing. Redis being
-    unreachable is StorageUnavailable (503) here, as for entries."""
+    """Token rules for one principal at a time; the store does the storing, every write with
+    its audit record. Redis being unreachable is StorageUnavailable (503) here, as for
+    entries."""
 
-    def __init__(self, store: TokenStore) -> None:
+    def __init__(self, store: TokenStore, audit: AuditLog) -> None:
         self.store = store
+        self.audit = audit
 
     async def authenticate(self, authorization: str) -> Principal:
         """Who an ``Authorization`` header names, or Unauthenticated (401)."""
         async with storage_errors():
             return Principal.of_token(await self.store.authenticate(authorization))
 
-    async def create(self, actor: Principal, body: Any) -> tuple[str, TokenRecord]:
-        """A new token as `actor` may make it: (the token, shown once; its record)."""
+    async def create(self, acting: Acting, body: Any) -> tuple[str, TokenRecord]:
+        """A new token as `acting`'s principal may make it: (the token, shown once; its
+        record)."""
+        actor = acting.principal
         request = parse_token_request(body)
         owner = request.owner or actor.owner
         scopes = frozenset(Scope(s) for s in request.scopes)
@@ -104,6 +110,7 @@ class TokenService:
                 scopes,
                 label=request.label,
                 expires_in=timedelta(days=days) if days is not None else None,
+                on_write=self.audit.token_writes(acting, Action.TOKEN_CREATE),
             )
 
     async def list_tokens(self, actor: Principal, owner: str | None = None) -> list[TokenRecord]:
@@ -118,13 +125,14 @@ class TokenService:
         async with storage_errors():
             return await self.store.list_tokens(owner)
 
-    async def revoke(self, actor: Principal, token_id: str) -> TokenRecord:
+    async def revoke(self, acting: Acting, token_id: str) -> TokenRecord:
         """Revoke one of the caller's owner's tokens (an admin: anyone's); 404 otherwise."""
         async with storage_errors():
             record = await self.store.get(token_id)
-            if not actor.allows(Scope.WRITE, record.owner):
+            if not acting.principal.allows(Scope.WRITE, record.owner):
                 raise NotFound(f"no token with id {token_id!r}")
-            return await self.store.revoke(token_id)
+            on_write = self.audit.token_writes(acting, Action.TOKEN_REVOKE)
+            return await self.store.revoke(token_id, on_write=on_write)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -135,7 +143,7 @@ def write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
-async def first_admin_token(store: TokenStore, path: Path) -> bool:
+async def first_admin_token(store: TokenStore, path: Path, audit: AuditLog) -> bool:
     """On a store without an admin token, create one and write it to `path` (0600).
 
     Never again once `path` exists or any admin token does (revoked ones included): an
@@ -145,7 +153,12 @@ async def first_admin_token(store: TokenStore, path: Path) -> bool:
         return False
     if any(Scope.ADMIN in r.scopes for r in await store.list_tokens()):
         return False
-    token, record = await store.create(DEFAULT_OWNER, [Scope.ADMIN], label="first start")
+    token, record = await store.create(
+        DEFAULT_OWNER,
+        [Scope.ADMIN],
+        label="first start",
+        on_write=audit.token_writes(AS_OPERATOR, Action.TOKEN_CREATE),
+    )
     await asyncio.to_thread(write_private, path, token + "\n")
     log.info(
         "created the first admin token (id %s) and wrote it to %s (mode 0600): "

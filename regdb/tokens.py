@@ -24,13 +24,14 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import redis.asyncio as aredis
+from redis.asyncio.client import Pipeline
 
 from regdb.errors import InvalidInput, NotFound, RegdbError
 from regdb.keys import Keys
@@ -188,6 +189,11 @@ class TokenRecord:
         }
 
 
+OnWrite = Callable[[Pipeline, TokenRecord], None]
+"""Queues more commands on the MULTI that stores a token write, given the record written: its
+audit record (regdb.audit_log.AuditLog.token_writes), applied with the write or not at all."""
+
+
 def _opt_time(moment: datetime | None) -> str | None:
     return None if moment is None else rfc3339(moment)
 
@@ -264,6 +270,7 @@ class TokenStore:
         label: str = "",
         expires_in: timedelta | None = None,
         now: datetime | None = None,
+        on_write: OnWrite | None = None,
     ) -> tuple[str, TokenRecord]:
         """A new token for `owner`: (the token, shown this once; its record)."""
         moment = now or datetime.now(UTC)
@@ -286,6 +293,8 @@ class TokenStore:
         pipe.set(self.keys.token_digest(digest), record.id)
         pipe.sadd(self.keys.tokens, record.id)
         pipe.sadd(self.keys.owner_tokens(record.owner), record.id)
+        if on_write is not None:
+            on_write(pipe, record)
         await pipe.execute()
         return token, record
 
@@ -330,11 +339,18 @@ class TokenStore:
         records = [_decode(raw) for raw in await pipe.execute() if raw]
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
-    async def revoke(self, token_id: str, now: datetime | None = None) -> TokenRecord:
-        """Revoke a token (idempotent); its record stays, so the API can say "revoked"."""
+    async def revoke(
+        self, token_id: str, now: datetime | None = None, on_write: OnWrite | None = None
+    ) -> TokenRecord:
+        """Revoke a token (idempotent: revoking a revoked token writes nothing); its record
+        stays, so the API can say "revoked"."""
         record = await self.get(token_id)
         if record.revoked_at is None:
             moment = now or datetime.now(UTC)
-            await self.redis.hset(self.keys.token(token_id), "revoked_at", rfc3339(moment))
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(self.keys.token(token_id), "revoked_at", rfc3339(moment))
+            if on_write is not None:
+                on_write(pipe, replace(record, revoked_at=moment))
+            await pipe.execute()
             record = await self.get(token_id)
         return record

@@ -14,6 +14,7 @@ import redis.asyncio as aredis
 from regdb.alerts.deliver import policy_of
 from regdb.alerts.service import HookService
 from regdb.alerts.store import HookStore, record_attempt
+from regdb.audit import Acting
 from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
 from regdb.principal import ANONYMOUS, OPERATOR, Principal
@@ -45,31 +46,33 @@ async def hooks(settings: Settings) -> AsyncIterator[HookService]:
 
 
 async def test_a_hook_is_its_creators(hooks: HookService) -> None:
-    mine = await hooks.create(hook(), ALICE)
+    mine = await hooks.create(hook(), acting=Acting(ALICE))
     assert mine["owner"] == "alice"
-    assert (await hooks.create(hook(), OPERATOR))["owner"] == "admin"
+    assert (await hooks.create(hook(), acting=Acting(OPERATOR)))["owner"] == "admin"
     # The owner is the server's: not accepted in input, ignored when a GET is sent back.
     with pytest.raises(InvalidInput, match="owner"):
-        await hooks.create(hook(owner="bob"), ALICE)
-    back = await hooks.update(mine["id"], {**mine, "owner": "bob", "enabled": False}, ALICE)
+        await hooks.create(hook(owner="bob"), acting=Acting(ALICE))
+    back = await hooks.update(
+        mine["id"], {**mine, "owner": "bob", "enabled": False}, acting=Acting(ALICE)
+    )
     assert back["owner"] == "alice" and back["enabled"] is False
     # A principal without write creates nothing.
     with pytest.raises(Forbidden, match="write"):
-        await hooks.create(hook(), ALICE_READER)
+        await hooks.create(hook(), acting=Acting(ALICE_READER))
 
 
 async def test_others_hooks_do_not_exist_for_them(hooks: HookService, sync_r: redis.Redis) -> None:
     keys = hooks.store.keys
-    alices = await hooks.create(hook(description="alice's"), ALICE)
-    bobs = await hooks.create(hook(description="bob's"), BOB)
+    alices = await hooks.create(hook(description="alice's"), acting=Acting(ALICE))
+    bobs = await hooks.create(hook(description="bob's"), acting=Acting(BOB))
     assert record_attempt(sync_r, keys, alices["id"], {"attempt": 1, "ok": True})
     hid = alices["id"]
     before = dumped(sync_r, "regdb-test:*")
     # Bob: every operation on alice's hook is the 404 of a missing hook, nothing changes.
     attempts = [
         hooks.get(hid, BOB),
-        hooks.update(hid, {"enabled": False}, BOB),
-        hooks.delete(hid, BOB),
+        hooks.update(hid, {"enabled": False}, acting=Acting(BOB)),
+        hooks.delete(hid, acting=Acting(BOB)),
         hooks.deliveries(hid, 10, BOB),
         hooks.send_test(hid, BOB, wait=False),
         hooks.get(hid, ANONYMOUS),
@@ -89,19 +92,19 @@ async def test_others_hooks_do_not_exist_for_them(hooks: HookService, sync_r: re
     assert await hooks.deliveries(hid, 10, ALICE) == [{"attempt": 1, "ok": True}]
     sent = await hooks.send_test(hid, ALICE, wait=False)
     assert sent.job_id is not None
-    assert (await hooks.update(hid, {"enabled": False}, ALICE))["enabled"] is False
-    await hooks.delete(hid, ALICE)
+    assert (await hooks.update(hid, {"enabled": False}, acting=Acting(ALICE)))["enabled"] is False
+    await hooks.delete(hid, acting=Acting(ALICE))
     with pytest.raises(NotFound):
         await hooks.get(hid, ALICE)
 
 
 async def test_read_only_owners_read_but_do_not_write(hooks: HookService) -> None:
-    hid = (await hooks.create(hook(), ALICE))["id"]
+    hid = (await hooks.create(hook(), acting=Acting(ALICE)))["id"]
     assert (await hooks.get(hid, ALICE_READER))["id"] == hid
     assert await hooks.deliveries(hid, 5, ALICE_READER) == []
     for attempt in (
-        hooks.update(hid, {"enabled": False}, ALICE_READER),
-        hooks.delete(hid, ALICE_READER),
+        hooks.update(hid, {"enabled": False}, acting=Acting(ALICE_READER)),
+        hooks.delete(hid, acting=Acting(ALICE_READER)),
         hooks.send_test(hid, ALICE_READER, wait=False),
     ):
         with pytest.raises(Forbidden, match="write"):
@@ -110,14 +113,14 @@ async def test_read_only_owners_read_but_do_not_write(hooks: HookService) -> Non
 
 
 async def test_admins_see_every_hook_and_filter_by_owner(hooks: HookService) -> None:
-    a = (await hooks.create(hook(), ALICE))["id"]
-    b = (await hooks.create(hook(), BOB))["id"]
+    a = (await hooks.create(hook(), acting=Acting(ALICE)))["id"]
+    b = (await hooks.create(hook(), acting=Acting(BOB)))["id"]
     assert [h["id"] for h in await hooks.list_hooks(ROOT, "alice")] == [a]
     assert [h["id"] for h in await hooks.list_hooks(ROOT, "bob")] == [b]
     assert await hooks.list_hooks(ROOT, "nobody") == []
     # An admin changes and deletes anyone's; the owner stays the creator's.
-    assert (await hooks.update(b, {"enabled": False}, ROOT))["owner"] == "bob"
-    await hooks.delete(a, ROOT)
+    assert (await hooks.update(b, {"enabled": False}, acting=Acting(ROOT)))["owner"] == "bob"
+    await hooks.delete(a, acting=Acting(ROOT))
     # For a user, another owner's hooks do not exist: naming that owner lists nothing.
     assert [h["id"] for h in await hooks.list_hooks(BOB, "bob")] == [b]
     assert await hooks.list_hooks(BOB, "alice") == []
@@ -130,7 +133,7 @@ async def test_a_hook_without_owner_is_the_default_owners(
 ) -> None:
     """Stored before ownership: an admin's (the default owner) until `regdb migrate`."""
     keys = hooks.store.keys
-    hid = (await hooks.create(hook(), OPERATOR))["id"]
+    hid = (await hooks.create(hook(), acting=Acting(OPERATOR)))["id"]
     raw = sync_r.get(keys.hook(hid))
     assert isinstance(raw, bytes)
     sync_r.set(keys.hook(hid), raw.replace(b'"owner":"admin",', b""))

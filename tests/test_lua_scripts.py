@@ -7,6 +7,7 @@ contract or a branch shows here before it shows through the store or the monitor
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,23 @@ E, IDS, SEQ, DOCIDS, DOCS = "t:e:a", "t:ids", "t:docseq", "t:docids", "t:docs"
 DUE, QUEUED = "t:due", "t:queued"
 IX_AI, IX_GPU, IX_HUB = "t:ix:tags=s:ai", "t:ix:tags=s:gpu", "t:ix:tags=s:hub"
 H, HH, HR1H, HR1D = "t:h:a", "t:hh:a", "t:hr1h:a", "t:hr1d:a"
+AUDIT = "t:audit"
+KEEP = 1000
+
+
+def audit_args(*actions: str) -> list[Any]:
+    """The audit arguments of a write script: keep, then one record per action."""
+    return [KEEP, json.dumps([["action", a, "target", "a"] for a in actions])]
+
+
+def stream(r: redis.Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The audit stream's records, oldest first: (id, fields)."""
+    return list(r.xrange(AUDIT))  # type: ignore[arg-type]
+
+
+def audited(r: redis.Redis) -> list[str]:
+    """The actions recorded in the audit stream, oldest first."""
+    return [fields[b"action"].decode() for _, fields in stream(r)]
 
 
 @pytest.fixture
@@ -40,8 +58,9 @@ def members(r: redis.Redis, key: str) -> set[bytes]:
 
 
 def create(r: redis.Redis, entry_id: str, score: int, *index: str, doc: bytes = b"{}") -> Any:
-    keys = [f"t:e:{entry_id}", IDS, SEQ, DOCIDS, DOCS, DUE, *index]
-    return script(r, lua.CREATE_ENTRY)(keys=keys, args=[entry_id, score, doc, "_rev", "r1"])
+    keys = [f"t:e:{entry_id}", IDS, SEQ, DOCIDS, DOCS, DUE, AUDIT, *index]
+    args = [entry_id, score, doc, *audit_args("entry.create"), "_rev", "r1"]
+    return script(r, lua.CREATE_ENTRY)(keys=keys, args=args)
 
 
 # -- CREATE_ENTRY ----------------------------------------------------------------------------
@@ -56,6 +75,7 @@ def test_create_stores_numbers_and_indexes(r: redis.Redis) -> None:
     assert create(r, "b", 101, IX_AI) == [1, 2]
     assert members(r, IX_AI) == {b"1", b"2"}
     assert r.object("encoding", IX_AI) == b"intset"
+    assert audited(r) == ["entry.create", "entry.create"]
 
 
 def test_create_refuses_an_existing_id(r: redis.Redis) -> None:
@@ -63,6 +83,7 @@ def test_create_refuses_an_existing_id(r: redis.Redis) -> None:
     assert create(r, "a", 200, IX_GPU) == [0]
     assert r.zscore(IDS, "a") == 100 and not r.exists(IX_GPU) and r.get(SEQ) == b"1"
     assert r.hgetall(DOCS) == {b"1": b"{}"}
+    assert audited(r) == ["entry.create"]  # the refused create is not recorded
 
 
 @pytest.mark.parametrize("score", [99, 100])
@@ -70,14 +91,32 @@ def test_create_refuses_a_stamp_not_after_the_newest(r: redis.Redis, score: int)
     create(r, "a", 100)
     assert create(r, "b", score, IX_AI) == [-1, b"100"]
     assert not r.exists("t:e:b", IX_AI) and r.get(SEQ) == b"1" and r.zcard(IDS) == 1
+    assert audited(r) == ["entry.create"]
+
+
+def test_write_scripts_append_every_record_given_and_trim(r: redis.Redis) -> None:
+    keys = ["t:e:a", IDS, SEQ, DOCIDS, DOCS, DUE, AUDIT]
+    records = json.dumps([["action", "one", "paths", "[]"], ["action", "two"]])
+    args: list[Any] = ["a", 100, b"{}", 100, records, "_rev", "r1"]
+    assert script(r, lua.CREATE_ENTRY)(keys=keys, args=args) == [1, 1]
+    assert audited(r) == ["one", "two"]
+    assert stream(r)[0][1] == {b"action": b"one", b"paths": b"[]"}
+    # MAXLEN ~ trims whole stream nodes (100 records each by default): far past `keep`, the
+    # stream is cut back to about `keep`.
+    for i in range(2, 1000):
+        args = [f"x{i}", 100 + i, b"{}", 100, json.dumps([["action", f"n{i}"]]), "_rev", "r"]
+        script(r, lua.CREATE_ENTRY)(keys=[f"t:e:x{i}", *keys[1:]], args=args)
+    assert 100 <= r.xlen(AUDIT) < 300
+    assert audited(r)[-1] == "n999"
 
 
 # -- UPDATE_ENTRY ----------------------------------------------------------------------------
 
 
-def update(r: redis.Redis, rev: str, add: list[str], rem: list[str], *fields: str) -> Any:
-    keys = [E, DOCS, *add, *rem]
-    return script(r, lua.UPDATE_ENTRY)(keys=keys, args=[rev, len(add), *fields])
+def update(r: redis.Redis, rev: str, add: list[str], rem: list[str], doc: str, *fields: str) -> Any:
+    keys = [E, DOCS, AUDIT, *add, *rem]
+    args = [rev, len(add), doc, *audit_args("entry.update"), *fields]
+    return script(r, lua.UPDATE_ENTRY)(keys=keys, args=args)
 
 
 def test_update_moves_memberships_and_replaces_the_hash(r: redis.Redis) -> None:
@@ -89,6 +128,7 @@ def test_update_moves_memberships_and_replaces_the_hash(r: redis.Redis) -> None:
     assert r.hgetall(E) == {b"_n": b"1", b"_rev": b"r2"}
     assert r.hgetall(DOCS) == {b"1": b'{"y":2}', b"2": b"{}"}
     assert members(r, IX_AI) == {b"2"} and members(r, IX_HUB) == members(r, IX_GPU) == {b"1"}
+    assert audited(r) == ["entry.create", "entry.create", "entry.update"]
 
 
 def test_update_conflict_changes_nothing(r: redis.Redis) -> None:
@@ -96,19 +136,21 @@ def test_update_conflict_changes_nothing(r: redis.Redis) -> None:
     assert update(r, "stale", [IX_HUB], [IX_AI], "{}", "_rev", "r2") == 0
     assert r.hget(E, "_rev") == b"r1" and members(r, IX_AI) == {b"1"} and not r.exists(IX_HUB)
     assert r.hgetall(DOCS) == {b"1": b"{}"}
+    assert audited(r) == ["entry.create"]
 
 
 def test_update_of_a_missing_entry_is_not_found(r: redis.Redis) -> None:
     assert update(r, "r1", [IX_HUB], [], "{}", "_rev", "r2") == -1
-    assert not r.exists(E, IX_HUB, DOCS)
+    assert not r.exists(E, IX_HUB, DOCS, AUDIT)
 
 
 # -- DELETE_ENTRY ----------------------------------------------------------------------------
 
 
 def delete(r: redis.Redis, rev: str, entry_id: str = "a", *index: str) -> Any:
-    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, HR1H, HR1D, *index]
-    return script(r, lua.DELETE_ENTRY)(keys=keys, args=[rev, entry_id])
+    keys = [f"t:e:{entry_id}", IDS, DOCIDS, DOCS, DUE, QUEUED, H, HH, HR1H, HR1D, AUDIT, *index]
+    args = [rev, entry_id, *audit_args("entry.delete")]
+    return script(r, lua.DELETE_ENTRY)(keys=keys, args=args)
 
 
 def test_delete_removes_everything_of_the_entry_only(r: redis.Redis) -> None:
@@ -124,6 +166,7 @@ def test_delete_removes_everything_of_the_entry_only(r: redis.Redis) -> None:
     assert members(r, IX_AI) == {b"2"}
     assert r.hgetall(DOCIDS) == {b"2": b"b"} and r.hgetall(DOCS) == {b"2": b"{}"}
     assert r.zrange(IDS, 0, -1) == r.zrange(DUE, 0, -1) == r.zrange(QUEUED, 0, -1) == [b"b"]
+    assert audited(r)[-1] == "entry.delete"
 
 
 def test_delete_conflict_and_not_found(r: redis.Redis) -> None:
@@ -133,6 +176,41 @@ def test_delete_conflict_and_not_found(r: redis.Redis) -> None:
     assert r.hget(DOCS, "1") == b"{}"
     assert delete(r, "r1", "nope", IX_AI) == -1
     assert members(r, IX_AI) == {b"1"}
+    assert audited(r) == ["entry.create"]
+
+
+# -- SAVE_HOOK / DELETE_HOOK -----------------------------------------------------------------
+
+HOOK, HOOKS, DELIV = "t:hook:h1", "t:hooks", "t:hookdeliv:h1"
+
+
+def save_hook(r: redis.Redis, doc: str, mode: str) -> Any:
+    args = [doc, "h1", mode, *audit_args(f"hook.{mode}")]
+    return script(r, lua.SAVE_HOOK)(keys=[HOOK, HOOKS, AUDIT], args=args)
+
+
+def test_save_hook_modes(r: redis.Redis) -> None:
+    assert save_hook(r, "v1", "existing") == 0
+    assert not r.exists(HOOK, HOOKS, AUDIT)
+    assert save_hook(r, "v1", "new") == 1
+    assert save_hook(r, "v2", "new") == 0
+    assert r.get(HOOK) == b"v1" and members(r, HOOKS) == {b"h1"}
+    assert save_hook(r, "v3", "existing") == 1 and r.get(HOOK) == b"v3"
+    assert save_hook(r, "v4", "any") == 1 and r.get(HOOK) == b"v4"
+    assert audited(r) == ["hook.new", "hook.existing", "hook.any"]
+
+
+def test_delete_hook(r: redis.Redis) -> None:
+    delete_hook = script(r, lua.DELETE_HOOK)
+    keys = [HOOK, HOOKS, DELIV, AUDIT]
+    assert delete_hook(keys=keys, args=["h1", *audit_args("hook.delete")]) == 0
+    assert not r.exists(AUDIT)
+    save_hook(r, "v1", "new")
+    r.lpush(DELIV, "attempt")
+    r.sadd(HOOKS, "h2")
+    assert delete_hook(keys=keys, args=["h1", *audit_args("hook.delete")]) == 1
+    assert not r.exists(HOOK, DELIV) and members(r, HOOKS) == {b"h2"}
+    assert audited(r) == ["hook.new", "hook.delete"]
 
 
 # -- RECORD_HEALTH ---------------------------------------------------------------------------

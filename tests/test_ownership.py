@@ -13,6 +13,7 @@ import redis
 import redis.asyncio as aredis
 
 from regdb import jsonutil
+from regdb.audit import Acting
 from regdb.errors import InvalidInput
 from regdb.fsck import apply_repair, check
 from regdb.keys import Keys
@@ -65,7 +66,7 @@ async def test_the_creating_principal_owns_the_entry(
     store: EntryStore, sync_r: redis.Redis
 ) -> None:
     keys = store.keys
-    made, _ = await store.create(entry("a1"), principal=ALICE)
+    made, _ = await store.create(entry("a1"), acting=Acting(ALICE))
     assert made[OWNER_FIELD] == "alice"
     await store.create(entry("op1"))  # no principal: the operator, whose owner is admin
     # Returned by GET (the stored public JSON is what GET sends) and by the private read.
@@ -84,7 +85,7 @@ async def test_owner_in_input_is_refused_for_non_admins(
 ) -> None:
     before = dumped(sync_r, "regdb-test:*")
     with pytest.raises(InvalidInput) as err:
-        await store.create(entry("x1", **{OWNER_FIELD: owner}), principal=ALICE)
+        await store.create(entry("x1", **{OWNER_FIELD: owner}), acting=Acting(ALICE))
     assert err.value.details == [{"field": OWNER_FIELD, "message": err.value.details[0]["message"]}]
     assert "only an admin" in err.value.message
     assert dumped(sync_r, "regdb-test:*") == before  # nothing written
@@ -95,7 +96,7 @@ async def test_a_principal_without_write_creates_nothing(
 ) -> None:
     before = dumped(sync_r, "regdb-test:*")
     with pytest.raises(Forbidden, match="write"):
-        await store.create(entry("r1"), principal=ALICE_READER)
+        await store.create(entry("r1"), acting=Acting(ALICE_READER))
     assert dumped(sync_r, "regdb-test:*") == before
 
 
@@ -103,29 +104,29 @@ async def test_an_admin_names_the_owner_and_transfers_it(
     store: EntryStore, sync_r: redis.Redis
 ) -> None:
     keys = store.keys
-    made, rev = await store.create(entry("t1", **{OWNER_FIELD: "mlops-team"}), principal=ROOT)
+    made, rev = await store.create(entry("t1", **{OWNER_FIELD: "mlops-team"}), acting=Acting(ROOT))
     assert made[OWNER_FIELD] == "mlops-team"
     n = number_of(sync_r, keys, "t1")
     assert members(sync_r, keys.owner_index("mlops-team")) == {n}
     # An invalid owner name is a 400 even for an admin, naming the field.
     for bad in ("Bad Name", "alice\n", "", "-x", "a" * 65, 7):
         with pytest.raises(InvalidInput, match=OWNER_FIELD):
-            await store.update("t1", {"$set": {OWNER_FIELD: bad}}, principal=ROOT)
+            await store.update("t1", {"$set": {OWNER_FIELD: bad}}, acting=Acting(ROOT))
     # Removing the owner is no transfer.
     with pytest.raises(InvalidInput, match="cannot be removed"):
-        await store.update("t1", {"$unset": {OWNER_FIELD: ""}}, principal=ROOT)
+        await store.update("t1", {"$unset": {OWNER_FIELD: ""}}, acting=Acting(ROOT))
     _, after, new_rev, changed = await store.update(
-        "t1", {"$set": {OWNER_FIELD: "alice"}}, principal=ROOT
+        "t1", {"$set": {OWNER_FIELD: "alice"}}, acting=Acting(ROOT)
     )
     assert changed and new_rev != rev and after[OWNER_FIELD] == "alice"
     assert public(sync_r, keys, "t1")[OWNER_FIELD] == "alice"
     assert members(sync_r, keys.owner_index("mlops-team")) == set()
     assert members(sync_r, keys.owner_index("alice")) == {n}
     # The new owner may write it now; a plain-object PUT transfer works for the operator too.
-    await store.update("t1", {"container_registry_name": "alice's"}, principal=ALICE)
-    await store.update("t1", {OWNER_FIELD: "bob"}, principal=OPERATOR)
+    await store.update("t1", {"container_registry_name": "alice's"}, acting=Acting(ALICE))
+    await store.update("t1", {OWNER_FIELD: "bob"}, acting=Acting(OPERATOR))
     with pytest.raises(Forbidden):
-        await store.update("t1", {"container_registry_name": "mine?"}, principal=ALICE)
+        await store.update("t1", {"container_registry_name": "mine?"}, acting=Acting(ALICE))
     assert check(sync_r, keys).ok
 
 
@@ -141,25 +142,29 @@ async def test_an_admin_names_the_owner_and_transfers_it(
 async def test_non_admins_cannot_transfer_even_their_own(
     store: EntryStore, sync_r: redis.Redis, body: dict[str, Any]
 ) -> None:
-    await store.create(entry("own1"), principal=ALICE)
+    await store.create(entry("own1"), acting=Acting(ALICE))
     before = dumped(sync_r, "regdb-test:*")
     with pytest.raises(InvalidInput, match=OWNER_FIELD):
-        await store.update("own1", body, principal=ALICE)
+        await store.update("own1", body, acting=Acting(ALICE))
     assert dumped(sync_r, "regdb-test:*") == before
 
 
 async def test_others_cannot_change_or_delete_an_entry(
     store: EntryStore, sync_r: redis.Redis
 ) -> None:
-    await store.create(entry("b1", container_registry_tags=["x"]), principal=BOB)
+    await store.create(entry("b1", container_registry_tags=["x"]), acting=Acting(BOB))
     before = dumped(sync_r, "regdb-test:*")
     attempts = [
-        store.update("b1", {"$set": {"container_registry_name": "taken"}}, principal=ALICE),
-        store.update("b1", {"container_registry_config": {"maintenance": True}}, principal=ALICE),
-        store.update("b1", {"$addToSet": {"container_registry_tags": "y"}}, principal=ALICE),
-        store.delete("b1", principal=ALICE),
+        store.update("b1", {"$set": {"container_registry_name": "taken"}}, acting=Acting(ALICE)),
+        store.update(
+            "b1", {"container_registry_config": {"maintenance": True}}, acting=Acting(ALICE)
+        ),
+        store.update("b1", {"$addToSet": {"container_registry_tags": "y"}}, acting=Acting(ALICE)),
+        store.delete("b1", acting=Acting(ALICE)),
         # The owner with a read-only token may not write either.
-        store.update("b1", {"$set": {"container_registry_name": "ro"}}, principal=ALICE_READER),
+        store.update(
+            "b1", {"$set": {"container_registry_name": "ro"}}, acting=Acting(ALICE_READER)
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(Forbidden, match=r"bob|write"):
@@ -167,9 +172,9 @@ async def test_others_cannot_change_or_delete_an_entry(
     # byte-identical: entry, docs, indexes, schedule
     assert dumped(sync_r, "regdb-test:*") == before
     # Its owner and any admin may.
-    await store.update("b1", {"$set": {"container_registry_name": "bob's"}}, principal=BOB)
-    await store.update("b1", {"$set": {"container_registry_name": "root's"}}, principal=ROOT)
-    await store.delete("b1", principal=ROOT)
+    await store.update("b1", {"$set": {"container_registry_name": "bob's"}}, acting=Acting(BOB))
+    await store.update("b1", {"$set": {"container_registry_name": "root's"}}, acting=Acting(ROOT))
+    await store.delete("b1", acting=Acting(ROOT))
     assert check(sync_r, store.keys).ok and check(sync_r, store.keys).entries == 0
 
 
@@ -178,7 +183,7 @@ async def test_a_transfer_racing_a_write_is_seen_by_the_write(
 ) -> None:
     """Alice reads her entry, an admin moves it to bob before her script runs: her write's
     revision check fails, the retry sees bob's entry and refuses. Nothing of hers lands."""
-    await store.create(entry("race1"), principal=ALICE)
+    await store.create(entry("race1"), acting=Acting(ALICE))
     assert settings.redis_url
     other_client = aredis.Redis.from_url(settings.redis_url)
     admin_store = EntryStore(other_client, store.keys, box=TEST_BOX)
@@ -190,20 +195,22 @@ async def test_a_transfer_racing_a_write_is_seen_by_the_write(
         calls += 1
         found = await real_get(entry_id)
         if calls == 1:  # between the read and the write script
-            await admin_store.update(entry_id, {"$set": {OWNER_FIELD: "bob"}}, principal=ROOT)
+            await admin_store.update(entry_id, {"$set": {OWNER_FIELD: "bob"}}, acting=Acting(ROOT))
         return found
 
     store.get = get_then_transfer  # type: ignore[method-assign]
     try:
         with pytest.raises(Forbidden, match="bob"):
             await store.update(
-                "race1", {"$set": {"container_registry_name": "alice-was-here"}}, principal=ALICE
+                "race1",
+                {"$set": {"container_registry_name": "alice-was-here"}},
+                acting=Acting(ALICE),
             )
         assert calls == 2  # the first attempt lost the revision race and was recomputed
-        await admin_store.update("race1", {"$set": {OWNER_FIELD: "alice"}}, principal=ROOT)
+        await admin_store.update("race1", {"$set": {OWNER_FIELD: "alice"}}, acting=Acting(ROOT))
         calls = 0
         with pytest.raises(Forbidden, match="bob"):
-            await store.delete("race1", principal=ALICE)
+            await store.delete("race1", acting=Acting(ALICE))
         assert calls == 2
     finally:
         store.get = real_get  # type: ignore[method-assign]
@@ -225,8 +232,10 @@ async def test_an_entry_without_owner_is_the_default_owners(
     sync_r.srem(keys.owner_index("admin"), n)
     assert check(sync_r, keys).unowned == ["old1"]
     with pytest.raises(Forbidden, match="admin"):
-        await store.delete("old1", principal=ALICE)
-    _, after, _, _ = await store.update("old1", {"container_registry_name": "x"}, principal=ROOT)
+        await store.delete("old1", acting=Acting(ALICE))
+    _, after, _, _ = await store.update(
+        "old1", {"container_registry_name": "x"}, acting=Acting(ROOT)
+    )
     assert OWNER_FIELD not in after  # an update leaves that to `regdb migrate`
 
 
@@ -255,7 +264,7 @@ async def test_query_by_owner_uses_the_index_and_fsck_repairs_it(
     keys = store.keys
     owners = {"e1": ALICE, "e2": BOB, "e3": ALICE, "e4": ROOT, "e5": BOB}
     for entry_id, who in owners.items():
-        await store.create(entry(entry_id), principal=who)
+        await store.create(entry(entry_id), acting=Acting(who))
     searcher = Searcher(store)
     mine = {OWNER_FIELD: "alice"}
     assert await _ids(searcher, mine) == ["e1", "e3"]

@@ -18,7 +18,10 @@ import redis.asyncio as aredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from regdb.audit_log import AuditLog
+from regdb.audit_query import AuditQuery
 from regdb.keys import Keys
+from regdb.principal import OPERATOR
 from regdb.settings import Settings
 from regdb.token_service import first_admin_token
 from regdb.tokens import Scope, TokenStore
@@ -188,25 +191,39 @@ async def test_cli_over_redis_url(
     assert (await client_as(other).get("/whoami")).status == 401
     assert (await asyncio.to_thread(_token_cli, env, "revoke", records[0]["id"])).returncode == 0
     assert (await client_as(token).get("/whoami")).status == 401
+    # the CLI's writes are in the audit log as the operator's, the token nowhere in it
+    resp = await client.get("/audit", params={"target": records[0]["id"]})
+    logged = (await resp.json())["data"]
+    assert [r["action"] for r in logged] == ["token.revoke", "token.create"]
+    assert all(r["actor"] == {"owner": "admin", "token_id": None} for r in logged)
+    assert all(r["target_owner"] == "team-c" for r in logged)
+    assert token not in await resp.text()
 
 
 async def test_first_admin_token_only_once(settings: Settings, tmp_path: Path) -> None:
     r = aredis.Redis.from_url(str(settings.redis_url))
     try:
         store = TokenStore(r, Keys(settings.prefix), TEST_TOKEN_KEY)
+        audit = AuditLog(r, Keys(settings.prefix))
         path = tmp_path / "d" / "admin.token"
-        assert await first_admin_token(store, path)
+        assert await first_admin_token(store, path, audit)
         first = await asyncio.to_thread(path.read_text)
         assert stat.S_IMODE((await asyncio.to_thread(path.stat)).st_mode) == 0o600
         record = await store.authenticate(f"Bearer {first.strip()}")
         assert record.owner == "admin" and Scope.ADMIN in record.scopes
-        assert not await first_admin_token(store, path)  # the file exists
+        assert not await first_admin_token(store, path, audit)  # the file exists
         assert await asyncio.to_thread(path.read_text) == first
         await asyncio.to_thread(path.unlink)
         await store.revoke(record.id)
-        assert not await first_admin_token(store, path)  # an admin token exists (revoked)
+        assert not await first_admin_token(store, path, audit)  # an admin token exists
         assert not await asyncio.to_thread(path.exists)
         assert len(await store.list_tokens()) == 1
+        # the one token made is in the audit log, as the operator's (the revoke above was
+        # the store's alone, with no audit asked for)
+        [made] = (await audit.page(OPERATOR, AuditQuery())).items
+        assert (made.action, made.target, made.target_owner) == ("token.create", record.id, "admin")
+        assert made.actor.owner == "admin" and made.actor.token_id is None
+        assert first.strip() not in str(made)
     finally:
         await r.aclose()
 

@@ -17,6 +17,7 @@ from regdb.alerts.deliver import attempt_delivery, policy_of
 from regdb.alerts.model import public_hook
 from regdb.alerts.payload import make_test_event
 from regdb.alerts.store import HookStore
+from regdb.audit import AS_OPERATOR, Acting
 from regdb.errors import NotFound
 from regdb.ownership import hook_owner, may_see_hook
 from regdb.principal import Principal
@@ -46,10 +47,11 @@ class HookService:
         self.settings = settings
         self._queue = queue
 
-    async def create(self, data: Any, principal: Principal) -> dict[str, Any]:
-        """Validate and store a new hook, owned by `principal`; its public view."""
+    async def create(self, data: Any, *, acting: Acting = AS_OPERATOR) -> dict[str, Any]:
+        """Validate and store a new hook, owned by `acting.principal`; its public view."""
+        principal = acting.principal
         principal.require(Scope.WRITE)
-        return public_hook(await self.store.create(data, owner=principal.owner))
+        return public_hook(await self.store.create(data, owner=principal.owner, acting=acting))
 
     async def list_hooks(
         self, principal: Principal, owner: str | None = None
@@ -82,15 +84,17 @@ class HookService:
         """One hook's public view; NotFound when there is none or it is not visible."""
         return public_hook(await self._visible(hook_id, principal))
 
-    async def update(self, hook_id: str, body: Any, principal: Principal) -> dict[str, Any]:
+    async def update(
+        self, hook_id: str, body: Any, *, acting: Acting = AS_OPERATOR
+    ) -> dict[str, Any]:
         """Apply a full or partial hook, validated as a whole; the public view after."""
-        await self._writable(hook_id, principal)
-        return public_hook(await self.store.replace(hook_id, body))
+        await self._writable(hook_id, acting.principal)
+        return public_hook(await self.store.replace(hook_id, body, acting=acting))
 
-    async def delete(self, hook_id: str, principal: Principal) -> None:
+    async def delete(self, hook_id: str, *, acting: Acting = AS_OPERATOR) -> None:
         """Remove a hook and its delivery log."""
-        await self._writable(hook_id, principal)
-        await self.store.delete(hook_id)
+        await self._writable(hook_id, acting.principal)
+        await self.store.delete(hook_id, acting=acting)
 
     async def deliveries(
         self, hook_id: str, limit: int, principal: Principal

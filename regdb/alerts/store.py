@@ -18,7 +18,7 @@ from typing import Any, Final
 import redis
 import redis.asyncio as aredis
 
-from regdb import jsonutil
+from regdb import defaults, jsonutil
 from regdb.alerts.model import (
     check_hook_target,
     is_hook_id,
@@ -26,8 +26,10 @@ from regdb.alerts.model import (
     new_hook_id,
     validate_hook,
 )
+from regdb.audit import AS_OPERATOR, Acting, encode_events, hook_events
 from regdb.errors import InvalidInput, NotFound
 from regdb.keys import Keys
+from regdb.lua import DELETE_HOOK, SAVE_HOOK
 from regdb.model import now_rfc3339
 from regdb.ownership import hook_owner
 from regdb.probe.address_policy import ProbePolicy
@@ -93,7 +95,13 @@ class HookStore:
     """CRUD of alert hooks for the API. Returned hooks still hold their secret: redact them."""
 
     def __init__(
-        self, redis: aredis.Redis, keys: Keys, *, policy: ProbePolicy, box: SecretBox
+        self,
+        redis: aredis.Redis,
+        keys: Keys,
+        *,
+        policy: ProbePolicy,
+        box: SecretBox,
+        audit_keep: int = defaults.AUDIT_KEEP,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -101,8 +109,14 @@ class HookStore:
         """Seals hook secrets before they reach Redis."""
         self.policy = policy
         """Where hooks may point (checked when one is saved, and again at delivery)."""
+        self.audit_keep = audit_keep
+        """Records kept in the audit stream, which every write appends to (regdb/audit.py)."""
+        self._save_script = redis.register_script(SAVE_HOOK)
+        self._delete_script = redis.register_script(DELETE_HOOK)
 
-    async def create(self, data: Any, *, owner: str) -> dict[str, Any]:
+    async def create(
+        self, data: Any, *, owner: str, acting: Acting = AS_OPERATOR
+    ) -> dict[str, Any]:
         """Validate and store a new hook of `owner`'s; returns it as stored."""
         now = now_rfc3339()
         hook = validate_hook(
@@ -112,25 +126,32 @@ class HookStore:
         async with storage_errors():
             if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
                 raise InvalidInput(f"too many alert hooks (at most {MAX_HOOKS})")
-        await self._save(hook, replace=False)
+        await self._save(hook, "new", acting, None)
         log.info("alert hook %s created", hook["id"])
         return hook
 
-    async def _save(self, hook: dict[str, Any], *, replace: bool) -> None:
-        """Write a hook and list its id, in one transaction (a new id only, unless `replace`)."""
+    async def _save(
+        self, hook: dict[str, Any], mode: str, acting: Acting, before: dict[str, Any] | None
+    ) -> bool:
+        """Write a hook, list its id and audit it, in one script; False when `mode` (`new`,
+        `existing` or `any`, see lua.SAVE_HOOK) refused it."""
+        audit = encode_events(hook_events(acting, before, hook))
+        keys = [self.keys.hook(hook["id"]), self.keys.hooks, self.keys.audit]
+        args = [encode_hook(hook, self.box), hook["id"], mode, self.audit_keep, audit]
         async with storage_errors():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(self.keys.hook(hook["id"]), encode_hook(hook, self.box), nx=not replace)
-            pipe.sadd(self.keys.hooks, hook["id"])
-            await pipe.execute()
+            return bool(await self._save_script(keys=keys, args=args))
 
-    async def restore(self, hook: dict[str, Any]) -> None:
+    async def restore(self, hook: dict[str, Any], *, acting: Acting = AS_OPERATOR) -> None:
         """Store a hook as exported (its id and times kept), replacing one with that id.
 
         The caller validated it (validate_hook) and chose its secret. Its target is checked
         against the hook policy like a created one's: an import is no way around it."""
         await check_hook_target(hook, self.policy)
-        await self._save(hook, replace=True)
+        try:
+            before: dict[str, Any] | None = await self.get(hook["id"])
+        except NotFound:
+            before = None
+        await self._save(hook, "any", acting, before)
         log.info("alert hook %s restored", hook["id"])
 
     async def get(self, hook_id: str) -> dict[str, Any]:
@@ -150,7 +171,9 @@ class HookStore:
             raws = await self.redis.mget([self.keys.hook(i) for i in ids]) if ids else []
         return _sorted([decode_hook(r, self.box) for r in raws if r is not None])
 
-    async def replace(self, hook_id: str, body: Any) -> dict[str, Any]:
+    async def replace(
+        self, hook_id: str, body: Any, *, acting: Acting = AS_OPERATOR
+    ) -> dict[str, Any]:
         """Apply a full or partial hook (see merge_update), validated as a whole."""
         old = await self.get(hook_id)
         data = merge_update(old, body)
@@ -162,25 +185,23 @@ class HookStore:
             owner=hook_owner(old),
         )
         await check_hook_target(hook, self.policy)
-        async with storage_errors():
-            done = await self.redis.set(
-                self.keys.hook(hook_id), encode_hook(hook, self.box), xx=True
-            )
-        if not done:
+        if not await self._save(hook, "existing", acting, old):
             raise _not_found(hook_id)
         log.info("alert hook %s updated", hook_id)
         return hook
 
-    async def delete(self, hook_id: str) -> None:
+    async def delete(self, hook_id: str, *, acting: Acting = AS_OPERATOR) -> None:
         """Remove a hook and its delivery log."""
-        if not is_hook_id(hook_id):
-            raise _not_found(hook_id)
+        old = await self.get(hook_id)
+        keys = [
+            self.keys.hook(hook_id),
+            self.keys.hooks,
+            self.keys.hook_deliveries(hook_id),
+            self.keys.audit,
+        ]
+        audit = encode_events(hook_events(acting, old, None))
         async with storage_errors():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(self.keys.hook(hook_id))
-            pipe.srem(self.keys.hooks, hook_id)
-            pipe.delete(self.keys.hook_deliveries(hook_id))
-            removed, _, _ = await pipe.execute()
+            removed = await self._delete_script(keys=keys, args=[hook_id, self.audit_keep, audit])
         if not removed:
             raise _not_found(hook_id)
         log.info("alert hook %s deleted", hook_id)

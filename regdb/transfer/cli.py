@@ -75,8 +75,14 @@ async def import_lines(settings: Settings, lines: list[str], *, dry_run: bool) -
     box = SecretBox(settings.secret_keys)
     try:
         importer = Importer(
-            EntryStore(client, keys, box=box),
-            HookStore(client, keys, policy=policy_of(settings), box=box),
+            EntryStore(client, keys, box=box, audit_keep=settings.audit_keep),
+            HookStore(
+                client,
+                keys,
+                policy=policy_of(settings),
+                box=box,
+                audit_keep=settings.audit_keep,
+            ),
             dry_run=dry_run,
         )
         with Progress(console=_err, transient=True) as bar:
