@@ -160,7 +160,7 @@ async def test_hook_writes_are_recorded(client: Client) -> None:
         ("hook.update", ["description"]),
         (
             "hook.create",
-            ["description", "enabled", "events", "filter", "format", "secret", "url"],
+            ["description", "enabled", "events", "filter", "format", "owner", "secret", "url"],
         ),
     ]
     assert records[-1]["request_id"] == "h-1" and records[-1]["target_owner"] == "admin"
