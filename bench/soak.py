@@ -318,88 +318,93 @@ class Soak:
             load = asyncio.create_task(self.load(session, stop))
             await self.chaos(session, time.monotonic() + self.args.duration)
             last_fault = time.monotonic()
+            stop.set()  # no more writes: what is checked below is what stays
+            await load
             settled_by = (
                 last_fault + 2 * self.args.interval + 2 * self.settings.probe_total_timeout_s
             )
             await asyncio.sleep(max(0.0, settled_by - time.monotonic()))
-            stop.set()
-            await load
-            events = await self.delivered(session)
-        return await asyncio.to_thread(self.verify, events, last_fault)
+            settled = await asyncio.to_thread(self.settled_checks, last_fault)
+            received, alerts = await self.delivered(session)
+        return await asyncio.to_thread(self.verify, received, alerts, settled)
 
-    async def delivered(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
-        """The receiver's events once every alert the histories call for has arrived, or after
-        ALERTS_WAIT_S (a delivery whose worker was killed is retried by RQ's registry sweep,
-        every minute)."""
+    async def delivered(self, session: aiohttp.ClientSession) -> tuple[int, Alerts]:
+        """(events received, their judgement) once every alert the histories call for has
+        arrived, or after ALERTS_WAIT_S (a delivery whose worker was killed is retried by RQ's
+        registry sweep, every minute). The histories are read before the events, so a
+        transition recorded in between only makes the next round wait for its alert."""
         started = time.monotonic()
         while True:
+            histories = await asyncio.to_thread(self.histories)
             async with session.get(f"{self.fleet}/hook") as resp:
                 events: list[dict[str, Any]] = await resp.json()
-            alerts = await asyncio.to_thread(self.judge_alerts, events)
+            alerts = judge_alerts(histories, events)
             if not alerts.missing or time.monotonic() - started > ALERTS_WAIT_S:
                 self.alerts_after = time.monotonic() - started
-                return events
+                return len(events), alerts
             await asyncio.sleep(2.0)
 
-    def judge_alerts(self, events: list[dict[str, Any]]) -> Alerts:
-        """Each transition of the recorded histories against the receiver's events."""
-        by_registry: dict[str, list[dict[str, Any]]] = {}
-        for ev in events:
-            data = ev.get("data", {})
-            by_registry.setdefault(data.get("container_registry_id"), []).append(data)
-        out = Alerts()
+    def histories(self) -> dict[str, list[HistoryItem]]:
+        """Every onboarded registry's recorded results, oldest first."""
+        ids = [f"soak-{i:05d}" for i in range(self.args.registries)]
         conn = sync_redis(self.settings)
         try:
-            ids = [f"soak-{i:05d}" for i in range(self.args.registries)]
             pipe = conn.pipeline(transaction=False)
             for entry_id in ids:
                 pipe.lrange(self.keys.health_history(entry_id), 0, -1)
-            histories = pipe.execute()
+            raws = pipe.execute()
         finally:
             conn.close()
-        for entry_id, raw_history in zip(ids, histories, strict=True):
-            items = [i for x in reversed(raw_history) if (i := recent.decode(x)) is not None]
-            changes = _transitions(items)
-            out.transitions += len(changes)
-            # The recent list keeps times to the millisecond: events are matched at that.
-            got = [
-                (e["event"], round(_epoch(e["checked_at"]), 3))
-                for e in by_registry.get(entry_id, [])
-            ]
-            for j, (text, event) in enumerate(changes):
-                at = round(_epoch(text), 3)
-                if not any(name == event and abs(t - at) < 0.0015 for name, t in got):
-                    out.missing.append((entry_id, event, text))
-                lo = round(_epoch(changes[j - 1][0]), 3) + 0.0015 if j else 0.0
-                hi = round(_epoch(changes[j + 1][0]), 3) - 0.0015 if j + 1 < len(changes) else 1e12
-                if sum(1 for name, t in got if name == event and lo < t < hi) > 2:
-                    out.doubled.append((entry_id, event, text))
-        return out
+        return {
+            entry_id: [i for x in reversed(raw) if (i := recent.decode(x)) is not None]
+            for entry_id, raw in zip(ids, raws, strict=True)
+        }
 
-    # -------------------------------------------------------------------- checks
-
-    def verify(self, events: list[dict[str, Any]], last_fault: float) -> dict[str, Any]:
-        conn = sync_redis(self.settings)
-        try:
-            return self._verify(conn, events, last_fault)
-        finally:
-            conn.close()
-
-    def _verify(self, conn: Any, events: list[dict[str, Any]], last_fault: float) -> dict[str, Any]:
+    def settled_checks(
+        self, last_fault: float
+    ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        """Once the faults and the load are over and two intervals passed: fsck, and the
+        registries not probed since the last fault."""
         wall_at_fault = time.time() - (time.monotonic() - last_fault)
         fsck = subprocess.run(
             [PYTHON, "-m", "regdb.cli", "fsck"], env=self.env, capture_output=True, text=True
         )
-        # Freshness: every onboarded registry probed after the last fault.
         ids = [f"soak-{i:05d}" for i in range(self.args.registries)]
-        pipe = conn.pipeline(transaction=False)
-        for entry_id in ids:
-            pipe.get(self.keys.health(entry_id))
+        conn = sync_redis(self.settings)
+        try:
+            pipe = conn.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.get(self.keys.health(entry_id))
+            raws = pipe.execute()
+        finally:
+            conn.close()
         stale = [
-            i for i, raw in zip(ids, pipe.execute(), strict=True)
+            i for i, raw in zip(ids, raws, strict=True)
             if raw is None or _epoch(json.loads(raw)["checked_at"]) < wall_at_fault
         ]  # fmt: skip
-        alerts = self.judge_alerts(events)
+        return fsck, stale
+
+    def verify(
+        self,
+        received: int,
+        alerts: Alerts,
+        settled: tuple[subprocess.CompletedProcess[str], list[str]],
+    ) -> dict[str, Any]:
+        conn = sync_redis(self.settings)
+        try:
+            return self._verify(conn, received, alerts, *settled)
+        finally:
+            conn.close()
+
+    def _verify(
+        self,
+        conn: Any,
+        received: int,
+        alerts: Alerts,
+        fsck: subprocess.CompletedProcess[str],
+        stale: list[str],
+    ) -> dict[str, Any]:
+        ids = [f"soak-{i:05d}" for i in range(self.args.registries)]
         # Acknowledged writes.
         pipe = conn.pipeline(transaction=False)
         for entry_id in self.seen.created:
@@ -431,7 +436,7 @@ class Soak:
                 "every transition alerted at least once",
                 not alerts.missing and alerts.transitions > 0,
                 f"{alerts.transitions - len(alerts.missing)} of {alerts.transitions} transitions, "
-                f"all delivered {self.alerts_after:.0f} s after the load stopped"
+                f"the last {self.alerts_after:.0f} s after the checks began"
                 + (f"; missing e.g. {alerts.missing[:3]}" if alerts.missing else ""),
             ),
             target(
@@ -474,11 +479,36 @@ class Soak:
             "seed": self.args.seed,
             "faults": [(round(t - self.t0, 1), what, done) for t, what, done in self.seen.faults],
             "transitions": alerts.transitions,
-            "alert_events": len(events),
+            "alert_events": received,
             "requests": dict(statuses),
             "windows_503_s": [round(w, 2) for w in windows],
             "targets": targets,
         }
+
+
+def judge_alerts(histories: dict[str, list[HistoryItem]], events: list[dict[str, Any]]) -> Alerts:
+    """Each transition of the recorded histories against the receiver's events."""
+    by_registry: dict[str, list[dict[str, Any]]] = {}
+    for ev in events:
+        data = ev.get("data", {})
+        by_registry.setdefault(data.get("container_registry_id"), []).append(data)
+    out = Alerts()
+    for entry_id, items in histories.items():
+        changes = _transitions(items)
+        out.transitions += len(changes)
+        # The recent list keeps times to the millisecond: events are matched at that.
+        got = [
+            (e["event"], round(_epoch(e["checked_at"]), 3)) for e in by_registry.get(entry_id, [])
+        ]
+        for j, (text, event) in enumerate(changes):
+            at = round(_epoch(text), 3)
+            if not any(name == event and abs(t - at) < 0.0015 for name, t in got):
+                out.missing.append((entry_id, event, text))
+            lo = round(_epoch(changes[j - 1][0]), 3) + 0.0015 if j else 0.0
+            hi = round(_epoch(changes[j + 1][0]), 3) - 0.0015 if j + 1 < len(changes) else 1e12
+            if sum(1 for name, t in got if name == event and lo < t < hi) > 2:
+                out.doubled.append((entry_id, event, text))
+    return out
 
 
 def _epoch(rfc3339: str) -> float:
