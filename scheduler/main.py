@@ -88,6 +88,8 @@ class Scheduler:
     """Names the holder of the lock: operators can see which process is active."""
     last_reconcile: float = 0.0
     leading: bool = False
+    primary_run_id: str = ""
+    """The run id of the Redis primary seen at the last tick (see follow_primary)."""
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.prefix)
@@ -136,7 +138,28 @@ class Scheduler:
         now = time.time() if now is None else now
         if not self.lead():
             return 0
+        self.follow_primary(now)
         return self.enqueue_due(now)
+
+    def follow_primary(self, now: float) -> None:
+        """After a switch of Redis primary, forget which registries are queued.
+
+        A registry's queued mark and its probe job are two writes: across a failover the mark
+        may survive while the job, written to the demoted primary, is lost. Left alone, such a
+        registry would wait for the stuck limit (minutes) before it is probed again. So when
+        the primary's run id changes, every mark set before the switch is dropped and those
+        registries are enqueued again at once; a job that did survive probes them twice, which
+        the record script's compare-and-set makes harmless."""
+        run_id = str(self.conn.info("server").get("run_id", ""))
+        if self.primary_run_id and run_id != self.primary_run_id:
+            dropped = self.conn.zremrangebyscore(self.keys.queued, "-inf", now)
+            log.warning(
+                "scheduler %s: the Redis primary changed; %d queued marks dropped, their "
+                "registries are enqueued again",
+                self.token,
+                dropped,
+            )
+        self.primary_run_id = run_id
 
     def enqueue_due(self, now: float) -> int:
         """The leader's part of a tick. Safe to run by two schedulers at once: each registry

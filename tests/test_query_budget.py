@@ -237,7 +237,14 @@ async def test_a_normal_query_of_the_same_entries_is_unaffected(attacked: Client
         {"container_registry_tags": "victim", "container_registry_name": {"$regex": "^a+$"}},
     )
     assert status == 200 and body["count"] == 10
-    # Two of the slow regexes over the ten names: well within the budget, answered in full.
+    # Two of the slow regexes over the ten names: well within the budget, answered in full,
+    # never refused by the budget. (Each search is near the per-search limit by design, which
+    # the regex module counts in process CPU time: on a loaded machine one may be refused by
+    # that limit instead, a 400 naming the regex, not the budget.)
     status, body, took = await fire(attacked, attack_filter(branches=2))
-    assert status == 200 and body["count"] == 0, body
+    assert "REGDB_QUERY_BUDGET_MS" not in str(body.get("error")), body
+    if status != 200:
+        assert status == 400 and "regex too expensive" in body["error"], body
+    else:
+        assert body["count"] == 0, body
     assert took < 2.0

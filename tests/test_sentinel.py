@@ -29,6 +29,7 @@ from regdb.keys import Keys
 from regdb.queues import STOP_GRACE_S, enqueue_probes, normal_queue, priority_queue
 from regdb.settings import Settings
 from regdb.store import EntryStore
+from scheduler.main import Scheduler
 from tests.conftest import (
     TEST_BOX,
     TEST_KEY,
@@ -319,3 +320,36 @@ def _wait_for(pred: Any, seconds: float, what: str) -> None:
             pass  # the primary is switching
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_scheduler_enqueues_again_after_a_switch_of_primary(
+    sentinel_set: SentinelSet, settings: Settings
+) -> None:
+    """A queued mark and its job are two writes: across a failover the job, written to the
+    demoted primary, may be lost while the mark survives. The scheduler sees the primary's run
+    id change and enqueues those registries again at once, instead of after the stuck limit."""
+    settings = settings.replace(health_interval_s=10)
+    ids = [f"sw-{i}" for i in range(3)]
+    for entry_id in ids:
+        asyncio.run(_create(_primary(sentinel_set), settings, entry_id, "http://127.0.0.1:9"))
+    conn = sync_redis(settings)
+    try:
+        sched = Scheduler(settings, conn)
+        assert sched.tick(time.time()) == len(ids)
+        queues = (priority_queue(settings, conn), normal_queue(settings, conn))
+        for queue in queues:  # the jobs a demoted primary took and its resync threw away
+            queue.empty()  # type: ignore[no-untyped-call]
+        assert sched.tick(time.time()) == 0  # marked queued: nothing to do, as far as it knows
+        sentinel_set.failover()
+        enqueued: list[int] = []
+
+        def tick() -> bool:
+            enqueued.append(sched.tick(time.time()))
+            return enqueued[-1] > 0
+
+        _wait_for(tick, 30, "a tick after the switch")
+        assert enqueued[-1] == len(ids)
+        requeued = [i for queue in queues for job in queue.jobs for i in job.args[0]]
+        assert sorted(requeued) == sorted(ids)
+    finally:
+        conn.close()
