@@ -43,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.appkeys import METRICS_KEY
-from bench.common import BENCH_BOX, BENCH_KEY, _busy_s, _revision, free_port
+from bench.common import BENCH_BOX, BENCH_KEY, BENCH_TOKEN_KEY, _busy_s, _revision, free_port
 from regdb import defaults
 from regdb.embedded import EmbeddedRedis
 from regdb.keys import Keys
@@ -255,6 +255,7 @@ async def measure(url: str, scrapes: int) -> dict[str, Any]:
         prefix=PREFIX,
         data_dir=Path(tempfile.mkdtemp()),
         secret_keys=parse_keys(BENCH_KEY),
+        token_key=BENCH_TOKEN_KEY,
     )
     app = create_app(settings)
     runner = web.AppRunner(app)

@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from api.app import create_app
-from bench.common import BENCH_KEY, Run, free_port, session, target
+from bench.common import BENCH_KEY, BENCH_TOKEN_KEY, Run, free_port, session, target
 from bench.metrics_scrape import PREFIX, seed, seed_health
 from regdb import defaults
 from regdb.secret_box import parse_keys
@@ -79,6 +79,7 @@ async def measure(run: Run, loads: int, history: int) -> dict[str, Any]:
         prefix=PREFIX,
         data_dir=run.tmp / "data",
         secret_keys=parse_keys(BENCH_KEY),
+        token_key=BENCH_TOKEN_KEY,
     )
     app = create_app(dataclasses.replace(settings, history_keep=max(1, history)))
     runner = web.AppRunner(app)
@@ -135,7 +136,10 @@ def main() -> int:
                 ["HTML of / (server, p50 / max)", _pair(ms["html_s"])],
                 ["HTML of / by name (server, p50 / max)", _pair(ms["html_by_name_s"])],
                 ["HTML of a registry's page (server, p50 / max)", _pair(ms["html_registry_s"])],
-                ["recent results per registry", f"{args.history} (each row's uptime reads all)"],
+                [
+                    "health per registry",
+                    f"{args.history} recent results, full hourly and daily rollups",
+                ],
             ],
         }
 
