@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,9 +94,7 @@ def build_spec(routes: Sequence[Route], mode: AuthMode = AuthMode.WRITES) -> dic
     """The whole document for `routes`, as an API in auth `mode` serves them."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        # A router pattern (`{name:.+}`) is a plain path parameter in the document.
-        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
-        paths.setdefault(path, {})[route.method.lower()] = _operation(route, mode)
+        paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, mode)
     tags = list(dict.fromkeys(r.tag for r in routes))
     return {
         "openapi": "3.1.0",

@@ -101,6 +101,12 @@ class Route:
     """Spend `budget` only when this boolean query parameter is `true` (`refresh`)."""
 
     @property
+    def template(self) -> str:
+        """The path as aiohttp names a matched resource (`canonical`) and the spec lists it:
+        a router pattern's parameter (`{name:.+}`) is a plain one (`{name}`)."""
+        return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", self.path)
+
+    @property
     def documented_replies(self) -> Mapping[int, Reply]:
         """Every answer: the table's, and 429 when the route spends a budget."""
         if self.budget is None:
@@ -364,6 +370,24 @@ TOKEN_ID = Param(
 )
 
 
+def names_page(field: str, description: str, **extra: Schema) -> Schema:
+    """The envelope of one page of names read through a registry (`field`: the list)."""
+    return envelope(
+        {
+            "type": "object",
+            "required": [*extra, field, "next_last", "cached"],
+            "properties": {
+                **extra,
+                field: {"type": "array", "items": {"type": "string"}, "description": description},
+                "next_last": NEXT_LAST,
+                "cached": CACHED,
+            },
+        },
+        "The page",
+        count=COUNT,
+    )
+
+
 _TABLE: tuple[Route, ...] = (
     Route(
         "POST",
@@ -471,23 +495,7 @@ _TABLE: tuple[Route, ...] = (
         replies={
             200: Reply(
                 "One page of repository names, in the registry's (lexical) order",
-                envelope(
-                    {
-                        "type": "object",
-                        "required": ["repositories", "next_last", "cached"],
-                        "properties": {
-                            "repositories": {
-                                "type": "array",
-                                "items": {"type": "string"},
-                                "description": "Repository names",
-                            },
-                            "next_last": NEXT_LAST,
-                            "cached": CACHED,
-                        },
-                    },
-                    "The page",
-                    count=COUNT,
-                ),
+                names_page("repositories", "Repository names"),
             ),
             **errors(400, 403, 404, 501, 502, 503, texts=CONTENTS_ERRORS),
         },
@@ -511,23 +519,8 @@ _TABLE: tuple[Route, ...] = (
         replies={
             200: Reply(
                 "One page of tags",
-                envelope(
-                    {
-                        "type": "object",
-                        "required": ["name", "tags", "next_last", "cached"],
-                        "properties": {
-                            "name": {"type": "string", "description": "The repository"},
-                            "tags": {
-                                "type": "array",
-                                "items": {"type": "string"},
-                                "description": "Tags",
-                            },
-                            "next_last": NEXT_LAST,
-                            "cached": CACHED,
-                        },
-                    },
-                    "The page",
-                    count=COUNT,
+                names_page(
+                    "tags", "Tags", name={"type": "string", "description": "The repository"}
                 ),
             ),
             **errors(400, 403, 404, 502, 503, texts=CONTENTS_ERRORS),
@@ -1182,17 +1175,11 @@ def _with_auth_errors(route: Route) -> Route:
 ROUTES: tuple[Route, ...] = tuple(_with_auth_errors(r) for r in _TABLE)
 
 
-def _canonical(path: str) -> str:
-    """A route path as aiohttp's `resource.canonical` spells it (no regex in its parameters)."""
-    return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
-
-
 def setup_routes(app: web.Application) -> None:
     """Register every route of the table on `app`, what each needs of a token, and the
     document generated from it."""
     setup_templates(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.served_handler())
-    # Keyed as aiohttp names a matched resource (`canonical`: `{name}`, not `{name:.+}`).
-    app[ACCESS_KEY] = {(r.method, _canonical(r.path)): r.access for r in ROUTES}
+    app[ACCESS_KEY] = {(r.method, r.template): r.access for r in ROUTES}
     app[SPEC_KEY] = build_spec(ROUTES, app[SETTINGS_KEY].auth)

@@ -99,6 +99,24 @@ def pack(values: Sequence[int]) -> bytes:
 _UINTS = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q"}
 
 
+def _uints(raw: bytes, pos: int, n: int) -> tuple[list[int], int]:
+    """`n` packed unsigned integers from `pos`: (them, the position after). ValueError on any
+    other type; IndexError or struct.error when `raw` ends too soon."""
+    out = []
+    for _ in range(n):
+        tag = raw[pos]
+        if tag < 0x80:
+            out.append(tag)
+            pos += 1
+        elif tag in _UINTS:
+            fmt = _UINTS[tag]
+            out.append(struct.unpack_from(fmt, raw, pos + 1)[0])
+            pos += 1 + struct.calcsize(fmt)
+        else:
+            raise ValueError(f"not an unsigned integer: tag {tag:#x}")
+    return out, pos
+
+
 def unpack(raw: bytes) -> list[int] | None:
     """The integers of a packed array; None when `raw` is not one."""
     try:
@@ -109,19 +127,8 @@ def unpack(raw: bytes) -> list[int] | None:
             n, pos = struct.unpack_from(">H", raw, 1)[0], 3
         else:
             return None
-        out = []
-        for _ in range(n):
-            tag = raw[pos]
-            if tag < 0x80:
-                out.append(tag)
-                pos += 1
-            elif tag in _UINTS:
-                fmt = _UINTS[tag]
-                out.append(struct.unpack_from(fmt, raw, pos + 1)[0])
-                pos += 1 + struct.calcsize(fmt)
-            else:
-                return None
-    except (IndexError, struct.error):
+        out, pos = _uints(raw, pos, n)
+    except (IndexError, struct.error, ValueError):
         return None
     return out if pos == len(raw) else None
 
@@ -131,21 +138,9 @@ def head(raw: bytes) -> tuple[int, int, int, int] | None:
     metrics sweep needs only these); None when malformed."""
     if not raw or not (0x94 <= raw[0] <= 0x9F or raw[0] == 0xDC):
         return None
-    pos = 1 if raw[0] != 0xDC else 3
-    out = []
     try:
-        for _ in range(4):
-            tag = raw[pos]
-            if tag < 0x80:
-                out.append(tag)
-                pos += 1
-            elif tag in _UINTS:
-                fmt = _UINTS[tag]
-                out.append(struct.unpack_from(fmt, raw, pos + 1)[0])
-                pos += 1 + struct.calcsize(fmt)
-            else:
-                return None
-    except (IndexError, struct.error):
+        out, _ = _uints(raw, 1 if raw[0] != 0xDC else 3, 4)
+    except (IndexError, struct.error, ValueError):
         return None
     return out[0], out[1], out[2], out[3]
 
