@@ -7,7 +7,8 @@ one. Either way the answer carries it back in ``X-Request-Id``.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from typing import Final
 
 from aiohttp import web
@@ -18,6 +19,16 @@ from regdb.audit import Acting
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 REQUEST_ID_MAX: Final = 128
 REQUEST_ID_KEY = web.RequestKey("regdb_request_id", str)
+
+_PROCESS = os.urandom(8).hex()
+_SERIAL = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A new id of 32 hex digits, unique across processes and restarts: 16 random ones drawn
+    once per process, then this process's request counter. A tenth of uuid4's cost, on every
+    request."""
+    return f"{_PROCESS}{next(_SERIAL):016x}"
 
 
 def sane_request_id(value: str | None) -> bool:
@@ -34,7 +45,7 @@ def sane_request_id(value: str | None) -> bool:
 def assign_request_id(request: web.Request) -> str:
     """The client's id when sane, else a new one; kept on the request."""
     given = request.headers.get(REQUEST_ID_HEADER)
-    rid = given if given is not None and sane_request_id(given) else uuid.uuid4().hex
+    rid = given if given is not None and sane_request_id(given) else new_request_id()
     request[REQUEST_ID_KEY] = rid
     return rid
 

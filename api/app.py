@@ -25,8 +25,8 @@ from api.appkeys import (
     STORE_KEY,
     TOKENS_KEY,
 )
-from api.auth import auth_middleware, host_middleware
-from api.middlewares import error_middleware, metrics_middleware, request_id_middleware
+from api.auth import check_host, check_token
+from api.middlewares import frame_middleware
 from api.routes import setup_routes
 from regdb import defaults
 from regdb.access import AuthMode
@@ -71,15 +71,16 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             settings.port,
             ", ".join(settings.allowed_hosts),
         )
-        guard = host_middleware
+        guard = check_host
     else:
-        guard = auth_middleware
+        guard = check_token
+    exporter = Exporter()
     app = web.Application(
-        middlewares=[metrics_middleware, request_id_middleware, error_middleware, guard],
+        middlewares=[frame_middleware(guard, exporter)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
-    app[METRICS_KEY] = exporter = Exporter()
+    app[METRICS_KEY] = exporter
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         client = redis if redis is not None else async_redis(settings)
@@ -102,12 +103,11 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             write_wait_ms=settings.write_wait_ms,
             audit_keep=settings.audit_keep,
         )
-        app[SEARCHER_KEY] = Searcher(store)
         app[FACETS_KEY] = FacetCounter(store)
         # Query matching has threads of its own: costly queries wait for each other, never
         # for (nor hold up) the default executor's RQ and metrics calls.
         matchers = ThreadPoolExecutor(defaults.QUERY_THREADS, thread_name_prefix="regdb-query")
-        app[LIMITER_KEY] = RateLimiter(client, keys, settings.rate_limits)
+        app[LIMITER_KEY] = RateLimiter(client, keys, settings.rate_limits, fast=fast)
         app[SEARCHER_KEY] = Searcher(store, budget_ms=settings.query_budget_ms, executor=matchers)
         app[QUEUE_KEY] = queue = LazyQueues(settings)
         app[HEALTH_KEY] = HealthService(store, settings, queue)
@@ -116,7 +116,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
         )
         app[HOOKS_KEY] = HookService(hooks, settings, queue)
         app[AUDIT_KEY] = audit = AuditLog(client, keys, keep=settings.audit_keep)
-        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key), audit)
+        app[TOKENS_KEY] = TokenService(TokenStore(client, keys, key, fast=fast), audit)
         exporter.attach(FleetReader(client, keys, settings), queue.conn)
         prober = contents_prober(settings)
         app[CONTENTS_KEY] = ContentsService(store, client, settings, prober)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from api.appkeys import ACCESS_KEY, SETTINGS_KEY, TOKENS_KEY
 from api.principal import set_principal
@@ -35,9 +34,9 @@ def access_of(request: web.Request) -> Access:
     return request.app[ACCESS_KEY].get((request.method, resource.canonical), Access.WRITE)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate any token sent; refuse what the route needs and the caller lacks.
+async def check_token(request: web.Request) -> None:
+    """The guard with tokens: authenticate any token sent; refuse what the route needs and the
+    caller lacks.
 
     The probes (/healthz, /readyz) never look at a token: liveness must not depend on Redis."""
     access = access_of(request)
@@ -52,7 +51,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if needed is not None:
             principal.require(needed)
     set_principal(request, principal)
-    return await handler(request)
 
 
 def host_name(header: str) -> str:
@@ -70,9 +68,9 @@ def host_allowed(header: str | None, allowed: Iterable[str]) -> bool:
     return header is not None and host_name(header) in allowed
 
 
-@web.middleware
-async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """REGDB_AUTH=off: answer only requests addressed to a loopback name (or an allowed one).
+async def check_host(request: web.Request) -> None:
+    """The guard with REGDB_AUTH=off: answer only requests addressed to a loopback name (or an
+    allowed one).
 
     A page on another site that rebinds its own name to 127.0.0.1 still sends its own name as
     Host, so it gets a 421 instead of an API that trusts everyone."""
@@ -82,4 +80,3 @@ async def host_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "this API answers only for the hosts in REGDB_ALLOWED_HOSTS "
             f"({', '.join(allowed)}), not {request.headers.get('Host', '')[:100]!r}"
         )
-    return await handler(request)

@@ -60,7 +60,7 @@ class AuditLog:
         queue = self.redis.pipeline(transaction=True) if pipe is None else pipe
         self.queue(queue, events)
         if own:
-            async with storage_errors():
+            with storage_errors():
                 await queue.execute()
 
     def queue(self, pipe: Pipeline, events: list[AuditEvent]) -> None:
@@ -87,7 +87,7 @@ class AuditLog:
         scanned = 0
         while end is not None and scanned < SCAN_BUDGET:
             count = min(SCAN_BATCH, SCAN_BUDGET - scanned)
-            async with storage_errors():
+            with storage_errors():
                 batch: list[tuple[Any, Any]] = list(
                     await self.redis.xrevrange(self.keys.audit, max=end, min="-", count=count) or []
                 )

@@ -135,7 +135,7 @@ class FacetCounter:
         async with lock:  # one SCAN at a time per family, the others wait for its answer
             at, values = self._values.get(fam.field, (0.0, []))
             if time.monotonic() - at >= self.ttl_s or fam.field not in self._values:
-                async with storage_errors():
+                with storage_errors():
                     values = await self._scan(fam)
                 self._values[fam.field] = (time.monotonic(), values)
         return values
@@ -147,7 +147,7 @@ class FacetCounter:
         keys = self.store.keys
         counts: list[Any] = []
         if values:
-            async with storage_errors():
+            with storage_errors():
                 pipe = self.store.redis.pipeline(transaction=False)
                 for value in values:
                     pipe.scard(keys.index(fam.path, f"s:{value}"))

@@ -18,6 +18,7 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from regdb import lua
+from regdb.fastread import FastReader, run_script
 from regdb.keys import Keys
 from regdb.principal import Principal
 from regdb.ratelimit import Budget, Decision, Rate, RateLimits
@@ -31,8 +32,16 @@ PAUSE_AFTER_FAILURE_S: Final = 5.0
 class RateLimiter:
     """Checks callers against their budgets."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, limits: RateLimits) -> None:
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        keys: Keys,
+        limits: RateLimits,
+        *,
+        fast: FastReader | None = None,
+    ) -> None:
         self.limits = limits
+        self.fast = fast
         self.keys = keys
         self._take = redis.register_script(lua.TAKE_TOKEN)
         self._paused_until = 0.0
@@ -47,9 +56,11 @@ class RateLimiter:
             return None
         who = f"t:{principal.token_id}" if principal.token_id else f"a:{address}"
         try:
-            allowed, left, wait = await self._take(
-                keys=[self.keys.rate_bucket(budget, who)],
-                args=[repr(rate.burst), repr(rate.per_ms), 1, ""],
+            allowed, left, wait = await run_script(
+                self.fast,
+                self._take,
+                [self.keys.rate_bucket(budget, who)],
+                [repr(rate.burst), repr(rate.per_ms), 1, ""],
             )
         except (RedisError, OSError) as exc:
             self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S

@@ -367,3 +367,14 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', at)
 redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate) + 1000)
 return {allowed, math.floor(tokens), wait}
 """
+
+
+# The record of the token with a digest, in one call (the lookup of every authenticated
+# request). KEYS: the digest's key. ARGV: the prefix of token record keys (Keys.token(''),
+# so the names stay in regdb/keys.py). Returns the record's fields and values (HGETALL), empty
+# when no token has that digest or its record is gone.
+FIND_TOKEN = """
+local id = redis.call('GET', KEYS[1])
+if not id then return {} end
+return redis.call('HGETALL', ARGV[1] .. id)
+"""

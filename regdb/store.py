@@ -11,9 +11,9 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 import hiredis
@@ -33,7 +33,7 @@ from regdb import defaults
 from regdb.audit import AS_OPERATOR, Acting, encode_events, entry_events
 from regdb.codec import decode_entry, encode_entry
 from regdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, StorageUnavailable
-from regdb.fastread import FastReader
+from regdb.fastread import FastReader, run_script
 from regdb.keys import Keys
 from regdb.lua import (
     CREATE_ENTRY,
@@ -69,21 +69,35 @@ def created_score(created_at: str) -> int:
     return epoch_us(datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC))
 
 
-@asynccontextmanager
-async def storage_errors() -> AsyncIterator[None]:
+class StorageErrors:
     """Turn Redis connection failures, and replies saying Redis cannot serve right now
     (loading its data, busy with a script, a replica without master...), into
-    StorageUnavailable (503)."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        log.warning("redis unavailable: %s", exc.__class__.__name__)
-        raise StorageUnavailable() from exc
-    except ResponseError as exc:
-        if not unavailable_reply(exc):
-            raise
-        log.warning("redis unavailable: %s", str(exc).split(" ", 1)[0])
-        raise StorageUnavailable() from exc
+    StorageUnavailable (503): ``with storage_errors(): await ...``.
+
+    A plain (synchronous) context manager: an `async with` around an async generator costs two
+    coroutines and a generator on every call, and every read goes through this one."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+            log.warning("redis unavailable: %s", exc.__class__.__name__)
+            raise StorageUnavailable() from exc
+        if isinstance(exc, ResponseError) and unavailable_reply(exc):
+            log.warning("redis unavailable: %s", str(exc).split(" ", 1)[0])
+            raise StorageUnavailable() from exc
+
+
+_STORAGE_ERRORS = StorageErrors()
+
+
+def storage_errors() -> StorageErrors:
+    return _STORAGE_ERRORS
 
 
 UNAVAILABLE_REPLIES = frozenset(
@@ -147,14 +161,18 @@ class EntryStore:
     async def _run_write(
         self, script: AsyncScript, keys: list[str], make_args: Callable[[], Sequence[Any]]
     ) -> Any:
-        """EVALSHA of a write script on a pooled redis-py connection, packed by hiredis.
+        """EVALSHA of a write script: on the multiplexed connection when there is one and no
+        replica must confirm it, else on a pooled redis-py connection, packed by hiredis.
 
         redis-py packs a command in Python, which costs more than the rest of a create for the
         thirty-odd arguments of CREATE_ENTRY. `make_args` runs once the connection is ready and
         nothing yields between it and the send: commands reach Redis in the order their
         arguments were made (creation stamps must grow with document numbers)."""
+        if self.fast is not None and not self.write_replicas:
+            with storage_errors():
+                return await self.fast.script(script, keys, make_args)
         pool = self.redis.connection_pool
-        async with storage_errors():
+        with storage_errors():
             conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 args = ("EVALSHA", script.sha, len(keys), *keys, *make_args())
@@ -196,7 +214,7 @@ class EntryStore:
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless Redis answers."""
-        async with storage_errors():
+        with storage_errors():
             await self.redis.ping()
 
     async def create(
@@ -266,7 +284,7 @@ class EntryStore:
         """(entry, rev) with secrets still in it: callers redact before returning it."""
         if not is_valid_id(entry_id):
             raise InvalidInput(f"invalid container registry id {entry_id!r}")
-        async with storage_errors():
+        with storage_errors():
             raw = await self._read_private(keys=[self.keys.entry(entry_id), self.keys.docs])
         try:
             found = decode_entry(raw, self.box)
@@ -281,7 +299,7 @@ class EntryStore:
 
     async def read(self, *command: Any) -> Any:
         """A read-only command on the fast connection when there is one (raw RESP2 answer)."""
-        async with storage_errors():
+        with storage_errors():
             if self.fast is not None:
                 return await self.fast.call(*command)
             return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
@@ -290,17 +308,8 @@ class EntryStore:
         self, script: AsyncScript, keys: list[str], args: Sequence[Any] = ()
     ) -> Any:
         """A read-only Lua script, on the fast connection when there is one (raw RESP2)."""
-        async with storage_errors():
-            if self.fast is None:
-                return await script(keys=keys, args=args)
-            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-            try:
-                return await self.fast.call(*command)
-            except ResponseError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-            await self.fast.call("SCRIPT", "LOAD", script.script)
-            return await self.fast.call(*command)
+        with storage_errors():
+            return await run_script(self.fast, script, keys, args)
 
     async def public_json(self, entry_ids: list[str]) -> bytes:
         """The public entries as one JSON array (null where one is gone).

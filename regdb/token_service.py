@@ -81,7 +81,7 @@ class TokenService:
 
     async def authenticate(self, authorization: str) -> Principal:
         """Who an ``Authorization`` header names, or Unauthenticated (401)."""
-        async with storage_errors():
+        with storage_errors():
             return Principal.of_token(await self.store.authenticate(authorization))
 
     async def create(self, acting: Acting, body: Any) -> tuple[str, TokenRecord]:
@@ -104,7 +104,7 @@ class TokenService:
                     "(no more than its own)"
                 )
         days = request.expires_in_days
-        async with storage_errors():
+        with storage_errors():
             return await self.store.create(
                 owner,
                 scopes,
@@ -122,12 +122,12 @@ class TokenService:
                     f"(this token acts for {actor.owner!r})"
                 )
             owner = actor.owner
-        async with storage_errors():
+        with storage_errors():
             return await self.store.list_tokens(owner)
 
     async def revoke(self, acting: Acting, token_id: str) -> TokenRecord:
         """Revoke one of the caller's owner's tokens (an admin: anyone's); 404 otherwise."""
-        async with storage_errors():
+        with storage_errors():
             record = await self.store.get(token_id)
             if not acting.principal.allows(Scope.WRITE, record.owner):
                 raise NotFound(f"no token with id {token_id!r}")

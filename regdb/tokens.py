@@ -33,7 +33,9 @@ from typing import Any, Final
 import redis.asyncio as aredis
 from redis.asyncio.client import Pipeline
 
+from regdb import lua
 from regdb.errors import InvalidInput, NotFound, RegdbError
+from regdb.fastread import FastReader, run_script
 from regdb.keys import Keys
 from regdb.model import rfc3339
 
@@ -255,12 +257,21 @@ def load_server_key(path: Path, *, create: bool = True) -> bytes:
 class TokenStore:
     """Tokens in Redis under `keys.prefix`, keyed by their digest under `server_key`."""
 
-    def __init__(self, redis: aredis.Redis, keys: Keys, server_key: bytes) -> None:
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        keys: Keys,
+        server_key: bytes,
+        *,
+        fast: FastReader | None = None,
+    ) -> None:
         if len(server_key) < SERVER_KEY_BYTES:
             raise ValueError(f"the server key needs at least {SERVER_KEY_BYTES} bytes")
         self.redis = redis
         self.keys = keys
         self._key = server_key
+        self.fast = fast
+        self._find = redis.register_script(lua.FIND_TOKEN)
 
     async def create(
         self,
@@ -313,13 +324,11 @@ class TokenStore:
         """The record of the token in an ``Authorization`` header, or Unauthenticated."""
         moment = now or datetime.now(UTC)
         token = bearer_token(authorization)
-        token_id = await self.redis.get(self.keys.token_digest(token_digest(self._key, token)))
-        if token_id is None:
+        digest_key = self.keys.token_digest(token_digest(self._key, token))
+        flat = await run_script(self.fast, self._find, [digest_key], [self.keys.token("")])
+        if not flat:
             raise Unauthenticated("unknown")
-        raw = await self.redis.hgetall(self.keys.token(_text(token_id)))
-        if not raw:
-            raise Unauthenticated("unknown")
-        record = _decode(raw)
+        record = _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
         state = record.state(moment)
         if state is not None:
             raise Unauthenticated(state)

@@ -472,3 +472,16 @@ def test_take_token_a_clock_going_back_refills_nothing(r: redis.Redis) -> None:
     assert take_token(r, rate, 5000) == [1, 0, 0]
     assert take_token(r, rate, 1000) == [0, 0, 1000]
     assert r.hget(BUCKET, "at") == b"5000"
+
+
+# -- FIND_TOKEN ------------------------------------------------------------------------------
+
+
+def test_find_token_by_digest(r: redis.Redis) -> None:
+    find = script(r, lua.FIND_TOKEN)
+    assert find(keys=["t:tokd:nothing"], args=["t:tok:"]) == []
+    r.set("t:tokd:d1", "id1")
+    assert find(keys=["t:tokd:d1"], args=["t:tok:"]) == []  # the digest outlived its record
+    r.hset("t:tok:id1", mapping={"id": "id1", "owner": "o"})
+    flat = find(keys=["t:tokd:d1"], args=["t:tok:"])
+    assert dict(zip(flat[::2], flat[1::2], strict=True)) == {b"id": b"id1", b"owner": b"o"}

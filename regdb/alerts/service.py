@@ -107,7 +107,7 @@ class HookService:
         """Send a test event to the hook: now (`wait`) or through the queue."""
         hook = await self._writable(hook_id, principal)
         event = make_test_event()
-        async with storage_errors():
+        with storage_errors():
             if wait:
                 conn = await asyncio.to_thread(self._queue.conn)
                 record = await attempt_delivery(

@@ -123,7 +123,7 @@ class HookStore:
             data, hook_id=new_hook_id(), created_at=now, updated_at=now, owner=owner
         )
         await check_hook_target(hook, self.policy)
-        async with storage_errors():
+        with storage_errors():
             if await self.redis.scard(self.keys.hooks) >= MAX_HOOKS:
                 raise InvalidInput(f"too many alert hooks (at most {MAX_HOOKS})")
         await self._save(hook, "new", acting, None)
@@ -138,7 +138,7 @@ class HookStore:
         audit = encode_events(hook_events(acting, before, hook))
         keys = [self.keys.hook(hook["id"]), self.keys.hooks, self.keys.audit]
         args = [encode_hook(hook, self.box), hook["id"], mode, self.audit_keep, audit]
-        async with storage_errors():
+        with storage_errors():
             return bool(await self._save_script(keys=keys, args=args))
 
     async def restore(self, hook: dict[str, Any], *, acting: Acting = AS_OPERATOR) -> None:
@@ -158,7 +158,7 @@ class HookStore:
         """The stored hook (secret included); NotFound when there is none."""
         if not is_hook_id(hook_id):
             raise _not_found(hook_id)
-        async with storage_errors():
+        with storage_errors():
             raw = await self.redis.get(self.keys.hook(hook_id))
         if raw is None:
             raise _not_found(hook_id)
@@ -166,7 +166,7 @@ class HookStore:
 
     async def list_hooks(self) -> list[dict[str, Any]]:
         """Every hook, oldest first."""
-        async with storage_errors():
+        with storage_errors():
             ids = _ids(await self.redis.smembers(self.keys.hooks))
             raws = await self.redis.mget([self.keys.hook(i) for i in ids]) if ids else []
         return _sorted([decode_hook(r, self.box) for r in raws if r is not None])
@@ -200,7 +200,7 @@ class HookStore:
             self.keys.audit,
         ]
         audit = encode_events(hook_events(acting, old, None))
-        async with storage_errors():
+        with storage_errors():
             removed = await self._delete_script(keys=keys, args=[hook_id, self.audit_keep, audit])
         if not removed:
             raise _not_found(hook_id)
@@ -210,7 +210,7 @@ class HookStore:
         """The latest `limit` delivery attempts of a hook, newest first."""
         if not is_hook_id(hook_id):
             raise _not_found(hook_id)
-        async with storage_errors():
+        with storage_errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.exists(self.keys.hook(hook_id))
             pipe.lrange(self.keys.hook_deliveries(hook_id), 0, limit - 1)

@@ -49,7 +49,7 @@ class FleetReader:
     async def read(self) -> FleetRead:
         """Everything one scrape needs."""
         keys = self.keys
-        async with storage_errors():
+        with storage_errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.zrange(keys.ids, 0, -1)
             pipe.hgetall(keys.probe_counts)

@@ -123,7 +123,7 @@ class HealthService:
     async def refresh(self, entry_id: str) -> tuple[HealthView | None, str]:
         """Probe now; wait up to REFRESH_WAIT for the result. Returns (view or None, job id)."""
         url, interval, before = await self._entry_basics(entry_id)
-        async with storage_errors():
+        with storage_errors():
             job_id = await asyncio.to_thread(self._enqueue_now, entry_id)
             deadline = time.monotonic() + self.settings.refresh_wait_s
             while time.monotonic() < deadline:
@@ -138,7 +138,7 @@ class HealthService:
         due now so the scheduler probes it at once. Returns whether it did."""
         if not needs_probe(before, after):
             return False
-        async with storage_errors():
+        with storage_errors():
             await self.redis.zadd(self.keys.due, {after["container_registry_id"]: 0})
         return True
 
@@ -175,7 +175,7 @@ class HealthService:
         self, entry_id: str, recent_n: int
     ) -> tuple[list[bytes], list[rollups.Bucket], list[rollups.Bucket]]:
         """(recent raw results, hourly buckets, daily buckets); NotFound for no entry."""
-        async with storage_errors():
+        with storage_errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.exists(self.keys.entry(entry_id))
             pipe.lrange(self.keys.health_hourly(entry_id), 0, -1)
@@ -216,7 +216,7 @@ class HealthService:
         if not entry_ids:
             return {}
         daily = max(windows.values(), default=0) > (self.settings.rollup_hours - 1) * 3600
-        async with storage_errors():
+        with storage_errors():
             pipe = self.redis.pipeline(transaction=False)
             for entry_id in entry_ids:
                 pipe.get(self.keys.health(entry_id))

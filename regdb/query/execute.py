@@ -251,11 +251,11 @@ class Searcher:
             and not opts.fields
             and (after is None or len(after) == 3)
         ):
-            async with storage_errors():
+            with storage_errors():
                 raw, count, nxt = await self._exact_page(expr, opts.limit, sort[0][1], after)
             cursor = _encode_cursor(sort_spec, nxt) if nxt is not None else None
             return Page(items=jsonutil.RawJSON(raw), count=count, next_cursor=cursor)
-        async with storage_errors():
+        with storage_errors():
             if by_creation:
                 items, nxt = await self._by_creation(
                     expr, matching, opts.limit, sort[0][1], after, with_health
