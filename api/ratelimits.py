@@ -28,10 +28,14 @@ def limited(handler: Handler, budget: Budget, when: str | None = None) -> Handle
         if when is not None and request.query.get(when) != "true":
             return await handler(request)
         principal = principal_of(request)
-        address = client_address(
-            request.remote,
-            request.headers.get("X-Forwarded-For"),
-            request.app[SETTINGS_KEY].trusted_proxies,
+        address = (
+            ""  # a token is counted as itself
+            if principal.token_id
+            else client_address(
+                request.remote,
+                request.headers.get("X-Forwarded-For"),
+                request.app[SETTINGS_KEY].trusted_proxies,
+            )
         )
         checked = await request.app[LIMITER_KEY].check(budget, principal, address)
         if checked is None:
