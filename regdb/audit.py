@@ -143,7 +143,11 @@ def encode_events(events: list[AuditEvent]) -> str:
 def _leaves(value: Any, path: str) -> Iterator[str]:
     if isinstance(value, dict) and value:
         for k, v in value.items():
-            yield from _leaves(v, f"{path}.{k}" if path else str(k))
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(v, dict) and v:
+                yield from _leaves(v, sub)
+            else:
+                yield sub
     else:
         yield path
 
@@ -157,6 +161,11 @@ def changed_paths(
     `ignore` (bookkeeping) are left out. Bounded: beyond MAX_PATHS paths, or MAX_PATHS_CHARS
     characters, the top-level fields that changed are named instead."""
     out: list[str] = []
+    if before is None and after is not None:  # a create: every leaf is new
+        for k, v in after.items():
+            if k not in ignore:
+                out.extend(_leaves(v, str(k)))
+        return _bounded(sorted(set(out)))
 
     def walk(old: Any, new: Any, path: str) -> None:
         if isinstance(old, dict) and isinstance(new, dict):
@@ -174,7 +183,11 @@ def changed_paths(
             out.extend(_leaves(new if new is not None else old, path))
 
     walk(dict(before or {}), dict(after or {}), "")
-    paths = sorted(set(out))
+    return _bounded(sorted(set(out)))
+
+
+def _bounded(paths: list[str]) -> tuple[str, ...]:
+    """The paths, or the top-level fields they are under when there are too many."""
     if len(paths) > MAX_PATHS or sum(map(len, paths)) > MAX_PATHS_CHARS:
         paths = sorted({p.split(".", 1)[0] for p in paths})
     return tuple(paths)

@@ -102,20 +102,29 @@ _US = timedelta(microseconds=1)
 
 
 def _check_json(value: Any, where: str, depth: int = 1) -> None:
-    """Free-form objects: bounded depth, no key Mongo paths could misread."""
+    """Free-form objects: bounded depth, no key Mongo paths could misread.
+
+    Runs on every write over every value: scalars are checked in place, and a place's name is
+    only spelled out for a container it descends into (or an error)."""
     if depth > defaults.MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {defaults.MAX_JSON_DEPTH} levels at {where}")
     if isinstance(value, dict):
         for k, v in value.items():
-            if not k or "." in k or k.startswith("$"):
+            if not k or "." in k or k[0] == "$":
                 raise ValueError(
                     f"key {k!r} at {where} is not allowed (keys must be non-empty, "
                     "contain no '.' and not start with '$')"
                 )
-            _check_json(v, f"{where}.{k}", depth + 1)
+            if isinstance(v, (dict, list)) or depth >= defaults.MAX_JSON_DEPTH:
+                _check_json(v, f"{where}.{k}", depth + 1)
+            elif isinstance(v, float) and v != v:
+                raise ValueError(f"NaN is not allowed at {where}.{k}")
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _check_json(v, f"{where}[{i}]", depth + 1)
+            if isinstance(v, (dict, list)) or depth >= defaults.MAX_JSON_DEPTH:
+                _check_json(v, f"{where}[{i}]", depth + 1)
+            elif isinstance(v, float) and v != v:
+                raise ValueError(f"NaN is not allowed at {where}[{i}]")
     elif isinstance(value, float) and value != value:  # NaN cannot round-trip through JSON
         raise ValueError(f"NaN is not allowed at {where}")
 

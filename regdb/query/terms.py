@@ -72,16 +72,29 @@ def entry_terms(doc: Mapping[str, Any]) -> set[tuple[str, str]]:
 
 
 def _walk(value: Any, path: str, in_array: bool, out: set[tuple[str, str]]) -> None:
+    # Scalars under an object or an array are taken in place (most values are scalars, and
+    # every write walks its entry): only containers recurse.
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}"
-            if sub in _ANCESTORS or is_indexed_path(sub):
-                _walk(item, sub, False, out)
+            if isinstance(item, (dict, list)):
+                if sub in _ANCESTORS or is_indexed_path(sub):
+                    _walk(item, sub, False, out)
+            elif is_indexed_path(sub):
+                _add(out, sub, item)
     elif isinstance(value, list):
         if not in_array:
+            indexed = is_indexed_path(path)
             for item in value:
-                _walk(item, path, True, out)
-    else:
-        term = encode_scalar(value)
-        if term is not None and is_indexed_path(path):
-            out.add((path, term))
+                if isinstance(item, (dict, list)):
+                    _walk(item, path, True, out)
+                elif indexed:
+                    _add(out, path, item)
+    elif is_indexed_path(path):
+        _add(out, path, value)
+
+
+def _add(out: set[tuple[str, str]], path: str, value: Any) -> None:
+    term = encode_scalar(value)
+    if term is not None:
+        out.add((path, term))
