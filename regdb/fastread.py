@@ -72,6 +72,8 @@ class _Protocol(asyncio.Protocol):
         self.progress_at = time.monotonic()
         """Last time a reply arrived, or a call found nothing outstanding before it."""
         self.watchdog: asyncio.TimerHandle | None = None
+        self.outbox: list[bytes] = []
+        """Packed commands not written yet (see flush)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they write the same.
@@ -86,9 +88,17 @@ class _Protocol(asyncio.Protocol):
         self.waiters.append((waiter, now + self.timeout_s))
         if self.watchdog is None:
             self.watchdog = loop.call_at(loop.time() + self.timeout_s, self.watch, loop)
-        assert self.transport is not None
-        self.transport.write(packed)
+        if not self.outbox:
+            loop.call_soon(self.flush)
+        self.outbox.append(packed)
         return waiter
+
+    def flush(self) -> None:
+        """Write every command sent since the last flush in one system call: the requests of
+        one turn of the event loop share it (a write per command cost more than its packing)."""
+        if self.transport is not None and not self.closed and self.outbox:
+            self.transport.write(b"".join(self.outbox))
+        self.outbox.clear()
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Fail the calls past their deadline; drop the connection when Redis has been silent
