@@ -70,7 +70,7 @@ from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_com
 from regdb.probe.deeper import check_capabilities, check_image
 from regdb.probe.failures import BadEntry
 from regdb.probe.recorder import Recorder
-from regdb.probe.scoped import ScopedClient
+from regdb.probe.scoped import CATALOG_SCOPE, ScopedClient, pull_scope, token_cache_entry
 from regdb.probe.target import (
     Credentials,
     Target,
@@ -185,6 +185,22 @@ class Prober:
                 wanted.append((str(target.v2_url), target.credentials))
         await self.tokens.prefetch(wanted)
 
+    async def prefetch_capability_tokens(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Read the cached tokens of these entries' capability checks (the catalog's scope, and
+        the ``probe_image``'s pull scope) in two round trips, not one or two per registry."""
+        if self.tokens is None:
+            return
+        wanted = []
+        for entry in entries:
+            try:
+                target = self.target(entry)
+            except BadEntry:
+                continue
+            wanted.append(token_cache_entry(target, CATALOG_SCOPE))
+            if target.image is not None:
+                wanted.append(token_cache_entry(target, pull_scope(target.image.name)))
+        await self.tokens.prefetch(wanted)
+
     @property
     def transport(self) -> Transport:
         """The shared HTTP transport (policy-checked, redirects by hand)."""
@@ -290,7 +306,7 @@ class Prober:
         """``result`` with the registry's capabilities (:mod:`regdb.probe.deeper`), checked
         within a probe's time budget of their own, when the probe found the registry working;
         else ``result`` as it is. Never raises (except on cancellation)."""
-        if result.outcome not in GOOD_OUTCOMES:
+        if not _working(result):
             return result
         try:
             target = self.target(entry)
@@ -345,6 +361,11 @@ class Prober:
             ratelimit_warn_share=self.settings.ratelimit_warn_share,
         )
         return classify(rec.observation(checked_at, total_ms), config)
+
+
+def _working(result: ProbeResult | None) -> bool:
+    """The probe found the registry working: its capabilities are checked."""
+    return result is not None and result.outcome in GOOD_OUTCOMES
 
 
 def _answered_as_registry(answer: Answer | None) -> bool:
@@ -407,6 +428,8 @@ async def probe_many(
         await p.prefetch_tokens(items)
         await pool(list(range(len(items))), lambda i: p.probe(items[i], now=now))
         due = sorted(i for i in capabilities_for if 0 <= i < len(items))
+        checked = [items[i] for i in due if _working(results[i])]
+        await p.prefetch_capability_tokens(checked)
 
         async def add(i: int) -> ProbeResult:
             found = results[i]
