@@ -11,6 +11,7 @@ the cycle.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -146,6 +147,11 @@ def run(settings: Settings, *, burst: bool = False) -> bool:
     conn = sync_redis(settings)
     conn.ping()
     configure(settings, conn)
+    # Every module is loaded: move what exists now out of the collector's sight. RQ forks a
+    # work horse per job, and a full collection in the horse would otherwise write to every
+    # object inherited from here, copying most of the heap page by page (measured: about
+    # 60 ms of CPU per job, against 6 ms frozen). Helpers forked below inherit this too.
+    gc.freeze()
     helpers: list[multiprocessing.context.ForkProcess] = []
     if not burst:
         fork = multiprocessing.get_context("fork")
