@@ -16,7 +16,6 @@ import enum
 import functools
 import ipaddress
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
