@@ -21,7 +21,7 @@ from regdb.keys import Keys
 from regdb.monitor.jobs import probe_batch
 from regdb.monitor.model import FailureKind, ProbeOutcome, ProbeResult
 from regdb.probe.address_policy import PolicyResolver, ProbePolicy
-from regdb.probe.prober import Prober, ProbeSettings
+from regdb.probe.prober import Prober, ProbeSettings, probe_many
 from regdb.probe.tokens import MemoryTokenStore, TokenCache
 from regdb.queues import normal_queue
 from regdb.settings import Settings
@@ -206,6 +206,24 @@ async def test_capabilities_of_a_registry_with_pagination_and_referrers(
     caps = (await probe(entry(server.url), capabilities=True)).capabilities
     assert caps is not None
     assert (caps.catalog, caps.tags_pagination, caps.referrers) == (True, True, True)
+
+
+async def test_a_batch_reads_its_capability_tokens_in_one_round_trip(
+    peers: list[ThreadedServer],
+) -> None:
+    """The cached tokens the capability checks of a batch look up are read together before
+    the checks, not once per registry: a batch of many costs the store a fixed count."""
+    server = serve(peers, [web.get("/r/{n}/v2/", v2)])  # no catalog: 404
+    entries = [entry(f"{server.url}/r/{n}") for n in range(6)]
+    store = MemoryTokenStore()
+    results = await probe_many(
+        entries,
+        SETTINGS,
+        tokens=TokenCache(store, Keys("t:")),
+        capabilities_for=frozenset(range(6)),
+    )
+    assert [r.capabilities.catalog if r.capabilities else None for r in results] == [False] * 6
+    assert store.round_trips == 2  # the capability tokens' prefetch, the final write
 
 
 # --------------------------------------------------------------------------- rate limits

@@ -70,7 +70,7 @@ from regdb.probe.classify import ClassifyConfig, ErrorKind, classify, is_oci_com
 from regdb.probe.deeper import check_capabilities, check_image
 from regdb.probe.failures import BadEntry
 from regdb.probe.recorder import Recorder
-from regdb.probe.scoped import ScopedClient
+from regdb.probe.scoped import CATALOG_SCOPE, ScopedClient, pull_scope, token_cache_entry
 from regdb.probe.target import (
     Credentials,
     Target,
@@ -168,21 +168,23 @@ class Prober:
         if self.tokens is not None:
             await self.tokens.close()
 
-    async def prefetch_tokens(self, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Read the cached tokens of these entries in two round trips, before probing them."""
+    async def prefetch_tokens(self, targets: Iterable[Target]) -> None:
+        """Read the cached tokens of these targets in two round trips, before probing them."""
+        if self.tokens is None:
+            return
+        wanted = [(str(t.v2_url), t.credentials) for t in targets if t.credentials is not None]
+        await self.tokens.prefetch(wanted)
+
+    async def prefetch_capability_tokens(self, targets: Iterable[Target]) -> None:
+        """Read the cached tokens of these targets' capability checks (the catalog's scope, and
+        the ``probe_image``'s pull scope) in two round trips, not one or two per registry."""
         if self.tokens is None:
             return
         wanted = []
-        for entry in entries:
-            config = entry.get("container_registry_config")
-            if not isinstance(config, Mapping) or not config.get("auth"):
-                continue
-            try:
-                target = self.target(entry)
-            except BadEntry:
-                continue
-            if target.credentials is not None:
-                wanted.append((str(target.v2_url), target.credentials))
+        for target in targets:
+            wanted.append(token_cache_entry(target, CATALOG_SCOPE))
+            if target.image is not None:
+                wanted.append(token_cache_entry(target, pull_scope(target.image.name)))
         await self.tokens.prefetch(wanted)
 
     @property
@@ -269,7 +271,11 @@ class Prober:
             rec.warnings.append("credentials supplied but /v2/ allows anonymous access")
 
     def target(self, entry: Mapping[str, Any]) -> Target:
-        """The entry's target, the prober's settings as defaults; BadEntry when unusable."""
+        """The entry's target, the prober's settings as defaults; BadEntry when unusable.
+
+        The methods that take an entry also take its ``target`` when the caller has it (a
+        batch builds each once: parsing the URL and validating the config is a good part of a
+        probe's own CPU)."""
         settings = self.settings
         return build_target(
             entry,
@@ -279,21 +285,31 @@ class Prober:
         )
 
     async def probe(
-        self, entry: Mapping[str, Any], *, now: datetime | None = None, capabilities: bool = False
+        self,
+        entry: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+        capabilities: bool = False,
+        target: Target | None = None,
     ) -> ProbeResult:
         """Probe one entry; never raises (except on cancellation). ``capabilities``: then
         check them too (:meth:`add_capabilities`)."""
-        result = await self._probe(entry, now)
-        return await self.add_capabilities(entry, result) if capabilities else result
+        result = await self._probe(entry, now, target)
+        if not capabilities:
+            return result
+        return await self.add_capabilities(entry, result, target=target)
 
-    async def add_capabilities(self, entry: Mapping[str, Any], result: ProbeResult) -> ProbeResult:
+    async def add_capabilities(
+        self, entry: Mapping[str, Any], result: ProbeResult, *, target: Target | None = None
+    ) -> ProbeResult:
         """``result`` with the registry's capabilities (:mod:`regdb.probe.deeper`), checked
         within a probe's time budget of their own, when the probe found the registry working;
         else ``result`` as it is. Never raises (except on cancellation)."""
-        if result.outcome not in GOOD_OUTCOMES:
+        if not _working(result):
             return result
         try:
-            target = self.target(entry)
+            if target is None:
+                target = self.target(entry)
             async with asyncio.timeout(target.total_timeout_s + 1.0):
                 client = self._client(target, time.perf_counter() + target.total_timeout_s)
                 digest = result.image.digest if result.image is not None else None
@@ -303,13 +319,16 @@ class Prober:
             return result
         return result.model_copy(update={"capabilities": caps})
 
-    async def _probe(self, entry: Mapping[str, Any], now: datetime | None) -> ProbeResult:
+    async def _probe(
+        self, entry: Mapping[str, Any], now: datetime | None, target: Target | None
+    ) -> ProbeResult:
         started = time.perf_counter()
         checked_at = now or datetime.now(UTC)
         secrets = entry_secrets(entry)
         settings = self.settings
         try:
-            target = self.target(entry)
+            if target is None:
+                target = self.target(entry)
         except BadEntry as exc:
             rec = Recorder(safe_url(entry))
             rec.fail(exc, settings.total_timeout_s)
@@ -345,6 +364,18 @@ class Prober:
             ratelimit_warn_share=self.settings.ratelimit_warn_share,
         )
         return classify(rec.observation(checked_at, total_ms), config)
+
+
+def _target_or_none(prober: Prober, entry: Mapping[str, Any]) -> Target | None:
+    try:
+        return prober.target(entry)
+    except BadEntry:
+        return None
+
+
+def _working(result: ProbeResult | None) -> bool:
+    """The probe found the registry working: its capabilities are checked."""
+    return result is not None and result.outcome in GOOD_OUTCOMES
 
 
 def _answered_as_registry(answer: Answer | None) -> bool:
@@ -404,14 +435,18 @@ async def probe_many(
                 group.create_task(worker())
 
     async def run(p: Prober) -> None:
-        await p.prefetch_tokens(items)
-        await pool(list(range(len(items))), lambda i: p.probe(items[i], now=now))
+        targets = [_target_or_none(p, entry) for entry in items]  # None: probe() says why
+        await p.prefetch_tokens(t for t in targets if t is not None)
+        probe = p.probe
+        await pool(list(range(len(items))), lambda i: probe(items[i], now=now, target=targets[i]))
         due = sorted(i for i in capabilities_for if 0 <= i < len(items))
+        checked = [t for i in due if _working(results[i]) and (t := targets[i]) is not None]
+        await p.prefetch_capability_tokens(checked)
 
         async def add(i: int) -> ProbeResult:
             found = results[i]
             assert found is not None
-            return await p.add_capabilities(items[i], found)
+            return await p.add_capabilities(items[i], found, target=targets[i])
 
         await pool(due, add)
 

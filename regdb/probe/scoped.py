@@ -23,7 +23,13 @@ from regdb.probe.target import Credentials, Target
 from regdb.probe.tokens import TokenCache
 from regdb.probe.transport import Answer, Call, Transport
 
-__all__ = ["CATALOG_SCOPE", "ScopedClient", "TokenRefused", "pull_scope"]
+__all__ = [
+    "CATALOG_SCOPE",
+    "ScopedClient",
+    "TokenRefused",
+    "pull_scope",
+    "token_cache_entry",
+]
 
 CATALOG_SCOPE = "registry:catalog:*"
 ANONYMOUS = Credentials()
@@ -34,6 +40,11 @@ too, so probing a public image does not ask a rate-limited token server every ti
 def pull_scope(name: str) -> str:
     """The Bearer scope that reads repository ``name``."""
     return f"repository:{name}:pull"
+
+
+def token_cache_entry(target: Target, scope: str) -> tuple[str, Credentials]:
+    """Under what (key, identity) the token cache keeps this registry's token for ``scope``."""
+    return f"{target.v2_url}#{scope}", target.credentials or ANONYMOUS
 
 
 class ScopedClient:
@@ -59,21 +70,18 @@ class ScopedClient:
         """A 401 was answered with credentials or a token: a later 401 is a refusal."""
         self._authorization: dict[str, str] = {}
 
-    def _cache_key(self, scope: str) -> str:
-        return f"{self.target.v2_url}#{scope}"
-
     async def fetch(
         self, url: URL, scope: str, *, method: str = "GET", accept: str | None = None
     ) -> Answer:
         """``method url``, authorised for ``scope`` when the registry asks. TokenRefused when
         the token endpoint refuses; any transport error propagates."""
         creds = self.target.credentials
-        ident = creds or ANONYMOUS
+        cache_key, ident = token_cache_entry(self.target, scope)
         tokens = self.tokens
         cached = None
         authorization = self._authorization.get(scope)
         if authorization is None and tokens is not None:
-            cached = await tokens.lookup(self._cache_key(scope), ident)
+            cached = await tokens.lookup(cache_key, ident)
             if cached is not None:
                 authorization = f"Bearer {cached.token}"
         answer = await self._send(url, method, accept, authorization)
@@ -103,7 +111,7 @@ class ScopedClient:
         self._authorization[scope] = authorization
         if bearer is not None and tokens is not None and bearer.realm:
             await tokens.remember(
-                self._cache_key(scope),
+                cache_key,
                 ident,
                 realm=bearer.realm,
                 service=bearer.params.get("service"),

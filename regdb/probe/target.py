@@ -169,7 +169,8 @@ def entry_secrets(entry: Mapping[str, Any]) -> list[str]:
         if isinstance(username, str) and isinstance(password, str) and ":" not in username:
             out.append(Credentials(username, password).basic_header().split(" ", 1)[1])
     public_url = entry.get("container_registry_public_url")
-    if isinstance(public_url, str):
+    # Only a URL with userinfo (an "@") has a password: the others are not parsed again.
+    if isinstance(public_url, str) and "@" in public_url:
         try:
             password = URL(public_url.strip()).password
         except (TypeError, ValueError):

@@ -234,6 +234,9 @@ class TokenCache:
         self._local: dict[str, tuple[bytes | None, float]] = {}
         """key -> (sealed value, or None for known absent; until when that holds)."""
         self._pending: dict[str, tuple[bytes, int]] = {}
+        self._route_keys: dict[tuple[_Sealer, str], str] = {}
+        """(sealer, v2 URL) -> route record key: an HMAC, computed once per batch, not again
+        by the lookup that follows the prefetch."""
 
     def _sealer(self, creds: Credentials) -> _Sealer:
         ident = (creds.username or "", creds.password or "", creds.token or "")
@@ -243,7 +246,12 @@ class TokenCache:
         return sealer
 
     def _route_key(self, sealer: _Sealer, v2_url: str) -> str:
-        return self.keys.bearer_route(sealer.name("route", v2_url))
+        key = self._route_keys.get((sealer, v2_url))
+        if key is None:
+            key = self._route_keys[sealer, v2_url] = self.keys.bearer_route(
+                sealer.name("route", v2_url)
+            )
+        return key
 
     def _token_key(
         self, sealer: _Sealer, realm: str, service: str | None, scope: str | None
@@ -366,6 +374,7 @@ class TokenCache:
         await self.flush()
         self._local.clear()
         self._sealers.clear()
+        self._route_keys.clear()
         await self.store.close()
 
 
