@@ -10,7 +10,9 @@
 - ``slow`` (2 %): like ``ok`` after a 2 s sleep;
 - ``down`` (2 %): 503.
 
-``GET /stats`` returns the request counts per kind (the benchmark reads it before and after).
+``GET /stats`` returns the request counts per kind, and under ``all`` every request a prober
+sent (``/r/...`` and ``/token``, whatever the answer: a capability check's 404 too); the
+benchmark reads it before and after.
 For the chaos soak: ``POST /flip/{n}?down=1`` (or ``0``) takes registry n down (503) or back,
 and ``POST /hook`` is an alert receiver whose deliveries ``GET /hook`` lists.
 Loopback only; uses uvloop like regdb's own processes.
@@ -24,6 +26,7 @@ import base64
 from collections import Counter
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bench.hello import serve
 
@@ -104,7 +107,13 @@ def make_app(port: int) -> web.Application:
     async def deliveries(request: web.Request) -> web.Response:
         return web.json_response(received)
 
-    app = web.Application()
+    @web.middleware
+    async def count_all(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(("/r/", "/token")):
+            counts["all"] += 1
+        return await handler(request)
+
+    app = web.Application(middlewares=[count_all])
     app.router.add_get("/r/{n}/v2/", v2)
     app.router.add_get("/token", token)
     app.router.add_get("/stats", stats)
