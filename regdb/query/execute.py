@@ -275,23 +275,8 @@ class Searcher:
         """(JSON array of the page, its length, next cursor key or None), joined by Redis.
 
         Numbers ascend with creation time, so the page is the candidates' numbers in order,
-        after the cursor's; their stored JSON comes back in one HMGET and is joined as is.
-
-        The first page of one index set (`{"tag": "ai"}`, a one-value `$in`) asks Redis for
-        just its first numbers, sorted (SORT ... LIMIT, in C): turning thousands of members
-        into sorted Python ints cost ~0.5 ms per 2,000. Other pages read every candidate."""
+        after the cursor's; their stored JSON comes back in one HMGET and is joined as is."""
         combination = _set_combination(expr)
-        if combination is not None and combination[1] == "SMEMBERS" and after is None:
-            (term,), _ = combination
-            window = limit + 1 + PAGE_SLACK
-            order = ("DESC",) if direction < 0 else ()
-            head = await self.store.read(
-                "SORT", self.keys.index(term.path, term.encoded), "LIMIT", 0, window, *order
-            )
-            docs, last_number, more = await self._collect([int(n) for n in head], limit)
-            if more or len(head) < window:
-                return self._joined(docs, last_number, more)
-            # Entries deleted since their numbers were read filled the window: read them all.
         if combination is None:
             found: list[bytes] = list(await self._eval(expr))
         else:
@@ -306,11 +291,6 @@ class Searcher:
                 numbers = numbers[: bisect.bisect_left(numbers, after[2])]
         if direction < 0:
             numbers.reverse()
-        return self._joined(*await self._collect(numbers, limit))
-
-    async def _collect(self, numbers: list[int], limit: int) -> tuple[list[bytes], int, bool]:
-        """(the stored JSON of the first `limit` of these numbers that still have an entry,
-        the last one's number, whether another one follows)."""
         docs: list[bytes] = []
         last_number = 0
         more = False
@@ -329,10 +309,6 @@ class Searcher:
                     break
                 docs.append(doc)
                 last_number = number
-        return docs, last_number, more
-
-    @staticmethod
-    def _joined(docs: list[bytes], last_number: int, more: bool) -> tuple[bytes, int, Any]:
         nxt = None
         if more:
             last = jsonutil.loads(docs[-1])  # the cursor needs the last entry's id and time
