@@ -378,3 +378,40 @@ local id = redis.call('GET', KEYS[1])
 if not id then return {} end
 return redis.call('HGETALL', ARGV[1] .. id)
 """
+
+
+# The next numbers of a page of one index set, in page order, when Redis keeps the set as an
+# intset (its members are then read in ascending order): only those numbers leave Redis, not
+# the thousands a set can hold. KEYS: the set. ARGV: direction (1 ascending, -1 descending),
+# the number to start after (0: from the first), how many.
+# Returns {1, numbers...} for an intset; {0} otherwise (the caller reads every member).
+INDEX_WINDOW = """
+if redis.call('OBJECT', 'ENCODING', KEYS[1]) ~= 'intset' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
+  return {0}
+end
+local m = redis.call('SMEMBERS', KEYS[1])
+local dir, after, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {1}
+local lo, hi = 1, #m
+if dir > 0 then
+  -- the first position whose number is above `after`
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    if tonumber(m[mid]) > after then hi = mid - 1 else lo = mid + 1 end
+  end
+  for i = lo, math.min(#m, lo + want - 1) do out[#out + 1] = m[i] end
+else
+  -- the last position whose number is below `after` (0: the last of all)
+  local last = #m
+  if after > 0 then
+    while lo <= hi do
+      local mid = math.floor((lo + hi) / 2)
+      if tonumber(m[mid]) < after then lo = mid + 1 else hi = mid - 1 end
+    end
+    last = hi
+  end
+  for i = last, math.max(1, last - want + 1), -1 do out[#out + 1] = m[i] end
+end
+return out
+"""

@@ -70,8 +70,13 @@ def new_rev() -> str:
 
 
 def created_score(created_at: str) -> int:
-    """Sorted-set score of a creation time: microseconds since the epoch (exact in a double)."""
-    return epoch_us(datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC))
+    """Sorted-set score of a creation time: microseconds since the epoch (exact in a double).
+
+    The time is regdb's own RFC 3339 (`rfc3339`: microseconds and a Z); anything else is a
+    ValueError. Parsed by fromisoformat (strptime cost ~50 us, on every query page)."""
+    if len(created_at) != 27 or created_at[-1] != "Z" or created_at[19] != ".":
+        raise ValueError(f"not a creation time regdb writes: {created_at!r}")
+    return epoch_us(datetime.fromisoformat(created_at[:-1]).replace(tzinfo=UTC))
 
 
 class StorageErrors:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from aiohttp.test_utils import TestClient
+
+from regdb.keys import Keys
+from regdb.settings import Settings
 
 Client = TestClient[Any, Any]
 
@@ -243,3 +248,49 @@ async def test_forged_cursors_are_400(loaded: tuple[Client, list[dict[str, Any]]
         sort = "" if spec == "created_at" else f"&sort={spec}"
         resp = await client.post(f"/container_registries?limit=5&cursor={cursor}{sort}", json={})
         assert resp.status == 400, (spec, key, await resp.text())
+
+
+@pytest.fixture(params=["intset", "hashtable"])
+def set_encoding(request: pytest.FixtureRequest, sync_r: redis.Redis) -> Iterator[str]:
+    """Index sets as Redis keeps them up to its intset limit (read window by window), and
+    past it (every member read): a limit of 8 makes the test's sets hash tables."""
+    name = "set-max-intset-entries"
+    before = str(sync_r.config_get(name)[name])
+    if request.param == "hashtable":
+        sync_r.config_set(name, 8)
+    try:
+        yield str(request.param)
+    finally:
+        sync_r.config_set(name, before)
+
+
+async def test_one_index_set_pages_fill_past_vanished_entries(
+    client: Client, sync_r: redis.Redis, settings: Settings, set_encoding: str
+) -> None:
+    """A page of one index set, read window by window from an intset or whole from a hash
+    table: when the JSON of entries vanished between the index and the read (a delete racing
+    the page), the page still fills, in order, both ways, and the cursors go on from it."""
+    ids = [f"vanish-{i:02d}" for i in range(30)]
+    for n, entry_id in enumerate(ids):
+        body = {
+            "container_registry_id": entry_id,
+            "container_registry_name": entry_id,
+            "container_registry_public_url": f"http://10.9.0.{n + 1}:5000",
+            "container_registry_tags": ["vanish"],
+        }
+        assert (await client.post("/container_registry", json=body)).status == 201
+    keys = Keys(settings.prefix)
+    assert sync_r.object("encoding", keys.index("container_registry_tags", "s:vanish")) == (
+        set_encoding.encode()
+    )
+    numbers = [int(sync_r.hget(keys.entry(i), "_n") or 0) for i in ids]
+    sync_r.hdel(keys.docs, *numbers[:12], *numbers[-12:])  # more than the window's slack
+    filt = {"container_registry_tags": "vanish"}
+    for qs, expected in (("", ids[12:17]), ("&sort=-created_at", ids[17:12:-1])):
+        resp = await client.post(f"/container_registries?limit=5{qs}", json=filt)
+        body = await resp.json()
+        assert [e["container_registry_id"] for e in body["data"]] == expected, qs
+        assert body["next_cursor"] is not None
+    whole = await _all_pages(client, filt)
+    assert whole == ids[12:18]
+    assert sorted(await _all_pages(client, filt, "&sort=-created_at")) == ids[12:18]

@@ -485,3 +485,35 @@ def test_find_token_by_digest(r: redis.Redis) -> None:
     r.hset("t:tok:id1", mapping={"id": "id1", "owner": "o"})
     flat = find(keys=["t:tokd:d1"], args=["t:tok:"])
     assert dict(zip(flat[::2], flat[1::2], strict=True)) == {b"id": b"id1", b"owner": b"o"}
+
+
+# -- INDEX_WINDOW ----------------------------------------------------------------------------
+
+
+def test_index_window_of_an_intset_in_both_directions(r: redis.Redis) -> None:
+    window = script(r, lua.INDEX_WINDOW)
+    r.sadd("t:ix:w", *[n * 10 for n in range(1, 21)])  # 10, 20, ..., 200
+    assert r.object("encoding", "t:ix:w") == b"intset"
+
+    def call(direction: int, after: int, want: int) -> list[int]:
+        flag, *numbers = window(keys=["t:ix:w"], args=[direction, after, want])
+        assert flag == 1
+        return [int(n) for n in numbers]
+
+    assert call(1, 0, 3) == [10, 20, 30]
+    assert call(1, 20, 3) == [30, 40, 50]
+    assert call(1, 25, 2) == [30, 40]  # after a number the set does not hold
+    assert call(1, 190, 5) == [200]  # fewer than wanted: the end of the set
+    assert call(1, 200, 5) == []
+    assert call(-1, 0, 3) == [200, 190, 180]
+    assert call(-1, 180, 2) == [170, 160]
+    assert call(-1, 175, 2) == [170, 160]
+    assert call(-1, 20, 5) == [10]
+    assert call(-1, 10, 5) == []
+    assert window(keys=["t:ix:none"], args=[1, 0, 5]) == [1]  # no such set: an empty page
+
+
+def test_index_window_leaves_other_encodings_to_the_caller(r: redis.Redis) -> None:
+    r.sadd("t:ix:h", "1", "2", "x")  # a non-integer member: a hash table (or listpack)
+    assert r.object("encoding", "t:ix:h") != b"intset"
+    assert script(r, lua.INDEX_WINDOW)(keys=["t:ix:h"], args=[1, 0, 5]) == [0]

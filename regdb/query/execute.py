@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
+from regdb.lua import INDEX_WINDOW
 from regdb.model import ID_FIELD
 from regdb.monitor.model import public_health
 from regdb.query.budget import MatchBudget
@@ -202,6 +203,41 @@ def _decode_and_match(
     ]
 
 
+class _PageBuilder:
+    """A page of stored JSON, filled from numbers in page order (a number whose entry is gone
+    since the index was read is skipped)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.docs: list[bytes] = []
+        self.last_number = 0
+        self.more = False
+
+    @property
+    def wanted(self) -> int:
+        """How many numbers to read next: the rest of the page, one to tell whether more
+        follow, and a few spare ones for entries deleted since."""
+        return self.limit + 1 - len(self.docs) + PAGE_SLACK
+
+    def add(self, numbers: list[int], docs: list[bytes | None]) -> None:
+        for number, doc in zip(numbers, docs, strict=True):
+            if doc is None:
+                continue
+            if len(self.docs) == self.limit:
+                self.more = True
+                return
+            self.docs.append(doc)
+            self.last_number = number
+
+    def result(self) -> tuple[bytes, int, Any]:
+        """(JSON array, its length, the next cursor's key or None)."""
+        nxt = None
+        if self.more:
+            last = jsonutil.loads(self.docs[-1])  # the cursor needs the last entry's id, time
+            nxt = [created_score(last["created_at"]), last[ID_FIELD], self.last_number]
+        return b"[" + b",".join(self.docs) + b"]", len(self.docs), nxt
+
+
 class Searcher:
     """Executes validated filters against an EntryStore."""
 
@@ -219,6 +255,7 @@ class Searcher:
         self.keys = store.keys
         self.budget_ms = budget_ms
         self.executor = executor
+        self._index_window = store.redis.register_script(INDEX_WINDOW)
 
     async def search(self, filt: Any, opts: QueryOptions) -> Page:
         """One page of redacted entries matching `filt`."""
@@ -277,6 +314,12 @@ class Searcher:
         Numbers ascend with creation time, so the page is the candidates' numbers in order,
         after the cursor's; their stored JSON comes back in one HMGET and is joined as is."""
         combination = _set_combination(expr)
+        if combination is not None and combination[1] == "SMEMBERS":
+            (term,), _ = combination
+            key = self.keys.index(term.path, term.encoded)
+            windowed = await self._window_page(key, limit, direction, after)
+            if windowed is not None:
+                return windowed
         if combination is None:
             found: list[bytes] = list(await self._eval(expr))
         else:
@@ -291,29 +334,40 @@ class Searcher:
                 numbers = numbers[: bisect.bisect_left(numbers, after[2])]
         if direction < 0:
             numbers.reverse()
-        docs: list[bytes] = []
-        last_number = 0
-        more = False
+        page = _PageBuilder(limit)
         pos = 0
-        while pos < len(numbers) and not more:
+        while pos < len(numbers) and not page.more:
             # Nearly every number read from the index still has an entry: a few spare ones
             # cover entries deleted since.
-            take = numbers[pos : pos + limit + 1 - len(docs) + PAGE_SLACK]
+            take = numbers[pos : pos + page.wanted]
             pos += len(take)
-            found_docs = await self.store.public_json_by_number(take)
-            for number, doc in zip(take, found_docs, strict=True):
-                if doc is None:
-                    continue
-                if len(docs) == limit:
-                    more = True
-                    break
-                docs.append(doc)
-                last_number = number
-        nxt = None
-        if more:
-            last = jsonutil.loads(docs[-1])  # the cursor needs the last entry's id and time
-            nxt = [created_score(last["created_at"]), last[ID_FIELD], last_number]
-        return b"[" + b",".join(docs) + b"]", len(docs), nxt
+            page.add(take, await self.store.public_json_by_number(take))
+        return page.result()
+
+    async def _window_page(
+        self, key: str, limit: int, direction: int, after: Any
+    ) -> tuple[bytes, int, Any] | None:
+        """The page of one index set read window by window (INDEX_WINDOW: Redis sends only
+        the numbers the page needs, in order); None when Redis does not keep the set sorted
+        (not an intset), so every member has to be read.
+
+        Reading a set of 2,000 numbers into sorted Python ints cost ~0.5 ms a page; a
+        window is a few dozen."""
+        page = _PageBuilder(limit)
+        start = after[2] if after is not None else 0
+        while not page.more:
+            wanted = page.wanted
+            sorted_set, *members = await self.store.read_script(
+                self._index_window, [key], [direction, start, wanted]
+            )
+            if sorted_set != 1:
+                return None
+            numbers = [int(m) for m in members]
+            page.add(numbers, await self.store.public_json_by_number(numbers))
+            if len(numbers) < wanted:
+                break  # the set has nothing more
+            start = numbers[-1]
+        return page.result()
 
     # -- candidates ---------------------------------------------------------------------
 
