@@ -5,7 +5,8 @@ sends N ``GET base+path`` (paths from the file in turn), C in flight, through on
 session set up like the prober's (keep-alive connector capped at C, asyncio's own loop as in
 the ``probe_batch`` job), reads each body, and prints one JSON line: requests/s and CPU ms per
 request. No auth, no classification, no Redis: what a one-process prober on aiohttp could do
-at best. Loopback only.
+at best. ``--fresh`` opens a new connection for every GET instead, as a probe of distinct
+registries must (each is its own origin): what connection setup adds. Loopback only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import psutil
 from bench.common import is_loopback_url
 
 
-async def ceiling(base: str, paths: list[str], concurrency: int, total: int) -> dict[str, float]:
+async def ceiling(
+    base: str, paths: list[str], concurrency: int, total: int, *, fresh: bool = False
+) -> dict[str, float]:
     sent = failures = 0
 
     async def one(session: aiohttp.ClientSession) -> None:
@@ -34,7 +37,11 @@ async def ceiling(base: str, paths: list[str], concurrency: int, total: int) -> 
             except (aiohttp.ClientError, TimeoutError):
                 failures += 1
 
-    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=1.0)
+    connector = (
+        aiohttp.TCPConnector(limit=concurrency, force_close=True)
+        if fresh
+        else aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=1.0)
+    )
     timeout = aiohttp.ClientTimeout(total=10)
     me = psutil.Process()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -55,12 +62,15 @@ def main() -> None:
     parser.add_argument("--paths-file", required=True)
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--fresh", action="store_true", help="a new connection per GET")
     args = parser.parse_args()
     if not is_loopback_url(args.base):
         parser.error("--base must be a loopback IP address")
     with open(args.paths_file, encoding="utf-8") as f:
         paths = [line.strip() for line in f if line.strip()]
-    result = asyncio.run(ceiling(args.base.rstrip("/"), paths, args.concurrency, args.requests))
+    result = asyncio.run(
+        ceiling(args.base.rstrip("/"), paths, args.concurrency, args.requests, fresh=args.fresh)
+    )
     print(json.dumps(result))
 
 

@@ -114,11 +114,15 @@ async def statuses(api_url: str, ids: list[str]) -> Counter[str]:
     return out
 
 
-def client_ceiling(run: Run, base: str, paths: list[str], concurrency: int) -> dict[str, float]:
-    """bench.client_ceiling in its own process: bare aiohttp GETs at `paths`, one process."""
+def client_ceiling(
+    run: Run, base: str, paths: list[str], concurrency: int, *, fresh: bool = False
+) -> dict[str, float]:
+    """bench.client_ceiling in its own process: bare aiohttp GETs at `paths`, one process
+    (`fresh`: a new connection per GET)."""
     (paths_file := run.tmp / "ceiling.paths").write_text("\n".join(paths) + "\n")
     argv = [PYTHON, "-m", "bench.client_ceiling", "--base", base, "--paths-file", str(paths_file)]
     argv += ["--concurrency", str(concurrency), "--requests", "20000"]
+    argv += ["--fresh"] if fresh else []
     out = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise SystemExit(f"bench.client_ceiling failed:\n{out.stderr}")
@@ -183,6 +187,9 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     settle(servers, args.wait_idle)
     print("  aiohttp client ceiling, one process ...", flush=True)
     ceiling = client_ceiling(run, fleet_url, mix[:20_000], settings.probe_concurrency)
+    settle(servers, args.wait_idle)
+    print("  aiohttp client, a new connection per GET ...", flush=True)
+    fresh = client_ceiling(run, fleet_url, mix[:20_000], settings.probe_concurrency, fresh=True)
 
     ids = [e["container_registry_id"] for e in entries]
     paths = [f"/check_container_health/{i}" for i in random.Random(5).sample(ids, k=n)][:20_000]
@@ -284,6 +291,14 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             "bare aiohttp client, one process, GETs at the fleet",
             f"{ceiling['rps']:,.0f} req/s, {ceiling['cpu_ms_per_request']:.3f} ms of CPU each",
         ),
+        (
+            "the same client with a new connection per GET (as a probe of distinct registries "
+            "needs)",
+            f"{fresh['rps']:,.0f} req/s, {fresh['cpu_ms_per_request']:.3f} ms of CPU each: "
+            f"{fresh['cpu_ms_per_request'] / ceiling['cpu_ms_per_request']:.2f} x the "
+            "kept-alive GET; the worker is "
+            f"{cpu_per_request / fresh['cpu_ms_per_request']:.2f} x this",
+        ),
         *(
             (
                 f"{r.scenario} ({reads})",
@@ -317,6 +332,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         },
         "health_reads": reads,
         "client_ceiling": ceiling,
+        "client_fresh_connections": fresh,
         "loads": [vars(r) for r in (idle, during)],
         "refresh": {
             "enqueued": enqueued,
