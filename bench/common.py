@@ -250,6 +250,26 @@ class Load:
         return self.non_2xx + self.socket_errors + self.timeouts
 
 
+def mean_load(runs: Sequence[Load]) -> Load:
+    """Runs of one scenario as one: request counts and errors summed, rates and latencies
+    averaged (each run weighs the same)."""
+    n = len(runs)
+    return Load(
+        runs[0].scenario,
+        runs[0].connections,
+        requests=sum(r.requests for r in runs),
+        duration_s=sum(r.duration_s for r in runs),
+        rps=sum(r.rps for r in runs) / n,
+        p50_ms=sum(r.p50_ms for r in runs) / n,
+        p90_ms=sum(r.p90_ms for r in runs) / n,
+        p99_ms=sum(r.p99_ms for r in runs) / n,
+        non_2xx=sum(r.non_2xx for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        timeouts=sum(r.timeouts for r in runs),
+        other_cpu_cores=sum(r.other_cpu_cores for r in runs) / n,
+    )
+
+
 class Wrk:
     """One wrk run in the background: start, optionally interrupt (SIGINT: wrk then stops and
     reports), read its JSON line."""
