@@ -251,6 +251,8 @@ async def test_request_histogram_has_route_templates_only(
     assert (await client.get("/badge/m-b/status.svg")).status == 200
     assert (await client.get("/no/such/path/m-a")).status == 404
     assert (await client.delete("/healthz")).status == 405
+    for other in ("PROPFIND", "MKCOL"):  # methods the parser knows; no series of their own
+        assert (await client.request(other, "/healthz")).status == 405
 
     m = await scrape(client)
     counts = {
@@ -269,6 +271,8 @@ async def test_request_histogram_has_route_templates_only(
     assert counts[("/badge/{id}/status.svg", "GET", "200")] == 1
     assert counts[("unmatched", "GET", "404")] == 1
     assert counts[("unmatched", "DELETE", "405")] == 1
+    assert counts[("unmatched", "other", "405")] == 2
+    assert {method for _, method, _ in counts} <= {"GET", "POST", "DELETE", "other"}
     buckets = [
         s
         for s in m["regdb_http_request_duration_seconds"]

@@ -27,8 +27,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The Prometheus text format 0.0.4: every Prometheus version reads it (names here need no
 UTF-8 escaping, so the output is the same as 1.0.0)."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-"""Methods kept as a label; any other a client makes up is counted as `other` (every made-up
-method would otherwise be a series of its own, kept for the life of the process)."""
+"""Methods kept as a label; the others aiohttp's parser lets through (CONNECT, TRACE, WebDAV's
+PROPFIND, MKCOL, ...) are counted together as `other`, so that no client can add series."""
 UNMATCHED = "unmatched"
 """The route label of a request no route matched (its raw path is never a label)."""
 
