@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from regdb.keys import Keys
 from regdb.settings import Settings
+from tests.conftest import api_client
 
 Client = TestClient[Any, Any]
 
@@ -294,3 +295,38 @@ async def test_one_index_set_pages_fill_past_vanished_entries(
     whole = await _all_pages(client, filt)
     assert whole == ids[12:18]
     assert sorted(await _all_pages(client, filt, "&sort=-created_at")) == ids[12:18]
+
+
+async def test_pages_are_served_without_the_object_command(
+    settings: Settings, sync_r: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis ACL user without OBJECT cannot run INDEX_WINDOW: one-set pages are then read
+    whole, with one warning, and still answer right (a real ACL user on the real server)."""
+    sync_r.acl_setuser(
+        "no-object",
+        enabled=True,
+        passwords=["+pw-no-object"],
+        keys=["*"],
+        commands=["+@all", "-object"],
+    )
+    try:
+        kwargs = sync_r.connection_pool.connection_kwargs
+        host, port = kwargs["host"], kwargs["port"]
+        limited = settings.replace(redis_url=f"redis://no-object:pw-no-object@{host}:{port}/0")
+        async with api_client(limited) as client:
+            ids = [f"acl-{i:02d}" for i in range(12)]
+            for n, entry_id in enumerate(ids):
+                body = {
+                    "container_registry_id": entry_id,
+                    "container_registry_name": entry_id,
+                    "container_registry_public_url": f"http://10.8.0.{n + 1}:5000",
+                    "container_registry_tags": ["acl"],
+                }
+                assert (await client.post("/container_registry", json=body)).status == 201
+            filt = {"container_registry_tags": "acl"}
+            assert await _all_pages(client, filt) == ids
+            assert await _all_pages(client, filt, "&sort=-created_at") == ids[::-1]
+    finally:
+        sync_r.acl_deluser("no-object")
+    refused = [r for r in caplog.records if "INDEX_WINDOW refused" in r.getMessage()]
+    assert len(refused) == 1

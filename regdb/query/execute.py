@@ -23,10 +23,13 @@ import base64
 import binascii
 import bisect
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from redis.exceptions import ResponseError
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidQuery
@@ -40,6 +43,8 @@ from regdb.query.sort import parse_sort, project, sort_key
 from regdb.query.terms import encode_scalar, is_indexed_path
 from regdb.query.validate import validate_filter
 from regdb.store import EntryStore, created_score, storage_errors
+
+log = logging.getLogger(__name__)
 
 HEALTH_FIELD = "health"
 
@@ -256,6 +261,7 @@ class Searcher:
         self.budget_ms = budget_ms
         self.executor = executor
         self._index_window = store.redis.register_script(INDEX_WINDOW)
+        self._window_refused = False
 
     async def search(self, filt: Any, opts: QueryOptions) -> Page:
         """One page of redacted entries matching `filt`."""
@@ -357,9 +363,17 @@ class Searcher:
         start = after[2] if after is not None else 0
         while not page.more:
             wanted = page.wanted
-            sorted_set, *members = await self.store.read_script(
-                self._index_window, [key], [direction, start, wanted]
-            )
+            try:
+                sorted_set, *members = await self.store.read_script(
+                    self._index_window, [key], [direction, start, wanted]
+                )
+            except ResponseError as exc:
+                # E.g. a Redis ACL user without OBJECT: the page is still served, read whole
+                # (a reply meaning "Redis cannot serve now" is a 503 before it gets here).
+                if not self._window_refused:
+                    log.warning("INDEX_WINDOW refused (%s); index sets are read whole", exc)
+                    self._window_refused = True
+                return None
             if sorted_set != 1:
                 return None
             numbers = [int(m) for m in members]
