@@ -251,6 +251,20 @@ async def test_forged_cursors_are_400(loaded: tuple[Client, list[dict[str, Any]]
         assert resp.status == 400, (spec, key, await resp.text())
 
 
+async def create_tagged(client: Client, tag: str, count: int) -> list[str]:
+    """`count` entries tagged `tag` alone, created in order; their ids."""
+    ids = [f"{tag}-{i:02d}" for i in range(count)]
+    for n, entry_id in enumerate(ids):
+        body = {
+            "container_registry_id": entry_id,
+            "container_registry_name": entry_id,
+            "container_registry_public_url": f"http://10.9.{len(tag)}.{n + 1}:5000",
+            "container_registry_tags": [tag],
+        }
+        assert (await client.post("/container_registry", json=body)).status == 201
+    return ids
+
+
 @pytest.fixture(params=["intset", "hashtable"])
 def set_encoding(request: pytest.FixtureRequest, sync_r: redis.Redis) -> Iterator[str]:
     """Index sets as Redis keeps them up to its intset limit (read window by window), and
@@ -271,15 +285,7 @@ async def test_one_index_set_pages_fill_past_vanished_entries(
     """A page of one index set, read window by window from an intset or whole from a hash
     table: when the JSON of entries vanished between the index and the read (a delete racing
     the page), the page still fills, in order, both ways, and the cursors go on from it."""
-    ids = [f"vanish-{i:02d}" for i in range(30)]
-    for n, entry_id in enumerate(ids):
-        body = {
-            "container_registry_id": entry_id,
-            "container_registry_name": entry_id,
-            "container_registry_public_url": f"http://10.9.0.{n + 1}:5000",
-            "container_registry_tags": ["vanish"],
-        }
-        assert (await client.post("/container_registry", json=body)).status == 201
+    ids = await create_tagged(client, "vanish", 30)
     keys = Keys(settings.prefix)
     assert sync_r.object("encoding", keys.index("container_registry_tags", "s:vanish")) == (
         set_encoding.encode()
@@ -314,15 +320,7 @@ async def test_pages_are_served_without_the_object_command(
         host, port = kwargs["host"], kwargs["port"]
         limited = settings.replace(redis_url=f"redis://no-object:pw-no-object@{host}:{port}/0")
         async with api_client(limited) as client:
-            ids = [f"acl-{i:02d}" for i in range(12)]
-            for n, entry_id in enumerate(ids):
-                body = {
-                    "container_registry_id": entry_id,
-                    "container_registry_name": entry_id,
-                    "container_registry_public_url": f"http://10.8.0.{n + 1}:5000",
-                    "container_registry_tags": ["acl"],
-                }
-                assert (await client.post("/container_registry", json=body)).status == 201
+            ids = await create_tagged(client, "acl", 12)
             filt = {"container_registry_tags": "acl"}
             assert await _all_pages(client, filt) == ids
             assert await _all_pages(client, filt, "&sort=-created_at") == ids[::-1]
