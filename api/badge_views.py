@@ -12,6 +12,7 @@ import time
 from aiohttp import web
 
 from api.appkeys import HEALTH_KEY, STORE_KEY
+from api.parsing import entry_id_of
 from regdb import jsonutil
 from regdb.badges import (
     UPTIME_WINDOWS,
@@ -23,19 +24,11 @@ from regdb.badges import (
     uptime_badge,
 )
 from regdb.errors import InvalidQuery, NotFound
-from regdb.model import is_valid_id
 
 FORMATS = ("svg", "shields")
 SVG = "image/svg+xml"
 CACHE_S = 60
 """Badges are cached this long by browsers and proxies: a minute, about one probe interval."""
-
-
-def _entry_id(request: web.Request) -> str:
-    entry_id = request.match_info["id"]
-    if not is_valid_id(entry_id):
-        raise InvalidQuery(f"invalid container registry id {entry_id!r}")
-    return entry_id
 
 
 def _format(request: web.Request) -> str:
@@ -57,7 +50,7 @@ def _reply(badge: Badge, fmt: str, status: int = 200) -> web.Response:
 
 async def status_svg(request: web.Request) -> web.Response:
     """GET /badge/{id}/status.svg: the registry's name and health status."""
-    entry_id, fmt = _entry_id(request), _format(request)
+    entry_id, fmt = entry_id_of(request), _format(request)
     try:
         entry, _ = await request.app[STORE_KEY].get(entry_id)
         view = await request.app[HEALTH_KEY].current(entry_id)
@@ -68,7 +61,7 @@ async def status_svg(request: web.Request) -> web.Response:
 
 async def uptime_svg(request: web.Request) -> web.Response:
     """GET /badge/{id}/uptime/{window}.svg: uptime over 1h, 24h, 7d or 30d."""
-    entry_id, fmt = _entry_id(request), _format(request)
+    entry_id, fmt = entry_id_of(request), _format(request)
     window = request.match_info["window"]
     if window not in UPTIME_WINDOWS:
         raise InvalidQuery(f"window must be one of {', '.join(UPTIME_WINDOWS)}, not {window!r}")
@@ -83,7 +76,7 @@ async def uptime_svg(request: web.Request) -> web.Response:
 
 async def response_time_svg(request: web.Request) -> web.Response:
     """GET /badge/{id}/response-time.svg: how long the latest probe took."""
-    entry_id, fmt = _entry_id(request), _format(request)
+    entry_id, fmt = entry_id_of(request), _format(request)
     try:
         view = await request.app[HEALTH_KEY].current(entry_id)
     except NotFound:

@@ -5,22 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.appkeys import CONTENTS_KEY
-from api.parsing import int_param
+from api.parsing import entry_id_of, int_param
 from api.principal import principal_of
 from api.responses import ok
 from regdb.contents import PAGE_MAX
 from regdb.errors import InvalidQuery
-from regdb.model import is_valid_id
 
 PAGE_DEFAULT = 100
 """Names per page when `n` is not given."""
-
-
-def _entry_id(request: web.Request) -> str:
-    entry_id = request.match_info["id"]
-    if not is_valid_id(entry_id):
-        raise InvalidQuery(f"invalid container registry id {entry_id!r}")
-    return entry_id
 
 
 def _page(request: web.Request) -> tuple[int, str | None]:
@@ -32,7 +24,7 @@ def _page(request: web.Request) -> tuple[int, str | None]:
 
 async def repositories(request: web.Request) -> web.Response:
     """GET /container_registry/{id}/repositories?n=&last="""
-    entry_id = _entry_id(request)
+    entry_id = entry_id_of(request)
     n, last = _page(request)
     page = await request.app[CONTENTS_KEY].repositories(
         entry_id, n, last, principal=principal_of(request)
@@ -42,7 +34,7 @@ async def repositories(request: web.Request) -> web.Response:
 
 async def tags(request: web.Request) -> web.Response:
     """GET /container_registry/{id}/repositories/{name}/tags?n=&last="""
-    entry_id = _entry_id(request)
+    entry_id = entry_id_of(request)
     n, last = _page(request)
     name = request.match_info["name"]
     page = await request.app[CONTENTS_KEY].tags(

@@ -12,7 +12,7 @@ from aiohttp import web
 from api.schemas import ENTRY_PATH_PATTERN
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput, InvalidQuery, UnsupportedMediaType
-from regdb.model import Entry
+from regdb.model import Entry, is_valid_id
 from regdb.query.execute import HEALTH_FIELD, QueryOptions
 from regdb.query.sort import parse_fields
 
@@ -165,3 +165,11 @@ def if_match(request: web.Request) -> str | None:
     if value.startswith("W/"):
         value = value[2:]
     return value.strip('"')
+
+
+def entry_id_of(request: web.Request) -> str:
+    """The `{id}` of the path, or InvalidQuery (400) when it cannot be a registry id."""
+    entry_id = request.match_info["id"]
+    if not is_valid_id(entry_id):
+        raise InvalidQuery(f"invalid container registry id {entry_id!r}")
+    return entry_id

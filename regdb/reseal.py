@@ -95,35 +95,37 @@ def _retrying(what: str, step: Callable[[], bool | None]) -> bool | None:
     raise RuntimeError(f"{what} kept changing during the rotation; run it again")
 
 
+def _reseal_one(
+    report: ResealReport, key: str, reseal: Callable[[], bool | None], name: str, what: str
+) -> bool:
+    """Reseal one record; True when it changed. A record that does not open is named in
+    `report.failed`, one already under the first key counted as unchanged."""
+    try:
+        changed = _retrying(key, reseal)
+    except CannotOpen as exc:
+        log.error("%s: %s not resealed: %s", name, what, exc)
+        report.failed.append(name)
+        return False
+    if changed is False:
+        report.unchanged += 1
+    return changed is True
+
+
 def reseal_all(r: redis.Redis, keys: Keys, box: SecretBox) -> ResealReport:
     """Seal every entry's credentials and every hook's secret with the first key."""
     report = ResealReport()
     for raw_key in r.scan_iter(match=keys.entry_pattern, count=500):
         key = raw_key.decode()
         entry_id = keys.entry_id_from_key(key)
-        try:
-            changed = _retrying(key, functools.partial(_entry, r, key, entry_id, box))
-        except CannotOpen as exc:
-            log.error("entry %s: credentials not resealed: %s", entry_id, exc)
-            report.failed.append(f"entry {entry_id}")
-            continue
-        if changed is True:
+        reseal = functools.partial(_entry, r, key, entry_id, box)
+        if _reseal_one(report, key, reseal, f"entry {entry_id}", "credentials"):
             report.entries += 1
-        elif changed is False:
-            report.unchanged += 1
     hook_ids = sorted(m.decode() for m in r.smembers(keys.hooks))  # type: ignore[union-attr]
     for hook_id in hook_ids:
         key = keys.hook(hook_id)
-        try:
-            changed = _retrying(key, functools.partial(_hook, r, key, box))
-        except CannotOpen as exc:
-            log.error("alert hook %s: secret not resealed: %s", hook_id, exc)
-            report.failed.append(f"hook {hook_id}")
-            continue
-        if changed is True:
+        reseal = functools.partial(_hook, r, key, box)
+        if _reseal_one(report, key, reseal, f"hook {hook_id}", "secret"):
             report.hooks += 1
-        elif changed is False:
-            report.unchanged += 1
     if not report.failed:
         report.canary = reseal_canary(r, keys, box)
     return report
