@@ -26,7 +26,7 @@ registry entered or left maintenance. Reading them back: regdb/audit_query.py.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -140,16 +140,17 @@ def encode_events(events: list[AuditEvent]) -> str:
 # ------------------------------------------------------------------------------ field paths
 
 
-def _leaves(value: Any, path: str) -> Iterator[str]:
+def _leaves(value: Any, path: str, out: list[str]) -> None:
+    """Append the dotted path of every leaf under `value` (itself, unless a non-empty object)."""
     if isinstance(value, dict) and value:
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
             if isinstance(v, dict) and v:
-                yield from _leaves(v, sub)
+                _leaves(v, sub, out)
             else:
-                yield sub
+                out.append(sub)
     else:
-        yield path
+        out.append(path)
 
 
 def changed_paths(
@@ -164,7 +165,7 @@ def changed_paths(
     if before is None and after is not None:  # a create: every leaf is new
         for k, v in after.items():
             if k not in ignore:
-                out.extend(_leaves(v, str(k)))
+                _leaves(v, str(k), out)
         return _bounded(sorted(set(out)))
 
     def walk(old: Any, new: Any, path: str) -> None:
@@ -174,13 +175,13 @@ def changed_paths(
                     continue
                 sub = f"{path}.{k}" if path else str(k)
                 if k not in new:
-                    out.extend(_leaves(old[k], sub))
+                    _leaves(old[k], sub, out)
                 elif k not in old:
-                    out.extend(_leaves(new[k], sub))
+                    _leaves(new[k], sub, out)
                 else:
                     walk(old[k], new[k], sub)
         elif old != new or type(old) is not type(new):
-            out.extend(_leaves(new if new is not None else old, path))
+            _leaves(new if new is not None else old, path, out)
 
     walk(dict(before or {}), dict(after or {}), "")
     return _bounded(sorted(set(out)))

@@ -64,11 +64,14 @@ def _run_api(settings: Settings, *, reuse_port: bool = False) -> None:
     from aiohttp import web
 
     from api.app import create_app
+    from regdb.gc_tuning import settle_gc
 
     uvloop.install()  # libuv-based loop: cheaper per request than asyncio's default
+    app = create_app(settings)
+    settle_gc()  # every module is loaded and the app built (regdb/gc_tuning.py)
     try:
         web.run_app(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             print=lambda msg: log.info("%s", msg.strip()),

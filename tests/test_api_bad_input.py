@@ -158,6 +158,46 @@ async def test_entry_over_64k_400(seeded: Client) -> None:
     await _expect_error(await seeded.post("/container_registry", json=big), 400, "bytes")
 
 
+def _sized(entry_id: str, total: int) -> dict[str, Any]:
+    """An entry whose metadata, config and storage info take `total` bytes as JSON, in
+    about equal parts."""
+    entry = copy.deepcopy(SEED_ENTRY)
+    entry["container_registry_id"] = entry_id
+    parts = ("container_registry_metadata", "container_registry_config")
+    for name in parts:
+        entry[name] = {"pad": ""}
+    entry["container_registry_storage_info"] = {"pad": ""}
+    base = sum(len(jsonutil.dumps(entry[n])) for n in (*parts, "container_registry_storage_info"))
+    share, rest = divmod(total - base, 3)
+    entry["container_registry_metadata"]["pad"] = "m" * (share + rest)
+    entry["container_registry_config"]["pad"] = "c" * share
+    entry["container_registry_storage_info"]["pad"] = "s" * share
+    return entry
+
+
+async def test_entry_size_counts_the_three_parts_together(
+    seeded: Client, sync_r: redis.Redis
+) -> None:
+    """The limit is on metadata, config and storage info together (each well under it alone),
+    the boundary is exact, and a refused entry leaves nothing behind; an update is held to
+    the same limit."""
+    limit = 64 * 1024
+    before = _snapshot(sync_r)
+    body = await _expect_error(
+        await seeded.post("/container_registry", json=_sized("over", limit + 1)), 400, "bytes"
+    )
+    assert f"take {limit + 1} bytes" in body["error"] and str(limit) in body["error"]
+    assert body["details"] == [{"field": "entry", "message": body["details"][0]["message"]}]
+    assert _snapshot(sync_r) == before
+    assert (await seeded.get("/container_registry/over")).status == 404
+    assert (await seeded.post("/container_registry", json=_sized("at", limit))).status == 201
+    grown = _sized("at", limit + 1)
+    put = {k: v for k, v in grown.items() if k != "container_registry_id"}
+    stored = _snapshot(sync_r)
+    await _expect_error(await seeded.put("/container_registry/at", json=put), 400, "bytes")
+    assert _snapshot(sync_r) == stored
+
+
 QUERY_CASES = [
     ({"$where": "1"}, "$where"),
     ({"container_registry_tags": {"$expr": 1}}, "$expr"),

@@ -11,7 +11,6 @@ the cycle.
 from __future__ import annotations
 
 import ctypes
-import gc
 import logging
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ import regdb.alerts.deliver
 import regdb.monitor.jobs  # noqa: F401
 from regdb.connections import sync_redis
 from regdb.context import configure
+from regdb.gc_tuning import settle_gc
 from regdb.queues import STOP_GRACE_S, QuietWorker, priority_queue, queue_names, worker_queues
 from regdb.settings import Settings
 
@@ -45,13 +45,6 @@ def _die_with_parent() -> None:
     except (OSError, AttributeError):  # not Linux: `run` still stops it on a clean exit
         pass
 
-
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between two collections of the young generation (Python's default: 700). A
-probe batch allocates hundreds of thousands of short-lived objects; at 700 the collector ran
-about 130 times per 500 registries, a good share of the job's CPU (measured over 18 batches of
-500: 0.9-1.1 s of collection at 700, 0.55 s at 10,000), for a young generation that stays a
-few MB at most."""
 
 RESTART_WAIT_S = 1.0
 """Pause before a worker that stopped on a Redis error starts again."""
@@ -154,12 +147,9 @@ def run(settings: Settings, *, burst: bool = False) -> bool:
     conn = sync_redis(settings)
     conn.ping()
     configure(settings, conn)
-    # Every module is loaded: move what exists now out of the collector's sight. RQ forks a
-    # work horse per job, and a full collection in the horse would otherwise write to every
-    # object inherited from here, copying most of the heap page by page (measured: about
-    # 60 ms of CPU per job, against 6 ms frozen). Helpers forked below inherit this too.
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    # Every module is loaded: RQ's work horses and the helpers forked below inherit a frozen
+    # heap (regdb/gc_tuning.py).
+    settle_gc()
     helpers: list[multiprocessing.context.ForkProcess] = []
     if not burst:
         fork = multiprocessing.get_context("fork")
