@@ -23,11 +23,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from yarl import URL
 
 from regdb import defaults, jsonutil
 from regdb.errors import InvalidInput
 from regdb.registry_config import RegistryConfig
-from regdb.validation import check_http_url, check_unique, invalid, parse_url, refuse_read_only
+from regdb.validation import (
+    check_http_url,
+    check_unique,
+    invalid,
+    parse_url,
+    plain_host_port,
+    refuse_read_only,
+)
 
 ID_FIELD = "container_registry_id"
 OWNER_FIELD = "container_registry_owner"
@@ -263,7 +271,15 @@ class Entry(EntryIn):
 
 def default_image_prefix(public_url: str) -> str:
     """The image prefix a URL implies: its host[:port] (IPv6 in brackets, IDNA as punycode)."""
-    url = parse_url(public_url)
+    plain = plain_host_port(public_url)
+    if plain is not None:
+        host, explicit = plain
+        return host if explicit is None else f"{host}:{explicit}"
+    return image_prefix_of(parse_url(public_url))
+
+
+def image_prefix_of(url: URL) -> str:
+    """The image prefix of a parsed URL (by yarl, for every shape)."""
     raw = url.raw_host or ""  # image prefixes are ASCII: keep the punycode form
     host = f"[{raw}]" if ":" in raw else raw
     port = f":{url.explicit_port}" if url.explicit_port is not None else ""

@@ -155,8 +155,16 @@ class RateLimits:
 
     def rate(self, budget: Budget, principal: Principal) -> Rate:
         """The rate `principal` gets for `budget` (UNLIMITED: no check)."""
-        base = {Budget.WRITES: self.writes, Budget.QUERIES: self.queries}.get(budget, self.refresh)
-        return base.scaled(dict(self.scales).get(level_of(principal), 1.0))
+        return _scaled_rate(self, budget, level_of(principal))
+
+
+@functools.lru_cache(maxsize=256)
+def _scaled_rate(limits: RateLimits, budget: Budget, level: Level) -> Rate:
+    """A budget's rate at a scope level, worked out once (every limited request asks)."""
+    base = {Budget.WRITES: limits.writes, Budget.QUERIES: limits.queries}.get(
+        budget, limits.refresh
+    )
+    return base.scaled(dict(limits.scales).get(level, 1.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ path.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import os
@@ -236,6 +237,14 @@ def _decode(raw: Mapping[Any, Any]) -> TokenRecord:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _decode_reply(flat: tuple[bytes, ...]) -> TokenRecord:
+    """The record in FIND_TOKEN's reply (field, value, ...), decoded once per distinct reply:
+    the same token sends the same reply until its record changes (use, revocation), and a
+    changed record is a new key here. Records are frozen and hold no secret."""
+    return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+
 def load_server_key(path: Path, *, create: bool = True) -> bytes:
     """The server key from its file (mode 0600), written with random bytes on first use."""
     try:
@@ -328,7 +337,7 @@ class TokenStore:
         flat = await run_script(self.fast, self._find, [digest_key], [self.keys.token("")])
         if not flat:
             raise Unauthenticated("unknown")
-        record = _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
+        record = _decode_reply(tuple(flat))
         state = record.state(moment)
         if state is not None:
             raise Unauthenticated(state)

@@ -4,8 +4,9 @@ pydantic) and the InvalidInput both models raise for a bad document."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import yarl
 from pydantic import ValidationError
@@ -21,10 +22,41 @@ def parse_url(value: str) -> yarl.URL:
     return yarl.URL(value)
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_URL: Final = re.compile(
+    rf"https?://({_LABEL}(?:\.{_LABEL}){{0,30}})(?::([1-9][0-9]{{0,4}}))?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+)
+"""The common shape of a registry URL, checked without yarl: http(s), a lower-case ASCII host
+name or IPv4 address, an optional port without leading zeros, a path of RFC 3986 characters,
+nothing else. What it matches, yarl accepts with this host and port (tests/test_url_fast_path.py
+compares the two); anything else goes to yarl."""
+
+
+def plain_host_port(value: str) -> tuple[str, int | None] | None:
+    """(host, explicit port) of a URL of the plain shape, or None: then ask yarl.
+
+    A registry URL is parsed on every write (about 7 us with yarl, unique URLs missing its
+    cache); this shape covers nearly all of them in about 1 us."""
+    match = _PLAIN_URL.fullmatch(value)
+    if match is None:
+        return None
+    port = match[2]
+    if port is not None and int(port) > 65535:
+        return None
+    return match[1], int(port) if port is not None else None
+
+
 def check_http_url(value: str, *, credentials_hint: str, allow_query: bool) -> str:
     """An absolute http(s) URL with a host, a valid port and no userinfo."""
     if len(value) > MAX_URL_LEN:
         raise ValueError(f"is longer than {MAX_URL_LEN} characters")
+    if plain_host_port(value) is not None:
+        return value
+    return check_http_url_slow(value, credentials_hint=credentials_hint, allow_query=allow_query)
+
+
+def check_http_url_slow(value: str, *, credentials_hint: str, allow_query: bool) -> str:
+    """check_http_url by yarl alone, for every shape (the reference for the plain shape)."""
     try:
         url = parse_url(value)
     except (ValueError, TypeError):

@@ -23,6 +23,7 @@ from regdb.tokens import (
     TokenRecord,
     TokenStore,
     Unauthenticated,
+    _decode_reply,
     bearer_token,
     effective_scopes,
     generate_token,
@@ -228,6 +229,31 @@ async def test_create_authenticate_list_revoke(store: TokenStore, sync_r: redis.
     assert (await store.authenticate(bearer(other))).owner == "data-team"
     with pytest.raises(NotFound):
         await store.revoke("f" * 32)
+
+
+async def test_a_record_changed_elsewhere_is_seen_at_once(
+    store: TokenStore, sync_r: redis.Redis
+) -> None:
+    """Decoded records are reused while a token's stored record is unchanged; a revocation or
+    an expiry written by another API process (straight into Redis here) applies to the very
+    next request."""
+    token, rec = await store.create("mlops-team", {W}, now=T0)
+    await store.authenticate(bearer(token), now=T0)  # records its first use
+    hits = _decode_reply.cache_info().hits
+    for _ in range(3):
+        assert (await store.authenticate(bearer(token), now=T0)).id == rec.id
+    assert _decode_reply.cache_info().hits >= hits + 2
+    key = Keys("regdb-test:").token(rec.id)
+    sync_r.hset(key, "expires_at", "2026-11-30T12:00:30.000000Z")
+    with pytest.raises(Unauthenticated) as info:
+        await store.authenticate(bearer(token), now=T0 + timedelta(seconds=31))
+    assert info.value.reason == "expired"
+    sync_r.hdel(key, "expires_at")
+    assert (await store.authenticate(bearer(token), now=T0 + timedelta(seconds=32))).id == rec.id
+    sync_r.hset(key, "revoked_at", "2026-11-30T12:00:33.000000Z")
+    with pytest.raises(Unauthenticated) as info:
+        await store.authenticate(bearer(token), now=T0 + timedelta(seconds=34))
+    assert info.value.reason == "revoked"
 
 
 async def test_unknown_expired_and_foreign_tokens(redis_url: str, store: TokenStore) -> None:
