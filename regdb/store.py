@@ -342,7 +342,7 @@ class EntryStore:
             raise NotFound(f"No document found with id {entry_id!r}")
         return doc, rev.decode()
 
-    async def public_json_by_number(self, numbers: list[int]) -> list[bytes | None]:
+    async def public_json_by_number(self, numbers: Sequence[int | bytes]) -> list[bytes | None]:
         """The stored public JSON of these document numbers (None where the entry is gone):
         one HMGET, the bytes as Redis has them."""
         if not numbers:

@@ -24,7 +24,7 @@ import binascii
 import bisect
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -215,7 +215,7 @@ class _PageBuilder:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.docs: list[bytes] = []
-        self.last_number = 0
+        self.last_number: int | bytes = 0
         self.more = False
 
     @property
@@ -224,7 +224,9 @@ class _PageBuilder:
         follow, and a few spare ones for entries deleted since."""
         return self.limit + 1 - len(self.docs) + PAGE_SLACK
 
-    def add(self, numbers: list[int], docs: list[bytes | None]) -> None:
+    def add(self, numbers: Sequence[int | bytes], docs: list[bytes | None]) -> None:
+        """Take the entries of these numbers in order (as ints, or as Redis sent them), until
+        the page is full; a None doc is an entry deleted since."""
         for number, doc in zip(numbers, docs, strict=True):
             if doc is None:
                 continue
@@ -237,10 +239,17 @@ class _PageBuilder:
     def result(self) -> tuple[bytes, int, Any]:
         """(JSON array, its length, the next cursor's key or None)."""
         nxt = None
+        docs = self.docs
         if self.more:
-            last = jsonutil.loads(self.docs[-1])  # the cursor needs the last entry's id, time
-            nxt = [created_score(last["created_at"]), last[ID_FIELD], self.last_number]
-        return b"[" + b",".join(self.docs) + b"]", len(self.docs), nxt
+            last = jsonutil.loads(docs[-1])  # the cursor needs the last entry's id, time
+            nxt = [created_score(last["created_at"]), last[ID_FIELD], int(self.last_number)]
+        if not docs:
+            return b"[]", 0, nxt
+        # One copy of the page's bytes: "[", doc, ",", doc, ..., "]" joined at once.
+        parts = [b","] * (2 * len(docs) + 1)
+        parts[1::2] = docs
+        parts[0], parts[-1] = b"[", b"]"
+        return b"".join(parts), len(docs), nxt
 
 
 class Searcher:
@@ -376,11 +385,11 @@ class Searcher:
                 return None
             if sorted_set != 1:
                 return None
-            numbers = [int(m) for m in members]
-            page.add(numbers, await self.store.public_json_by_number(numbers))
-            if len(numbers) < wanted:
+            # The members go back to Redis as it sent them: only the last one is read here.
+            page.add(members, await self.store.public_json_by_number(members))
+            if len(members) < wanted:
                 break  # the set has nothing more
-            start = numbers[-1]
+            start = int(members[-1])
         return page.result()
 
     # -- candidates ---------------------------------------------------------------------
