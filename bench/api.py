@@ -273,8 +273,9 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             for mode in ("on", "off", "off", "on"):  # A B B A: drift hits both alike
                 base = url["api"] if mode == "on" else url["api-nofast"]
                 on_off[mode].append(load(Workload(f"{label} fastread {mode}", base, paths)))
-            rps = {m: sum(r.rps for r in rs) / len(rs) for m, rs in on_off.items()}
-            p50 = {m: sum(r.p50_ms for r in rs) / len(rs) for m, rs in on_off.items()}
+            means = {m: mean_load(rs) for m, rs in on_off.items()}
+            rps = {m: r.rps for m, r in means.items()}
+            p50 = {m: r.p50_ms for m, r in means.items()}
             ab[label] = {"rps": rps, "p50_ms": p50, "on_over_off": rps["on"] / rps["off"]}
             loads += on_off["on"] + on_off["off"]
     created = int(sync.zcard(Keys().ids)) - n

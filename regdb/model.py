@@ -32,6 +32,7 @@ from regdb.validation import (
     check_http_url,
     check_unique,
     invalid,
+    invalid_fields,
     parse_url,
     plain_host_port,
     refuse_read_only,
@@ -273,17 +274,19 @@ def default_image_prefix(public_url: str) -> str:
     """The image prefix a URL implies: its host[:port] (IPv6 in brackets, IDNA as punycode)."""
     plain = plain_host_port(public_url)
     if plain is not None:
-        host, explicit = plain
-        return host if explicit is None else f"{host}:{explicit}"
+        return _host_port(*plain)
     return image_prefix_of(parse_url(public_url))
 
 
 def image_prefix_of(url: URL) -> str:
     """The image prefix of a parsed URL (by yarl, for every shape)."""
-    raw = url.raw_host or ""  # image prefixes are ASCII: keep the punycode form
-    host = f"[{raw}]" if ":" in raw else raw
-    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
-    return f"{host}{port}"
+    return _host_port(url.raw_host or "", url.explicit_port)  # raw: the punycode form
+
+
+def _host_port(host: str, port: int | None) -> str:
+    """host[:port], an IPv6 host in brackets."""
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None else f"{host}:{port}"
 
 
 PREFIX_FIELD = "container_registry_image_prefix"
@@ -363,6 +366,4 @@ def _check_size(entry: dict[str, Any]) -> None:
             f"metadata, config and storage info together take {size} bytes, "
             f"more than the {defaults.MAX_DOC_BYTES} allowed"
         )
-        raise InvalidInput(
-            f"invalid entry: entry: {message}", details=[{"field": "entry", "message": message}]
-        )
+        raise invalid_fields("entry", [{"field": "entry", "message": message}])
