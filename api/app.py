@@ -25,9 +25,9 @@ from api.appkeys import (
     STORE_KEY,
     TOKENS_KEY,
 )
-from api.auth import check_host, check_token
+from api.auth import Guard, check_host, token_guard
 from api.middlewares import frame_middleware
-from api.routes import setup_routes
+from api.routes import access_table, setup_routes
 from regdb import defaults
 from regdb.access import AuthMode
 from regdb.alerts.deliver import policy_of
@@ -71,9 +71,9 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
             settings.port,
             ", ".join(settings.allowed_hosts),
         )
-        guard = check_host
+        guard: Guard = check_host
     else:
-        guard = check_token
+        guard = token_guard(access_table(), settings.auth)
     exporter = Exporter()
     app = web.Application(
         middlewares=[frame_middleware(guard, exporter)],

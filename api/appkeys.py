@@ -7,7 +7,6 @@ from typing import Any
 import redis.asyncio as aredis
 from aiohttp import web
 
-from regdb.access import Access
 from regdb.alerts.service import HookService
 from regdb.audit_log import AuditLog
 from regdb.contents import ContentsService
@@ -38,7 +37,5 @@ SPEC_KEY = web.AppKey("openapi", dict[str, Any])
 """The OpenAPI document generated from the route table the app was built with."""
 TOKENS_KEY = web.AppKey("tokens", TokenService)
 """API tokens: the auth middleware authenticates through its store, /tokens goes through it."""
-ACCESS_KEY = web.AppKey("access", dict[tuple[str, str], Access])
-"""(method, path template) -> the route's access level, from the route table."""
 LIMITER_KEY = web.AppKey("limiter", RateLimiter)
 """Checks callers against their rate budgets (api/ratelimits.py)."""

@@ -8,49 +8,57 @@ api/middlewares.py maps (Unauthenticated: 401 with WWW-Authenticate, Forbidden: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from api.appkeys import ACCESS_KEY, SETTINGS_KEY, TOKENS_KEY
+from api.appkeys import SETTINGS_KEY, TOKENS_KEY
 from api.principal import set_principal
-from regdb.access import Access, required_scope
+from regdb.access import Access, AuthMode, required_scope
 from regdb.errors import RegdbError
 from regdb.principal import ANONYMOUS
 from regdb.tokens import Unauthenticated
+
+Guard = Callable[[web.Request], Awaitable[None]]
+"""Who may call: raises a domain error (401, 403, 421) before the handler runs."""
 
 
 class MisdirectedHost(RegdbError):
     """A Host header this API does not answer for (421)."""
 
 
-def access_of(request: web.Request) -> Access:
-    """The matched route's access level; a path no route matches counts as a read (404). A
-    matched route the table does not know (it cannot happen: both come from ROUTES) would need
-    `write`: an unknown is never public."""
-    resource = request.match_info.route.resource
-    if resource is None:
-        return Access.READ
-    return request.app[ACCESS_KEY].get((request.method, resource.canonical), Access.WRITE)
-
-
-async def check_token(request: web.Request) -> None:
+def token_guard(access: Mapping[tuple[str, str], Access], mode: AuthMode) -> Guard:
     """The guard with tokens: authenticate any token sent; refuse what the route needs and the
     caller lacks.
 
-    The probes (/healthz, /readyz) never look at a token: liveness must not depend on Redis."""
-    access = access_of(request)
-    needed = required_scope(access, request.app[SETTINGS_KEY].auth)
-    authorization = request.headers.get("Authorization")
-    if access is Access.OPEN or not authorization:
-        if needed is not None:
-            raise Unauthenticated("missing")
-        principal = ANONYMOUS
-    else:
-        principal = await request.app[TOKENS_KEY].authenticate(authorization)
-        if needed is not None:
-            principal.require(needed)
-    set_principal(request, principal)
+    `access` maps (method, path template) to each route's access level (the route table's). A
+    path no route matches counts as a read (404); a matched route the table does not know (it
+    cannot happen: both come from ROUTES) would need `write`: an unknown is never public. What
+    each route needs is worked out here, once, not on every request. The probes (/healthz,
+    /readyz) never look at a token: liveness must not depend on Redis."""
+    needs = {key: (a is Access.OPEN, required_scope(a, mode)) for key, a in access.items()}
+    unmatched = (False, required_scope(Access.READ, mode))
+    unknown = (False, required_scope(Access.WRITE, mode))
+
+    async def check_token(request: web.Request) -> None:
+        resource = request.match_info.route.resource
+        is_open, needed = (
+            unmatched
+            if resource is None
+            else needs.get((request.method, resource.canonical), unknown)
+        )
+        authorization = request.headers.get("Authorization")
+        if is_open or not authorization:
+            if needed is not None:
+                raise Unauthenticated("missing")
+            principal = ANONYMOUS
+        else:
+            principal = await request.app[TOKENS_KEY].authenticate(authorization)
+            if needed is not None:
+                principal.require(needed)
+        set_principal(request, principal)
+
+    return check_token
 
 
 def host_name(header: str) -> str:

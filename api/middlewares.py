@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from api.acting import REQUEST_ID_HEADER, assign_request_id
-from api.auth import MisdirectedHost
+from api.auth import Guard, MisdirectedHost
 from api.responses import error
 from regdb.errors import (
     Busy,
@@ -102,10 +101,6 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         return error(message, status=exc.status, headers=allow)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error("internal server error", status=500)
-
-
-Guard = Callable[[web.Request], Awaitable[None]]
-"""Who may call: raises a domain error (401, 403, 421) before the handler runs."""
 
 
 def frame_middleware(guard: Guard, metrics: Exporter) -> Middleware:

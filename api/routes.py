@@ -28,7 +28,7 @@ from api import (
     token_views,
     views,
 )
-from api.appkeys import ACCESS_KEY, SETTINGS_KEY, SPEC_KEY
+from api.appkeys import SETTINGS_KEY, SPEC_KEY
 from api.openapi import build_spec
 from api.pages import params as page_params
 from api.pages import setup_templates
@@ -1175,11 +1175,14 @@ def _with_auth_errors(route: Route) -> Route:
 ROUTES: tuple[Route, ...] = tuple(_with_auth_errors(r) for r in _TABLE)
 
 
+def access_table() -> dict[tuple[str, str], Access]:
+    """(method, path template) -> the route's access level: what the auth guard goes by."""
+    return {(r.method, r.template): r.access for r in ROUTES}
+
+
 def setup_routes(app: web.Application) -> None:
-    """Register every route of the table on `app`, what each needs of a token, and the
-    document generated from it."""
+    """Register every route of the table on `app`, and the document generated from it."""
     setup_templates(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.served_handler())
-    app[ACCESS_KEY] = {(r.method, r.template): r.access for r in ROUTES}
     app[SPEC_KEY] = build_spec(ROUTES, app[SETTINGS_KEY].auth)
