@@ -3,9 +3,10 @@
 ``python -m bench.api [--entries N] [--duration S] [--connections C] [--fastread-ab] [--quick]``
 
 One run: a private redis-server, ``regdb api`` and the bare app (bench/hello.py) as separate
-processes; N seed-shaped entries loaded through EntryStore; then wrk against the bare app and GET
-by id (A B B A: the GET ratio is of the means), a ``$in`` page on a tag held by 1 % of the
-entries and a metadata equality page (both ``limit=100``), and creates. The ``$in`` page is
+processes; N seed-shaped entries loaded through EntryStore; then wrk against the bare app, GET by
+id, a ``$in`` page on a tag held by 1 % of the entries and a metadata equality page (both
+``limit=100``), each twice in a palindrome (A B C D D C B A: every ratio is of the means), and
+creates. The ``$in`` page is
 also timed alone (one request at a time) and forced to scan (``?plan=scan``; both answers must
 agree). Redis memory per entry comes from ``used_memory``. Every ratio is to a number measured
 in the same run. ``--fastread-ab`` adds a second API with ``REGDB_FASTREAD=false`` and reads GET
@@ -235,19 +236,19 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             warmup_s=warmup_s,
         )
 
-    # The GET target is a ratio of two runs: measured A B B A, so that the machine's drift
-    # between runs (on a shared machine the bare app alone swung 15,000-27,000 req/s from run
-    # to run) hits both alike; the ratio is of the means.
-    bare_w = Workload("bare aiohttp app GET /", url["hello"])
-    get_w = Workload("GET /container_registry/{id}", url["api"], get_paths)
-    bare_runs = [load(bare_w)]
-    get_runs = [load(get_w), load(get_w)]
-    bare_runs.append(load(bare_w))
-    bare, get = mean_load(bare_runs), mean_load(get_runs)
-    in_page = load(Workload("$in page (1 % tag, limit=100)", url["api"], [page], "POST", in_body))
-    owner = load(
-        Workload("metadata equality page (limit=100)", url["api"], [page], "POST", owner_body)
-    )
+    # Every read target is a ratio of two scenarios: each runs twice, in a palindrome
+    # (bare, GET, $in, metadata, metadata, $in, GET, bare), and each ratio is of the means, so
+    # that the machine's drift between runs (on a shared machine the bare app alone swung
+    # 15,000-29,000 req/s from run to run) hits every scenario alike, not only the first pair.
+    reads = [
+        Workload("bare aiohttp app GET /", url["hello"]),
+        Workload("GET /container_registry/{id}", url["api"], get_paths),
+        Workload("$in page (1 % tag, limit=100)", url["api"], [page], "POST", in_body),
+        Workload("metadata equality page (limit=100)", url["api"], [page], "POST", owner_body),
+    ]
+    in_order = [load(w) for w in [*reads, *reversed(reads)]]
+    read_runs = {w.name: [r for r in in_order if r.scenario == w.name] for w in reads}
+    bare, get, in_page, owner = (mean_load(read_runs[w.name]) for w in reads)
 
     alone, idx_ids = asyncio.run(one_at_a_time(url["api"] + page, in_body, SEQ_ALONE))
     scan, scan_ids = asyncio.run(one_at_a_time(url["api"] + page + "&plan=scan", in_body, SEQ_SCAN))
@@ -265,7 +266,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         ),
         warmup_s=0,
     )
-    loads = [bare_runs[0], *get_runs, bare_runs[1], in_page, owner, creates]
+    loads = [*in_order, creates]
     ab: dict[str, Any] = {}
     if args.fastread_ab:
         for label, paths in (("GET", get_paths), ("health read", health_paths)):
@@ -316,14 +317,14 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             f"{n:,} seed-shaped (4 or 5 tags, 3 metadata keys), loaded at "
             f"{n / load_s:,.0f}/s through EntryStore (200 in flight)",
         ),
-        (
-            "bare aiohttp app, GET / (A B B A with GET by id: each run)",
-            " and ".join(f"{r.rps:,.0f}" for r in bare_runs) + " req/s",
-        ),
-        ("GET by id, each run", " and ".join(f"{r.rps:,.0f}" for r in get_runs) + " req/s"),
         *(
-            (f"{r.scenario} at {conns} connections", f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms")
-            for r in (get, in_page, owner)
+            (
+                f"{r.scenario} at {conns} connections (mean of 2 runs, in the palindrome)",
+                f"{r.rps:,.0f} req/s ("
+                + " and ".join(f"{x.rps:,.0f}" for x in read_runs[r.scenario])
+                + f"), p50 {r.p50_ms:.2f} ms",
+            )
+            for r in (bare, get, in_page, owner)
         ),
         (
             # The one absolute target: how fast this machine was in the same run says how much
