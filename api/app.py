@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis.asyncio as aredis
 from aiohttp import web
 
+from api import malformed
 from api.appkeys import (
     AUDIT_KEY,
     CONTENTS_KEY,
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
     else:
         guard = token_guard(access_table(), settings.auth)
     exporter = Exporter()
+    malformed.install()  # what the HTTP parser refuses gets the envelope too (api/malformed.py)
     app = web.Application(
         middlewares=[frame_middleware(guard, exporter)],
         client_max_size=settings.max_body_bytes,

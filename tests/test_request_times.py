@@ -42,8 +42,8 @@ def test_same_exposition_as_prometheus_client() -> None:
     got, want = samples(generate_latest(ours)), samples(generate_latest(theirs))
     assert len(want) == 12 * (len(BOUNDS) + 3)  # 12 label sets: buckets with +Inf, count, sum
     assert [(n, lb) for n, lb, _ in got] == [(n, lb) for n, lb, _ in want]
-    for (name, labels, a), (_, _, b) in zip(got, want, strict=True):
-        assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), (name, labels, a, b)
+    for (name, where, a), (_, _, b) in zip(got, want, strict=True):
+        assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), (name, where, a, b)
     text = generate_latest(ours).decode()
     assert f"# TYPE {NAME} histogram" in text
     assert f'{NAME}_created{{method="GET",route="/a/{{id}}",status="200"}}' in text
