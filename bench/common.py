@@ -404,8 +404,11 @@ def _revision() -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
 
     head = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
-    # Results files of an earlier run do not make the measured code "dirty".
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+    # Results files of an earlier run, and prose (README.md, docs), do not make the measured
+    # code "dirty".
+    changed = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!*.md"
+    )
     return head + ("+dirty" if changed.strip() else "")
 
 
