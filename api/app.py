@@ -76,11 +76,11 @@ def create_app(settings: Settings, *, redis: aredis.Redis | None = None) -> web.
     else:
         guard = token_guard(access_table(), settings.auth)
     exporter = Exporter()
-    malformed.install()  # what the HTTP parser refuses gets the envelope too (api/malformed.py)
     app = web.Application(
         middlewares=[frame_middleware(guard, exporter)],
         client_max_size=settings.max_body_bytes,
     )
+    malformed.install(app)  # what the HTTP parser refuses gets the envelope too
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = exporter
 

@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     # Every read target is a ratio of two scenarios: each runs twice, in a palindrome
     # (bare, GET, $in, metadata, metadata, $in, GET, bare), and each ratio is of the means, so
     # that the machine's drift between runs (on a shared machine the bare app alone swung
-    # 15,000-29,000 req/s from run to run) hits every scenario alike, not only the first pair.
+    # 10,000-29,000 req/s from run to run) hits every scenario alike, not only the first pair.
     reads = [
         Workload("bare aiohttp app GET /", url["hello"]),
         Workload("GET /container_registry/{id}", url["api"], get_paths),

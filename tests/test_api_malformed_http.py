@@ -10,16 +10,18 @@ import json
 import logging
 
 import pytest
-from aiohttp import web
+from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import (
     BadHttpMessage,
     BadHttpMethod,
     BadStatusLine,
     InvalidHeader,
+    InvalidURLError,
     LineTooLong,
 )
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from api import malformed
 from api.malformed import reason
 
 TOKEN = "regdb_" + "Q" * 43
@@ -91,16 +93,44 @@ async def test_refused_with_the_envelope_and_nothing_echoed(
 
 
 def test_reasons_name_the_fault_without_the_bytes() -> None:
+    secret = "access_token=SECRET"
     assert "method" in reason(BadHttpMethod("FOO / HTTP/1.1"))
     assert reason(LineTooLong(b"aaaa", 8190)) == (
         "a request line or header is too long (limit 8190 bytes)"
     )
-    c_parser = BadHttpMessage("Invalid header token:\n\n  b'Authorization : Bearer x'\n  ^")
+    c_parser = BadHttpMessage(f"Invalid header token:\n\n  b'Authorization : {secret}'\n  ^")
     assert reason(c_parser) == "Invalid header token"
-    # the pure-Python parser's wording quotes without b''
-    assert reason(InvalidHeader(b"Authorization : Bearer x")) == "Invalid HTTP header"
-    assert reason(BadStatusLine("GET /a b HTTP/1.1")) == "Bad status line"
-    assert reason(BadHttpMessage("Transfer-Encoding can't be present with Content-Length")) == (
-        "Transfer-Encoding can't be present with Content-Length"
-    )
-    assert reason(None) == "unreadable request"
+    # what the pure-Python parser raises quotes the request, or is the request itself
+    cases = {
+        InvalidHeader(f"Authorization : Bearer {secret}".encode()): "invalid header",
+        BadStatusLine(f"GET /a?{secret} b HTTP/1.1"): "malformed request line",
+        InvalidURLError(f"/a\x01?{secret}"): "invalid request target",
+        BadHttpMessage(f"Duplicate '{secret}' header found."): (
+            "a header that may appear once appears twice"
+        ),
+        BadHttpMessage(f"{secret}: anything"): "unreadable request",
+        BadHttpMessage(f"x:\n\n  b'{secret}'"): "x",
+        None: "unreadable request",
+    }
+    for exc, words in cases.items():
+        assert reason(exc) == words and "SECRET" not in reason(exc)
+
+
+async def test_other_aiohttp_servers_keep_their_own_answers(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """The replaced method serves regdb's apps only: a plain aiohttp app in the same process
+    (a test peer, a benchmark's fake fleet) still answers as aiohttp does."""
+    assert client.server.port is not None  # a regdb app is up: the method is replaced
+    assert web_protocol.RequestHandler.handle_error is malformed._handle_error
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    plain = web.Application()
+    plain.router.add_get("/", hello)
+    async with TestClient(TestServer(plain, host="127.0.0.1")) as other:
+        assert other.server.port is not None
+        status, headers, body = await exchange(other.server.port, MALFORMED["unknown method"])
+    assert status == 400 and headers["content-type"].startswith("text/plain")
+    assert not body.startswith(b"{")
