@@ -381,18 +381,55 @@ return redis.call('HGETALL', ARGV[1] .. id)
 
 
 # The next numbers of a page of one index set, in page order, when Redis keeps the set as an
-# intset (its members are then read in ascending order): only those numbers leave Redis, not
-# the thousands a set can hold. KEYS: the set. ARGV: direction (1 ascending, -1 descending),
-# the number to start after (0: from the first), how many.
+# intset: only those numbers leave Redis, not the thousands a set can hold. KEYS: the set, the
+# document-number counter (docseq: the highest number handed out). ARGV: direction (1
+# ascending, -1 descending), the number to start after (0: from the first), how many.
 # Returns {1, numbers...} for an intset; {0} otherwise (the caller reads every member).
+#
+# Two ways to the same answer, whichever reads less. A small set is read whole (its members
+# come out of an intset in ascending order) and cut by binary search: Lua pays for every
+# member, ~0.2 us each, 15 ms a page for a tag on 72,000 of 100,000 entries. A large set is
+# probed instead: the numbers after the cursor, a chunk at a time, asked with SMISMEMBER (a
+# binary search each inside Redis), about want * top / card numbers for a page. Probing stops
+# once it has looked at as many numbers as the set holds (members bunched far from the cursor)
+# and the whole read takes over from there. No counter (0): read whole. Probed numbers come back
+# as integers, read ones as Redis keeps them: the caller hands either back to HMGET.
 INDEX_WINDOW = """
 if redis.call('OBJECT', 'ENCODING', KEYS[1]) ~= 'intset' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
   return {0}
 end
-local m = redis.call('SMEMBERS', KEYS[1])
 local dir, after, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {1}
+local card = redis.call('SCARD', KEYS[1])
+local top = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if top > 0 and card * card > 4 * want * top then
+  local budget = card
+  local n
+  if dir > 0 then n = after + 1 elseif after > 0 then n = after - 1 else n = top end
+  local chunk = math.min(4000, math.max(128, math.ceil(1.5 * want * top / card)))
+  while #out <= want do
+    if (dir > 0 and n > top) or (dir < 0 and n < 1) then return out end
+    if budget <= 0 then break end
+    local last
+    if dir > 0 then last = math.min(top, n + chunk - 1) else last = math.max(1, n - chunk + 1) end
+    local cand = {}
+    for i = n, last, dir do cand[#cand + 1] = i end
+    local hit = redis.call('SMISMEMBER', KEYS[1], unpack(cand))
+    for i = 1, #cand do
+      if hit[i] == 1 then
+        out[#out + 1] = cand[i]
+        if #out > want then return out end
+      end
+    end
+    budget = budget - #cand
+    n = last + dir
+  end
+  -- read whole from here: after the last number probed
+  want = want - (#out - 1)
+  after = n - dir
+end
+local m = redis.call('SMEMBERS', KEYS[1])
 local lo, hi = 1, #m
 if dir > 0 then
   -- the first position whose number is above `after`

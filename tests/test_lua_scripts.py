@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -493,10 +494,11 @@ def test_find_token_by_digest(r: redis.Redis) -> None:
 def test_index_window_of_an_intset_in_both_directions(r: redis.Redis) -> None:
     window = script(r, lua.INDEX_WINDOW)
     r.sadd("t:ix:w", *[n * 10 for n in range(1, 21)])  # 10, 20, ..., 200
+    r.set("t:docseq", 200)
     assert r.object("encoding", "t:ix:w") == b"intset"
 
     def call(direction: int, after: int, want: int) -> list[int]:
-        flag, *numbers = window(keys=["t:ix:w"], args=[direction, after, want])
+        flag, *numbers = window(keys=["t:ix:w", "t:docseq"], args=[direction, after, want])
         assert flag == 1
         return [int(n) for n in numbers]
 
@@ -510,10 +512,97 @@ def test_index_window_of_an_intset_in_both_directions(r: redis.Redis) -> None:
     assert call(-1, 175, 2) == [170, 160]
     assert call(-1, 20, 5) == [10]
     assert call(-1, 10, 5) == []
-    assert window(keys=["t:ix:none"], args=[1, 0, 5]) == [1]  # no such set: an empty page
+    assert window(keys=["t:ix:none", "t:docseq"], args=[1, 0, 5]) == [1]  # no set: empty page
+
+
+def _expected(members: list[int], direction: int, after: int, want: int) -> list[int]:
+    if direction > 0:
+        return [m for m in members if m > after][:want]
+    return [m for m in reversed(members) if after == 0 or m < after][:want]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["dense", "sparse", "bunched at both ends", "one run in the middle", "every number"],
+)
+def test_index_window_probes_a_large_set_and_gives_what_a_whole_read_gives(
+    r: redis.Redis, shape: str
+) -> None:
+    """Large sets are probed with SMISMEMBER (a chunk of numbers after the cursor at a time),
+    small ones read whole; either way the page is the set's next numbers in order. Compared
+    with the sorted members for cursors all over the range, both directions, several page
+    sizes; the shapes reach both ways, the switch between them mid-page (members bunched far
+    from the cursor), and the end of the range."""
+    top = 30_000
+    rng = random.Random(shape)
+    if shape == "dense":
+        members = sorted(rng.sample(range(1, top + 1), 21_000))
+    elif shape == "sparse":
+        members = sorted(rng.sample(range(1, top + 1), 900))
+    elif shape == "bunched at both ends":
+        members = [*range(1, 4_001), *range(top - 4_000, top + 1)]
+    elif shape == "one run in the middle":
+        members = list(range(12_000, 19_000))
+    else:
+        members = list(range(1, top + 1))
+    key = f"t:ix:{shape}"
+    r.sadd(key, *members)
+    r.set("t:docseq", top)
+    assert r.object("encoding", key) == b"intset"
+    window = script(r, lua.INDEX_WINDOW)
+    afters = [0, 1, 3_999, 4_000, 4_001, 11_999, 15_000, 19_000, top - 4_001, top - 1, top]
+    afters += rng.sample(range(1, top + 1), 25)
+    for direction in (1, -1):
+        for after in afters:
+            for want in (1, 101, 600):
+                flag, *got = window(keys=[key, "t:docseq"], args=[direction, after, want])
+                assert flag == 1
+                assert [int(n) for n in got] == _expected(members, direction, after, want), (
+                    direction,
+                    after,
+                    want,
+                )
+
+
+def test_index_window_whole_read_starts_right_after_the_last_probed_number(
+    r: redis.Redis,
+) -> None:
+    """Probing a set of 1,000 in 10,000 numbers, a page of one looks at 128 numbers a chunk;
+    after 8 chunks (1,024 numbers, more than the set holds) the whole read takes over: the
+    first member it must give is the very next number, in either direction."""
+    window = script(r, lua.INDEX_WINDOW)
+    r.set("t:docseq", 10_000)
+    r.sadd("t:ix:up", 1_025, *range(5_000, 5_999))
+    r.sadd("t:ix:down", 8_976, *range(1, 1_000))
+    assert r.scard("t:ix:up") == r.scard("t:ix:down") == 1_000
+    assert window(keys=["t:ix:up", "t:docseq"], args=[1, 0, 1]) == [1, b"1025"]
+    assert window(keys=["t:ix:down", "t:docseq"], args=[-1, 0, 1]) == [1, b"8976"]
+
+
+def test_index_window_reads_little_of_a_large_set(r: redis.Redis) -> None:
+    """The point of probing: a page of a set holding most numbers costs Redis about what the
+    page holds, not what the set holds (timed against the whole read of the same set)."""
+    top = 100_000
+    r.sadd("t:ix:big", *range(1, top + 1, 4), *range(2, top + 1, 4), *range(3, top + 1, 4))
+    r.set("t:docseq", top)
+    window = script(r, lua.INDEX_WINDOW)
+    answers = {}
+    cost = {}
+    # no counter: read whole (as a counter so high that probing would never pay)
+    for counter in ("t:docseq", "t:docseq-none"):
+        answers[counter] = window(keys=["t:ix:big", counter], args=[1, 50_000, 101])
+        r.config_resetstat()
+        for _ in range(5):
+            window(keys=["t:ix:big", counter], args=[1, 50_000, 101])
+        stats = r.info("commandstats")
+        cost[counter] = stats["cmdstat_evalsha"]["usec_per_call"]
+        assert ("cmdstat_smembers" in stats) == (counter == "t:docseq-none")
+    assert [int(n) for n in answers["t:docseq"]] == [int(n) for n in answers["t:docseq-none"]]
+    assert len(answers["t:docseq"]) == 102
+    assert cost["t:docseq"] * 20 < cost["t:docseq-none"], cost
 
 
 def test_index_window_leaves_other_encodings_to_the_caller(r: redis.Redis) -> None:
     r.sadd("t:ix:h", "1", "2", "x")  # a non-integer member: a hash table (or listpack)
     assert r.object("encoding", "t:ix:h") != b"intset"
-    assert script(r, lua.INDEX_WINDOW)(keys=["t:ix:h"], args=[1, 0, 5]) == [0]
+    assert script(r, lua.INDEX_WINDOW)(keys=["t:ix:h", "t:docseq"], args=[1, 0, 5]) == [0]

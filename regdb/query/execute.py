@@ -374,7 +374,7 @@ class Searcher:
             wanted = page.wanted
             try:
                 sorted_set, *members = await self.store.read_script(
-                    self._index_window, [key], [direction, start, wanted]
+                    self._index_window, [key, self.keys.docseq], [direction, start, wanted]
                 )
             except ResponseError as exc:
                 # E.g. a Redis ACL user without OBJECT: the page is still served, read whole
