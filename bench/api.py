@@ -6,12 +6,12 @@ One run: a private redis-server, ``regdb api`` and the bare app (bench/hello.py)
 processes; N seed-shaped entries loaded through EntryStore; then wrk against the bare app, GET by
 id, a ``$in`` page on a tag held by 1 % of the entries and a metadata equality page (both
 ``limit=100``), each twice in a palindrome (A B C D D C B A: every ratio is of the means), and
-creates. The ``$in`` page is
-also timed alone (one request at a time) and forced to scan (``?plan=scan``; both answers must
-agree), and so is a page of the most common tag (on about 70 % of the entries). Redis memory per entry comes from ``used_memory``. Every ratio is to a number measured
-in the same run. ``--fastread-ab`` adds a second API with ``REGDB_FASTREAD=false`` and reads GET
-and ``/check_container_health`` on both, in A B B A order. Writes bench/results/api.json; exit
-code 0 when every target of issue 7 passed.
+creates. The ``$in`` page is also timed alone (one request at a time) and forced to scan
+(``?plan=scan``; both answers must agree), and so is a page of the most common tag (on about 70 %
+of the entries). Redis memory per entry comes from ``used_memory``. Every ratio is to a number
+measured in the same run. ``--fastread-ab`` adds a second API with ``REGDB_FASTREAD=false`` and
+reads GET and ``/check_container_health`` on both, in A B B A order. Writes bench/results/api.json;
+exit code 0 when every target of issue 7 passed.
 """
 
 from __future__ import annotations
