@@ -37,6 +37,7 @@ from bench.common import (
     free_port,
     load_entries,
     mean_load,
+    palindrome,
     percentile,
     print_loads,
     require_loopback,
@@ -57,6 +58,8 @@ TAG_WEIGHTS = [1.0 / (rank + 1) ** 1.1 for rank in range(len(TAGS))]
 UNREACHED_RATE = "100000000"
 """Every rate budget of the APIs under test: the limiter runs (its cost is part of the API's)
 but no scenario comes near it."""
+FASTREAD = (("on", "api"), ("off", "api-nofast"))
+"""The fastread A/B: each mode and the API that runs it."""
 SEQ_ALONE, SEQ_SCAN = 50, 5
 """Requests of the $in page timed alone, and with ?plan=scan (each reads the catalog)."""
 
@@ -246,8 +249,7 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         Workload("$in page (1 % tag, limit=100)", url["api"], [page], "POST", in_body),
         Workload("metadata equality page (limit=100)", url["api"], [page], "POST", owner_body),
     ]
-    in_order = [load(w) for w in [*reads, *reversed(reads)]]
-    read_runs = {w.name: [r for r in in_order if r.scenario == w.name] for w in reads}
+    in_order, read_runs = palindrome(load, reads)
     bare, get, in_page, owner = (mean_load(read_runs[w.name]) for w in reads)
 
     alone, idx_ids = asyncio.run(one_at_a_time(url["api"] + page, in_body, SEQ_ALONE))
@@ -275,15 +277,13 @@ def _run(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     ab: dict[str, Any] = {}
     if args.fastread_ab:
         for label, paths in (("GET", get_paths), ("health read", health_paths)):
-            on_off: dict[str, list[Load]] = {"on": [], "off": []}
-            for mode in ("on", "off", "off", "on"):  # A B B A: drift hits both alike
-                base = url["api"] if mode == "on" else url["api-nofast"]
-                on_off[mode].append(load(Workload(f"{label} fastread {mode}", base, paths)))
-            means = {m: mean_load(rs) for m, rs in on_off.items()}
+            pair = {m: Workload(f"{label} fastread {m}", url[k], paths) for m, k in FASTREAD}
+            runs, by_name = palindrome(load, list(pair.values()))
+            means = {m: mean_load(by_name[w.name]) for m, w in pair.items()}
             rps = {m: r.rps for m, r in means.items()}
             p50 = {m: r.p50_ms for m, r in means.items()}
             ab[label] = {"rps": rps, "p50_ms": p50, "on_over_off": rps["on"] / rps["off"]}
-            loads += on_off["on"] + on_off["off"]
+            loads += runs
     created = int(sync.zcard(Keys().ids)) - n
     sync.close()
 

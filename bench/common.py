@@ -336,6 +336,15 @@ def run_wrk(
     return Wrk(w, connections, duration_s, tmp).result()
 
 
+def palindrome(
+    measure: Callable[[Workload], Load], workloads: Sequence[Workload]
+) -> tuple[list[Load], dict[str, list[Load]]]:
+    """Each workload measured twice, in the order A B ... B A, so that drift that is linear in
+    time hits every one alike: the runs in order, and each workload's two runs by name."""
+    in_order = [measure(w) for w in [*workloads, *reversed(workloads)]]
+    return in_order, {w.name: [r for r in in_order if r.scenario == w.name] for w in workloads}
+
+
 # --------------------------------------------------------------------------- catalog, results
 
 

@@ -16,7 +16,7 @@ import enum
 import functools
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from regdb.principal import Principal
@@ -152,19 +152,24 @@ class RateLimits:
     queries: Rate = QUERIES
     refresh: Rate = REFRESH
     scales: Scales = DEFAULT_SCALES
+    _table: dict[tuple[Budget, Level], Rate] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+    """Each budget's rate at each level, worked out once (every limited request asks)."""
+
+    def __post_init__(self) -> None:
+        base = {Budget.WRITES: self.writes, Budget.QUERIES: self.queries}
+        scale = dict(self.scales)
+        table = {
+            (budget, level): base.get(budget, self.refresh).scaled(scale.get(level, 1.0))
+            for budget in Budget
+            for level in Level
+        }
+        object.__setattr__(self, "_table", table)
 
     def rate(self, budget: Budget, principal: Principal) -> Rate:
         """The rate `principal` gets for `budget` (UNLIMITED: no check)."""
-        return _scaled_rate(self, budget, level_of(principal))
-
-
-@functools.lru_cache(maxsize=256)
-def _scaled_rate(limits: RateLimits, budget: Budget, level: Level) -> Rate:
-    """A budget's rate at a scope level, worked out once (every limited request asks)."""
-    base = {Budget.WRITES: limits.writes, Budget.QUERIES: limits.queries}.get(
-        budget, limits.refresh
-    )
-    return base.scaled(dict(limits.scales).get(level, 1.0))
+        return self._table[budget, level_of(principal)]
 
 
 @dataclass(frozen=True, slots=True)
